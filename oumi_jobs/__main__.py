@@ -1,0 +1,3 @@
+from oumi_jobs.cli import main
+
+main()

@@ -1,0 +1,259 @@
+"""The ``oumi-jobs`` command line: parse, make one call into the core, render.
+
+No SQL, processes or signals here.  Every error the core raises is turned
+into one line on stderr and its exit code in :class:`_Group.invoke`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from oumi_jobs import __version__
+from oumi_jobs.errors import ExitCode, OumiJobsError
+from oumi_jobs.paths import Paths
+
+DEBUG_ENV = "OUMI_JOBS_DEBUG"
+
+
+class _Group(TyperGroup):
+    """Maps core errors to one line and an exit code, in one place."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from oumi_jobs import output
+
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except OumiJobsError as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                traceback.print_exc()
+            output.error(str(exc))
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
+            sys.stderr.close()
+            raise typer.Exit(ExitCode.FAILURE) from None
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            output.error(f"internal error: {exc!r} (set {DEBUG_ENV}=1 for a traceback)")
+            raise typer.Exit(ExitCode.FAILURE) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="oumi-jobs",
+    help="Submit, watch and cancel Oumi jobs on this machine or on any cloud oumi.launcher reaches.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# -- option types, declared once ---------------------------------------------
+JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job id, or a unique prefix of one.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only the essential value.")]
+CloudOpt = Annotated[Optional[str], typer.Option("--cloud", help="Cloud to run on (default: the config's, else local).")]
+ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Cluster to run on.")]
+
+
+def _paths(ctx: click.Context) -> Paths:
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = Paths.from_env()
+    return root.obj
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"oumi-jobs {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Submit, watch and cancel Oumi jobs on this machine or on any cloud oumi.launcher reaches.
+
+    Exit codes: 0 success, 1 failure, 2 usage error, 3 job not found or ambiguous,
+    4 conflict, 5 cloud unreachable, 6 cancelled but processes survived.
+    """
+
+
+@app.command()
+def submit(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="An Oumi job config (run:/resources:) or task config (train, ...).")],
+    cloud: CloudOpt = None,
+    cluster: ClusterOpt = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="A name that becomes the job id.")] = None,
+    command: Annotated[
+        Optional[str], typer.Option("--command", help="oumi command for a task config (default: inferred).")
+    ] = None,
+    env: Annotated[list[str], typer.Option("--env", help="Environment variable K=V (repeatable).")] = [],  # noqa: B006
+    workdir: Annotated[
+        Optional[str], typer.Option("--workdir", help="Working directory (relative to the current one).")
+    ] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end; exit with its outcome.")] = False,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a job.  Prints its id."""
+    from oumi_jobs import jobs, output
+
+    paths = _paths(ctx)
+    request = jobs.SubmitRequest(
+        config=str(config), cloud=cloud, cluster=cluster, name=name, command=command,
+        env=tuple(env), workdir=workdir,
+    )  # fmt: skip
+    view = jobs.submit(paths, request)
+    if quiet:
+        output.print_line(view.job_id)
+    elif not as_json:
+        output.print_line(view.job_id)
+        output.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
+    if not wait:
+        if as_json:
+            output.print_json(output.job_document(view))
+        return
+    follow = jobs.follow_until_done(paths, view.job_id)
+    if quiet or as_json:
+        for view in follow:
+            pass
+    else:
+        view = output.watch(follow)
+    if as_json:
+        output.print_json(output.job_document(view))
+    raise typer.Exit(_outcome_exit_code(view))
+
+
+def _outcome_exit_code(view: Any) -> int:
+    from oumi_jobs.states import State
+
+    if view.state is State.SUCCEEDED:
+        return ExitCode.OK
+    if view.state is State.CANCELLED:
+        return ExitCode.CONFLICT
+    return ExitCode.FAILURE
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    job: JobArg,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until the job is done.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Live state of one job."""
+    from oumi_jobs import jobs, output
+
+    paths = _paths(ctx)
+    if watch:
+        follow = jobs.follow_until_done(paths, job)
+        if as_json:
+            *_, view = follow
+        else:
+            view = output.watch(follow)
+            return
+    else:
+        view = jobs.get_status(paths, job)
+    if as_json:
+        output.print_json(output.job_document(view))
+    else:
+        output.print_job(view)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    cloud: Annotated[Optional[str], typer.Option("--cloud", help="Only jobs of this cloud.")] = None,
+    state: Annotated[list[str], typer.Option("--state", help="Only jobs in this state (repeatable).")] = [],  # noqa: B006
+    since: Annotated[
+        Optional[str], typer.Option("--since", help="Only jobs submitted since an age (2h, 7d) or a date.")
+    ] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many jobs.", min=0)] = None,
+    local_only: Annotated[bool, typer.Option("--local-only", help="Query no cloud.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """All registered jobs, newest first, with their live states."""
+    from oumi_jobs import jobs, output
+    from oumi_jobs.states import parse_states
+
+    views = jobs.list_jobs(_paths(ctx), cloud=cloud, states=parse_states(state), since=since, limit=limit)
+    if as_json:
+        output.print_json([output.job_document(v) for v in views])
+    else:
+        output.print_jobs(views)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    job: JobArg,
+    stderr: Annotated[bool, typer.Option("--stderr", help="Print stderr instead of stdout.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job is done.")] = False,
+    tail: Annotated[Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.", min=0)] = None,
+) -> None:
+    """Print a job's output."""
+    from oumi_jobs.logs import read_log
+
+    for chunk in read_log(_paths(ctx), job, stderr=stderr, tail=tail, follow=follow):
+        sys.stdout.write(chunk)
+        sys.stdout.flush()
+
+
+@app.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Age of entries to remove: 90s, 30m, 12h, 7d, 2w.")
+    ] = "7d",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
+    remove_logs: Annotated[bool, typer.Option("--logs", help="Remove the jobs' log files too.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove old registry entries of finished jobs (safe from cron)."""
+    from oumi_jobs import output
+    from oumi_jobs.prune import prune as prune_jobs
+
+    result = prune_jobs(_paths(ctx), older_than=older_than, dry_run=dry_run, logs=remove_logs)
+    if as_json:
+        output.print_json(output.prune_document(result))
+    else:
+        output.print_prune(result)
+
+
+@app.command("import-registry")
+def import_registry(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="The Oumi job server's JSON registry.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Import the JSON registry of the Oumi job server (its `status` keys are dropped)."""
+    from oumi_jobs import output
+    from oumi_jobs.legacy import import_registry as import_legacy
+
+    result = import_legacy(_paths(ctx), file)
+    if as_json:
+        output.print_json(output.import_document(result))
+    else:
+        output.print_import(result)
+
+
+def main() -> None:
+    app(prog_name="oumi-jobs")

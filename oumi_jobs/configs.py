@@ -1,0 +1,228 @@
+"""Reading Oumi configs without importing ``oumi``.
+
+Two kinds of config are accepted:
+
+* an Oumi **job config** (``run``, ``setup``, ``working_dir``, ``envs``,
+  ``resources``...), which runs ``setup`` then ``run`` like Oumi's local cloud;
+* an Oumi **task config** (train, evaluate, infer...), which is wrapped as
+  ``oumi <command> -c CONFIG``.
+
+Everything here validates and plans; nothing is written.  Bad input raises
+:class:`~oumi_jobs.errors.UsageError` with one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oumi_jobs.errors import UsageError
+
+# The oumi sub-commands a task config can be wrapped in.
+TASK_COMMANDS = ("train", "evaluate", "infer", "tune", "synth", "judge", "quantize", "analyze")
+
+# Top-level keys that tell a task config's command, checked in this order
+# (an evaluation config has `generation` too, so `tasks` is tested first).
+_COMMAND_MARKERS: list[tuple[str, tuple[str, ...]]] = [
+    ("train", ("training",)),
+    ("tune", ("tuning",)),
+    ("evaluate", ("tasks",)),
+    ("synth", ("strategy_params",)),
+    ("judge", ("judge_params",)),
+    ("quantize", ("quantization",)),
+    ("analyze", ("analyzers",)),
+    ("infer", ("generation", "input_path", "inference_engine")),
+]
+
+_JOB_CONFIG_KEYS = {"run", "setup", "resources", "envs", "working_dir", "num_nodes", "file_mounts", "storage_mounts"}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Clouds oumi.launcher ships with.  A cloud registered at run time through
+# oumi's register_cloud_builder is accepted once the launcher adapter exists.
+LOCAL_CLOUD = "local"
+KNOWN_CLOUDS = frozenset(
+    {LOCAL_CLOUD, "aws", "azure", "gcp", "lambda", "runpod", "kubernetes", "k8s", "nebius", "slurm",
+     "polaris", "frontier", "perlmutter", "sky"}
+)  # fmt: skip
+
+# Bash runs `setup` and then, only if it succeeded, `run` in its place (exec),
+# so the job's pid is the run script's own.  The scripts arrive as positional
+# arguments: data, never spliced into the command line.
+_SETUP_THEN_RUN = '/bin/bash -c "$1" || exit $?; exec /bin/bash -c "$2"'
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What to run, where and with what: the outcome of reading a config."""
+
+    kind: str  # "job" or "task"
+    command: str  # the oumi sub-command, or "job" for a job config
+    config_path: Path
+    cloud: str
+    cluster: str | None
+    argv: tuple[str, ...]
+    workdir: Path
+    env_overrides: Mapping[str, str] = field(default_factory=dict)
+    model_name: str | None = None
+    output_dir: str | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+def load_yaml(path: Path) -> Mapping[str, Any]:
+    import yaml
+
+    if not path.exists():
+        raise UsageError(f"config file not found: {path}")
+    if not path.is_file():
+        raise UsageError(f"config path is not a file: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read config {path}: {exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UsageError(f"cannot parse config {path}{where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"config {path} is not a YAML mapping of Oumi settings")
+    return data
+
+
+def parse_env_assignments(pairs: Sequence[str]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not _ENV_NAME.match(name):
+            raise UsageError(f"invalid --env {pair!r}: expected NAME=VALUE with NAME a valid variable name")
+        env[name] = value
+    return env
+
+
+def is_job_config(config: Mapping[str, Any]) -> bool:
+    return "run" in config or bool(_JOB_CONFIG_KEYS & set(config) - {"working_dir"}) and "model" not in config
+
+
+def infer_task_command(config: Mapping[str, Any]) -> str | None:
+    for command, markers in _COMMAND_MARKERS:
+        if any(key in config for key in markers):
+            return command
+    return None
+
+
+def _nested(config: Mapping[str, Any], *keys: str) -> str | None:
+    node: Any = config
+    for key in keys:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return str(node) if node not in (None, "") else None
+
+
+def oumi_executable() -> str:
+    """The ``oumi`` command of this environment, else whatever ``oumi`` is on PATH."""
+    beside = Path(sys.executable).with_name("oumi")
+    if beside.exists():
+        return str(beside)
+    return shutil.which("oumi") or "oumi"
+
+
+def plan_launch(
+    config_path: str | os.PathLike[str],
+    *,
+    cwd: Path,
+    cloud: str | None = None,
+    cluster: str | None = None,
+    command: str | None = None,
+    workdir: str | None = None,
+    env: Sequence[str] = (),
+) -> LaunchPlan:
+    """Read and check a config and the submit options; raises UsageError on bad input."""
+    path = (cwd / Path(config_path)).absolute()
+    env_overrides = parse_env_assignments(env)
+    config = load_yaml(path)
+    if command is not None and command not in TASK_COMMANDS:
+        raise UsageError(f"unknown --command {command!r}; choose one of {', '.join(TASK_COMMANDS)}")
+
+    job_config = is_job_config(config) and command is None
+    resources = config.get("resources") if job_config else None
+    config_cloud = resources.get("cloud") if isinstance(resources, Mapping) else None
+    chosen_cloud = (cloud or config_cloud or LOCAL_CLOUD).strip()
+    if chosen_cloud not in KNOWN_CLOUDS:
+        raise UsageError(f"unknown cloud {chosen_cloud!r}; known clouds: {', '.join(sorted(KNOWN_CLOUDS))}")
+
+    if job_config:
+        run = config.get("run")
+        if not isinstance(run, str) or not run.strip():
+            raise UsageError(f"job config {path} has no `run:` script")
+        setup = config.get("setup")
+        if setup is not None and not isinstance(setup, str):
+            raise UsageError(f"job config {path}: `setup:` must be a script (a string)")
+        envs = config.get("envs") or {}
+        if not isinstance(envs, Mapping):
+            raise UsageError(f"job config {path}: `envs:` must be a mapping of NAME: value")
+        job_env = {str(k): "" if v is None else str(v) for k, v in envs.items()}
+        argv: tuple[str, ...]
+        if setup and setup.strip():
+            argv = ("/bin/bash", "-c", _SETUP_THEN_RUN, "oumi-job", setup, run)
+        else:
+            argv = ("/bin/bash", "-c", run)
+        chosen_workdir = workdir or config.get("working_dir")
+        return LaunchPlan(
+            kind="job",
+            command="job",
+            config_path=path,
+            cloud=chosen_cloud,
+            cluster=cluster,
+            argv=argv,
+            workdir=_resolve_workdir(chosen_workdir, cwd),
+            # --env on the command line wins over the config's envs.
+            env_overrides=job_env | env_overrides,
+            model_name=_nested(config, "model", "model_name"),
+            output_dir=_nested(config, "envs", "OUTPUT_DIR"),
+            config=config,
+        )
+
+    task_command = command or infer_task_command(config)
+    if task_command is None:
+        if "model" in config:
+            raise UsageError(
+                f"cannot tell which oumi command runs {path}; pass --command ({', '.join(TASK_COMMANDS)})"
+            )
+        raise UsageError(
+            f"{path} is neither an Oumi job config (no `run:`) nor an Oumi task config (train, evaluate, infer...)"
+        )
+    return LaunchPlan(
+        kind="task",
+        command=task_command,
+        config_path=path,
+        cloud=chosen_cloud,
+        cluster=cluster,
+        argv=(oumi_executable(), task_command, "-c", str(path)),
+        workdir=_resolve_workdir(workdir, cwd),
+        env_overrides=env_overrides,
+        model_name=_nested(config, "model", "model_name"),
+        output_dir=(
+            _nested(config, "training", "output_dir")
+            or _nested(config, "output_dir")
+            or _nested(config, "output_path")
+        ),
+        config=config,
+    )
+
+
+def _resolve_workdir(workdir: Any, cwd: Path) -> Path:
+    if workdir in (None, ""):
+        return cwd
+    resolved = (cwd / Path(str(workdir)).expanduser()).absolute()
+    if not resolved.is_dir():
+        raise UsageError(f"working directory does not exist: {resolved}")
+    return resolved

@@ -1,0 +1,60 @@
+"""The exception tree of oumi-jobs.
+
+Core code raises these; the CLI turns each into one line on stderr and the
+exit code it carries (SPEC "Exit codes"), in one place.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    CONFLICT = 4
+    CLOUD_UNREACHABLE = 5
+    SURVIVORS = 6
+
+
+class OumiJobsError(Exception):
+    """Base of every error oumi-jobs reports to its user."""
+
+    exit_code: int = ExitCode.FAILURE
+
+
+class UsageError(OumiJobsError):
+    """Bad input: a missing or malformed config, an unknown cloud, a bad option value."""
+
+    exit_code = ExitCode.USAGE
+
+
+class JobNotFoundError(OumiJobsError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class AmbiguousJobError(OumiJobsError):
+    exit_code = ExitCode.NOT_FOUND
+
+    def __init__(self, prefix: str, candidates: list[str]) -> None:
+        self.prefix = prefix
+        self.candidates = candidates
+        shown = ", ".join(candidates[:10])
+        more = f" (and {len(candidates) - 10} more)" if len(candidates) > 10 else ""
+        super().__init__(f"job prefix {prefix!r} is ambiguous; candidates: {shown}{more}")
+
+
+class ConflictError(OumiJobsError):
+    """The request contradicts the job's state (e.g. cancelling a finished job)."""
+
+    exit_code = ExitCode.CONFLICT
+
+
+class RegistryError(OumiJobsError):
+    """The registry file cannot be read; it is left untouched."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class CloudUnreachableError(OumiJobsError):
+    exit_code = ExitCode.CLOUD_UNREACHABLE

@@ -1,0 +1,174 @@
+"""Submitting jobs and reading their live state: the core behind submit, status and list."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from oumi_jobs import configs, supervisor
+from oumi_jobs.errors import OumiJobsError, UsageError
+from oumi_jobs.events import log_event
+from oumi_jobs.ids import job_id_from_name, new_job_id
+from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.procs import boot_id, identify
+from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.states import State, local_state
+from oumi_jobs.timestamps import now, now_iso, to_iso
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as seen right now: its identity plus its live state."""
+
+    record: JobRecord
+    state: State
+    status: str | None
+    detail: str | None
+    as_of: str
+    external: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return self.record.job_id
+
+    @property
+    def done(self) -> bool:
+        return self.state.done
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    config: str
+    cloud: str | None = None
+    cluster: str | None = None
+    name: str | None = None
+    command: str | None = None
+    env: Sequence[str] = ()
+    workdir: str | None = None
+    after: Sequence[str] = ()
+    cwd: Path = field(default_factory=Path.cwd)
+
+
+def view_of(record: JobRecord) -> JobView:
+    """Read the live state of one registered job."""
+    as_of = now_iso()
+    if record.is_local:
+        state, status, detail = local_state(record)
+        return JobView(record, state, status, detail, as_of)
+    return JobView(record, State.UNKNOWN, None, f"live status of {record.cloud} jobs is not available yet", as_of)
+
+
+def submit(paths: Paths, request: SubmitRequest) -> JobView:
+    """Validate the request, register the job and start it.  Nothing is written on bad input."""
+    plan = configs.plan_launch(
+        request.config,
+        cwd=request.cwd,
+        cloud=request.cloud,
+        cluster=request.cluster,
+        command=request.command,
+        workdir=request.workdir,
+        env=request.env,
+    )
+    if plan.cloud != configs.LOCAL_CLOUD:
+        raise OumiJobsError(f"submitting to cloud {plan.cloud!r} is not supported by this version of oumi-jobs yet")
+    job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
+    log_dir = paths.job_log_dir(job_id)
+    record = JobRecord(
+        job_id=job_id,
+        cloud=plan.cloud,
+        submit_time=now_iso(),
+        name=request.name,
+        command=plan.command,
+        config_path=str(plan.config_path),
+        cluster=plan.cluster,
+        model_name=plan.model_name,
+        output_dir=plan.output_dir,
+        argv=plan.argv,
+        workdir=str(plan.workdir),
+        stdout_path=str(log_dir / "stdout.log"),
+        stderr_path=str(log_dir / "stderr.log"),
+        boot_id=boot_id(),
+    )
+    with Registry.open(paths) as registry:
+        registry.add(record)
+        ensure_private_dir(log_dir)
+        env = dict(os.environ) | dict(plan.env_overrides)
+        try:
+            supervisor_pid = supervisor.spawn(paths, job_id, env)
+        except (OSError, RuntimeError) as exc:
+            registry.record_exit_if_absent(
+                job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail=f"not started: {exc}"
+            )
+            raise OumiJobsError(f"cannot start job {job_id}: {exc}") from exc
+        identity = identify(supervisor_pid)
+        registry.update(
+            job_id,
+            supervisor_pid=supervisor_pid,
+            supervisor_start_time=identity.start_time if identity else None,
+        )
+        log_event(paths, "submit", job_id=job_id, cloud=plan.cloud, command=plan.command, config=str(plan.config_path))
+        stored = registry.get(job_id)
+    assert stored is not None
+    return view_of(stored)
+
+
+def get_status(paths: Paths, ref: str) -> JobView:
+    with Registry.open(paths) as registry:
+        record = registry.resolve(ref)
+    return view_of(record)
+
+
+def parse_since(text: str, *, reference: datetime | None = None) -> str:
+    """``--since``: an age (``2h``, ``7d``) or an ISO date/time; returns an ISO lower bound."""
+    from oumi_jobs.durations import parse_duration
+
+    try:
+        return to_iso((reference or now()) - parse_duration(text))
+    except UsageError:
+        pass
+    from oumi_jobs.timestamps import from_iso
+
+    try:
+        return to_iso(from_iso(text))
+    except ValueError:
+        raise UsageError(f"invalid --since {text!r}: use an age such as 2h or 7d, or a date such as 2026-11-01") from None
+
+
+def list_jobs(
+    paths: Paths,
+    *,
+    cloud: str | None = None,
+    states: Sequence[State] = (),
+    since: str | None = None,
+    limit: int | None = None,
+) -> list[JobView]:
+    """Registered jobs, newest first, with their live states."""
+    if limit is not None and limit < 0:
+        raise UsageError("--limit must not be negative")
+    lower_bound = parse_since(since) if since else None
+    with Registry.open(paths) as registry:
+        records = registry.jobs(cloud=cloud, since=lower_bound)
+    wanted = set(states)
+    views: list[JobView] = []
+    for record in records:
+        view = view_of(record)
+        if wanted and view.state not in wanted:
+            continue
+        views.append(view)
+        if limit is not None and len(views) >= limit:
+            break
+    return views
+
+
+def follow_until_done(paths: Paths, job_id: str, *, interval: float = 0.5) -> Iterator[JobView]:
+    """Yield the job's view every ``interval`` seconds, the last one being done."""
+    while True:
+        view = get_status(paths, job_id)
+        yield view
+        if view.done:
+            return
+        time.sleep(interval)

@@ -1,0 +1,75 @@
+"""Reading a local job's log files: whole, the last N lines, or followed live."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+
+from oumi_jobs.errors import OumiJobsError, UsageError
+from oumi_jobs.jobs import get_status
+from oumi_jobs.paths import Paths
+
+_CHUNK = 64 * 1024
+
+
+def log_path(paths: Paths, ref: str, *, stderr: bool = False) -> tuple[str, Path]:
+    """``(job_id, path)`` of the job's stdout or stderr log."""
+    view = get_status(paths, ref)
+    record = view.record
+    if not record.is_local:
+        raise OumiJobsError(f"logs of {record.cloud} jobs are not available in this version of oumi-jobs yet")
+    chosen = record.stderr_path if stderr else record.stdout_path
+    if not chosen:
+        raise OumiJobsError(f"job {record.job_id} has no log files")
+    return record.job_id, Path(chosen)
+
+
+def _tail_lines(path: Path, count: int) -> tuple[str, int]:
+    """The last ``count`` lines of ``path`` and the offset where the file ended."""
+    with open(path, "rb") as handle:
+        lines = deque(handle, maxlen=count) if count else deque()
+        end = handle.tell()
+    return b"".join(lines).decode(errors="replace"), end
+
+
+def read_log(
+    paths: Paths,
+    ref: str,
+    *,
+    stderr: bool = False,
+    tail: int | None = None,
+    follow: bool = False,
+    poll_interval: float = 0.2,
+) -> Iterator[str]:
+    """Yield the log's text in chunks; with ``follow``, keep yielding until the job is done."""
+    if tail is not None and tail < 0:
+        raise UsageError("--tail must not be negative")
+    job_id, path = log_path(paths, ref, stderr=stderr)
+    offset = 0
+    if path.exists():
+        if tail is not None:
+            text, offset = _tail_lines(path, tail)
+            if text:
+                yield text
+        else:
+            offset = yield from _read_from(path, 0)
+    elif not follow:
+        return
+    while follow:
+        done = get_status(paths, job_id).done
+        if path.exists():
+            offset = yield from _read_from(path, offset)
+        if done:
+            return
+        time.sleep(poll_interval)
+
+
+def _read_from(path: Path, offset: int) -> Iterator[str]:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        while chunk := handle.read(_CHUNK):
+            offset += len(chunk)
+            yield chunk.decode(errors="replace")
+    return offset

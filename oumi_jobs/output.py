@@ -1,0 +1,237 @@
+"""Everything oumi-jobs shows: rich tables and live views for people, one
+versioned JSON document on stdout for ``--json``, hints and errors on stderr.
+
+rich is imported only when something is rendered for a person, so ``--json``
+and ``-q`` stay fast.  rich already drops colour and animation when stdout is
+not a terminal or ``NO_COLOR`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from oumi_jobs.jobs import JobView
+from oumi_jobs.states import State
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from oumi_jobs.legacy import ImportResult
+    from oumi_jobs.prune import PruneResult
+
+SCHEMA_VERSION = 1
+
+STATE_STYLES = {
+    State.PENDING: "blue",
+    State.LAUNCHING: "blue",
+    State.RUNNING: "cyan",
+    State.CANCELLING: "yellow",
+    State.SUCCEEDED: "green",
+    State.FAILED: "bold red",
+    State.CANCELLED: "yellow",
+    State.LOST: "magenta",
+    State.UNKNOWN: "dim",
+}
+
+
+# -- JSON contract -------------------------------------------------------------
+def job_document(view: JobView) -> dict[str, Any]:
+    """The job object of the JSON contract (SPEC "JSON contract")."""
+    record = view.record
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": record.job_id,
+        "name": record.name,
+        "state": view.state.value,
+        "status": view.status,
+        "done": view.done,
+        "cloud": record.cloud,
+        "cluster": record.cluster,
+        "launcher_job_id": record.launcher_job_id,
+        "command": record.command,
+        "config_path": record.config_path,
+        "model_name": record.model_name,
+        "output_dir": record.output_dir,
+        "submit_time": record.submit_time,
+        "start_time": record.started_at,
+        "end_time": record.end_time,
+        "exit_code": record.exit_code,
+        "exit_signal": record.exit_signal,
+        "pid": record.pid,
+        "external": view.external,
+        "cancel_requested": record.cancel_requested,
+        "depends_on": list(record.depends_on),
+        "detail": view.detail,
+        "stdout_path": record.stdout_path,
+        "stderr_path": record.stderr_path,
+        "as_of": view.as_of,
+    }
+
+
+def prune_document(result: PruneResult) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "removed": result.removed,
+        "kept_running": result.kept_running,
+        "dry_run": result.dry_run,
+        "older_than_s": result.older_than_s,
+        "logs_removed": result.logs_removed,
+    }
+
+
+def import_document(result: ImportResult) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "imported": result.imported,
+        "already_present": result.already_present,
+        "skipped": [{"index": s.index, "job_id": s.job_id, "reason": s.reason} for s in result.skipped],
+    }
+
+
+def print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def print_line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+# -- people -------------------------------------------------------------------
+def console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def error(message: str) -> None:
+    """One line on stderr (plain, so scripts can read it)."""
+    sys.stderr.write(f"oumi-jobs: error: {message}\n")
+    sys.stderr.flush()
+
+
+def hint(message: str) -> None:
+    if sys.stderr.isatty():
+        console(stderr=True).print(f"[dim]{message}[/dim]")
+    else:
+        sys.stderr.write(message + "\n")
+
+
+def styled_state(state: State) -> str:
+    return f"[{STATE_STYLES[state]}]{state.value}[/]"
+
+
+def _short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return iso[:19].replace("T", " ")
+
+
+def jobs_table(views: Iterable[JobView]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("JOB", "STATE", "STATUS", "CLOUD", "SUBMITTED", "COMMAND"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("DETAIL", overflow="fold")
+    for view in views:
+        record = view.record
+        cloud = record.cloud + (f":{record.cluster}" if record.cluster else "")
+        table.add_row(
+            record.job_id,
+            styled_state(view.state),
+            view.status or "-",
+            cloud,
+            _short_time(record.submit_time),
+            record.command or "-",
+            view.detail or "",
+        )
+    return table
+
+
+def job_panel(view: JobView) -> Any:
+    from rich.table import Table
+
+    record = view.record
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows: list[tuple[str, str | None]] = [
+        ("job", record.job_id),
+        ("name", record.name),
+        ("state", styled_state(view.state)),
+        ("status", view.status),
+        ("detail", view.detail),
+        ("cloud", record.cloud + (f" (cluster {record.cluster})" if record.cluster else "")),
+        ("launcher id", record.launcher_job_id),
+        ("command", record.command),
+        ("config", record.config_path),
+        ("model", record.model_name),
+        ("output dir", record.output_dir),
+        ("pid", str(record.pid) if record.pid else None),
+        ("submitted", _short_time(record.submit_time)),
+        ("started", _short_time(record.started_at) if record.started_at else None),
+        ("ended", _short_time(record.end_time) if record.end_time else None),
+        ("stdout", record.stdout_path),
+        ("stderr", record.stderr_path),
+        ("as of", _short_time(view.as_of)),
+    ]
+    for label, value in rows:
+        if value:
+            grid.add_row(label, value)
+    return grid
+
+
+def print_job(view: JobView) -> None:
+    console().print(job_panel(view))
+
+
+def print_jobs(views: list[JobView]) -> None:
+    if not views:
+        hint("no jobs")
+        return
+    console().print(jobs_table(views))
+
+
+def watch(views: Iterator[JobView]) -> JobView:
+    """Show each view as it comes, refreshed in place on a terminal; returns the last."""
+    out = console()
+    last: JobView | None = None
+    if out.is_terminal:
+        from rich.live import Live
+
+        with Live(console=out, auto_refresh=False, transient=False) as live:
+            for view in views:
+                last = view
+                live.update(job_panel(view), refresh=True)
+    else:
+        previous = None
+        for view in views:
+            last = view
+            line = f"{view.job_id} {view.state.value} {view.status or ''}".rstrip()
+            if line != previous:
+                print_line(line)
+                previous = line
+    assert last is not None
+    return last
+
+
+def print_prune(result: PruneResult) -> None:
+    verb = "would remove" if result.dry_run else "removed"
+    print_line(f"{verb} {len(result.removed)} job(s); kept {result.kept_running} not done")
+    for job_id in result.removed:
+        print_line(f"  {job_id}")
+
+
+def print_import(result: ImportResult) -> None:
+    print_line(
+        f"imported {len(result.imported)} job(s), {len(result.already_present)} already present, "
+        f"{len(result.skipped)} skipped"
+    )
+    for skipped in result.skipped:
+        who = f" ({skipped.job_id})" if skipped.job_id else ""
+        sys.stderr.write(f"skipped entry {skipped.index}{who}: {skipped.reason}\n")

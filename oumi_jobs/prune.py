@@ -1,0 +1,64 @@
+"""Removing old registry entries of finished jobs (the cron job)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from oumi_jobs.durations import parse_duration
+from oumi_jobs.events import log_event
+from oumi_jobs.jobs import view_of
+from oumi_jobs.paths import Paths
+from oumi_jobs.registry import Registry
+from oumi_jobs.timestamps import now, to_iso
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: list[str]
+    kept_running: int
+    dry_run: bool
+    older_than_s: float
+    logs_removed: bool
+
+
+def prune(paths: Paths, *, older_than: str | timedelta = "7d", dry_run: bool = False, logs: bool = False) -> PruneResult:
+    """Remove entries submitted before ``older_than`` ago whose jobs are done.
+
+    A job that is not done is never removed, and neither is a done job that a
+    job still waiting names in ``--after``.  Log files stay unless ``logs``.
+    """
+    age = parse_duration(older_than) if isinstance(older_than, str) else older_than
+    cutoff = to_iso(now() - age)
+    with Registry.open(paths) as registry:
+        candidates, kept = [], 0
+        for record in registry.jobs(before=cutoff, newest_first=False):
+            if not view_of(record).done:
+                kept += 1
+                continue
+            candidates.append(record)
+        if dry_run:
+            removed = [record.job_id for record in candidates]
+        else:
+            removed = registry.delete(record.job_id for record in candidates)
+    if not dry_run:
+        gone = set(removed)
+        for record in candidates:
+            if record.job_id not in gone:
+                continue
+            paths.supervisor_log(record.job_id).unlink(missing_ok=True)
+            if logs:
+                _remove_job_logs(paths, record.job_id, record.stdout_path, record.stderr_path)
+        log_event(paths, "prune", removed=len(removed), kept_running=kept, older_than_s=age.total_seconds(), logs=logs)
+    return PruneResult(removed, kept, dry_run, age.total_seconds(), logs and not dry_run)
+
+
+def _remove_job_logs(paths: Paths, job_id: str, *files: str | None) -> None:
+    for name in files:
+        if name:
+            Path(name).unlink(missing_ok=True)
+    try:
+        paths.job_log_dir(job_id).rmdir()
+    except OSError:
+        pass  # not empty (the job wrote more there) or already gone

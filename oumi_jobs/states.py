@@ -1,0 +1,93 @@
+"""Job states (SPEC "States") and how a local job's state is read live.
+
+A local job's state comes only from its process and the exit record its
+supervisor writes; nothing here is ever stored.
+"""
+
+from __future__ import annotations
+
+import signal
+from enum import Enum
+
+from oumi_jobs.procs import is_alive
+from oumi_jobs.registry import JobRecord
+
+
+class State(str, Enum):
+    PENDING = "pending"
+    LAUNCHING = "launching"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def done(self) -> bool:
+        return self in DONE_STATES
+
+
+DONE_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.LOST})
+
+
+def signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def describe_exit(record: JobRecord) -> str:
+    if record.exit_signal is not None:
+        return f"killed by {signal_name(record.exit_signal)}"
+    if record.exit_code is not None:
+        return f"exited {record.exit_code}"
+    return record.end_detail or "ended"
+
+
+def local_state(record: JobRecord) -> tuple[State, str, str | None]:
+    """``(state, status string, detail)`` of a local job, read from its processes and exit record."""
+    if record.has_exit_record:
+        status = describe_exit(record)
+        if record.cancel_requested:
+            return State.CANCELLED, status, record.end_detail
+        if record.exit_code == 0 and record.exit_signal is None:
+            return State.SUCCEEDED, status, record.end_detail
+        return State.FAILED, status, record.end_detail
+    if record.supervisor_pid is None:
+        if record.source == "import":
+            # The legacy job server ran local jobs inside its own process: no
+            # process of theirs can be found again, so none can still be running.
+            return State.LOST, "imported", "imported from a legacy registry, which kept no process identity"
+        return State.PENDING, "starting", "the supervisor has not started yet"
+    supervisor_alive = is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id)
+    if record.pid is None:
+        if supervisor_alive:
+            return State.PENDING, "starting", None
+        return State.LOST, "lost", "the supervisor ended before starting the job"
+    if is_alive(record.pid, record.process_start_time, record.boot_id):
+        return (State.CANCELLING if record.cancel_requested else State.RUNNING), "running", None
+    if supervisor_alive:
+        # The process has just ended; its supervisor is writing the exit record.
+        return (State.CANCELLING if record.cancel_requested else State.RUNNING), "exiting", None
+    return State.LOST, "lost", "the job's process and its supervisor are gone and no exit record was written"
+
+
+def parse_states(names: list[str] | tuple[str, ...]) -> list[State]:
+    """``--state`` values (repeatable, or comma-separated) as states; unknown names are a usage error."""
+    from oumi_jobs.errors import UsageError
+
+    states = []
+    for name in (part.strip().lower() for value in names for part in value.split(",")):
+        if not name:
+            continue
+        try:
+            states.append(State(name))
+        except ValueError:
+            raise UsageError(f"unknown state {name!r}; states: {', '.join(s.value for s in State)}") from None
+    return states

@@ -1,0 +1,175 @@
+"""The detached supervisor of a local job.
+
+``submit`` starts ``python -m oumi_jobs.supervisor`` in a new session; it forks
+once more (so it is nobody's child and never a zombie of the submitting
+process), reports its pid, and then, on its own:
+
+1. starts the job in a session and process group of its own, stdout and
+   stderr to files in the state dir;
+2. records the job's pid, process group, start time and boot id;
+3. waits, and writes the exit record (exit code or signal, end time).
+
+It ignores SIGHUP and SIGINT, so closing the submitting terminal does not
+touch the job, and passes a SIGTERM on to the job's group (a shutdown), still
+recording the exit.  It imports nothing heavy: it starts once per job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.procs import boot_id, identify
+from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.timestamps import now_iso
+
+EXIT_CANNOT_START = 127
+
+
+def spawn(paths: Paths, job_id: str, env: Mapping[str, str]) -> int:
+    """Start the supervisor of ``job_id`` detached from this process; returns its pid."""
+    ensure_private_dir(paths.supervisors_dir)
+    argv = [
+        sys.executable, "-m", "oumi_jobs.supervisor",
+        "--data-dir", str(paths.data_dir),
+        "--state-dir", str(paths.state_dir),
+        "--cache-dir", str(paths.cache_dir),
+        job_id,
+    ]  # fmt: skip
+    launcher = subprocess.Popen(
+        argv,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        cwd="/",
+    )
+    out, _ = launcher.communicate(timeout=60)
+    if launcher.returncode != 0 or not out.strip().isdigit():
+        raise RuntimeError(f"the supervisor of {job_id} failed to start (exit {launcher.returncode})")
+    return int(out.strip())
+
+
+def _daemonize(log_file: Path) -> None:
+    """Fork; the parent prints the child's pid and exits.  The child keeps no terminal."""
+    child = os.fork()
+    if child:
+        os.write(1, f"{child}\n".encode())
+        os._exit(0)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)
+
+
+def _open_log(path: str) -> int:
+    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def supervise(paths: Paths, job_id: str) -> int:
+    with Registry.open(paths) as registry:
+        record = registry.get(job_id)
+    if record is None:
+        print(f"oumi-jobs supervisor: job {job_id} is not in the registry", file=sys.stderr)
+        return 1
+    if record.cancel_requested:
+        with Registry.open(paths) as registry:
+            registry.record_exit_if_absent(
+                job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail="cancelled before start"
+            )
+        return 0
+    return _run_job(paths, record)
+
+
+def _run_job(paths: Paths, record: JobRecord) -> int:
+    assert record.stdout_path and record.stderr_path
+    stdout_fd, stderr_fd = _open_log(record.stdout_path), _open_log(record.stderr_path)
+    try:
+        process = subprocess.Popen(
+            list(record.argv),
+            cwd=record.workdir,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout_fd,
+            stderr=stderr_fd,
+            start_new_session=True,  # its own session and process group: cancel reaches the whole tree
+            close_fds=True,
+        )
+    except OSError as exc:
+        detail = f"cannot start {record.argv[0]!r}: {exc.strerror or exc}"
+        os.write(stderr_fd, f"oumi-jobs: {detail}\n".encode())
+        with Registry.open(paths) as registry:
+            registry.record_exit_if_absent(
+                record.job_id, exit_code=EXIT_CANNOT_START, exit_signal=None, end_time=now_iso(), end_detail=detail
+            )
+        return 0
+    finally:
+        os.close(stdout_fd)
+        os.close(stderr_fd)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    signal.signal(signal.SIGTERM, forward)
+    identity = identify(process.pid)
+    with Registry.open(paths) as registry:
+        registry.update(
+            record.job_id,
+            pid=process.pid,
+            pgid=process.pid,
+            process_start_time=identity.start_time if identity else None,
+            boot_id=boot_id(),
+            started_at=now_iso(),
+        )
+    returncode = process.wait()
+    with Registry.open(paths) as registry:
+        registry.record_exit_if_absent(
+            record.job_id,
+            exit_code=returncode if returncode >= 0 else None,
+            exit_signal=-returncode if returncode < 0 else None,
+            end_time=now_iso(),
+            end_detail=None,
+        )
+    return 0
+
+
+def _ignore(_signum: int, _frame: object) -> None:
+    pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="oumi-jobs-supervisor")
+    parser.add_argument("--data-dir", required=True, type=Path)
+    parser.add_argument("--state-dir", required=True, type=Path)
+    parser.add_argument("--cache-dir", required=True, type=Path)
+    parser.add_argument("job_id")
+    args = parser.parse_args(argv)
+    paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
+    # A handler, not SIG_IGN: ignored signals stay ignored across exec, and
+    # the job must still get SIGINT or SIGHUP if someone sends them.
+    for signum in (signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, _ignore)
+    _daemonize(paths.supervisor_log(args.job_id))
+    try:
+        return supervise(paths, args.job_id)
+    except Exception as exc:  # the log file is the only place left to tell
+        print(f"oumi-jobs supervisor of {args.job_id} failed: {exc!r}", file=sys.stderr)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
