@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from oumi_jobs.jobs import JobView
@@ -103,9 +103,14 @@ def print_line(text: str) -> None:
 
 # -- people -------------------------------------------------------------------
 def console(*, stderr: bool = False) -> Console:
+    import os
+
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped into grep or a file, lines should not be cut at 80 columns.
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else 240
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def error(message: str) -> None:
@@ -131,11 +136,15 @@ def _short_time(iso: str | None) -> str:
     return iso[:19].replace("T", " ")
 
 
-def jobs_table(views: Iterable[JobView]) -> Any:
+def jobs_table(views: list[JobView]) -> Any:
     from rich.table import Table
 
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("JOB", "STATE", "STATUS", "CLOUD", "SUBMITTED", "COMMAND"):
+    # The id and state are what people copy and scan for: never shortened.
+    id_width = max((len(v.job_id) for v in views), default=3)
+    table.add_column("JOB", no_wrap=True, min_width=id_width)
+    table.add_column("STATE", no_wrap=True, min_width=10)
+    for column in ("STATUS", "CLOUD", "SUBMITTED", "COMMAND"):
         table.add_column(column, no_wrap=True)
     table.add_column("DETAIL", overflow="fold")
     for view in views:

@@ -1,0 +1,121 @@
+"""Shared fixtures: a private OUMI_JOBS_HOME per test, the CLI in-process, and
+cleanup that ends only the processes the test's own jobs started (by pid)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from oumi_jobs.cli import app
+from oumi_jobs.errors import RegistryError
+from oumi_jobs.paths import Paths
+from oumi_jobs.procs import is_alive
+from oumi_jobs.registry import Registry
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+
+
+@pytest.fixture
+def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("OUMI_JOBS_HOME", str(home))
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    resolved = Paths.from_env()
+    yield resolved
+    end_jobs_of(resolved)
+
+
+def end_jobs_of(paths: Paths) -> None:
+    """SIGKILL what is left of the jobs (and supervisors) registered under ``paths``."""
+    if not paths.registry_file.exists():
+        return
+    try:
+        with Registry.open(paths) as registry:
+            records = registry.jobs()
+    except RegistryError:
+        return  # a test that broke the registry on purpose started no job
+    for record in records:
+        if is_alive(record.pid, record.process_start_time, record.boot_id) and record.pgid:
+            try:
+                os.killpg(record.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id):
+            try:
+                os.kill(record.supervisor_pid, signal.SIGKILL)  # type: ignore[arg-type]
+            except ProcessLookupError:
+                pass
+
+
+class Cli:
+    def __init__(self) -> None:
+        self.runner = CliRunner(mix_stderr=False)
+
+    def __call__(self, *args: str, input: str | None = None):
+        return self.runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+    def json(self, *args: str):
+        result = self(*args, "--json")
+        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def cli(paths: Paths) -> Cli:
+    return Cli()
+
+
+@pytest.fixture
+def job_config(tmp_path: Path) -> Callable[..., Path]:
+    """Write an Oumi job config running ``run`` (a bash script)."""
+    counter = iter(range(10_000))
+
+    def write(run: str, *, setup: str | None = None, envs: dict | None = None, name: str | None = None, **extra) -> Path:
+        path = tmp_path / (name or f"job{next(counter)}.yaml")
+        lines = [f"run: |\n{textwrap.indent(textwrap.dedent(run).strip(), '  ')}"]
+        if setup:
+            lines.append(f"setup: |\n{textwrap.indent(textwrap.dedent(setup).strip(), '  ')}")
+        if envs:
+            lines.append("envs:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in envs.items()))
+        for key, value in extra.items():
+            lines.append(f"{key}: {json.dumps(value)}")
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    return write
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def wait_done(cli: Cli, job_id: str, timeout: float = 20.0) -> dict:
+    def done():
+        doc = cli.json("status", job_id)
+        return doc if doc["done"] else None
+
+    return wait_until(done, timeout)  # type: ignore[return-value]
+
+
+def wait_state(cli: Cli, job_id: str, state: str, timeout: float = 20.0) -> dict:
+    def reached():
+        doc = cli.json("status", job_id)
+        return doc if doc["state"] == state else None
+
+    return wait_until(reached, timeout)  # type: ignore[return-value]
