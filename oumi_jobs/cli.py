@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from oumi_jobs import __version__
 from oumi_jobs.errors import ExitCode, OumiJobsError
+from oumi_jobs.errors import UsageError as OumiJobsUsage
 from oumi_jobs.paths import Paths
 
 DEBUG_ENV = "OUMI_JOBS_DEBUG"
@@ -253,6 +254,135 @@ def import_registry(
         output.print_json(output.import_document(result))
     else:
         output.print_import(result)
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    jobs_: Annotated[
+        Optional[list[str]], typer.Argument(metavar="JOB...", help="Jobs to cancel (ids or unique prefixes).")
+    ] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Cancel every job not done (see --state).")] = False,
+    state: Annotated[list[str], typer.Option("--state", help="With --all: only jobs in this state.")] = [],  # noqa: B006
+    force: Annotated[bool, typer.Option("--force", help="SIGKILL the whole process tree at once.")] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait after the graceful signal before SIGKILL.", min=0)
+    ] = 30.0,
+    signal_name: Annotated[
+        str, typer.Option("--signal", help="Graceful signal: TERM (default), INT, USR1...")
+    ] = "TERM",
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Why; recorded with the cancellation.")] = None,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Return once signalled; a detached helper finishes the escalation.")
+    ] = False,
+    no_cascade: Annotated[
+        bool, typer.Option("--no-cascade", help="Do not cancel the jobs waiting on this one (--after).")
+    ] = False,
+    metrics_file: Annotated[
+        Optional[Path], typer.Option("--metrics-file", help="Also write Prometheus metrics to this file.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported."""
+    from oumi_jobs import cancel as service
+    from oumi_jobs import output
+
+    paths = _paths(ctx)
+    refs = list(jobs_ or [])
+    if not refs and not all_jobs:
+        raise OumiJobsUsage("name the jobs to cancel, or use --all")
+    if refs and all_jobs:
+        raise OumiJobsUsage("name jobs or use --all, not both")
+    options = service.CancelOptions(
+        force=force, timeout_s=timeout, signal=signal_name, reason=reason, wait=not no_wait,
+        cascade=not no_cascade, metrics_file=metrics_file,
+    )  # fmt: skip
+    if len(refs) == 1:
+        record = output.run_with_progress(
+            lambda: service.cancel_job(paths, refs[0], options),
+            lambda: service.cancellation_status(paths, refs[0]),
+            live=not as_json,
+        )
+        if as_json:
+            output.print_json(output.cancellation_document(record))
+        else:
+            output.print_cancellation(record)
+        raise typer.Exit(_cancellation_exit_code([record]))
+    outcomes = service.cancel_jobs(paths, refs, options, all_jobs=all_jobs, states=tuple(state))
+    if as_json:
+        output.print_json([output.bulk_document(o) for o in outcomes])
+    else:
+        output.print_bulk(outcomes)
+    codes = [o.error.exit_code if o.error else _cancellation_exit_code([o.record]) for o in outcomes]  # type: ignore[list-item]
+    raise typer.Exit(_worst(codes))
+
+
+def _cancellation_exit_code(records: list[Any]) -> int:
+    record = records[0]
+    status = record.status.value
+    if status == "not_needed":
+        from oumi_jobs import output
+
+        output.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
+        return ExitCode.CONFLICT
+    if status == "failed":
+        return ExitCode.SURVIVORS if record.survivors else ExitCode.FAILURE
+    return ExitCode.OK
+
+
+def _worst(codes: list[int]) -> int:
+    """Several cancels: the most serious outcome decides the exit code."""
+    for code in (ExitCode.SURVIVORS, ExitCode.FAILURE, ExitCode.CLOUD_UNREACHABLE, ExitCode.NOT_FOUND):
+        if code in codes:
+            return code
+    if codes and all(code == ExitCode.CONFLICT for code in codes):
+        return ExitCode.CONFLICT
+    return ExitCode.OK
+
+
+@app.command("cancel-status")
+def cancel_status(
+    ctx: typer.Context,
+    job: JobArg,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until the cancellation ends.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """The latest cancellation of a job, step by step."""
+    from oumi_jobs import cancel as service
+    from oumi_jobs import output
+
+    paths = _paths(ctx)
+    if watch and not as_json:
+        output.watch_cancellation(service.follow_cancellation(paths, job))
+        return
+    if watch:
+        *_, record = service.follow_cancellation(paths, job)
+    else:
+        record = service.cancellation_status(paths, job)
+    if as_json:
+        output.print_json(output.cancellation_document(record))
+    else:
+        output.print_cancellation(record)
+
+
+@app.command()
+def cancellations(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.", min=0)] = 20,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many first.", min=0)] = 0,
+    job: Annotated[Optional[str], typer.Option("--job", help="Only cancellations of this job.")] = None,
+    status_: Annotated[Optional[str], typer.Option("--status", help="Only cancellations with this status.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """History of cancellations, newest first."""
+    from oumi_jobs import cancel as service
+    from oumi_jobs import output
+
+    records = service.cancellation_history(_paths(ctx), limit=limit, offset=offset, job=job, status=status_)
+    if as_json:
+        output.print_json([output.cancellation_document(r) for r in records])
+    else:
+        output.print_cancellations(records)
 
 
 def main() -> None:

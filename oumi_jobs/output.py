@@ -19,6 +19,8 @@ from oumi_jobs.states import State
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from oumi_jobs.cancel import BulkOutcome
+    from oumi_jobs.cancellations import CancellationRecord
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.prune import PruneResult
 
@@ -244,3 +246,191 @@ def print_import(result: ImportResult) -> None:
     for skipped in result.skipped:
         who = f" ({skipped.job_id})" if skipped.job_id else ""
         sys.stderr.write(f"skipped entry {skipped.index}{who}: {skipped.reason}\n")
+
+
+# -- cancellations -------------------------------------------------------------
+CANCELLATION_STYLES = {
+    "requested": "blue",
+    "in_progress": "yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "not_needed": "dim",
+}
+
+
+def cancellation_document(record: CancellationRecord) -> dict[str, Any]:
+    """The cancellation object of the JSON contract."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "cancellation_id": record.cancellation_id,
+        "job_id": record.job_id,
+        "cloud": record.cloud,
+        "status": record.status.value,
+        "reason": record.reason,
+        "force": record.force,
+        "signal": record.signal,
+        "timeout_s": record.timeout_s,
+        "requested_at": record.requested_at,
+        "finished_at": record.finished_at,
+        "duration_s": record.duration_s,
+        "final_state": record.final_state,
+        "caused_by": record.caused_by,
+        "survivors": list(record.survivors),
+        "runners_signalled": record.runners_signalled,
+        "detail": record.detail,
+        "steps": [
+            {
+                "name": step.name,
+                "status": step.status.value,
+                "started_at": step.started_at,
+                "ended_at": step.ended_at,
+                "detail": step.detail,
+            }
+            for step in record.steps
+        ],
+    }
+
+
+def _styled_cancellation_status(status: str) -> str:
+    return f"[{CANCELLATION_STYLES.get(status, 'white')}]{status}[/]"
+
+
+def cancellation_panel(record: CancellationRecord) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    mode = "force (SIGKILL)" if record.force else f"graceful ({record.signal}, timeout {record.timeout_s:g} s)"
+    for label, value in [
+        ("cancellation", record.cancellation_id),
+        ("job", record.job_id),
+        ("status", _styled_cancellation_status(record.status.value)),
+        ("mode", mode),
+        ("reason", record.reason),
+        ("caused by", record.caused_by),
+        ("requested", _short_time(record.requested_at)),
+        ("finished", _short_time(record.finished_at) if record.finished_at else None),
+        ("final state", record.final_state),
+        ("survivors", ", ".join(map(str, record.survivors)) if record.survivors else None),
+        ("detail", record.detail),
+    ]:
+        if value:
+            head.add_row(label, value)
+    steps = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("STEP", "STATUS", "TIME", "DETAIL"):
+        steps.add_column(column, overflow="fold")
+    for step in record.steps:
+        took = "-"
+        if step.ended_at:
+            from oumi_jobs.timestamps import from_iso
+
+            took = f"{(from_iso(step.ended_at) - from_iso(step.started_at)).total_seconds():.2f}s"
+        steps.add_row(step.name, _styled_cancellation_status(step.status.value), took, step.detail or "")
+    return Group(head, "", steps)
+
+
+def print_cancellation(record: CancellationRecord) -> None:
+    console().print(cancellation_panel(record))
+
+
+def watch_cancellation(records: Iterator[CancellationRecord]) -> CancellationRecord:
+    out = console()
+    last: CancellationRecord | None = None
+    if out.is_terminal:
+        from rich.live import Live
+
+        with Live(console=out, auto_refresh=False) as live:
+            for record in records:
+                last = record
+                live.update(cancellation_panel(record), refresh=True)
+    else:
+        for record in records:
+            last = record
+        if last is not None:
+            print_cancellation(last)
+    assert last is not None
+    return last
+
+
+def cancellations_table(records: list[CancellationRecord]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("CANCELLATION", no_wrap=True)
+    table.add_column("JOB", no_wrap=True)
+    for column in ("STATUS", "MODE", "REQUESTED", "TOOK", "FINAL STATE", "CAUSED BY"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("REASON", overflow="fold")
+    for record in records:
+        took = f"{record.duration_s:.2f}s" if record.duration_s is not None else "-"
+        table.add_row(
+            record.cancellation_id, record.job_id, _styled_cancellation_status(record.status.value), record.mode,
+            _short_time(record.requested_at), took, record.final_state or "-", record.caused_by or "-",
+            record.reason or "",
+        )  # fmt: skip
+    return table
+
+
+def print_cancellations(records: list[CancellationRecord]) -> None:
+    if not records:
+        hint("no cancellations")
+        return
+    console().print(cancellations_table(records))
+
+
+def run_with_progress(work, poll, *, live: bool):
+    """Run ``work`` (a cancellation); on a terminal, show its steps live from ``poll``."""
+    out = console()
+    if not (live and out.is_terminal):
+        return work()
+    import threading
+    import time
+
+    from rich.live import Live
+
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as exc:  # re-raised in the calling thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    with Live(console=out, auto_refresh=False, transient=True) as view:
+        while worker.is_alive():
+            try:
+                view.update(cancellation_panel(poll()), refresh=True)
+            except Exception:
+                pass  # no record yet
+            time.sleep(0.1)
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def bulk_document(outcome: BulkOutcome) -> dict[str, Any]:
+    if outcome.record is not None:
+        return cancellation_document(outcome.record)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": outcome.job_ref,
+        "status": "error",
+        "error": str(outcome.error),
+        "exit_code": outcome.error.exit_code if outcome.error else None,
+    }
+
+
+def print_bulk(outcomes: list[BulkOutcome]) -> None:
+    records = [o.record for o in outcomes if o.record is not None]
+    if records:
+        console().print(cancellations_table(records))
+    for outcome in outcomes:
+        if outcome.error is not None:
+            error(f"{outcome.job_ref}: {outcome.error}")
+    if not outcomes:
+        hint("no jobs to cancel")

@@ -129,6 +129,49 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX job_dependencies_reverse ON job_dependencies (depends_on);
         """,
     ),
+    (
+        "0003_cancellations",
+        """
+        CREATE TABLE cancellations (
+            cancellation_id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            cloud TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            reason TEXT,
+            force INTEGER NOT NULL,
+            timeout_s REAL NOT NULL,
+            signal TEXT NOT NULL,
+            status TEXT NOT NULL,
+            finished_at TEXT,
+            final_state TEXT,
+            caused_by TEXT,
+            survivors TEXT NOT NULL DEFAULT '[]',
+            runners_signalled INTEGER NOT NULL DEFAULT 0,
+            detail TEXT,
+            owner_pid INTEGER,
+            owner_start_time REAL,
+            owner_boot_id TEXT
+        );
+        CREATE INDEX cancellations_job ON cancellations (job_id, requested_at);
+        CREATE INDEX cancellations_requested ON cancellations (requested_at);
+        CREATE TABLE cancellation_steps (
+            cancellation_id TEXT NOT NULL REFERENCES cancellations (cancellation_id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            detail TEXT,
+            PRIMARY KEY (cancellation_id, seq)
+        );
+        CREATE TABLE job_processes (
+            job_id TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+            pid INTEGER NOT NULL,
+            start_time REAL NOT NULL,
+            PRIMARY KEY (job_id, pid, start_time)
+        );
+        """,
+    ),
 ]
 
 
@@ -382,6 +425,19 @@ class Registry:
                 (cloud, cluster, launcher_job_id),
             ).fetchone()
         return self.get(row[0]) if row else None
+
+    def record_processes(self, job_id: str, processes: Iterable[tuple[int, float]]) -> None:
+        """Remember descendants seen while the job ran, so cancel finds them after they leave its group."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO job_processes (job_id, pid, start_time) VALUES (?, ?, ?)",
+                [(job_id, pid, start) for pid, start in processes],
+            )
+
+    def recorded_processes(self, job_id: str) -> list[tuple[int, float]]:
+        with self._guard():
+            rows = self._db.execute("SELECT pid, start_time FROM job_processes WHERE job_id = ?", (job_id,))
+            return [(r[0], r[1]) for r in rows]
 
     def dependants_of(self, job_id: str) -> list[str]:
         with self._guard():

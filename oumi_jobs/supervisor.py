@@ -27,6 +27,7 @@ from pathlib import Path
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.procs import boot_id, identify
 from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.terminator import JOB_MARKER_ENV
 from oumi_jobs.timestamps import now_iso
 
 EXIT_CANNOT_START = 127
@@ -81,16 +82,27 @@ def _open_log(path: str) -> int:
 def supervise(paths: Paths, job_id: str) -> int:
     with Registry.open(paths) as registry:
         record = registry.get(job_id)
-    if record is None:
-        print(f"oumi-jobs supervisor: job {job_id} is not in the registry", file=sys.stderr)
-        return 1
-    if record.cancel_requested:
-        with Registry.open(paths) as registry:
-            registry.record_exit_if_absent(
-                job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail="cancelled before start"
-            )
-        return 0
+        if record is None:
+            print(f"oumi-jobs supervisor: job {job_id} is not in the registry", file=sys.stderr)
+            return 1
+        if not _claim_start(registry, job_id):
+            return 0
     return _run_job(paths, record)
+
+
+def _claim_start(registry: Registry, job_id: str) -> bool:
+    """Start only if no cancel was requested: checked and decided in one transaction."""
+    with registry.transaction() as db:
+        row = db.execute("SELECT cancel_requested, end_time FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None or row[1] is not None:
+            return False
+        if row[0]:
+            db.execute(
+                "UPDATE jobs SET end_time = ?, end_detail = 'cancelled before it started' WHERE job_id = ?",
+                (now_iso(), job_id),
+            )
+            return False
+    return True
 
 
 def _run_job(paths: Paths, record: JobRecord) -> int:
@@ -105,6 +117,8 @@ def _run_job(paths: Paths, record: JobRecord) -> int:
             stderr=stderr_fd,
             start_new_session=True,  # its own session and process group: cancel reaches the whole tree
             close_fds=True,
+            # Inherited by every descendant: cancel finds workers that left the group.
+            env=os.environ | {JOB_MARKER_ENV: record.job_id},
         )
     except OSError as exc:
         detail = f"cannot start {record.argv[0]!r}: {exc.strerror or exc}"
@@ -135,7 +149,7 @@ def _run_job(paths: Paths, record: JobRecord) -> int:
             boot_id=boot_id(),
             started_at=now_iso(),
         )
-    returncode = process.wait()
+    returncode = _wait_recording_descendants(paths, record.job_id, process)
     with Registry.open(paths) as registry:
         registry.record_exit_if_absent(
             record.job_id,
@@ -149,6 +163,29 @@ def _run_job(paths: Paths, record: JobRecord) -> int:
 
 def _ignore(_signum: int, _frame: object) -> None:
     pass
+
+
+def _wait_recording_descendants(paths: Paths, job_id: str, process: subprocess.Popen[bytes]) -> int:
+    """Wait for the job, noting its descendants as they appear (cancel needs them if they escape)."""
+    import psutil
+
+    seen: set[tuple[int, float]] = set()
+    interval = 0.2
+    while True:
+        try:
+            return process.wait(timeout=interval)
+        except subprocess.TimeoutExpired:
+            pass
+        interval = min(interval * 1.5, 2.0)
+        try:
+            children = psutil.Process(process.pid).children(recursive=True)
+            found = {(c.pid, round(c.create_time(), 2)) for c in children}
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if found - seen:
+            with Registry.open(paths) as registry:
+                registry.record_processes(job_id, found - seen)
+            seen |= found
 
 
 def main(argv: list[str] | None = None) -> int:

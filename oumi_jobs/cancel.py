@@ -1,0 +1,386 @@
+"""The cancellation service: cancel one job or many, safely and auditably.
+
+Live state is checked first (a finished job is reported as such, not
+"cancelled").  A local job gets its graceful signal across its whole process
+tree, a wait of up to ``timeout_s``, then SIGKILL for whatever is left; the
+cancellation is reported ``completed`` only after a re-scan finds no process
+of the job, and otherwise ends ``failed`` naming the survivors.  Every step is
+written to the cancellation record as it happens and to the event log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from oumi_jobs import terminator
+from oumi_jobs.cancellations import CancellationRecord, CancellationStatus, CancellationTracker, StepStatus
+from oumi_jobs.errors import OumiJobsError, UsageError
+from oumi_jobs.events import log_event
+from oumi_jobs.jobs import view_of
+from oumi_jobs.metrics import write_metrics
+from oumi_jobs.paths import Paths
+from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.states import State, parse_states
+from oumi_jobs.timestamps import from_iso, now
+
+DEFAULT_TIMEOUT_S = 30.0
+# After SIGKILL the kernel needs a moment to tear processes down.
+KILL_GRACE_S = 5.0
+# How long a not-yet-started job's supervisor gets to notice the cancel.
+START_RACE_S = 10.0
+POLL_S = 0.02
+
+
+@dataclass(frozen=True)
+class CancelOptions:
+    force: bool = False
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    signal: str = "TERM"
+    reason: str | None = None
+    wait: bool = True
+    cascade: bool = True
+    metrics_file: Path | None = None
+
+    def checked(self) -> tuple[signal.Signals, float]:
+        if self.timeout_s < 0:
+            raise UsageError("--timeout must not be negative")
+        return terminator.parse_signal(self.signal), float(self.timeout_s)
+
+
+class _Run:
+    """One owned cancellation of one job: runs its steps and writes them down."""
+
+    def __init__(self, paths: Paths, registry: Registry, record: CancellationRecord) -> None:
+        self.paths = paths
+        self.registry = registry
+        self.tracker = CancellationTracker(registry)
+        self.record = record
+
+    @contextmanager
+    def step(self, name: str, detail: str | None = None) -> Iterator[dict[str, object]]:
+        """A step: recorded as in progress, then completed (or failed) with its detail and duration."""
+        seq = self.tracker.begin_step(self.record.cancellation_id, name, detail)
+        outcome: dict[str, object] = {"status": StepStatus.COMPLETED, "detail": None}
+        started = time.monotonic()
+        try:
+            yield outcome
+        except BaseException as exc:
+            outcome["status"], outcome["detail"] = StepStatus.FAILED, f"error: {exc}"
+            raise
+        finally:
+            status = outcome["status"]
+            assert isinstance(status, StepStatus)
+            self.tracker.end_step(self.record.cancellation_id, seq, status, outcome["detail"])  # type: ignore[arg-type]
+            log_event(
+                self.paths, "cancel_step", job_id=self.record.job_id, cancellation_id=self.record.cancellation_id,
+                step=name, outcome=status.value, detail=outcome["detail"],
+                duration_s=round(time.monotonic() - started, 4),
+            )  # fmt: skip
+
+    def job(self) -> JobRecord:
+        record = self.registry.get(self.record.job_id)
+        if record is None:
+            raise OumiJobsError(f"job {self.record.job_id} vanished from the registry during its cancellation")
+        return record
+
+    def finish(self, status: CancellationStatus, survivors: Sequence[int] = (), detail: str | None = None):
+        final = view_of(self.job()).state.value
+        self.record = self.tracker.finish(
+            self.record.cancellation_id, status, final_state=final, survivors=survivors, detail=detail
+        )
+        log_event(
+            self.paths, "cancel_finished", job_id=self.record.job_id, cancellation_id=self.record.cancellation_id,
+            status=status.value, final_state=final, survivors=list(survivors), duration_s=self.record.duration_s,
+        )  # fmt: skip
+        return self.record
+
+    # -- the local flow ----------------------------------------------------------------
+    def start_local(self, sig: signal.Signals, detached_finish: bool) -> CancellationRecord:
+        self.tracker.set_status(self.record.cancellation_id, CancellationStatus.IN_PROGRESS)
+        job = self.job()
+        if job.pid is None:
+            with self.step("prevent_start") as out:
+                job = self._wait_for_start_or_end()
+                out["detail"] = "the job had not started; its supervisor will not start it" if job.pid is None else (
+                    f"the job started meanwhile (pid {job.pid})"
+                )
+            if job.pid is None:
+                return self.cleanup_and_finish()
+        procs = terminator.find_job_processes(job, self.registry.recorded_processes(job.job_id))
+        first = signal.SIGKILL if self.record.force else sig
+        self.send(first, procs)
+        if detached_finish:
+            _spawn_finisher(self.paths, self.record.cancellation_id)
+            return self.tracker.get(self.record.cancellation_id) or self.record
+        return self.finish_local()
+
+    def _wait_for_start_or_end(self) -> JobRecord:
+        deadline = time.monotonic() + START_RACE_S
+        while True:
+            job = self.job()
+            if job.pid is not None or job.has_exit_record or time.monotonic() > deadline:
+                return job
+            if view_of(job).state is State.LOST:
+                return job
+            time.sleep(POLL_S)
+
+    def send(self, sig: signal.Signals, procs: list[terminator.Proc]) -> terminator.SignalReport:
+        name = "signal_kill" if sig == signal.SIGKILL else f"signal_{sig.name.removeprefix('SIG').lower()}"
+        with self.step(name) as out:
+            report = terminator.signal_processes(procs, sig)
+            self.tracker.add_signalled(self.record.cancellation_id, len(report.signalled))
+            parts = [f"{sig.name} to {len(report.signalled)} process(es): {list(report.signalled)}"]
+            if report.failed:
+                parts.append("could not signal " + ", ".join(f"{pid} ({why})" for pid, why in report.failed))
+                out["status"] = StepStatus.FAILED
+            out["detail"] = "; ".join(parts)
+        return report
+
+    def finish_local(self) -> CancellationRecord:
+        """Wait, escalate, verify, clean up: the part a ``--no-wait`` finisher runs detached."""
+        job = self.job()
+        recorded = self.registry.recorded_processes(job.job_id)
+        seen: set[int] = set()
+
+        def scan() -> list[terminator.Proc]:
+            found = terminator.find_job_processes(job, recorded)
+            seen.update(p.pid for p in found)
+            return found
+
+        if not self.record.force:
+            signalled_at = self._signal_time()
+            deadline = signalled_at + self.record.timeout_s
+            with self.step("wait", f"up to {self.record.timeout_s:g} s for the job to exit") as out:
+                remaining = scan()
+                while remaining and time.time() < deadline:
+                    time.sleep(POLL_S)
+                    remaining = terminator.still_running(remaining) or scan()
+                out["detail"] = (
+                    f"{len(remaining)} process(es) still running after {self.record.timeout_s:g} s"
+                    if remaining else f"exited after {time.time() - signalled_at:.2f} s"
+                )
+            if remaining:
+                self.send(signal.SIGKILL, scan())
+        survivors = self._verify(scan, seen)
+        if survivors:
+            return self.cleanup_and_finish(survivors)
+        return self.cleanup_and_finish()
+
+    def _signal_time(self) -> float:
+        record = self.tracker.get(self.record.cancellation_id) or self.record
+        for step in record.steps:
+            if step.name.startswith("signal_") and step.ended_at:
+                return from_iso(step.ended_at).timestamp()
+        return time.time()
+
+    def _verify(self, scan, seen: set[int]) -> list[int]:
+        with self.step("verify") as out:
+            deadline = time.monotonic() + KILL_GRACE_S
+            remaining = scan()
+            while remaining and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+                remaining = terminator.still_running(remaining) or scan()
+            survivors = {p.pid for p in remaining} | (terminator.gpu_pids() & seen)
+            if survivors:
+                out["status"] = StepStatus.FAILED
+                out["detail"] = f"processes still alive: {sorted(survivors)}"
+            else:
+                out["detail"] = "no process of the job is left"
+        return sorted(survivors)
+
+    def cleanup_and_finish(self, survivors: Sequence[int] = ()) -> CancellationRecord:
+        with self.step("cleanup") as out:
+            # The supervisor writes the exit record once it has reaped the job.
+            deadline = time.monotonic() + KILL_GRACE_S
+            while not survivors and not self.job().has_exit_record and time.monotonic() < deadline:
+                if view_of(self.job()).state is State.LOST:
+                    break
+                time.sleep(POLL_S)
+            out["detail"] = "logs and output dir kept"
+        if survivors:
+            return self.finish(CancellationStatus.FAILED, survivors, f"{len(survivors)} process(es) survived")
+        return self.finish(CancellationStatus.COMPLETED)
+
+
+def _spawn_finisher(paths: Paths, cancellation_id: str) -> None:
+    """Detach a process that finishes the cancellation (``--no-wait``)."""
+    argv = [
+        sys.executable, "-m", "oumi_jobs.cancel",
+        "--data-dir", str(paths.data_dir), "--state-dir", str(paths.state_dir), "--cache-dir", str(paths.cache_dir),
+        cancellation_id,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )  # fmt: skip
+    with Registry.open(paths) as registry:
+        CancellationTracker(registry).hand_over(cancellation_id, process.pid)
+
+
+def _not_needed(tracker: CancellationTracker, job: JobRecord, state: State, options: CancelOptions, sig: str):
+    """Record a cancel of a finished job: nothing to do, the job's real final state kept."""
+    claim = tracker.claim(
+        job.job_id, cloud=job.cloud, reason=options.reason, force=options.force, timeout_s=options.timeout_s,
+        signal_name=sig, set_flag=False,
+    )  # fmt: skip
+    cid = claim.record.cancellation_id
+    seq = tracker.begin_step(cid, "check_state")
+    tracker.end_step(cid, seq, StepStatus.COMPLETED, f"the job is already {state.value}")
+    return tracker.finish(
+        cid, CancellationStatus.NOT_NEEDED, final_state=state.value, detail=f"the job is already {state.value}"
+    )
+
+
+def cancel_job(
+    paths: Paths, ref: str, options: CancelOptions = CancelOptions(), *, caused_by: str | None = None
+) -> CancellationRecord:
+    """Cancel one job (a full id or unique prefix); returns its cancellation record."""
+    sig, _ = options.checked()
+    with Registry.open(paths) as registry:
+        job = registry.resolve(ref)
+        tracker = CancellationTracker(registry)
+        view = view_of(job)
+        if view.done and not tracker.active_for_job(job.job_id):
+            record = _not_needed(tracker, job, view.state, options, sig.name)
+            log_event(paths, "cancel_finished", job_id=job.job_id, cancellation_id=record.cancellation_id,
+                      status=record.status.value, final_state=record.final_state)  # fmt: skip
+            write_metrics(paths, registry, options.metrics_file)
+            return record
+        if not job.is_local:
+            raise OumiJobsError(f"cancelling {job.cloud} jobs is not supported by this version of oumi-jobs yet")
+        claim = tracker.claim(
+            job.job_id, cloud=job.cloud, reason=options.reason, force=options.force, timeout_s=options.timeout_s,
+            signal_name=sig.name, caused_by=caused_by,
+        )  # fmt: skip
+        if not claim.owner:
+            record = _join(tracker, claim.record.cancellation_id)
+        else:
+            run = _Run(paths, registry, claim.record)
+            if claim.record.steps:  # taken over from an owner that died: carry on where it stopped
+                record = run.finish_local()
+            else:
+                log_event(paths, "cancel_requested", job_id=job.job_id, cancellation_id=claim.record.cancellation_id,
+                          reason=options.reason, force=options.force, timeout_s=options.timeout_s,
+                          signal=sig.name, caused_by=caused_by)  # fmt: skip
+                with run.step("check_state") as out:
+                    out["detail"] = f"the job is {view.state.value}" + (f" (pid {job.pid})" if job.pid else "")
+                record = run.start_local(sig, detached_finish=not options.wait)
+        write_metrics(paths, registry, options.metrics_file)
+        return record
+
+
+def _join(tracker: CancellationTracker, cancellation_id: str) -> CancellationRecord:
+    """Wait for the cancellation another process runs, and report the same record."""
+    while True:
+        record = tracker.get(cancellation_id)
+        assert record is not None
+        if record.status.finished:
+            return record
+        time.sleep(POLL_S * 5)
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    job_ref: str
+    record: CancellationRecord | None
+    error: OumiJobsError | None
+
+
+def cancel_jobs(
+    paths: Paths,
+    refs: Sequence[str],
+    options: CancelOptions = CancelOptions(),
+    *,
+    all_jobs: bool = False,
+    states: Sequence[str] = (),
+) -> list[BulkOutcome]:
+    """Cancel several jobs in parallel; every job is reported, failures included."""
+    options.checked()
+    if all_jobs:
+        from oumi_jobs.jobs import list_jobs
+
+        wanted = parse_states(list(states)) or [State.PENDING, State.RUNNING, State.CANCELLING]
+        refs = [view.job_id for view in list_jobs(paths, states=wanted)]
+    elif states:
+        raise UsageError("--state goes with --all")
+    if not refs:
+        return []
+    with Registry.open(paths) as registry:
+        job_ids = list(dict.fromkeys(registry.resolve(ref).job_id for ref in refs))  # all resolve, or none is touched
+
+    def one(job_id: str) -> BulkOutcome:
+        try:
+            return BulkOutcome(job_id, cancel_job(paths, job_id, options), None)
+        except OumiJobsError as exc:
+            return BulkOutcome(job_id, None, exc)
+
+    with ThreadPoolExecutor(max_workers=min(16, len(job_ids))) as pool:
+        return list(pool.map(one, job_ids))
+
+
+def cancellation_status(paths: Paths, ref: str) -> CancellationRecord:
+    with Registry.open(paths) as registry:
+        try:
+            job_id = registry.resolve(ref).job_id
+        except OumiJobsError:
+            job_id = ref  # a pruned job keeps its cancellation history
+        return CancellationTracker(registry).latest_for_job(job_id)
+
+
+def follow_cancellation(paths: Paths, ref: str, *, interval: float = 0.25) -> Iterator[CancellationRecord]:
+    while True:
+        record = cancellation_status(paths, ref)
+        yield record
+        if record.status.finished:
+            return
+        time.sleep(interval)
+
+
+def cancellation_history(
+    paths: Paths, *, limit: int = 20, offset: int = 0, job: str | None = None, status: str | None = None
+) -> list[CancellationRecord]:
+    with Registry.open(paths) as registry:
+        job_id = None
+        if job is not None:
+            try:
+                job_id = registry.resolve(job).job_id
+            except OumiJobsError:
+                job_id = job
+        return CancellationTracker(registry).history(limit=limit, offset=offset, job_id=job_id, status=status)
+
+
+def _finisher_main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="oumi-jobs-cancel-finisher")
+    for flag in ("--data-dir", "--state-dir", "--cache-dir"):
+        parser.add_argument(flag, required=True, type=Path)
+    parser.add_argument("cancellation_id")
+    args = parser.parse_args(argv)
+    paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
+    with Registry.open(paths) as registry:
+        tracker = CancellationTracker(registry)
+        deadline = time.monotonic() + 10
+        # Wait until the submitting process has handed the record over to us.
+        while (record := tracker.get(args.cancellation_id)) is not None and time.monotonic() < deadline:
+            if tracker.owner_pid(args.cancellation_id) == os.getpid():
+                break
+            time.sleep(POLL_S)
+        if record is None:
+            return 1
+        _Run(paths, registry, record).finish_local()
+        write_metrics(paths, registry, None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_finisher_main())

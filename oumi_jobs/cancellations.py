@@ -1,0 +1,311 @@
+"""Cancellation records and their tracker.
+
+One record per cancel request, persisted in the registry database and written
+as each step happens, so ``cancel-status`` shows a graceful cancel while it is
+still waiting.  The record knows which process owns it (pid, start time, boot
+id): a second ``cancel`` joins a live owner's record instead of starting a
+second termination, and takes over one whose owner died.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from oumi_jobs.errors import JobNotFoundError, UsageError
+from oumi_jobs.procs import boot_id, identify, is_alive
+from oumi_jobs.registry import Registry
+from oumi_jobs.timestamps import now, now_iso
+
+
+class CancellationStatus(str, Enum):
+    REQUESTED = "requested"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    NOT_NEEDED = "not_needed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        return self not in (CancellationStatus.REQUESTED, CancellationStatus.IN_PROGRESS)
+
+
+class StepStatus(str, Enum):
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class CancellationStep:
+    name: str
+    status: StepStatus
+    started_at: str
+    ended_at: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class CancellationRecord:
+    cancellation_id: str
+    job_id: str
+    cloud: str
+    requested_at: str
+    reason: str | None
+    force: bool
+    timeout_s: float
+    signal: str
+    status: CancellationStatus
+    finished_at: str | None
+    final_state: str | None
+    caused_by: str | None
+    survivors: tuple[int, ...]
+    runners_signalled: int
+    detail: str | None
+    steps: tuple[CancellationStep, ...]
+
+    @property
+    def mode(self) -> str:
+        return "force" if self.force else "graceful"
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        from oumi_jobs.timestamps import from_iso
+
+        return (from_iso(self.finished_at) - from_iso(self.requested_at)).total_seconds()
+
+
+def new_cancellation_id() -> str:
+    return f"cx-{now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _record_from_row(row: sqlite3.Row, steps: Sequence[CancellationStep]) -> CancellationRecord:
+    return CancellationRecord(
+        cancellation_id=row["cancellation_id"],
+        job_id=row["job_id"],
+        cloud=row["cloud"],
+        requested_at=row["requested_at"],
+        reason=row["reason"],
+        force=bool(row["force"]),
+        timeout_s=row["timeout_s"],
+        signal=row["signal"],
+        status=CancellationStatus(row["status"]),
+        finished_at=row["finished_at"],
+        final_state=row["final_state"],
+        caused_by=row["caused_by"],
+        survivors=tuple(json.loads(row["survivors"])),
+        runners_signalled=row["runners_signalled"],
+        detail=row["detail"],
+        steps=tuple(steps),
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of asking to cancel: our own new record, or one we join or take over."""
+
+    record: CancellationRecord
+    owner: bool  # True: this process runs the cancellation; False: it only waits for it
+
+
+class CancellationTracker:
+    """Reads and writes cancellation records in an open registry."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    # -- writing ---------------------------------------------------------------
+    def claim(
+        self,
+        job_id: str,
+        *,
+        cloud: str,
+        reason: str | None,
+        force: bool,
+        timeout_s: float,
+        signal_name: str,
+        caused_by: str | None = None,
+        set_flag: bool = True,
+    ) -> Claim:
+        """Start a cancellation of ``job_id``, or join the one already running.
+
+        One transaction sets the job's persisted ``cancel_requested`` flag and
+        either finds an unfinished record (joined if its owner lives, taken over
+        if not) or creates ours; two concurrent cancels therefore produce one
+        termination and report one record.
+        """
+        me = identify_self()
+        with self.registry.transaction() as db:
+            if set_flag:
+                db.execute("UPDATE jobs SET cancel_requested = 1 WHERE job_id = ?", (job_id,))
+            row = db.execute(
+                "SELECT * FROM cancellations WHERE job_id = ? AND status IN ('requested', 'in_progress') "
+                "ORDER BY requested_at DESC LIMIT 1",
+                (job_id,),
+            ).fetchone()
+            if row is not None:
+                if is_alive(row["owner_pid"], row["owner_start_time"], row["owner_boot_id"]):
+                    cancellation_id, owner = row["cancellation_id"], False
+                else:
+                    cancellation_id, owner = row["cancellation_id"], True
+                    db.execute(
+                        "UPDATE cancellations SET owner_pid = ?, owner_start_time = ?, owner_boot_id = ? "
+                        "WHERE cancellation_id = ?",
+                        (me[0], me[1], me[2], cancellation_id),
+                    )
+            else:
+                cancellation_id, owner = new_cancellation_id(), True
+                db.execute(
+                    "INSERT INTO cancellations (cancellation_id, job_id, cloud, requested_at, reason, force, "
+                    "timeout_s, signal, status, caused_by, owner_pid, owner_start_time, owner_boot_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?)",
+                    (cancellation_id, job_id, cloud, now_iso(), reason, int(force), timeout_s, signal_name,
+                     caused_by, *me),
+                )  # fmt: skip
+        record = self.get(cancellation_id)
+        assert record is not None
+        return Claim(record, owner)
+
+    def hand_over(self, cancellation_id: str, pid: int) -> None:
+        """Make another process (the detached finisher of ``--no-wait``) the owner."""
+        identity = identify(pid)
+        with self.registry.transaction() as db:
+            db.execute(
+                "UPDATE cancellations SET owner_pid = ?, owner_start_time = ?, owner_boot_id = ? "
+                "WHERE cancellation_id = ?",
+                (pid, identity.start_time if identity else None, boot_id(), cancellation_id),
+            )
+
+    def set_status(self, cancellation_id: str, status: CancellationStatus) -> None:
+        self.registry.execute(
+            "UPDATE cancellations SET status = ? WHERE cancellation_id = ?", (status.value, cancellation_id)
+        )
+
+    def begin_step(self, cancellation_id: str, name: str, detail: str | None = None) -> int:
+        with self.registry.transaction() as db:
+            seq = db.execute(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM cancellation_steps WHERE cancellation_id = ?",
+                (cancellation_id,),
+            ).fetchone()[0]
+            db.execute(
+                "INSERT INTO cancellation_steps (cancellation_id, seq, name, status, started_at, detail) "
+                "VALUES (?, ?, ?, 'in_progress', ?, ?)",
+                (cancellation_id, seq, name, now_iso(), detail),
+            )
+        return int(seq)
+
+    def end_step(self, cancellation_id: str, seq: int, status: StepStatus, detail: str | None = None) -> None:
+        self.registry.execute(
+            "UPDATE cancellation_steps SET status = ?, ended_at = ?, detail = COALESCE(?, detail) "
+            "WHERE cancellation_id = ? AND seq = ?",
+            (status.value, now_iso(), detail, cancellation_id, seq),
+        )
+
+    def add_signalled(self, cancellation_id: str, count: int) -> None:
+        self.registry.execute(
+            "UPDATE cancellations SET runners_signalled = runners_signalled + ? WHERE cancellation_id = ?",
+            (count, cancellation_id),
+        )
+
+    def finish(
+        self,
+        cancellation_id: str,
+        status: CancellationStatus,
+        *,
+        final_state: str | None,
+        survivors: Sequence[int] = (),
+        detail: str | None = None,
+    ) -> CancellationRecord:
+        self.registry.execute(
+            "UPDATE cancellations SET status = ?, finished_at = ?, final_state = ?, survivors = ?, detail = ? "
+            "WHERE cancellation_id = ?",
+            (status.value, now_iso(), final_state, json.dumps(list(survivors)), detail, cancellation_id),
+        )
+        record = self.get(cancellation_id)
+        assert record is not None
+        return record
+
+    # -- reading ---------------------------------------------------------------
+    def get(self, cancellation_id: str) -> CancellationRecord | None:
+        row = self.registry.execute(
+            "SELECT * FROM cancellations WHERE cancellation_id = ?", (cancellation_id,)
+        ).fetchone()
+        return None if row is None else _record_from_row(row, self._steps(cancellation_id))
+
+    def _steps(self, cancellation_id: str) -> list[CancellationStep]:
+        rows = self.registry.execute(
+            "SELECT * FROM cancellation_steps WHERE cancellation_id = ? ORDER BY seq", (cancellation_id,)
+        )
+        return [
+            CancellationStep(r["name"], StepStatus(r["status"]), r["started_at"], r["ended_at"], r["detail"])
+            for r in rows
+        ]
+
+    def latest_for_job(self, job_id: str) -> CancellationRecord:
+        row = self.registry.execute(
+            "SELECT cancellation_id FROM cancellations WHERE job_id = ? ORDER BY requested_at DESC, rowid DESC LIMIT 1",
+            (job_id,),
+        ).fetchone()
+        if row is None:
+            raise JobNotFoundError(f"job {job_id} has never been cancelled")
+        record = self.get(row[0])
+        assert record is not None
+        return record
+
+    def history(
+        self,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        job_id: str | None = None,
+        status: str | None = None,
+    ) -> list[CancellationRecord]:
+        if limit < 0 or offset < 0:
+            raise UsageError("--limit and --offset must not be negative")
+        clauses, params = [], []
+        if job_id is not None:
+            clauses.append("job_id = ?")
+            params.append(job_id)
+        if status is not None:
+            try:
+                params.append(CancellationStatus(status).value)
+            except ValueError:
+                choices = ", ".join(s.value for s in CancellationStatus)
+                raise UsageError(f"unknown cancellation status {status!r}; statuses: {choices}") from None
+            clauses.append("status = ?")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.registry.execute(
+            f"SELECT cancellation_id FROM cancellations {where} ORDER BY requested_at DESC, rowid DESC "
+            "LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        ).fetchall()
+        return [record for r in rows if (record := self.get(r[0])) is not None]
+
+    def active_for_job(self, job_id: str) -> bool:
+        row = self.registry.execute(
+            "SELECT 1 FROM cancellations WHERE job_id = ? AND status IN ('requested', 'in_progress')", (job_id,)
+        ).fetchone()
+        return row is not None
+
+    def owner_pid(self, cancellation_id: str) -> int | None:
+        row = self.registry.execute(
+            "SELECT owner_pid FROM cancellations WHERE cancellation_id = ?", (cancellation_id,)
+        ).fetchone()
+        return None if row is None else row[0]
+
+
+def identify_self() -> tuple[int, float | None, str]:
+    import os
+
+    identity = identify(os.getpid())
+    return os.getpid(), identity.start_time if identity else None, boot_id()
