@@ -332,11 +332,11 @@ def _cancellation_exit_code(records: list[Any]) -> int:
 
 def _worst(codes: list[int]) -> int:
     """Several cancels: the most serious outcome decides the exit code."""
-    for code in (ExitCode.SURVIVORS, ExitCode.FAILURE, ExitCode.CLOUD_UNREACHABLE, ExitCode.NOT_FOUND):
+    for code in (
+        ExitCode.SURVIVORS, ExitCode.FAILURE, ExitCode.CLOUD_UNREACHABLE, ExitCode.NOT_FOUND, ExitCode.CONFLICT
+    ):  # fmt: skip
         if code in codes:
             return code
-    if codes and all(code == ExitCode.CONFLICT for code in codes):
-        return ExitCode.CONFLICT
     return ExitCode.OK
 
 
