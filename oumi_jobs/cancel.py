@@ -10,6 +10,7 @@ written to the cancellation record as it happens and to the event log.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -257,6 +258,9 @@ def cancel_job(
             return record
         if not job.is_local:
             raise OumiJobsError(f"cancelling {job.cloud} jobs is not supported by this version of oumi-jobs yet")
+        if options.cascade:
+            # Dependants first: once flagged they can never start, whatever happens to this job.
+            _cascade(paths, registry, job.job_id, options)
         claim = tracker.claim(
             job.job_id, cloud=job.cloud, reason=options.reason, force=options.force, timeout_s=options.timeout_s,
             signal_name=sig.name, caused_by=caused_by,
@@ -276,6 +280,27 @@ def cancel_job(
                 record = run.start_local(sig, detached_finish=not options.wait)
         write_metrics(paths, registry, options.metrics_file)
         return record
+
+
+def _cascade(paths: Paths, registry: Registry, job_id: str, options: CancelOptions) -> list[CancellationRecord]:
+    """Cancel every job waiting on ``job_id``, directly or transitively, each caused by the job it waits on."""
+    order: list[tuple[str, str]] = []  # (dependant, caused_by), breadth first
+    frontier, seen = [job_id], {job_id}
+    while frontier:
+        parent = frontier.pop(0)
+        for dependant in registry.dependants_of(parent):
+            if dependant not in seen:
+                seen.add(dependant)
+                order.append((dependant, parent))
+                frontier.append(dependant)
+    quiet = dataclasses.replace(options, cascade=False, metrics_file=None)
+    records = []
+    for dependant, parent in order:
+        record = registry.get(dependant)
+        if record is None or view_of(record).done:
+            continue
+        records.append(cancel_job(paths, dependant, quiet, caused_by=parent))
+    return records
 
 
 def _join(tracker: CancellationTracker, cancellation_id: str) -> CancellationRecord:

@@ -110,6 +110,12 @@ def submit(
     workdir: Annotated[
         Optional[str], typer.Option("--workdir", help="Working directory (relative to the current one).")
     ] = None,
+    after: Annotated[
+        list[str], typer.Option("--after", help="Start only when this job has succeeded (repeatable).")
+    ] = [],  # noqa: B006
+    parallel: Annotated[
+        Optional[int], typer.Option("--parallel", help="Let N jobs of this local cluster run at once (kept).", min=1)
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end; exit with its outcome.")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -120,7 +126,7 @@ def submit(
     paths = _paths(ctx)
     request = jobs.SubmitRequest(
         config=str(config), cloud=cloud, cluster=cluster, name=name, command=command,
-        env=tuple(env), workdir=workdir,
+        env=tuple(env), workdir=workdir, after=tuple(after), parallel=parallel,
     )  # fmt: skip
     view = jobs.submit(paths, request)
     if quiet:
@@ -183,6 +189,9 @@ def status(
 def list_(
     ctx: typer.Context,
     cloud: Annotated[Optional[str], typer.Option("--cloud", help="Only jobs of this cloud.")] = None,
+    cluster: Annotated[
+        Optional[str], typer.Option("--cluster", help="Only this cluster's jobs, in queue order.")
+    ] = None,
     state: Annotated[list[str], typer.Option("--state", help="Only jobs in this state (repeatable).")] = [],  # noqa: B006
     since: Annotated[
         Optional[str], typer.Option("--since", help="Only jobs submitted since an age (2h, 7d) or a date.")
@@ -195,7 +204,7 @@ def list_(
     from oumi_jobs import jobs, output
     from oumi_jobs.states import parse_states
 
-    views = jobs.list_jobs(_paths(ctx), cloud=cloud, states=parse_states(state), since=since, limit=limit)
+    views = jobs.list_jobs(_paths(ctx), cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit)
     if as_json:
         output.print_json([output.job_document(v) for v in views])
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -9,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from oumi_jobs import configs, supervisor
-from oumi_jobs.errors import OumiJobsError, UsageError
+from oumi_jobs import configs, queues, supervisor
+from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
 from oumi_jobs.paths import Paths, ensure_private_dir
@@ -50,6 +51,7 @@ class SubmitRequest:
     env: Sequence[str] = ()
     workdir: str | None = None
     after: Sequence[str] = ()
+    parallel: int | None = None
     cwd: Path = field(default_factory=Path.cwd)
 
 
@@ -76,6 +78,7 @@ def submit(paths: Paths, request: SubmitRequest) -> JobView:
     if plan.cloud != configs.LOCAL_CLOUD:
         raise OumiJobsError(f"submitting to cloud {plan.cloud!r} is not supported by this version of oumi-jobs yet")
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
+    cluster = plan.cluster or queues.DEFAULT_CLUSTER
     log_dir = paths.job_log_dir(job_id)
     record = JobRecord(
         job_id=job_id,
@@ -84,7 +87,7 @@ def submit(paths: Paths, request: SubmitRequest) -> JobView:
         name=request.name,
         command=plan.command,
         config_path=str(plan.config_path),
-        cluster=plan.cluster,
+        cluster=cluster,
         model_name=plan.model_name,
         output_dir=plan.output_dir,
         argv=plan.argv,
@@ -94,7 +97,10 @@ def submit(paths: Paths, request: SubmitRequest) -> JobView:
         boot_id=boot_id(),
     )
     with Registry.open(paths) as registry:
-        registry.add(record)
+        depends_on = _resolve_dependencies(registry, job_id, request.after)
+        if request.parallel is not None:
+            queues.set_parallel(registry, cluster, request.parallel)
+        registry.add(dataclasses.replace(record, depends_on=depends_on))
         ensure_private_dir(log_dir)
         env = dict(os.environ) | dict(plan.env_overrides)
         try:
@@ -116,10 +122,31 @@ def submit(paths: Paths, request: SubmitRequest) -> JobView:
     return view_of(stored)
 
 
+def _resolve_dependencies(registry: Registry, job_id: str, refs: Sequence[str]) -> tuple[str, ...]:
+    """``--after`` refs as job ids; an unknown job or a cycle is a usage error (nothing is written)."""
+    resolved = []
+    for ref in refs:
+        try:
+            dep = registry.resolve(ref).job_id
+        except (JobNotFoundError, AmbiguousJobError) as exc:
+            raise UsageError(f"--after {ref}: {exc}") from None
+        if dep == job_id:
+            raise UsageError(f"--after {ref}: a job cannot wait for itself")
+        resolved.append(dep)
+    return tuple(dict.fromkeys(resolved))
+
+
 def get_status(paths: Paths, ref: str) -> JobView:
     with Registry.open(paths) as registry:
-        record = registry.resolve(ref)
-    return view_of(record)
+        return _with_queue_detail(registry, view_of(registry.resolve(ref)))
+
+
+def _with_queue_detail(registry: Registry, view: JobView) -> JobView:
+    """A pending local job says what it waits for: a dependency or its place in the queue."""
+    if view.state is not State.PENDING or not view.record.is_local or view.record.supervisor_pid is None:
+        return view
+    detail = queues.queue_detail(registry, view.record)
+    return dataclasses.replace(view, detail=detail) if detail else view
 
 
 def parse_since(text: str, *, reference: datetime | None = None) -> str:
@@ -142,6 +169,7 @@ def list_jobs(
     paths: Paths,
     *,
     cloud: str | None = None,
+    cluster: str | None = None,
     states: Sequence[State] = (),
     since: str | None = None,
     limit: int | None = None,
@@ -150,17 +178,19 @@ def list_jobs(
     if limit is not None and limit < 0:
         raise UsageError("--limit must not be negative")
     lower_bound = parse_since(since) if since else None
-    with Registry.open(paths) as registry:
-        records = registry.jobs(cloud=cloud, since=lower_bound)
     wanted = set(states)
     views: list[JobView] = []
-    for record in records:
-        view = view_of(record)
-        if wanted and view.state not in wanted:
-            continue
-        views.append(view)
-        if limit is not None and len(views) >= limit:
-            break
+    with Registry.open(paths) as registry:
+        records = registry.jobs(cloud=cloud, since=lower_bound, cluster=cluster)
+        if cluster is not None:
+            records.reverse()  # one queue: shown in its order, oldest first
+        for record in records:
+            view = view_of(record)
+            if wanted and view.state not in wanted:
+                continue
+            views.append(_with_queue_detail(registry, view))
+            if limit is not None and len(views) >= limit:
+                break
     return views
 
 

@@ -33,8 +33,9 @@ def prune(paths: Paths, *, older_than: str | timedelta = "7d", dry_run: bool = F
     cutoff = to_iso(now() - age)
     with Registry.open(paths) as registry:
         candidates, kept = [], 0
+        needed = _needed_by_waiting_jobs(registry)
         for record in registry.jobs(before=cutoff, newest_first=False):
-            if not view_of(record).done:
+            if not view_of(record).done or record.job_id in needed:
                 kept += 1
                 continue
             candidates.append(record)
@@ -52,6 +53,14 @@ def prune(paths: Paths, *, older_than: str | timedelta = "7d", dry_run: bool = F
                 _remove_job_logs(paths, record.job_id, record.stdout_path, record.stderr_path)
         log_event(paths, "prune", removed=len(removed), kept_running=kept, older_than_s=age.total_seconds(), logs=logs)
     return PruneResult(removed, kept, dry_run, age.total_seconds(), logs and not dry_run)
+
+
+def _needed_by_waiting_jobs(registry: Registry) -> set[str]:
+    """Jobs that a job not yet done names in ``--after``: its supervisor still has to read them."""
+    rows = registry.execute(
+        "SELECT d.depends_on FROM job_dependencies d JOIN jobs j ON j.job_id = d.job_id WHERE j.end_time IS NULL"
+    )
+    return {row[0] for row in rows}
 
 
 def _remove_job_logs(paths: Paths, job_id: str, *files: str | None) -> None:

@@ -64,6 +64,8 @@ class JobRecord:
     end_time: str | None = None
     end_detail: str | None = None
     cancel_requested: bool = False
+    # When a queued local job's dependencies were met and it joined its cluster's queue.
+    ready_at: str | None = None
     depends_on: tuple[str, ...] = field(default=())
 
     @property
@@ -170,6 +172,17 @@ MIGRATIONS: list[tuple[str, str]] = [
             start_time REAL NOT NULL,
             PRIMARY KEY (job_id, pid, start_time)
         );
+        """,
+    ),
+    (
+        "0004_queues",
+        """
+        CREATE TABLE clusters (
+            name TEXT PRIMARY KEY,
+            parallel INTEGER NOT NULL DEFAULT 1
+        );
+        ALTER TABLE jobs ADD COLUMN ready_at TEXT;
+        CREATE INDEX jobs_queue ON jobs (cloud, cluster, end_time, pid);
         """,
     ),
 ]
@@ -395,6 +408,7 @@ class Registry:
         self,
         *,
         cloud: str | None = None,
+        cluster: str | None = None,
         since: str | None = None,
         before: str | None = None,
         newest_first: bool = True,
@@ -403,6 +417,9 @@ class Registry:
         if cloud is not None:
             clauses.append("cloud = ?")
             params.append(cloud)
+        if cluster is not None:
+            clauses.append("cluster = ?")
+            params.append(cluster)
         if since is not None:
             clauses.append("submit_time >= ?")
             params.append(since)

@@ -68,7 +68,7 @@ def local_state(record: JobRecord) -> tuple[State, str, str | None]:
     supervisor_alive = is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id)
     if record.pid is None:
         if supervisor_alive:
-            return State.PENDING, "starting", None
+            return State.PENDING, "waiting", None
         return State.LOST, "lost", "the supervisor ended before starting the job"
     if is_alive(record.pid, record.process_start_time, record.boot_id):
         return (State.CANCELLING if record.cancel_requested else State.RUNNING), "running", None

@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from oumi_jobs.paths import Paths, ensure_private_dir
-from oumi_jobs.procs import boot_id, identify
+from oumi_jobs.procs import boot_id, identify, start_time_of
+from oumi_jobs.queues import wait_for_turn
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.terminator import JOB_MARKER_ENV
 from oumi_jobs.timestamps import now_iso
@@ -85,9 +86,11 @@ def supervise(paths: Paths, job_id: str) -> int:
         if record is None:
             print(f"oumi-jobs supervisor: job {job_id} is not in the registry", file=sys.stderr)
             return 1
-        if not _claim_start(registry, job_id):
+        lease = wait_for_turn(paths, registry, job_id)
+        if lease is None or not _claim_start(registry, job_id):
             return 0
-    return _run_job(paths, record)
+    # The slot's lock is inherited by the job: it stays taken while any process of the job lives.
+    return _run_job(paths, record, lease.fd)
 
 
 def _claim_start(registry: Registry, job_id: str) -> bool:
@@ -105,7 +108,7 @@ def _claim_start(registry: Registry, job_id: str) -> bool:
     return True
 
 
-def _run_job(paths: Paths, record: JobRecord) -> int:
+def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     assert record.stdout_path and record.stderr_path
     stdout_fd, stderr_fd = _open_log(record.stdout_path), _open_log(record.stderr_path)
     try:
@@ -117,6 +120,7 @@ def _run_job(paths: Paths, record: JobRecord) -> int:
             stderr=stderr_fd,
             start_new_session=True,  # its own session and process group: cancel reaches the whole tree
             close_fds=True,
+            pass_fds=(slot_fd,),
             # Inherited by every descendant: cancel finds workers that left the group.
             env=os.environ | {JOB_MARKER_ENV: record.job_id},
         )
@@ -179,9 +183,9 @@ def _wait_recording_descendants(paths: Paths, job_id: str, process: subprocess.P
         interval = min(interval * 1.5, 2.0)
         try:
             children = psutil.Process(process.pid).children(recursive=True)
-            found = {(c.pid, round(c.create_time(), 2)) for c in children}
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
+        found = {(c.pid, started) for c in children if (started := start_time_of(c.pid)) is not None}
         if found - seen:
             with Registry.open(paths) as registry:
                 registry.record_processes(job_id, found - seen)

@@ -25,7 +25,7 @@ import subprocess
 from dataclasses import dataclass
 
 from oumi_jobs.errors import UsageError
-from oumi_jobs.procs import boot_id
+from oumi_jobs.procs import boot_id, same_process, start_time_of
 from oumi_jobs.registry import JobRecord
 
 JOB_MARKER_ENV = "OUMI_JOBS_JOB_ID"
@@ -56,7 +56,12 @@ def parse_signal(text: str) -> signal.Signals:
 
 
 def _start_time(process: object) -> float:
-    return round(process.create_time(), 2)  # type: ignore[attr-defined]
+    started = start_time_of(process.pid)  # type: ignore[attr-defined]
+    if started is None:
+        import psutil
+
+        raise psutil.NoSuchProcess(process.pid)  # type: ignore[attr-defined]
+    return started
 
 
 def _has_marker(process: object, marker: bytes) -> bool:
@@ -86,7 +91,7 @@ def find_job_processes(record: JobRecord, recorded: list[tuple[int, float]]) -> 
     leader_alive = False
     try:
         leader = psutil.Process(record.pid)
-        if record.process_start_time is not None and abs(_start_time(leader) - record.process_start_time) < 0.015:
+        if record.process_start_time is not None and abs(_start_time(leader) - record.process_start_time) < 0.005:
             leader_alive = leader.status() != psutil.STATUS_ZOMBIE
             if leader_alive:
                 add(leader)
@@ -98,7 +103,7 @@ def find_job_processes(record: JobRecord, recorded: list[tuple[int, float]]) -> 
     for pid, start in recorded:
         try:
             process = psutil.Process(pid)
-            if abs(_start_time(process) - start) < 0.015:
+            if abs(_start_time(process) - start) < 0.005:
                 add(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
@@ -118,13 +123,7 @@ def find_job_processes(record: JobRecord, recorded: list[tuple[int, float]]) -> 
 
 
 def is_running(proc: Proc) -> bool:
-    import psutil
-
-    try:
-        process = psutil.Process(proc.pid)
-        return abs(_start_time(process) - proc.start_time) < 0.015 and process.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+    return same_process(proc.pid, proc.start_time)
 
 
 def still_running(procs: list[Proc]) -> list[Proc]:
@@ -141,7 +140,7 @@ def _send(proc: Proc, signum: int) -> str | None:
             pidfd = os.pidfd_open(proc.pid)
         # With the pidfd open the pid cannot be recycled under us; check it is still ours.
         process = psutil.Process(proc.pid)
-        if abs(_start_time(process) - proc.start_time) >= 0.015:
+        if abs(_start_time(process) - proc.start_time) >= 0.005:
             return None  # it ended and the number went to someone else: nothing to do
         if pidfd is not None:
             signal.pidfd_send_signal(pidfd, signum)

@@ -232,7 +232,7 @@ def test_no_wait_returns_at_once_and_cancel_status_shows_the_wait(cli, job_confi
 
 
 def test_bulk_cancel_reports_each_and_fails_if_one_fails(cli, job_config):
-    running = [submit_id(cli, str(job_config("sleep 300"))) for _ in range(2)]
+    running = [submit_id(cli, str(job_config("sleep 300")), "--cluster", f"c{i}") for i in range(2)]
     finished = submit_id(cli, str(job_config("true")))
     wait_done(cli, finished)
     for job_id in running:
@@ -246,7 +246,7 @@ def test_bulk_cancel_reports_each_and_fails_if_one_fails(cli, job_config):
 
 
 def test_cancel_all_by_state(cli, job_config):
-    running = [submit_id(cli, str(job_config("sleep 300"))) for _ in range(3)]
+    running = [submit_id(cli, str(job_config("sleep 300")), "--parallel", "3") for _ in range(3)]
     for job_id in running:
         wait_state(cli, job_id, "running")
     result = cli("cancel", "--all", "--state", "running", "--force", "--json")
@@ -257,7 +257,7 @@ def test_cancel_all_by_state(cli, job_config):
 
 
 def test_cancellations_history_paging_filters_metrics_and_logs(paths, cli, job_config):
-    jobs = [submit_id(cli, str(job_config("sleep 300"))) for _ in range(3)]
+    jobs = [submit_id(cli, str(job_config("sleep 300")), "--cluster", f"c{i}") for i in range(3)]
     for job_id in jobs:
         wait_state(cli, job_id, "running")
     for job_id in jobs:

@@ -145,7 +145,7 @@ SUBMITTER = textwrap.dedent(
     from oumi_jobs.paths import Paths
 
     paths, config, worker = Paths.from_env(), sys.argv[1], sys.argv[2]
-    ids = [submit(paths, SubmitRequest(config=config, name=f"w{worker}-{i}")).job_id for i in range(100)]
+    ids = [submit(paths, SubmitRequest(config=config, name=f"w{worker}-{i}", cluster=f"w{worker}", parallel=100)).job_id for i in range(100)]
     print("\\n".join(ids))
     """
 )

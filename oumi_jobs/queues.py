@@ -1,0 +1,175 @@
+"""Local clusters as queues, and ``--after`` chains.
+
+Jobs of one local cluster run at most ``parallel`` at a time (default 1), in
+submit order; jobs of different clusters run side by side.  A slot is an
+``flock`` on a file, taken by the job's supervisor and inherited by the job:
+the kernel frees it when the last process holding it is gone, so a supervisor
+that is killed, crashes or dies in a reboot never leaks its slot, and a slot
+is never freed while the job's processes still run.
+
+A job with ``--after`` dependencies joins its queue only once every one of
+them has succeeded; if one fails, is cancelled or is lost, the job ends
+``cancelled`` with that reason and never starts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from oumi_jobs.ids import slugify
+from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.procs import is_alive
+from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.states import State
+from oumi_jobs.timestamps import now_iso
+
+DEFAULT_CLUSTER = "local"
+MAX_PARALLEL = 1024
+# The head of a queue polls fast, so a freed slot is taken within ~50 ms;
+# jobs further back poll more slowly to keep the registry quiet.
+HEAD_POLL_S = 0.05
+TAIL_POLL_S = 1.0
+DEPENDENCY_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held slot: keep ``fd`` open (and pass it to the job) for as long as the job runs."""
+
+    slot: int
+    fd: int
+
+
+def set_parallel(registry: Registry, cluster: str, parallel: int) -> None:
+    from oumi_jobs.errors import UsageError
+
+    if not 1 <= parallel <= MAX_PARALLEL:
+        raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}")
+    registry.execute(
+        "INSERT INTO clusters (name, parallel) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET parallel = excluded.parallel",
+        (cluster, parallel),
+    )
+
+
+def parallel_of(registry: Registry, cluster: str) -> int:
+    row = registry.execute("SELECT parallel FROM clusters WHERE name = ?", (cluster,)).fetchone()
+    return int(row[0]) if row else 1
+
+
+def slot_file(paths: Paths, cluster: str, slot: int) -> Path:
+    return paths.state_dir / "clusters" / (slugify(cluster) or "cluster") / f"slot-{slot}.lock"
+
+
+def _try_lock(path: Path) -> int | None:
+    ensure_private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def free_slots(paths: Paths, cluster: str, parallel: int) -> int:
+    """How many of the cluster's slots nobody holds right now (a probe; taking one is what counts)."""
+    free = 0
+    for slot in range(parallel):
+        fd = _try_lock(slot_file(paths, cluster, slot))
+        if fd is not None:
+            os.close(fd)
+            free += 1
+    return free
+
+
+def dependency_verdict(registry: Registry, record: JobRecord) -> tuple[str, str | None]:
+    """``("go", None)``, ``("wait", what)`` or ``("cancel", why)`` for a job's ``--after`` list."""
+    from oumi_jobs.jobs import view_of
+
+    waiting_on = None
+    for dep_id in record.depends_on:
+        dep = registry.get(dep_id)
+        if dep is None:
+            return "cancel", f"dependency {dep_id} is no longer in the registry"
+        state = view_of(dep).state
+        if state is State.SUCCEEDED:
+            continue
+        if state.done:
+            return "cancel", f"dependency {dep_id} {state.value}"
+        waiting_on = waiting_on or dep_id
+    return ("wait", f"waiting for {waiting_on} to succeed") if waiting_on else ("go", None)
+
+
+def _waiting_ahead(registry: Registry, record: JobRecord, enough: int) -> int:
+    """Live jobs ready and waiting ahead of ``record`` in its queue (counting stops at ``enough``)."""
+    rows = registry.execute(
+        "SELECT job_id, supervisor_pid, supervisor_start_time, boot_id FROM jobs "
+        "WHERE cloud = 'local' AND cluster = ? AND ready_at IS NOT NULL AND pid IS NULL AND end_time IS NULL "
+        "AND rowid < (SELECT rowid FROM jobs WHERE job_id = ?) ORDER BY rowid",
+        (record.cluster, record.job_id),
+    )
+    ahead = 0
+    for _job_id, sup_pid, sup_start, sup_boot in rows:
+        if is_alive(sup_pid, sup_start, sup_boot):
+            ahead += 1
+            if ahead >= enough:
+                break
+    return ahead
+
+
+def _end_before_start(registry: Registry, job_id: str, detail: str) -> None:
+    """The job will never start: flag it cancelled and write its exit record, in one transaction."""
+    with registry.transaction() as db:
+        db.execute(
+            "UPDATE jobs SET cancel_requested = 1, end_time = COALESCE(end_time, ?), "
+            "end_detail = COALESCE(end_detail, ?) WHERE job_id = ?",
+            (now_iso(), detail, job_id),
+        )
+
+
+def wait_for_turn(paths: Paths, registry: Registry, job_id: str) -> Lease | None:
+    """Block until the job may start and hold a slot; None if it must never start."""
+    while True:
+        record = registry.get(job_id)
+        if record is None or record.has_exit_record:
+            return None
+        if record.cancel_requested:
+            _end_before_start(registry, job_id, "cancelled before it started")
+            return None
+        verdict, why = dependency_verdict(registry, record)
+        if verdict == "cancel":
+            _end_before_start(registry, job_id, f"never started: {why}")
+            return None
+        if verdict == "wait":
+            time.sleep(DEPENDENCY_POLL_S)
+            continue
+        if record.ready_at is None:
+            registry.update(job_id, ready_at=now_iso())
+        parallel = parallel_of(registry, record.cluster or DEFAULT_CLUSTER)
+        ahead = _waiting_ahead(registry, record, parallel)
+        if ahead < parallel and ahead < free_slots(paths, record.cluster or DEFAULT_CLUSTER, parallel):
+            for slot in range(parallel):
+                fd = _try_lock(slot_file(paths, record.cluster or DEFAULT_CLUSTER, slot))
+                if fd is not None:
+                    return Lease(slot, fd)
+        time.sleep(HEAD_POLL_S if ahead < parallel else min(TAIL_POLL_S, HEAD_POLL_S * (ahead + 1)))
+
+
+def queue_detail(registry: Registry, record: JobRecord) -> str | None:
+    """What a pending local job waits for: a dependency, or its place in its cluster's queue."""
+    if record.end_time is not None or record.pid is not None:
+        return None
+    if record.ready_at is None and record.depends_on:
+        verdict, why = dependency_verdict(registry, record)
+        if verdict == "wait":
+            return why
+    ahead = _waiting_ahead(registry, record, 10**9)
+    running = registry.execute(
+        "SELECT COUNT(*) FROM jobs WHERE cloud = 'local' AND cluster = ? AND pid IS NOT NULL AND end_time IS NULL",
+        (record.cluster,),
+    ).fetchone()[0]
+    return f"position {ahead + 1} in queue {record.cluster} ({running} running)"
