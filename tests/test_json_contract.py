@@ -1,0 +1,68 @@
+"""The JSON contract scripts rely on: keys, types and time format are pinned here."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from .conftest import wait_done, wait_state
+from .test_local_jobs import submit_id
+
+JOB_KEYS = {
+    "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
+    "command", "config_path", "model_name", "output_dir", "submit_time", "start_time", "end_time", "exit_code",
+    "exit_signal", "pid", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
+    "as_of",
+}  # fmt: skip
+CANCELLATION_KEYS = {
+    "schema_version", "cancellation_id", "job_id", "cloud", "status", "reason", "force", "signal", "timeout_s",
+    "requested_at", "finished_at", "duration_s", "final_state", "caused_by", "survivors", "runners_signalled",
+    "detail", "steps",
+}  # fmt: skip
+STEP_KEYS = {"name", "status", "started_at", "ended_at", "detail"}
+PRUNE_KEYS = {"schema_version", "removed", "kept_running", "dry_run", "older_than_s", "logs_removed"}
+
+
+def assert_time_with_offset(text: str | None) -> None:
+    assert text is not None
+    assert datetime.fromisoformat(text).utcoffset() is not None, text
+
+
+def test_job_documents(cli, job_config):
+    submitted = json.loads(cli("submit", "--json", str(job_config("exit 0"))).stdout)
+    assert set(submitted) == JOB_KEYS
+    done = wait_done(cli, submitted["job_id"])
+    assert set(done) == JOB_KEYS and done["schema_version"] == 1
+    for key in ("submit_time", "start_time", "end_time", "as_of"):
+        assert_time_with_offset(done[key])
+    assert isinstance(done["done"], bool) and isinstance(done["external"], bool)
+    listed = cli.json("list")
+    assert isinstance(listed, list) and set(listed[0]) == JOB_KEYS
+
+
+def test_cancellation_and_prune_documents(cli, job_config):
+    job_id = submit_id(cli, str(job_config("sleep 300")))
+    wait_state(cli, job_id, "running")
+    doc = json.loads(cli("cancel", job_id, "--json").stdout)
+    assert set(doc) == CANCELLATION_KEYS
+    assert all(set(step) == STEP_KEYS for step in doc["steps"])
+    for key in ("requested_at", "finished_at"):
+        assert_time_with_offset(doc[key])
+    assert set(cli.json("cancel-status", job_id)) == CANCELLATION_KEYS
+    history = cli.json("cancellations")
+    assert isinstance(history, list) and set(history[0]) == CANCELLATION_KEYS
+    assert set(cli.json("prune", "--dry-run")) == PRUNE_KEYS
+
+
+def test_errors_with_json_are_a_plain_line_on_stderr(cli):
+    result = cli("status", "missing", "--json")
+    assert result.exit_code == 3 and result.stdout == ""
+    assert result.stderr.startswith("oumi-jobs: error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_no_colour_when_piped_or_no_color(cli, job_config, monkeypatch):
+    job_id = submit_id(cli, str(job_config("true")))
+    wait_done(cli, job_id)
+    monkeypatch.setenv("NO_COLOR", "1")
+    for args in (["list"], ["status", job_id]):
+        assert "\x1b[" not in cli(*args).stdout
