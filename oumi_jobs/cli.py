@@ -218,11 +218,20 @@ def logs(
     stderr: Annotated[bool, typer.Option("--stderr", help="Print stderr instead of stdout.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job is done.")] = False,
     tail: Annotated[Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.", min=0)] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Print a job's output."""
-    from oumi_jobs.logs import read_log
+    from oumi_jobs.logs import log_path, read_log
 
-    for chunk in read_log(_paths(ctx), job, stderr=stderr, tail=tail, follow=follow):
+    paths = _paths(ctx)
+    chunks = read_log(paths, job, stderr=stderr, tail=tail, follow=follow)
+    if as_json:
+        from oumi_jobs import output
+
+        job_id, path = log_path(paths, job, stderr=stderr)
+        output.print_json(output.log_document(job_id, "stderr" if stderr else "stdout", path, "".join(chunks)))
+        return
+    for chunk in chunks:
         sys.stdout.write(chunk)
         sys.stdout.flush()
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 from oumi_jobs.errors import OumiJobsError, UsageError
@@ -47,6 +48,8 @@ def read_log(
     if tail is not None and tail < 0:
         raise UsageError("--tail must not be negative")
     job_id, path = log_path(paths, ref, stderr=stderr)
+    # One decoder for the whole read: a chunk may end inside a UTF-8 character.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     offset = 0
     if path.exists():
         if tail is not None:
@@ -54,22 +57,26 @@ def read_log(
             if text:
                 yield text
         else:
-            offset = yield from _read_from(path, 0)
+            offset = yield from _read_from(path, 0, decoder)
     elif not follow:
         return
     while follow:
         done = get_status(paths, job_id).done
         if path.exists():
-            offset = yield from _read_from(path, offset)
+            offset = yield from _read_from(path, offset, decoder)
         if done:
-            return
+            break
         time.sleep(poll_interval)
+    if rest := decoder.decode(b"", final=True):
+        yield rest
 
 
-def _read_from(path: Path, offset: int) -> Iterator[str]:
+def _read_from(path: Path, offset: int, decoder: codecs.IncrementalDecoder) -> Generator[str, None, int]:
+    """Yield the text after ``offset``; returns the new offset."""
     with open(path, "rb") as handle:
         handle.seek(offset)
         while chunk := handle.read(_CHUNK):
             offset += len(chunk)
-            yield chunk.decode(errors="replace")
+            if text := decoder.decode(chunk):
+                yield text
     return offset

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oumi_jobs.jobs import JobView
@@ -91,6 +92,10 @@ def import_document(result: ImportResult) -> dict[str, Any]:
         "already_present": result.already_present,
         "skipped": [{"index": s.index, "job_id": s.job_id, "reason": s.reason} for s in result.skipped],
     }
+
+
+def log_document(job_id: str, stream: str, path: Path, text: str) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "job_id": job_id, "stream": stream, "path": str(path), "text": text}
 
 
 def print_json(document: Any) -> None:

@@ -36,6 +36,8 @@ def test_job_documents(cli, job_config):
     for key in ("submit_time", "start_time", "end_time", "as_of"):
         assert_time_with_offset(done[key])
     assert isinstance(done["done"], bool) and isinstance(done["external"], bool)
+    logs = cli.json("logs", submitted["job_id"])
+    assert set(logs) == {"schema_version", "job_id", "stream", "path", "text"} and logs["stream"] == "stdout"
     listed = cli.json("list")
     assert isinstance(listed, list) and set(listed[0]) == JOB_KEYS
 
