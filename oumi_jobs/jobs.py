@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from oumi_jobs import configs, queues, supervisor
+from oumi_jobs import queues
 from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
@@ -55,9 +55,9 @@ class SubmitRequest:
     cwd: Path = field(default_factory=Path.cwd)
 
 
-def view_of(record: JobRecord) -> JobView:
-    """Read the live state of one registered job."""
-    as_of = now_iso()
+def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
+    """Read the live state of one registered job (``as_of``: when, if read as part of a batch)."""
+    as_of = as_of or now_iso()
     if record.is_local:
         state, status, detail = local_state(record)
         return JobView(record, state, status, detail, as_of)
@@ -66,6 +66,8 @@ def view_of(record: JobRecord) -> JobView:
 
 def submit(paths: Paths, request: SubmitRequest) -> JobView:
     """Validate the request, register the job and start it.  Nothing is written on bad input."""
+    from oumi_jobs import configs, supervisor  # not needed by the read-only commands
+
     plan = configs.plan_launch(
         request.config,
         cwd=request.cwd,
@@ -184,8 +186,9 @@ def list_jobs(
         records = registry.jobs(cloud=cloud, since=lower_bound, cluster=cluster)
         if cluster is not None:
             records.reverse()  # one queue: shown in its order, oldest first
+        as_of = now_iso()  # local states of a batch are read within milliseconds of each other
         for record in records:
-            view = view_of(record)
+            view = view_of(record, as_of)
             if wanted and view.state not in wanted:
                 continue
             views.append(_with_queue_detail(registry, view))

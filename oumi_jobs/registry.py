@@ -30,7 +30,7 @@ SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """A job's identity, as oumi-jobs knows it.  No status: that is read live."""
 
@@ -188,16 +188,18 @@ MIGRATIONS: list[tuple[str, str]] = [
 ]
 
 
-def _row_to_record(row: sqlite3.Row, depends_on: Sequence[str] = ()) -> JobRecord:
-    values: dict[str, Any] = {}
-    for name in _RECORD_COLUMNS:
-        value = row[name]
-        if name in _JSON_COLUMNS:
-            value = tuple(json.loads(value or "[]"))
-        elif name in _BOOL_COLUMNS:
-            value = bool(value)
-        values[name] = value
-    return JobRecord(**values, depends_on=tuple(depends_on))
+_SELECT_JOB_COLUMNS = ", ".join(_RECORD_COLUMNS)
+_ARGV_INDEX = _RECORD_COLUMNS.index("argv")
+_CANCEL_INDEX = _RECORD_COLUMNS.index("cancel_requested")
+
+
+def _row_to_record(row: Sequence[Any], depends_on: Sequence[str] = ()) -> JobRecord:
+    """A row of ``SELECT {_SELECT_JOB_COLUMNS}`` as a record (hot: ``list`` builds thousands)."""
+    values = list(row)
+    argv = values[_ARGV_INDEX]
+    values[_ARGV_INDEX] = tuple(json.loads(argv)) if argv and argv != "[]" else ()
+    values[_CANCEL_INDEX] = bool(values[_CANCEL_INDEX])
+    return JobRecord(*values, depends_on=tuple(depends_on))
 
 
 def _record_to_row(record: JobRecord) -> dict[str, Any]:
@@ -374,7 +376,7 @@ class Registry:
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._guard():
-            row = self._db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            row = self._db.execute(f"SELECT {_SELECT_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
             return _row_to_record(row, self._dependencies_of(job_id))
@@ -429,11 +431,15 @@ class Registry:
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         order = "DESC" if newest_first else "ASC"
         with self._guard():
-            rows = self._db.execute(f"SELECT * FROM jobs {where} ORDER BY submit_time {order}, rowid {order}", params)
+            cursor = self._db.cursor()
+            cursor.row_factory = None  # plain tuples: thousands of rows for `list`
+            rows = cursor.execute(
+                f"SELECT {_SELECT_JOB_COLUMNS} FROM jobs {where} ORDER BY submit_time {order}, rowid {order}", params
+            )
             deps: dict[str, list[str]] = {}
             for job_id, dep in self._db.execute("SELECT job_id, depends_on FROM job_dependencies ORDER BY rowid"):
                 deps.setdefault(job_id, []).append(dep)
-            return [_row_to_record(row, deps.get(row["job_id"], ())) for row in rows]
+            return [_row_to_record(row, deps.get(row[0], ())) for row in rows]
 
     def find_by_launcher_identity(self, cloud: str, cluster: str | None, launcher_job_id: str) -> JobRecord | None:
         with self._guard():
