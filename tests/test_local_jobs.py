@@ -299,9 +299,12 @@ def test_installed_entry_point_and_module_run(paths, job_config, tmp_path):
         [sys.executable, "-m", "oumi_jobs", "submit", "-q", str(job_config("echo via-module"))],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip()  # fmt: skip
+    import json
+
     wait_until(
-        lambda: '"done": true'
-        in subprocess.run([exe, "status", job_id, "--json"], capture_output=True, text=True, env=env).stdout
+        lambda: json.loads(
+            subprocess.run([exe, "status", job_id, "--json"], capture_output=True, text=True, env=env).stdout
+        )["done"]
     )
     logs = subprocess.run([exe, "logs", job_id], capture_output=True, text=True, env=env)
     assert logs.stdout == "via-module\n"
