@@ -1,0 +1,1 @@
+complete --command oumi-jobs --no-files --arguments "(env _OUMI_JOBS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) oumi-jobs)" --condition "env _OUMI_JOBS_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) oumi-jobs"
