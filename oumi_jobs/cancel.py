@@ -31,7 +31,7 @@ from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.states import State, parse_states
-from oumi_jobs.timestamps import from_iso, now
+from oumi_jobs.timestamps import from_iso
 
 DEFAULT_TIMEOUT_S = 30.0
 # After SIGKILL the kernel needs a moment to tear processes down.

@@ -65,6 +65,7 @@ app = typer.Typer(
 # -- option types, declared once ---------------------------------------------
 JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job id, or a unique prefix of one.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until it is done.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only the essential value.")]
 CloudOpt = Annotated[Optional[str], typer.Option("--cloud", help="Cloud to run on (default: the config's, else local).")]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Cluster to run on.")]
@@ -140,8 +141,7 @@ def submit(
         return
     follow = jobs.follow_until_done(paths, view.job_id)
     if quiet or as_json:
-        for view in follow:
-            pass
+        *_, view = follow
     else:
         view = output.watch(follow)
     if as_json:
@@ -163,7 +163,7 @@ def _outcome_exit_code(view: Any) -> int:
 def status(
     ctx: typer.Context,
     job: JobArg,
-    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until the job is done.")] = False,
+    watch: WatchOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Live state of one job."""
@@ -362,7 +362,7 @@ def _worst(codes: list[int]) -> int:
 def cancel_status(
     ctx: typer.Context,
     job: JobArg,
-    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until the cancellation ends.")] = False,
+    watch: WatchOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The latest cancellation of a job, step by step."""
