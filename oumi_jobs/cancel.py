@@ -295,7 +295,9 @@ def _cascade(paths: Paths, registry: Registry, job_id: str, options: CancelOptio
                 frontier.append(dependant)
     quiet = dataclasses.replace(options, cascade=False, metrics_file=None)
     records = []
-    for dependant, parent in order:
+    # Deepest first: a job whose own dependency were cancelled first could end
+    # by itself ("dependency cancelled") before its cascade record was made.
+    for dependant, parent in reversed(order):
         record = registry.get(dependant)
         if record is None or view_of(record).done:
             continue
