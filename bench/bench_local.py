@@ -64,7 +64,9 @@ def cli_command() -> list[str]:
 
 
 def run_checked(argv: Sequence[str], env: Mapping[str, str]) -> str:
-    result = subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        list(argv), env=dict(env), capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
+    )
     if result.returncode != 0:
         raise SystemExit(f"bench: {' '.join(argv)} exited {result.returncode}: {result.stderr.strip()}")
     return result.stdout

@@ -29,6 +29,7 @@ from oumi_jobs.events import log_event
 from oumi_jobs.jobs import view_of
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
+from oumi_jobs.procs import python_argv
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.states import State, parse_states
 from oumi_jobs.timestamps import from_iso
@@ -214,11 +215,11 @@ class _Run:
 
 def _spawn_finisher(paths: Paths, cancellation_id: str) -> None:
     """Detach a process that finishes the cancellation (``--no-wait``)."""
-    argv = [
-        sys.executable, "-m", "oumi_jobs.cancel",
+    argv = python_argv(
+        "oumi_jobs.cancel",
         "--data-dir", str(paths.data_dir), "--state-dir", str(paths.state_dir), "--cache-dir", str(paths.cache_dir),
         cancellation_id,
-    ]  # fmt: skip
+    )  # fmt: skip
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
@@ -385,7 +386,7 @@ def cancellation_history(
         return CancellationTracker(registry).history(limit=limit, offset=offset, job_id=job_id, status=status)
 
 
-def _finisher_main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="oumi-jobs-cancel-finisher")
@@ -410,4 +411,4 @@ def _finisher_main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_finisher_main())
+    sys.exit(main())

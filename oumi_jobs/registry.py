@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -27,6 +28,8 @@ from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.timestamps import now_iso
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+_OPEN_LOCK = threading.Lock()
+_open_connections: dict[Path, int] = {}
 BUSY_TIMEOUT_S = 60.0
 
 
@@ -202,16 +205,16 @@ def _row_to_record(row: Sequence[Any], depends_on: Sequence[str] = ()) -> JobRec
     return JobRecord(*values, depends_on=tuple(depends_on))
 
 
+def _to_column(name: str, value: Any) -> Any:
+    if name in _JSON_COLUMNS:
+        return json.dumps(list(value))
+    if name in _BOOL_COLUMNS:
+        return int(bool(value))
+    return value
+
+
 def _record_to_row(record: JobRecord) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for name in _RECORD_COLUMNS:
-        value = getattr(record, name)
-        if name in _JSON_COLUMNS:
-            value = json.dumps(list(value))
-        elif name in _BOOL_COLUMNS:
-            value = int(bool(value))
-        row[name] = value
-    return row
+    return {name: _to_column(name, getattr(record, name)) for name in _RECORD_COLUMNS}
 
 
 def _escape_like(text: str) -> str:
@@ -230,22 +233,30 @@ class Registry:
     def open(cls, paths: Paths) -> Registry:
         path = paths.registry_file
         ensure_private_dir(path.parent)
-        _refuse_foreign_file(path)
-        if not path.exists():
+        with _OPEN_LOCK:
+            # Closing any descriptor of the database file drops every POSIX lock
+            # this process holds on it, including those of SQLite connections
+            # open in other threads, and with them WAL's guarantees (commits were
+            # lost that way).  So the raw file is only touched while this process
+            # has no connection to it.
+            if _open_connections.get(path, 0) == 0:
+                _refuse_foreign_file(path)
+                if not path.exists():
+                    try:
+                        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                        os.close(fd)
+                    except FileExistsError:
+                        pass  # another process created it first
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                os.close(fd)
-            except FileExistsError:
-                pass  # another process created it first
-        try:
-            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise RegistryError(f"cannot open the registry {path}: {exc}") from exc
+                db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise RegistryError(f"cannot open the registry {path}: {exc}") from exc
+            _open_connections[path] = _open_connections.get(path, 0) + 1
         registry = cls(path, db)
         try:
             registry._prepare()
         except BaseException:
-            db.close()
+            registry.close()
             raise
         return registry
 
@@ -291,7 +302,11 @@ class Registry:
                 self._db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, now_iso()))
 
     def close(self) -> None:
-        self._db.close()
+        with _OPEN_LOCK:
+            if self._db is not None:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+                _open_connections[self.path] -= 1
 
     def __enter__(self) -> Registry:
         return self
@@ -356,9 +371,8 @@ class Registry:
         unknown = set(changes) - set(_RECORD_COLUMNS)
         if unknown:
             raise ValueError(f"not registry columns: {sorted(unknown)}")
-        row = _record_to_row(JobRecord(job_id="", cloud="", submit_time="", **changes))
+        params = {name: _to_column(name, value) for name, value in changes.items()} | {"job_id": job_id}
         assignments = ", ".join(f"{name} = :{name}" for name in changes)
-        params = {name: row[name] for name in changes} | {"job_id": job_id}
         with self.transaction() as db:
             db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = :job_id", params)
 

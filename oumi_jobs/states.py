@@ -50,6 +50,16 @@ def describe_exit(record: JobRecord) -> str:
     return record.end_detail or "ended"
 
 
+# How long a submit may take between registering a job and recording its supervisor.
+SUPERVISOR_START_GRACE_S = 120.0
+
+
+def _age_s(iso: str) -> float:
+    from oumi_jobs.timestamps import from_iso, now
+
+    return (now() - from_iso(iso)).total_seconds()
+
+
 def local_state(record: JobRecord) -> tuple[State, str, str | None]:
     """``(state, status string, detail)`` of a local job, read from its processes and exit record."""
     if record.has_exit_record:
@@ -64,6 +74,9 @@ def local_state(record: JobRecord) -> tuple[State, str, str | None]:
             # The legacy job server ran local jobs inside its own process: no
             # process of theirs can be found again, so none can still be running.
             return State.LOST, "imported", "imported from a legacy registry, which kept no process identity"
+        if _age_s(record.submit_time) > SUPERVISOR_START_GRACE_S:
+            # Its submit was interrupted between registering and starting the supervisor.
+            return State.LOST, "lost", "its supervisor never started (the submit was interrupted)"
         return State.PENDING, "starting", "the supervisor has not started yet"
     supervisor_alive = is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id)
     if record.pid is None:

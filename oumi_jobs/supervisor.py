@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from oumi_jobs.paths import Paths, ensure_private_dir
-from oumi_jobs.procs import boot_id, identify, start_time_of
+from oumi_jobs.procs import boot_id, identify, python_argv, start_time_of
 from oumi_jobs.queues import wait_for_turn
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.terminator import JOB_MARKER_ENV
@@ -37,13 +37,13 @@ EXIT_CANNOT_START = 127
 def spawn(paths: Paths, job_id: str, env: Mapping[str, str]) -> int:
     """Start the supervisor of ``job_id`` detached from this process; returns its pid."""
     ensure_private_dir(paths.supervisors_dir)
-    argv = [
-        sys.executable, "-m", "oumi_jobs.supervisor",
+    argv = python_argv(
+        "oumi_jobs.supervisor",
         "--data-dir", str(paths.data_dir),
         "--state-dir", str(paths.state_dir),
         "--cache-dir", str(paths.cache_dir),
         job_id,
-    ]  # fmt: skip
+    )  # fmt: skip
     launcher = subprocess.Popen(
         argv,
         env=dict(env),
@@ -54,7 +54,12 @@ def spawn(paths: Paths, job_id: str, env: Mapping[str, str]) -> int:
         close_fds=True,
         cwd="/",
     )
-    out, _ = launcher.communicate(timeout=60)
+    try:
+        out, _ = launcher.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+        launcher.wait()
+        raise RuntimeError(f"the supervisor of {job_id} did not start within 60 s") from None
     if launcher.returncode != 0 or not out.strip().isdigit():
         raise RuntimeError(f"the supervisor of {job_id} failed to start (exit {launcher.returncode})")
     return int(out.strip())

@@ -64,6 +64,7 @@ def test_show_completion_prints_the_same_script(shell):
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() + "\n" == generate.script_path(shell).read_text(encoding="utf-8")
@@ -87,6 +88,7 @@ def test_bash_completion_protocol_completes(words, cword, expected):
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [expected], result.stdout
@@ -114,6 +116,7 @@ def test_sourced_bash_script_fills_compreply(tmp_path):
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["submit"], (result.stdout, result.stderr)

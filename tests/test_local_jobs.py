@@ -308,3 +308,17 @@ def test_installed_entry_point_and_module_run(paths, job_config, tmp_path):
     )
     logs = subprocess.run([exe, "logs", job_id], capture_output=True, text=True, env=env)
     assert logs.stdout == "via-module\n"
+
+
+def test_a_submit_interrupted_before_its_supervisor_started_is_lost_not_pending(paths, cli):
+    from datetime import timedelta
+
+    from oumi_jobs.timestamps import now, to_iso
+
+    job_id = _register(paths, boot_id=boot_id())
+    assert cli.json("status", job_id)["state"] == "pending"  # a submit may still be starting it
+    with Registry.open(paths) as registry:
+        registry.update(job_id, submit_time=to_iso(now() - timedelta(minutes=10)))
+    doc = cli.json("status", job_id)
+    assert doc["state"] == "lost" and "never started" in doc["detail"]
+    assert cli.json("prune", "--older-than", "5m")["removed"] == [job_id]

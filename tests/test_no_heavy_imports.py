@@ -1,5 +1,8 @@
 """Local-only commands never import oumi, torch, sky or transformers.
 
+Covered: --help, submit, status, logs, list, prune, cancel, cancel-status and
+cancellations of local jobs, and the supervisor while it runs a job.
+
 Each check runs in a fresh interpreter (this test process may have imported
 anything), with the private OUMI_JOBS_HOME of the ``paths`` fixture, whose
 teardown ends what is left of the jobs registered there, and nothing else.
@@ -18,11 +21,12 @@ from oumi_jobs.paths import Paths
 
 HEAVY = ("oumi", "torch", "sky", "transformers")
 
+_PRELUDE = "HEAVY = {heavy!r}\n"
+
 _REPORT = """
 import json, sys
-HEAVY = {heavy!r}
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
-print("@@REPORT@@" + json.dumps({{"heavy": loaded, "extra": extra, "modules": sorted(sys.modules)}}))
+print("@@REPORT@@" + json.dumps({"heavy": loaded, "extra": extra, "modules": sorted(sys.modules)}))
 """
 
 CLI_DRIVER = """
@@ -52,7 +56,13 @@ cli("logs", job_id)
 cli("list", "--json")
 cli("list")
 cli("prune", "--dry-run", "--json")
-extra = {"steps": steps, "job_id": job_id, "final": doc}
+# Cancel of a running local job: signals, waits, verifies, records.
+sleeper = cli("submit", "-q", sys.argv[2]).output.strip()
+cli("cancel", sleeper, "--timeout", "5", "--json")
+cli("cancel-status", sleeper, "--json")
+cli("cancellations", "--json")
+cancelled = json.loads(cli("status", sleeper, "--json").output)
+extra = {"steps": steps, "job_id": job_id, "final": doc, "cancelled": cancelled}
 """
 
 SUPERVISOR_DRIVER = """
@@ -85,7 +95,7 @@ extra["stdout"] = (logs / "stdout.log").read_text()
 
 def run_driver(source: str, tmp_path: Path, *args: str) -> dict:
     script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent(source) + _REPORT.format(heavy=HEAVY))
+    script.write_text(_PRELUDE.format(heavy=HEAVY) + textwrap.dedent(source) + _REPORT)
     env = dict(os.environ, DO_NOT_TRACK="1", SKYPILOT_DISABLE_USAGE_COLLECTION="1")
     env.pop("OUMI_JOBS_DEBUG", None)
     result = subprocess.run(
@@ -96,6 +106,7 @@ def run_driver(source: str, tmp_path: Path, *args: str) -> dict:
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert result.returncode == 0, (result.stdout[-4000:], result.stderr[-4000:])
     reports = [line for line in result.stdout.splitlines() if line.startswith("@@REPORT@@")]
@@ -106,12 +117,15 @@ def run_driver(source: str, tmp_path: Path, *args: str) -> dict:
 def test_local_commands_import_nothing_heavy(paths: Paths, tmp_path: Path):
     config = tmp_path / "cfg.yaml"
     config.write_text("run: echo hi\n")
-    report = run_driver(CLI_DRIVER, tmp_path, str(config))
+    sleeper = tmp_path / "sleeper.yaml"
+    sleeper.write_text("run: sleep 30\n")
+    report = run_driver(CLI_DRIVER, tmp_path, str(config), str(sleeper))
     steps = report["extra"]["steps"]
     failed = {step: outcome for step, outcome in steps.items() if outcome["exit_code"] != 0}
     assert not failed, failed
     assert report["extra"]["final"]["state"] == "succeeded", report["extra"]["final"]
     assert steps[f"logs {report['extra']['job_id']}"]["output"] == "hi\n"
+    assert report["extra"]["cancelled"]["state"] == "cancelled", report["extra"]["cancelled"]
     # The driver really ran the CLI and the core in that interpreter.
     assert {"oumi_jobs.cli", "oumi_jobs.jobs", "oumi_jobs.registry", "oumi_jobs.prune"} <= set(report["modules"])
     assert report["heavy"] == [], f"local commands imported {report['heavy']}"

@@ -209,3 +209,32 @@ def test_registry_lives_in_xdg_dirs_without_override(tmp_path, monkeypatch):
     assert paths.registry_file == tmp_path / "xdg-data" / "oumi-jobs" / "registry.sqlite3"
     assert paths.logs_dir == tmp_path / "xdg-state" / "oumi-jobs" / "logs"
     assert paths.cache_dir == tmp_path / "xdg-cache" / "oumi-jobs"
+
+
+def test_opening_registries_in_threads_loses_no_commit(paths):
+    """Regression: a raw open/close of the database file in one thread dropped the POSIX locks of
+    SQLite connections in other threads, and a supervisor's committed exit record was lost."""
+    import threading
+
+    with Registry.open(paths) as registry:
+        registry.add_many_if_absent(
+            JobRecord(job_id=f"t{i}", cloud="local", submit_time=to_iso(now())) for i in range(40)
+        )
+    errors: list[BaseException] = []
+
+    def writer(index: int) -> None:
+        try:
+            for round_ in range(5):
+                with Registry.open(paths) as registry:
+                    registry.update(f"t{index}", end_detail=f"round {round_}")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    with Registry.open(paths) as registry:
+        assert {r.end_detail for r in registry.jobs()} == {"round 4"}
