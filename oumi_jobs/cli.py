@@ -42,8 +42,10 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
         except BrokenPipeError:
-            # The reader (e.g. `| head`) went away: stop quietly, as Unix tools do.
-            sys.stderr.close()
+            # The reader (e.g. `| head`) went away: stop quietly, as Unix tools
+            # do.  stdout now points at /dev/null so the final flush cannot fail.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(ExitCode.FAILURE) from None
         except Exception as exc:
             if os.environ.get(DEBUG_ENV) == "1":
