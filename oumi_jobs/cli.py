@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from oumi_jobs import __version__
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
+from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.paths import Paths
 
 DEBUG_ENV = "OUMI_JOBS_DEBUG"
@@ -70,6 +71,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until it is done.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only the essential value.")]
 CloudOpt = Annotated[Optional[str], typer.Option("--cloud", help="Cloud to run on (default: the config's, else local).")]
+CloudTimeoutOpt = Annotated[
+    float, typer.Option("--cloud-timeout", help="Seconds each cloud gets to answer.", min=0.1)
+]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Cluster to run on.")]
 
 
@@ -164,23 +168,44 @@ def _outcome_exit_code(view: Any) -> int:
 @app.command()
 def status(
     ctx: typer.Context,
-    job: JobArg,
+    job: Annotated[Optional[str], typer.Argument(metavar="[JOB]", help="Job id, or a unique prefix of one.")] = None,
+    cloud: Annotated[Optional[str], typer.Option("--cloud", help="With --cluster and --launcher-id: a job by its cloud identity.")] = None,
+    cluster: Annotated[Optional[str], typer.Option("--cluster", help="The job's cluster (with --cloud).")] = None,
+    launcher_id: Annotated[Optional[str], typer.Option("--launcher-id", help="The launcher's job id (with --cloud).")] = None,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     watch: WatchOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Live state of one job."""
+    """Live state of one job, by id or by its cloud identity (jobs launched elsewhere too)."""
     from oumi_jobs import jobs, output
 
     paths = _paths(ctx)
+    by_identity = (cloud, cluster, launcher_id)
+    if any(by_identity):
+        if job is not None or not all(by_identity):
+            raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
+        view = jobs.status_by_identity(paths, cloud, cluster, launcher_id, cloud_timeout_s=cloud_timeout)  # type: ignore[arg-type]
+        job = view.job_id or None
+        if job is None or not watch:
+            _print_view(view, as_json)
+            return
+    if job is None:
+        raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
     if watch:
         follow = jobs.follow_until_done(paths, job)
         if as_json:
             *_, view = follow
         else:
-            view = output.watch(follow)
+            output.watch(follow)
             return
     else:
-        view = jobs.get_status(paths, job)
+        view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
+    _print_view(view, as_json)
+
+
+def _print_view(view: Any, as_json: bool) -> None:
+    from oumi_jobs import output
+
     if as_json:
         output.print_json(output.job_document(view))
     else:
@@ -200,17 +225,28 @@ def list_(
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many jobs.", min=0)] = None,
     local_only: Annotated[bool, typer.Option("--local-only", help="Query no cloud.")] = False,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
-    """All registered jobs, newest first, with their live states."""
+    """All registered jobs, newest first, with their live states; clouds are asked in parallel."""
     from oumi_jobs import jobs, output
     from oumi_jobs.states import parse_states
 
-    views = jobs.list_jobs(_paths(ctx), cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit)
+    report = output.with_cloud_progress(
+        lambda on_answer: jobs.list_jobs_report(
+            _paths(ctx), cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit,
+            local_only=local_only, cloud_timeout_s=cloud_timeout, on_cloud_answer=on_answer,
+        ),  # fmt: skip
+        live=not as_json,
+    )
     if as_json:
-        output.print_json([output.job_document(v) for v in views])
+        output.print_json([output.job_document(v) for v in report.views])
     else:
-        output.print_jobs(views)
+        output.print_jobs(report.views)
+    for name, reason in report.unreachable.items():
+        output.hint(f"{name}: {reason}")
+    if cloud is not None and cloud in report.unreachable:
+        raise typer.Exit(ExitCode.CLOUD_UNREACHABLE)
 
 
 @app.command()

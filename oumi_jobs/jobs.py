@@ -5,20 +5,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from oumi_jobs import queues
-from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
+from oumi_jobs.errors import AmbiguousJobError, CloudUnreachableError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
+from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudJob  # light: oumi loads lazily
 from oumi_jobs.ids import job_id_from_name, new_job_id
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.procs import boot_id, identify
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.states import State, local_state
-from oumi_jobs.timestamps import now, now_iso, to_iso
+from oumi_jobs.timestamps import from_epoch, now, now_iso, to_iso
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,46 @@ def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
     if record.is_local:
         state, status, detail = local_state(record)
         return JobView(record, state, status, detail, as_of)
-    return JobView(record, State.UNKNOWN, None, f"live status of {record.cloud} jobs is not available yet", as_of)
+    # Cheap by design (prune, metrics and queues call it for every job): a
+    # cloud job's live state needs its cloud, see live_cloud_view.
+    return JobView(record, State.UNKNOWN, None, f"{record.cloud} was not asked", as_of)
+
+
+def live_cloud_view(record: JobRecord, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S, external: bool = False) -> JobView:
+    """A cloud job's state, asked of its cloud, cluster and id only."""
+    from oumi_jobs import launcher
+
+    if not (record.cluster and record.launcher_job_id):
+        return JobView(record, State.UNKNOWN, None, "no cluster and launcher job id recorded", now_iso(), external)
+    try:
+        job = launcher.get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
+    except CloudUnreachableError as exc:
+        return JobView(record, State.UNKNOWN, None, str(exc), now_iso(), external)
+    if job is None:
+        detail = f"cluster {record.cluster} no longer reports job {record.launcher_job_id}"
+        return JobView(record, State.UNKNOWN, None, detail, now_iso(), external)
+    return JobView(record, job.state, job.status, None, now_iso(), external)
+
+
+def _cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, as_of: str) -> JobView:
+    if job is not None:
+        return JobView(record, job.state, job.status, None, as_of)
+    if error is not None:
+        return JobView(record, State.UNKNOWN, None, error, as_of)
+    if not record.launcher_job_id:
+        return JobView(record, State.UNKNOWN, None, "no launcher job id recorded", as_of)
+    return JobView(record, State.UNKNOWN, None, f"{record.cloud} no longer reports job {record.launcher_job_id}", as_of)
+
+
+def external_view(job: CloudJob, as_of: str) -> JobView:
+    """A job its cloud reports that oumi-jobs did not launch."""
+    submitted = from_epoch(job.submit_time) if job.submit_time else None
+    record = JobRecord(
+        job_id="", cloud=job.cloud, submit_time=submitted or "", name=job.name, cluster=job.cluster,
+        launcher_job_id=job.launcher_job_id, source="external",
+        end_time=from_epoch(job.end_time) if job.end_time else None,
+    )  # fmt: skip
+    return JobView(record, job.state, job.status, None, as_of, external=True)
 
 
 def submit(paths: Paths, request: SubmitRequest) -> JobView:
@@ -138,9 +179,29 @@ def _resolve_dependencies(registry: Registry, job_id: str, refs: Sequence[str]) 
     return tuple(dict.fromkeys(resolved))
 
 
-def get_status(paths: Paths, ref: str) -> JobView:
+def get_status(paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> JobView:
     with Registry.open(paths) as registry:
-        return _with_queue_detail(registry, view_of(registry.resolve(ref)))
+        record = registry.resolve(ref)
+        if record.is_local:
+            return _with_queue_detail(registry, view_of(record))
+    return live_cloud_view(record, timeout_s=cloud_timeout_s)
+
+
+def status_by_identity(
+    paths: Paths, cloud: str, cluster: str, launcher_job_id: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S
+) -> JobView:
+    """A job named by its cloud identity; one launched outside oumi-jobs is marked external."""
+    with Registry.open(paths) as registry:
+        record = registry.find_by_launcher_identity(cloud, cluster, launcher_job_id)
+    if record is not None:
+        return live_cloud_view(record, timeout_s=cloud_timeout_s)
+    external = JobRecord(
+        job_id="", cloud=cloud, submit_time="", cluster=cluster, launcher_job_id=launcher_job_id, source="external"
+    )
+    view = live_cloud_view(external, timeout_s=cloud_timeout_s, external=True)
+    if view.status is None and view.state is State.UNKNOWN and "no longer reports" in (view.detail or ""):
+        raise JobNotFoundError(f"cluster {cluster} of {cloud} reports no job {launcher_job_id}")
+    return view
 
 
 def _with_queue_detail(registry: Registry, view: JobView) -> JobView:
@@ -167,7 +228,18 @@ def parse_since(text: str, *, reference: datetime | None = None) -> str:
         raise UsageError(f"invalid --since {text!r}: use an age such as 2h or 7d, or a date such as 2026-11-01") from None
 
 
-def list_jobs(
+@dataclass(frozen=True)
+class JobList:
+    views: list[JobView]
+    unreachable: dict[str, str]  # cloud -> why it could not be read
+
+
+def list_jobs(paths: Paths, **filters: Any) -> list[JobView]:
+    """Registered jobs, newest first, with their live states (see :func:`list_jobs_report`)."""
+    return list_jobs_report(paths, **filters).views
+
+
+def list_jobs_report(
     paths: Paths,
     *,
     cloud: str | None = None,
@@ -175,26 +247,47 @@ def list_jobs(
     states: Sequence[State] = (),
     since: str | None = None,
     limit: int | None = None,
-) -> list[JobView]:
-    """Registered jobs, newest first, with their live states."""
+    local_only: bool = True,
+    cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
+    on_cloud_answer: Callable[[CloudAnswer], None] | None = None,
+) -> JobList:
+    """Registered jobs merged with what their clouds report now (jobs launched elsewhere too).
+
+    Every cloud with jobs in the registry is asked at once, each within
+    ``cloud_timeout_s``; a cloud that fails or times out leaves its jobs
+    ``unknown`` with the reason.  ``local_only`` asks no cloud.
+    """
     if limit is not None and limit < 0:
         raise UsageError("--limit must not be negative")
     lower_bound = parse_since(since) if since else None
     wanted = set(states)
-    views: list[JobView] = []
     with Registry.open(paths) as registry:
         records = registry.jobs(cloud=cloud, since=lower_bound, cluster=cluster)
         if cluster is not None:
             records.reverse()  # one queue: shown in its order, oldest first
+        answers: dict[str, CloudAnswer] = {}
+        clouds = sorted({r.cloud for r in records if not r.is_local})
+        if not local_only and clouds:
+            from oumi_jobs import launcher
+
+            answers = launcher.list_clouds(clouds, timeout_s=cloud_timeout_s, on_answer=on_cloud_answer)
+        live = {(j.cloud, j.cluster, j.launcher_job_id): j for a in answers.values() for j in a.jobs}
         as_of = now_iso()  # local states of a batch are read within milliseconds of each other
+        views: list[JobView] = []
         for record in records:
-            view = view_of(record, as_of)
-            if wanted and view.state not in wanted:
-                continue
-            views.append(_with_queue_detail(registry, view))
-            if limit is not None and len(views) >= limit:
-                break
-    return views
+            if record.is_local:
+                view = view_of(record, as_of)
+            elif record.cloud in answers:
+                key = (record.cloud, record.cluster or "", record.launcher_job_id or "")
+                view = _cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
+            else:
+                view = view_of(record, as_of)
+            if not wanted or view.state in wanted:
+                views.append(_with_queue_detail(registry, view))
+    externals = [external_view(job, as_of) for job in live.values() if cluster is None or job.cluster == cluster]
+    views += [v for v in externals if not wanted or v.state in wanted]
+    unreachable = {name: answer.error for name, answer in answers.items() if answer.error}
+    return JobList(views[:limit] if limit is not None else views, unreachable)
 
 
 def follow_until_done(paths: Paths, job_id: str, *, interval: float = 0.5) -> Iterator[JobView]:

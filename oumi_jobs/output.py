@@ -46,7 +46,7 @@ def job_document(view: JobView) -> dict[str, Any]:
     record = view.record
     return {
         "schema_version": SCHEMA_VERSION,
-        "job_id": record.job_id,
+        "job_id": record.job_id or None,  # an external job has no oumi-jobs id
         "name": record.name,
         "state": view.state.value,
         "status": view.status,
@@ -137,6 +137,7 @@ def hint(message: str) -> None:
         console(stderr=True).print(f"[dim]{message}[/dim]")
     else:
         sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
 
 def styled_state(state: State) -> str:
@@ -164,7 +165,7 @@ def jobs_table(views: list[JobView]) -> Any:
         record = view.record
         cloud = record.cloud + (f":{record.cluster}" if record.cluster else "")
         table.add_row(
-            record.job_id,
+            record.job_id or f"(external {record.launcher_job_id})",
             styled_state(view.state),
             view.status or "-",
             cloud,
@@ -257,6 +258,7 @@ def print_import(result: ImportResult) -> None:
     for skipped in result.skipped:
         who = f" ({skipped.job_id})" if skipped.job_id else ""
         sys.stderr.write(f"skipped entry {skipped.index}{who}: {skipped.reason}\n")
+    sys.stderr.flush()
 
 
 # -- cancellations -------------------------------------------------------------
@@ -445,3 +447,20 @@ def print_bulk(outcomes: list[BulkOutcome]) -> None:
             error(f"{outcome.job_ref}: {outcome.error}")
     if not outcomes:
         hint("no jobs to cancel")
+
+
+def with_cloud_progress(work, *, live: bool):
+    """Run ``work(on_answer)``; on a terminal, show which clouds are still being asked."""
+    out = console(stderr=True)
+    if not (live and out.is_terminal):
+        return work(None)
+    from rich.status import Status
+
+    answered: list[str] = []
+    with Status("asking clouds...", console=out) as status:
+
+        def on_answer(answer: Any) -> None:
+            answered.append(answer.cloud)
+            status.update(f"asking clouds... ({', '.join(answered)} answered)")
+
+        return work(on_answer)
