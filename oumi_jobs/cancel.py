@@ -24,9 +24,10 @@ from pathlib import Path
 
 from oumi_jobs import terminator
 from oumi_jobs.cancellations import CancellationRecord, CancellationStatus, CancellationTracker, StepStatus
-from oumi_jobs.errors import OumiJobsError, UsageError
+from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
-from oumi_jobs.jobs import view_of
+from oumi_jobs.jobs import JobView, live_cloud_view, view_of
+from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
 from oumi_jobs.procs import python_argv
@@ -40,6 +41,7 @@ KILL_GRACE_S = 5.0
 # How long a not-yet-started job's supervisor gets to notice the cancel.
 START_RACE_S = 10.0
 POLL_S = 0.02
+CLOUD_POLL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class CancelOptions:
     wait: bool = True
     cascade: bool = True
     metrics_file: Path | None = None
+    cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S
 
     def checked(self) -> tuple[signal.Signals, float]:
         if self.timeout_s < 0:
@@ -94,8 +97,14 @@ class _Run:
             raise OumiJobsError(f"job {self.record.job_id} vanished from the registry during its cancellation")
         return record
 
-    def finish(self, status: CancellationStatus, survivors: Sequence[int] = (), detail: str | None = None):
-        final = view_of(self.job()).state.value
+    def finish(
+        self,
+        status: CancellationStatus,
+        survivors: Sequence[int] = (),
+        detail: str | None = None,
+        final_state: str | None = None,
+    ) -> CancellationRecord:
+        final = final_state or view_of(self.job()).state.value
         self.record = self.tracker.finish(
             self.record.cancellation_id, status, final_state=final, survivors=survivors, detail=detail
         )
@@ -104,6 +113,43 @@ class _Run:
             status=status.value, final_state=final, survivors=list(survivors), duration_s=self.record.duration_s,
         )  # fmt: skip
         return self.record
+
+    # -- the cloud flow ----------------------------------------------------------------
+    def cancel_on_cloud(self, job: JobRecord, view: JobView) -> CancellationRecord:
+        """launcher.cancel, then poll the job's status until its cloud reports it ended (or the timeout)."""
+        from oumi_jobs import launcher
+
+        self.tracker.set_status(self.record.cancellation_id, CancellationStatus.IN_PROGRESS)
+        with self.step("check_state") as out:
+            out["detail"] = f"{job.cloud} reports {view.status or view.state.value} (job {job.launcher_job_id})"
+        assert job.cluster and job.launcher_job_id
+        try:
+            with self.step("launcher_cancel") as out:
+                answer = launcher.with_time_limit(
+                    lambda: launcher.load().cancel(job.launcher_job_id, job.cloud, job.cluster),
+                    self.record.timeout_s or DEFAULT_CLOUD_TIMEOUT_S,
+                    f"cancel on {job.cloud!r}",
+                )
+                out["detail"] = f"the launcher answered {getattr(answer, 'status', answer)!s}"
+        except CloudUnreachableError as exc:
+            return self.finish(CancellationStatus.FAILED, detail=str(exc))
+        self.tracker.add_signalled(self.record.cancellation_id, 1)
+        with self.step("verify", f"up to {self.record.timeout_s:g} s for {job.cloud} to report it ended") as out:
+            deadline = time.monotonic() + self.record.timeout_s
+            while True:
+                current = live_cloud_view(job, timeout_s=max(1.0, deadline - time.monotonic()))
+                if current.done or time.monotonic() > deadline:
+                    break
+                time.sleep(CLOUD_POLL_S)
+            out["detail"] = f"{job.cloud} reports {current.status or current.state.value}"
+            if not current.done:
+                out["status"] = StepStatus.FAILED
+        if not current.done:
+            return self.finish(
+                CancellationStatus.FAILED, detail=f"{job.cloud} still reports {current.status or current.state.value}",
+                final_state=current.state.value,
+            )  # fmt: skip
+        return self.finish(CancellationStatus.COMPLETED, final_state=current.state.value)
 
     # -- the local flow ----------------------------------------------------------------
     def start_local(self, sig: signal.Signals, detached_finish: bool) -> CancellationRecord:
@@ -250,15 +296,15 @@ def cancel_job(
     with Registry.open(paths) as registry:
         job = registry.resolve(ref)
         tracker = CancellationTracker(registry)
-        view = view_of(job)
+        view = view_of(job) if job.is_local else live_cloud_view(job, timeout_s=options.cloud_timeout_s)
+        if view.state is State.UNKNOWN and not job.is_local:
+            raise CloudUnreachableError(f"cannot cancel {job.job_id}: {view.detail}")
         if view.done and not tracker.active_for_job(job.job_id):
             record = _not_needed(tracker, job, view.state, options, sig.name)
             log_event(paths, "cancel_finished", job_id=job.job_id, cancellation_id=record.cancellation_id,
                       status=record.status.value, final_state=record.final_state)  # fmt: skip
             write_metrics(paths, registry, options.metrics_file)
             return record
-        if not job.is_local:
-            raise OumiJobsError(f"cancelling {job.cloud} jobs is not supported by this version of oumi-jobs yet")
         if options.cascade:
             # Dependants first: once flagged they can never start, whatever happens to this job.
             _cascade(paths, registry, job.job_id, options)
@@ -270,7 +316,9 @@ def cancel_job(
             record = _join(tracker, claim.record.cancellation_id)
         else:
             run = _Run(paths, registry, claim.record)
-            if claim.record.steps:  # taken over from an owner that died: carry on where it stopped
+            if not job.is_local:
+                record = run.cancel_on_cloud(job, view)
+            elif claim.record.steps:  # taken over from an owner that died: carry on where it stopped
                 record = run.finish_local()
             else:
                 log_event(paths, "cancel_requested", job_id=job.job_id, cancellation_id=claim.record.cancellation_id,

@@ -337,6 +337,7 @@ def cancel(
     metrics_file: Annotated[
         Optional[Path], typer.Option("--metrics-file", help="Also write Prometheus metrics to this file.")
     ] = None,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported."""
@@ -351,7 +352,7 @@ def cancel(
         raise OumiJobsUsage("name jobs or use --all, not both")
     options = service.CancelOptions(
         force=force, timeout_s=timeout, signal=signal_name, reason=reason, wait=not no_wait,
-        cascade=not no_cascade, metrics_file=metrics_file,
+        cascade=not no_cascade, metrics_file=metrics_file, cloud_timeout_s=cloud_timeout,
     )  # fmt: skip
     if len(refs) == 1:
         record = output.run_with_progress(

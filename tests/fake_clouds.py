@@ -22,6 +22,9 @@ class Behaviour:
     delay_s: float = 0.0
     error: str | None = None
     hang: bool = False
+    cancel_lag_s: float = 0.0  # how long a cancelled job still reads as running
+    cancel_hangs: bool = False
+    cancelled: list[str] = field(default_factory=list)  # launcher ids cancel_job was called for
     clusters: dict[str, list[JobStatus]] = field(default_factory=dict)
 
 
@@ -60,7 +63,24 @@ class FakeCluster(BaseCluster):
         return list(_act(self._cloud).clusters.get(self._name, []))
 
     def cancel_job(self, job_id: str) -> JobStatus:
-        raise NotImplementedError
+        behaviour = _act(self._cloud)
+        if behaviour.cancel_hangs:
+            _hang_forever.wait()
+        behaviour.cancelled.append(job_id)
+        jobs = behaviour.clusters[self._name]
+        index = next(i for i, j in enumerate(jobs) if j.id == job_id)
+        ended = job(job_id, "CANCELLED by 0", JobState.PENDING, self._name)  # oumi 0.9's Slurm mapping
+
+        def end_later() -> None:
+            jobs[index] = ended
+
+        if behaviour.cancel_lag_s:
+            timer = threading.Timer(behaviour.cancel_lag_s, end_later)
+            timer.daemon = True
+            timer.start()
+        else:
+            end_later()
+        return jobs[index]
 
     def run_job(self, job) -> JobStatus:  # type: ignore[no-untyped-def]
         raise NotImplementedError

@@ -126,3 +126,41 @@ def test_slow_clouds_are_asked_in_parallel(paths, cli, clouds):
     took = time.monotonic() - started
     assert {d["state"] for d in docs} == {"running"} and len(docs) == 4
     assert took < 6, f"4 clouds of 2 s each took {took:.1f} s: they were not asked in parallel"
+
+
+def test_cancel_on_a_cloud_checks_calls_and_verifies(paths, cli, clouds):
+    JobState = clouds.JobState
+    behaviour = clouds.Behaviour(cancel_lag_s=1.5, clusters={"c1": [
+        clouds.job("5", "RUNNING", JobState.RUNNING, "c1"),
+        clouds.job("6", "COMPLETED", JobState.SUCCEEDED, "c1", done=True),
+    ]})  # fmt: skip
+    clouds.BEHAVIOUR["oj-fake"] = behaviour
+    register(paths, "runs", "oj-fake", "c1", "5")
+    register(paths, "ended", "oj-fake", "c1", "6")
+
+    result = cli("cancel", "runs", "--reason", "budget", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "completed" and doc["final_state"] == "cancelled"
+    assert [s["name"] for s in doc["steps"]] == ["check_state", "launcher_cancel", "verify"]
+    assert "CANCELLED" in doc["steps"][-1]["detail"]
+    assert behaviour.cancelled == ["5"]
+    assert cli.json("status", "runs")["state"] == "cancelled"
+
+    finished = cli("cancel", "ended", "--json")
+    assert finished.exit_code == 4 and json.loads(finished.stdout)["status"] == "not_needed"
+    assert behaviour.cancelled == ["5"], "a finished job is not cancelled again"
+
+
+def test_cancel_on_a_cloud_that_does_not_confirm_fails(paths, cli, clouds):
+    clouds.BEHAVIOUR["oj-fake"] = clouds.Behaviour(
+        cancel_lag_s=30, clusters={"c1": [clouds.job("5", "RUNNING", clouds.JobState.RUNNING, "c1")]}
+    )
+    register(paths, "stubborn", "oj-fake", "c1", "5")
+    result = cli("cancel", "stubborn", "--timeout", "1", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "failed" and "still reports RUNNING" in doc["detail"]
+    clouds.BEHAVIOUR["oj-hang"] = clouds.Behaviour(hang=True)
+    register(paths, "unreachable", "oj-hang", "h", "1")
+    assert cli("cancel", "unreachable", "--cloud-timeout", "1").exit_code == 5
