@@ -30,6 +30,7 @@ from oumi_jobs.jobs import JobView, live_cloud_view, view_of
 from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
+from oumi_jobs.procs import is_alive
 from oumi_jobs.procs import python_argv
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.states import State, parse_states
@@ -115,13 +116,22 @@ class _Run:
         return self.record
 
     # -- the cloud flow ----------------------------------------------------------------
-    def cancel_on_cloud(self, job: JobRecord, view: JobView) -> CancellationRecord:
+    def cancel_on_cloud(self, job: JobRecord, view: JobView, *, wait: bool = True) -> CancellationRecord:
         """launcher.cancel, then poll the job's status until its cloud reports it ended (or the timeout)."""
         from oumi_jobs import launcher
 
         self.tracker.set_status(self.record.cancellation_id, CancellationStatus.IN_PROGRESS)
         with self.step("check_state") as out:
             out["detail"] = f"{job.cloud} reports {view.status or view.state.value} (job {job.launcher_job_id})"
+        if not job.launcher_job_id:
+            with self.step("request") as out:
+                out["detail"] = "launcher.up is still running; the launching process cancels the job when it returns"
+            if not wait:
+                return self.tracker.get(self.record.cancellation_id) or self.record
+            outcome = self._wait_for_launch()
+            if isinstance(outcome, CancellationRecord):
+                return outcome
+            job = outcome
         assert job.cluster and job.launcher_job_id
         try:
             with self.step("launcher_cancel") as out:
@@ -150,6 +160,19 @@ class _Run:
                 final_state=current.state.value,
             )  # fmt: skip
         return self.finish(CancellationStatus.COMPLETED, final_state=current.state.value)
+
+    def _wait_for_launch(self) -> CancellationRecord | JobRecord:
+        """Until the launching process finishes our record, or ends leaving the job to us."""
+        while True:
+            record = self.tracker.get(self.record.cancellation_id)
+            if record is not None and record.status.finished:
+                return record
+            job = self.job()
+            if not is_alive(job.supervisor_pid, job.supervisor_start_time, job.boot_id):
+                if job.launcher_job_id:
+                    return job  # it launched, then ended before seeing the flag: cancel it here
+                return self.finish(CancellationStatus.COMPLETED, detail="the job was never launched")
+            time.sleep(POLL_S * 10)
 
     # -- the local flow ----------------------------------------------------------------
     def start_local(self, sig: signal.Signals, detached_finish: bool) -> CancellationRecord:
@@ -317,7 +340,7 @@ def cancel_job(
         else:
             run = _Run(paths, registry, claim.record)
             if not job.is_local:
-                record = run.cancel_on_cloud(job, view)
+                record = run.cancel_on_cloud(run.job(), view, wait=options.wait)
             elif claim.record.steps:  # taken over from an owner that died: carry on where it stopped
                 record = run.finish_local()
             else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -156,7 +157,7 @@ def plan_launch(
     resources = config.get("resources") if job_config else None
     config_cloud = resources.get("cloud") if isinstance(resources, Mapping) else None
     chosen_cloud = (cloud or config_cloud or LOCAL_CLOUD).strip()
-    if chosen_cloud not in KNOWN_CLOUDS:
+    if chosen_cloud not in KNOWN_CLOUDS and chosen_cloud not in _registered_clouds():
         raise UsageError(f"unknown cloud {chosen_cloud!r}; known clouds: {', '.join(sorted(KNOWN_CLOUDS))}")
 
     if job_config:
@@ -226,3 +227,39 @@ def _resolve_workdir(workdir: Any, cwd: Path) -> Path:
     if not resolved.is_dir():
         raise UsageError(f"working directory does not exist: {resolved}")
     return resolved
+
+
+def _registered_clouds() -> set[str]:
+    """Clouds oumi.launcher knows, custom ones included (slow: imports oumi; only for unusual names)."""
+    from oumi_jobs import launcher
+
+    try:
+        return set(launcher.load().which_clouds())
+    except Exception:  # no usable oumi: only the built-in names are known
+        return set()
+
+
+def cloud_job_config(plan: LaunchPlan, *, job_id: str, staging_dir: Path) -> dict[str, Any]:
+    """The Oumi job config to hand to ``launcher.up`` for ``plan``.
+
+    A job config passes through with its ``working_dir`` resolved against the
+    caller's directory; a task config is staged (a copy in ``staging_dir``,
+    which becomes the working dir) and run as ``oumi <command> -c <copy>``.
+    """
+    if plan.kind == "job":
+        job = dict(plan.config)
+        workdir = str(plan.workdir)
+    else:
+        staging_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staged = staging_dir / plan.config_path.name
+        shutil.copyfile(plan.config_path, staged)
+        job = {"name": job_id, "run": f"oumi {plan.command} -c {shlex.quote(staged.name)}"}
+        workdir = str(staging_dir)
+    # A trailing slash: rsync (Slurm, SkyPilot) otherwise nests the folder one level down.
+    job["working_dir"] = workdir.rstrip("/") + "/"
+    job["resources"] = dict(job.get("resources") or {}) | {"cloud": plan.cloud}
+    job["envs"] = {str(k): str(v) for k, v in dict(plan.env_overrides).items()}
+    job.setdefault("name", job_id)
+    if plan.cluster and "@" in plan.cluster and not job.get("user"):
+        job["user"] = plan.cluster.split("@", 1)[0]  # Slurm: the user of user@host
+    return job

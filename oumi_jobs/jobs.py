@@ -19,7 +19,7 @@ from oumi_jobs.ids import job_id_from_name, new_job_id
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.procs import boot_id, identify
 from oumi_jobs.registry import JobRecord, Registry
-from oumi_jobs.states import State, local_state
+from oumi_jobs.states import State, launch_state, local_state
 from oumi_jobs.timestamps import from_epoch, now, now_iso, to_iso
 
 
@@ -63,6 +63,9 @@ def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
     if record.is_local:
         state, status, detail = local_state(record)
         return JobView(record, state, status, detail, as_of)
+    if not record.launcher_job_id:
+        state, status, detail = launch_state(record)
+        return JobView(record, state, status, detail, as_of)
     # Cheap by design (prune, metrics and queues call it for every job): a
     # cloud job's live state needs its cloud, see live_cloud_view.
     return JobView(record, State.UNKNOWN, None, f"{record.cloud} was not asked", as_of)
@@ -72,8 +75,11 @@ def live_cloud_view(record: JobRecord, *, timeout_s: float = DEFAULT_CLOUD_TIMEO
     """A cloud job's state, asked of its cloud, cluster and id only."""
     from oumi_jobs import launcher
 
-    if not (record.cluster and record.launcher_job_id):
-        return JobView(record, State.UNKNOWN, None, "no cluster and launcher job id recorded", now_iso(), external)
+    if not record.launcher_job_id:
+        state, status, detail = launch_state(record)
+        return JobView(record, state, status, detail, now_iso(), external)
+    if not record.cluster:
+        return JobView(record, State.UNKNOWN, None, "no cluster recorded", now_iso(), external)
     try:
         job = launcher.get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
     except CloudUnreachableError as exc:
@@ -90,7 +96,8 @@ def _cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, 
     if error is not None:
         return JobView(record, State.UNKNOWN, None, error, as_of)
     if not record.launcher_job_id:
-        return JobView(record, State.UNKNOWN, None, "no launcher job id recorded", as_of)
+        state, status, detail = launch_state(record)
+        return JobView(record, state, status, detail, as_of)
     return JobView(record, State.UNKNOWN, None, f"{record.cloud} no longer reports job {record.launcher_job_id}", as_of)
 
 
@@ -118,9 +125,9 @@ def submit(paths: Paths, request: SubmitRequest) -> JobView:
         workdir=request.workdir,
         env=request.env,
     )
-    if plan.cloud != configs.LOCAL_CLOUD:
-        raise OumiJobsError(f"submitting to cloud {plan.cloud!r} is not supported by this version of oumi-jobs yet")
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
+    if plan.cloud != configs.LOCAL_CLOUD:
+        return _submit_to_cloud(paths, request, plan, job_id)
     cluster = plan.cluster or queues.DEFAULT_CLUSTER
     log_dir = paths.job_log_dir(job_id)
     record = JobRecord(
@@ -158,6 +165,45 @@ def submit(paths: Paths, request: SubmitRequest) -> JobView:
             job_id,
             supervisor_pid=supervisor_pid,
             supervisor_start_time=identity.start_time if identity else None,
+        )
+        log_event(paths, "submit", job_id=job_id, cloud=plan.cloud, command=plan.command, config=str(plan.config_path))
+        stored = registry.get(job_id)
+    assert stored is not None
+    return view_of(stored)
+
+
+def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: str) -> JobView:
+    """Register a cloud job and start its detached launching process (which runs launcher.up)."""
+    import yaml
+
+    from oumi_jobs import configs, supervisor
+    from oumi_jobs.cloud_launch import staged_config
+
+    if request.after or request.parallel is not None:
+        raise UsageError("--after and --parallel are for local jobs")
+    staged = staged_config(paths, job_id)
+    record = JobRecord(
+        job_id=job_id, cloud=plan.cloud, submit_time=now_iso(), name=request.name, command=plan.command,
+        config_path=str(plan.config_path), cluster=plan.cluster, model_name=plan.model_name,
+        output_dir=plan.output_dir, boot_id=boot_id(),
+    )  # fmt: skip
+    with Registry.open(paths) as registry:
+        registry.add(record)
+        ensure_private_dir(staged.parent)
+        job_config = configs.cloud_job_config(plan, job_id=job_id, staging_dir=staged.parent)
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(job_config, handle, sort_keys=False)
+        try:
+            launcher_pid = supervisor.spawn(paths, job_id, dict(os.environ), module="oumi_jobs.cloud_launch")
+        except (OSError, RuntimeError) as exc:
+            registry.record_exit_if_absent(
+                job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail=f"not launched: {exc}"
+            )
+            raise OumiJobsError(f"cannot launch job {job_id}: {exc}") from exc
+        identity = identify(launcher_pid)
+        registry.update(
+            job_id, supervisor_pid=launcher_pid, supervisor_start_time=identity.start_time if identity else None
         )
         log_event(paths, "submit", job_id=job_id, cloud=plan.cloud, command=plan.command, config=str(plan.config_path))
         stored = registry.get(job_id)

@@ -104,3 +104,21 @@ def parse_states(names: list[str] | tuple[str, ...]) -> list[State]:
         except ValueError:
             raise UsageError(f"unknown state {name!r}; states: {', '.join(s.value for s in State)}") from None
     return states
+
+
+def launch_state(record: JobRecord) -> tuple[State, str, str | None]:
+    """A cloud job that has no launcher job id yet: launching, or why it never got one."""
+    if record.has_exit_record:
+        status = "not launched"
+        if record.cancel_requested:
+            return State.CANCELLED, status, record.end_detail
+        return State.FAILED, status, record.end_detail
+    if record.source == "import":
+        return State.UNKNOWN, "imported", "imported without a launcher job id"
+    if record.supervisor_pid is None:
+        if _age_s(record.submit_time) > SUPERVISOR_START_GRACE_S:
+            return State.LOST, "lost", "its launching process never started (the submit was interrupted)"
+        return State.LAUNCHING, "launching", "starting the launching process"
+    if is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id):
+        return State.LAUNCHING, "launching", "launcher.up is provisioning"
+    return State.LOST, "lost", "the launching process ended without recording a launcher job id"

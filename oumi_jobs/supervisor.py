@@ -34,11 +34,11 @@ from oumi_jobs.timestamps import now_iso
 EXIT_CANNOT_START = 127
 
 
-def spawn(paths: Paths, job_id: str, env: Mapping[str, str]) -> int:
-    """Start the supervisor of ``job_id`` detached from this process; returns its pid."""
+def spawn(paths: Paths, job_id: str, env: Mapping[str, str], module: str = "oumi_jobs.supervisor") -> int:
+    """Start the supervisor (or ``module``'s detached process) of ``job_id``; returns its pid."""
     ensure_private_dir(paths.supervisors_dir)
     argv = python_argv(
-        "oumi_jobs.supervisor",
+        module,
         "--data-dir", str(paths.data_dir),
         "--state-dir", str(paths.state_dir),
         "--cache-dir", str(paths.cache_dir),
@@ -65,7 +65,7 @@ def spawn(paths: Paths, job_id: str, env: Mapping[str, str]) -> int:
     return int(out.strip())
 
 
-def _daemonize(log_file: Path) -> None:
+def daemonize(log_file: Path) -> None:
     """Fork; the parent prints the child's pid and exits.  The child keeps no terminal."""
     child = os.fork()
     if child:
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     # the job must still get SIGINT or SIGHUP if someone sends them.
     for signum in (signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, _ignore)
-    _daemonize(paths.supervisor_log(args.job_id))
+    daemonize(paths.supervisor_log(args.job_id))
     try:
         return supervise(paths, args.job_id)
     except Exception as exc:  # the log file is the only place left to tell

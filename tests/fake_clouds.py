@@ -112,4 +112,6 @@ class FakeCloud(BaseCloud):
 NAMES = ["oj-fake", "oj-hang", "oj-fail", "oj-slow1", "oj-slow2", "oj-slow3", "oj-slow4"]
 for _name in NAMES:
     register_cloud_builder(_name)(lambda _name=_name: FakeCloud(_name))
+from . import file_cloud  # noqa: E402,F401  (registers oj-file in this process too)
+
 adapter.load()

@@ -1,0 +1,114 @@
+"""A controllable cloud whose state lives in a JSON file, so that every process
+sees it: the test, and the detached launching process of oumi-jobs.
+
+Registered through Oumi's own ``register_cloud_builder``; other processes load
+it through Oumi's ``OUMI_EXTRA_DEPS_FILE``.  The file is ``$OJ_FILE_CLOUD``:
+``{"up_delay_s": float, "up_error": str|null, "next_id": int,
+   "clusters": {name: [{"id", "name", "status"}]}}``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import json
+import os
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+from oumi.core.launcher import BaseCloud, BaseCluster, JobState, JobStatus
+from oumi.core.registry import register_cloud_builder
+
+NAME = "oj-file"
+_STATES = {"RUNNING": JobState.RUNNING, "CANCELLED": JobState.CANCELLED, "COMPLETED": JobState.SUCCEEDED}
+
+
+@contextmanager
+def state(write: bool = False):
+    path = os.environ["OJ_FILE_CLOUD"]
+    with open(path, "r+" if write else "r") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+        data: dict[str, Any] = json.load(handle)
+        yield data
+        if write:
+            handle.seek(0)
+            handle.truncate()
+            json.dump(data, handle)
+
+
+def init(path: str, **settings: Any) -> None:
+    with open(path, "w") as handle:
+        json.dump({"up_delay_s": 0.0, "up_error": None, "next_id": 1, "clusters": {}, "cancelled": []} | settings,
+                  handle)  # fmt: skip
+
+
+def _status(cluster: str, job: dict[str, Any]) -> JobStatus:
+    word = job["status"]
+    return JobStatus(name=job["name"], id=job["id"], status=word, cluster=cluster, metadata="",
+                     done=word != "RUNNING", state=_STATES.get(word, JobState.PENDING))  # fmt: skip
+
+
+class FileCluster(BaseCluster):
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def name(self) -> str:
+        return self._name
+
+    def get_job(self, job_id: str) -> JobStatus | None:
+        return next((j for j in self.get_jobs() if j.id == job_id), None)
+
+    def get_jobs(self) -> list[JobStatus]:
+        with state() as data:
+            return [_status(self._name, j) for j in data["clusters"].get(self._name, [])]
+
+    def cancel_job(self, job_id: str) -> JobStatus:
+        with state(write=True) as data:
+            for job in data["clusters"][self._name]:
+                if job["id"] == job_id:
+                    job["status"] = "CANCELLED"
+                    data["cancelled"].append(job_id)
+                    return _status(self._name, job)
+        raise RuntimeError(f"no job {job_id}")
+
+    def run_job(self, job) -> JobStatus:  # type: ignore[no-untyped-def]
+        with state(write=True) as data:
+            entry = {"id": str(data["next_id"]), "name": job.name or "job", "status": "RUNNING", "run": job.run,
+                     "working_dir": job.working_dir, "envs": dict(job.envs or {})}  # fmt: skip
+            data["next_id"] += 1
+            data["clusters"].setdefault(self._name, []).append(entry)
+        return _status(self._name, entry)
+
+    def stop(self) -> None:
+        pass
+
+    def down(self) -> None:
+        pass
+
+    def get_logs_stream(self, cluster_name: str, job_id: str | None = None) -> io.TextIOBase:
+        return io.StringIO("a line of the job's log\n")
+
+
+class FileCloud(BaseCloud):
+    def up_cluster(self, job, name, **kwargs) -> JobStatus:  # type: ignore[no-untyped-def]
+        with state(write=True) as data:
+            delay, error = data["up_delay_s"], data["up_error"]
+            data["provisioning"] = True  # tests wait for this to cancel mid-launch
+        time.sleep(delay)  # provisioning
+        if error:
+            raise RuntimeError(error)
+        return FileCluster(name or "fc-auto").run_job(job)
+
+    def get_cluster(self, name: str) -> BaseCluster | None:
+        with state() as data:
+            return FileCluster(name) if name in data["clusters"] else None
+
+    def list_clusters(self) -> list[BaseCluster]:
+        with state() as data:
+            return [FileCluster(name) for name in data["clusters"]]
+
+
+_register: Callable[..., Any] = register_cloud_builder(NAME)
+_register(lambda: FileCloud())

@@ -1,0 +1,101 @@
+"""Submitting to a cloud: a detached launching process runs the real oumi.launcher.up
+against a controllable cloud that every process sees (tests/file_cloud.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import wait_until
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def file_cloud(tmp_path, monkeypatch):
+    from . import fake_clouds  # noqa: F401  (imports oumi.launcher and registers oj-file here)
+    from . import file_cloud as cloud
+
+    deps = tmp_path / "oumi-deps.txt"
+    deps.write_text(f"{HERE / 'file_cloud.py'}\n")
+    monkeypatch.setenv("OUMI_EXTRA_DEPS_FILE", str(deps))  # how the launching process loads it
+    state = tmp_path / "cloud.json"
+    monkeypatch.setenv("OJ_FILE_CLOUD", str(state))
+    cloud.init(str(state))
+
+    def read() -> dict:
+        return json.loads(state.read_text())
+
+    def configure(**settings) -> None:
+        cloud.init(str(state), **settings)
+
+    cloud.read = read
+    cloud.configure = configure
+    return cloud
+
+
+def state_of(cli, job_id: str) -> dict:
+    return cli.json("status", job_id, "--cloud-timeout", "10")
+
+
+def test_submit_launches_through_the_launcher_and_records_its_identity(paths, cli, file_cloud, tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "job.yaml"
+    config.write_text("run: python train.py\nworking_dir: project\nenvs:\n  A: '1'\n")
+    result = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "root@fc1", "--env", "B=2")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["state"] == "launching" and doc["launcher_job_id"] is None
+    running = wait_until(lambda: (d := state_of(cli, doc["job_id"]))["state"] == "running" and d, timeout=120)
+    assert running["launcher_job_id"] == "1" and running["cluster"] == "root@fc1"
+    launched = file_cloud.read()["clusters"]["root@fc1"][0]
+    assert launched["working_dir"] == str(project) + "/"  # resolved against the caller's cwd, rsync-safe
+    assert launched["envs"] == {"A": "1", "B": "2"} and launched["run"] == "python train.py"
+
+
+def test_task_config_is_staged_and_wrapped(paths, cli, file_cloud, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("model:\n  model_name: gpt2\ntraining:\n  output_dir: out\n")
+    job_id = cli("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", "fc2").stdout.strip()
+    wait_until(lambda: state_of(cli, job_id)["state"] == "running", timeout=120)
+    launched = file_cloud.read()["clusters"]["fc2"][0]
+    assert launched["run"] == "oumi train -c train.yaml"
+    staged = Path(launched["working_dir"]) / "train.yaml"
+    assert staged.read_text() == config.read_text()
+
+
+def test_failed_launch_ends_failed_with_the_launchers_message(paths, cli, file_cloud, tmp_path):
+    file_cloud.configure(up_error="quota exceeded for H100")
+    config = tmp_path / "job.yaml"
+    config.write_text("run: echo hi\n")
+    job_id = cli("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", "fc3").stdout.strip()
+    doc = wait_until(lambda: (d := state_of(cli, job_id))["done"] and d, timeout=120)
+    assert doc["state"] == "failed" and "quota exceeded for H100" in doc["detail"]
+
+
+def test_cancel_during_launch_cancels_the_job_when_up_returns(paths, cli, file_cloud, tmp_path):
+    """The race guard, across processes: no job is left running on the cloud."""
+    file_cloud.configure(up_delay_s=4.0)
+    config = tmp_path / "job.yaml"
+    config.write_text("run: sleep 1000\n")
+    job_id = cli("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", "fc4").stdout.strip()
+    wait_until(lambda: file_cloud.read().get("provisioning"), timeout=120)  # launcher.up is under way
+    assert state_of(cli, job_id)["state"] == "launching"
+    canceller = subprocess.run(
+        [sys.executable, "-m", "oumi_jobs", "cancel", job_id, "--json", "--reason", "wrong cluster"],
+        env=dict(os.environ), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert canceller.returncode == 0, canceller.stderr
+    doc = json.loads(canceller.stdout)
+    assert doc["status"] == "completed" and doc["final_state"] == "cancelled"
+    assert [s["name"] for s in doc["steps"]] == ["check_state", "request", "launcher_cancel"]
+    cloud = file_cloud.read()
+    assert cloud["cancelled"] == ["1"] and cloud["clusters"]["fc4"][0]["status"] == "CANCELLED"
+    assert state_of(cli, job_id)["state"] == "cancelled"
