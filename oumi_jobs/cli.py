@@ -266,8 +266,9 @@ def logs(
     if as_json:
         from oumi_jobs import output
 
+        text = "".join(chunks)
         job_id, path = log_path(paths, job, stderr=stderr)
-        output.print_json(output.log_document(job_id, "stderr" if stderr else "stdout", path, "".join(chunks)))
+        output.print_json(output.log_document(job_id, "stderr" if stderr else "stdout", path, text))
         return
     for chunk in chunks:
         sys.stdout.write(chunk)

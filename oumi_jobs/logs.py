@@ -7,20 +7,22 @@ import time
 from collections import deque
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import Any
 
-from oumi_jobs.errors import OumiJobsError, UsageError
+from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
 from oumi_jobs.jobs import get_status
 from oumi_jobs.paths import Paths
+from oumi_jobs.registry import JobRecord, Registry
 
 _CHUNK = 64 * 1024
 
 
-def log_path(paths: Paths, ref: str, *, stderr: bool = False) -> tuple[str, Path]:
-    """``(job_id, path)`` of the job's stdout or stderr log."""
-    view = get_status(paths, ref)
-    record = view.record
+def log_path(paths: Paths, ref: str, *, stderr: bool = False) -> tuple[str, Path | None]:
+    """``(job_id, path)`` of the job's stdout or stderr log (no path: a cloud job's log is a stream)."""
+    with Registry.open(paths) as registry:
+        record = registry.resolve(ref)
     if not record.is_local:
-        raise OumiJobsError(f"logs of {record.cloud} jobs are not available in this version of oumi-jobs yet")
+        return record.job_id, None
     chosen = record.stderr_path if stderr else record.stdout_path
     if not chosen:
         raise OumiJobsError(f"job {record.job_id} has no log files")
@@ -47,7 +49,13 @@ def read_log(
     """Yield the log's text in chunks; with ``follow``, keep yielding until the job is done."""
     if tail is not None and tail < 0:
         raise UsageError("--tail must not be negative")
+    with Registry.open(paths) as registry:
+        record = registry.resolve(ref)
+    if not record.is_local:
+        yield from cloud_log(record, stderr=stderr, tail=tail)
+        return
     job_id, path = log_path(paths, ref, stderr=stderr)
+    assert path is not None
     # One decoder for the whole read: a chunk may end inside a UTF-8 character.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     offset = 0
@@ -69,6 +77,37 @@ def read_log(
         time.sleep(poll_interval)
     if rest := decoder.decode(b"", final=True):
         yield rest
+
+
+def cloud_log(record: JobRecord, *, stderr: bool = False, tail: int | None = None) -> Iterator[str]:
+    """A cloud job's log, from its cluster's log stream (followed until the job ends, as the launcher does)."""
+    from oumi_jobs import launcher
+
+    if stderr:
+        raise UsageError("a cloud job's log is one stream; --stderr is for local jobs")
+    if not (record.launcher_job_id and record.cluster):
+        raise OumiJobsError(f"job {record.job_id} has not been launched yet: no log to read")
+
+    def open_stream() -> Any:
+        cluster = launcher.load().get_cloud(record.cloud).get_cluster(record.cluster)
+        if cluster is None:
+            raise OumiJobsError(f"cluster {record.cluster} of {record.cloud} not found")
+        return cluster.get_logs_stream(record.cluster, record.launcher_job_id)
+
+    try:
+        stream = launcher.with_time_limit(open_stream, launcher.DEFAULT_CLOUD_TIMEOUT_S * 4, f"logs of {record.cloud!r}")
+    except CloudUnreachableError as exc:
+        if isinstance(exc.__cause__, NotImplementedError):
+            raise OumiJobsError(f"cloud {record.cloud!r} does not stream job logs") from None
+        raise
+    try:
+        lines = iter(stream.readline, "")
+        if tail is not None:
+            yield "".join(deque(lines, maxlen=tail))
+            return
+        yield from lines
+    finally:
+        stream.close()
 
 
 def _read_from(path: Path, offset: int, decoder: codecs.IncrementalDecoder) -> Generator[str, None, int]:

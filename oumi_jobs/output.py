@@ -94,8 +94,9 @@ def import_document(result: ImportResult) -> dict[str, Any]:
     }
 
 
-def log_document(job_id: str, stream: str, path: Path, text: str) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "job_id": job_id, "stream": stream, "path": str(path), "text": text}
+def log_document(job_id: str, stream: str, path: Path | None, text: str) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "job_id": job_id, "stream": stream,
+            "path": str(path) if path else None, "text": text}  # fmt: skip
 
 
 def print_json(document: Any) -> None:

@@ -99,3 +99,13 @@ def test_cancel_during_launch_cancels_the_job_when_up_returns(paths, cli, file_c
     cloud = file_cloud.read()
     assert cloud["cancelled"] == ["1"] and cloud["clusters"]["fc4"][0]["status"] == "CANCELLED"
     assert state_of(cli, job_id)["state"] == "cancelled"
+
+
+def test_logs_of_a_cloud_job_come_from_its_log_stream(paths, cli, file_cloud, tmp_path):
+    config = tmp_path / "job.yaml"
+    config.write_text("run: echo hi\n")
+    job_id = cli("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", "fc5").stdout.strip()
+    wait_until(lambda: state_of(cli, job_id)["state"] == "running", timeout=120)
+    assert cli("logs", job_id).stdout == "a line of the job's log\n"
+    assert cli.json("logs", job_id)["path"] is None
+    assert cli("logs", job_id, "--stderr").exit_code == 2
