@@ -135,7 +135,10 @@ def submit(
         config=str(config), cloud=cloud, cluster=cluster, name=name, command=command,
         env=tuple(env), workdir=workdir, after=tuple(after), parallel=parallel,
     )  # fmt: skip
-    view = jobs.submit(paths, request)
+    submitted = jobs.submit(paths, request)
+    view = submitted.view
+    for warning in submitted.warnings:
+        output.warn(warning)
     if quiet:
         output.print_line(view.job_id)
     elif not as_json:
@@ -143,7 +146,7 @@ def submit(
         output.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
     if not wait:
         if as_json:
-            output.print_json(output.job_document(view))
+            output.print_json(output.job_document(view) | {"warnings": list(submitted.warnings)})
         return
     follow = jobs.follow_until_done(paths, view.job_id)
     if quiet or as_json:
@@ -283,13 +286,16 @@ def prune(
     ] = "7d",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
     remove_logs: Annotated[bool, typer.Option("--logs", help="Remove the jobs' log files too.")] = False,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove old registry entries of finished jobs (safe from cron)."""
     from oumi_jobs import output
     from oumi_jobs.prune import prune as prune_jobs
 
-    result = prune_jobs(_paths(ctx), older_than=older_than, dry_run=dry_run, logs=remove_logs)
+    result = prune_jobs(
+        _paths(ctx), older_than=older_than, dry_run=dry_run, logs=remove_logs, cloud_timeout_s=cloud_timeout
+    )
     if as_json:
         output.print_json(output.prune_document(result))
     else:

@@ -57,6 +57,18 @@ class SubmitRequest:
     cwd: Path = field(default_factory=Path.cwd)
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What ``submit`` returns: the new job, and warnings worth reading before it runs far."""
+
+    view: JobView
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def job_id(self) -> str:
+        return self.view.job_id
+
+
 def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
     """Read the live state of one registered job (``as_of``: when, if read as part of a batch)."""
     as_of = as_of or now_iso()
@@ -112,7 +124,7 @@ def external_view(job: CloudJob, as_of: str) -> JobView:
     return JobView(record, job.state, job.status, None, as_of, external=True)
 
 
-def submit(paths: Paths, request: SubmitRequest) -> JobView:
+def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     """Validate the request, register the job and start it.  Nothing is written on bad input."""
     from oumi_jobs import configs, supervisor  # not needed by the read-only commands
 
@@ -127,7 +139,10 @@ def submit(paths: Paths, request: SubmitRequest) -> JobView:
     )
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
     if plan.cloud != configs.LOCAL_CLOUD:
-        return _submit_to_cloud(paths, request, plan, job_id)
+        from oumi_jobs.guidance import cloud_guidance
+
+        warnings = tuple(cloud_guidance(plan, request.cwd))
+        return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
     cluster = plan.cluster or queues.DEFAULT_CLUSTER
     log_dir = paths.job_log_dir(job_id)
     record = JobRecord(
@@ -169,7 +184,7 @@ def submit(paths: Paths, request: SubmitRequest) -> JobView:
         log_event(paths, "submit", job_id=job_id, cloud=plan.cloud, command=plan.command, config=str(plan.config_path))
         stored = registry.get(job_id)
     assert stored is not None
-    return view_of(stored)
+    return Submitted(view_of(stored))
 
 
 def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: str) -> JobView:

@@ -133,6 +133,12 @@ def error(message: str) -> None:
     sys.stderr.flush()
 
 
+def warn(message: str) -> None:
+    """A warning on stderr: the operation goes on."""
+    sys.stderr.write(f"oumi-jobs: warning: {message}\n")
+    sys.stderr.flush()
+
+
 def hint(message: str) -> None:
     if sys.stderr.isatty():
         console(stderr=True).print(f"[dim]{message}[/dim]")

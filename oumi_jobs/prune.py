@@ -10,7 +10,8 @@ from oumi_jobs.durations import parse_duration
 from oumi_jobs.events import log_event
 from oumi_jobs.jobs import view_of
 from oumi_jobs.paths import Paths
-from oumi_jobs.registry import Registry
+from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now, to_iso
 
 
@@ -23,19 +24,32 @@ class PruneResult:
     logs_removed: bool
 
 
-def prune(paths: Paths, *, older_than: str | timedelta = "7d", dry_run: bool = False, logs: bool = False) -> PruneResult:
+def prune(
+    paths: Paths,
+    *,
+    older_than: str | timedelta = "7d",
+    dry_run: bool = False,
+    logs: bool = False,
+    cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
+) -> PruneResult:
     """Remove entries submitted before ``older_than`` ago whose jobs are done.
 
     A job that is not done is never removed, and neither is a done job that a
     job still waiting names in ``--after``.  Log files stay unless ``logs``.
+    Old cloud jobs are asked of their clouds (all at once, each within
+    ``cloud_timeout_s``); one whose cloud does not answer is kept.
     """
     age = parse_duration(older_than) if isinstance(older_than, str) else older_than
     cutoff = to_iso(now() - age)
     with Registry.open(paths) as registry:
         candidates, kept = [], 0
         needed = _needed_by_waiting_jobs(registry)
-        for record in registry.jobs(before=cutoff, newest_first=False):
-            if not view_of(record).done or record.job_id in needed:
+        old = registry.jobs(before=cutoff, newest_first=False)
+        done_on_clouds = _done_on_their_clouds(old, cloud_timeout_s)
+        for record in old:
+            key = (record.cloud, record.cluster, record.launcher_job_id)
+            done = key in done_on_clouds if record.launcher_job_id and not record.is_local else view_of(record).done
+            if not done or record.job_id in needed:
                 kept += 1
                 continue
             candidates.append(record)
@@ -53,6 +67,17 @@ def prune(paths: Paths, *, older_than: str | timedelta = "7d", dry_run: bool = F
                 _remove_job_logs(paths, record.job_id, record.stdout_path, record.stderr_path)
         log_event(paths, "prune", removed=len(removed), kept_running=kept, older_than_s=age.total_seconds(), logs=logs)
     return PruneResult(removed, kept, dry_run, age.total_seconds(), logs and not dry_run)
+
+
+def _done_on_their_clouds(records: list[JobRecord], timeout_s: float) -> set[tuple[str, str | None, str | None]]:
+    """Identities of the launched cloud jobs among ``records`` that their clouds report done."""
+    clouds = sorted({r.cloud for r in records if not r.is_local and r.launcher_job_id})
+    if not clouds:
+        return set()  # nothing to ask: oumi.launcher is not even imported
+    from oumi_jobs import launcher
+
+    answers = launcher.list_clouds(clouds, timeout_s=timeout_s)
+    return {(j.cloud, j.cluster, j.launcher_job_id) for a in answers.values() for j in a.jobs if j.done}
 
 
 def _needed_by_waiting_jobs(registry: Registry) -> set[str]:

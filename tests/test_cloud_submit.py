@@ -109,3 +109,27 @@ def test_logs_of_a_cloud_job_come_from_its_log_stream(paths, cli, file_cloud, tm
     assert cli("logs", job_id).stdout == "a line of the job's log\n"
     assert cli.json("logs", job_id)["path"] is None
     assert cli("logs", job_id, "--stderr").exit_code == 2
+
+
+def test_submit_warns_about_local_paths_that_the_cluster_will_not_have(paths, cli, file_cloud, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("{}\n")
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        "model:\n  model_name: gpt2\ntraining:\n  output_dir: out\n"
+        "data:\n  train:\n    datasets:\n      - dataset_name: text_sft\n        dataset_path: data/train.jsonl\n"
+    )
+    result = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fc6")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert len(doc["warnings"]) == 1 and "dataset_path: data/train.jsonl" in doc["warnings"][0]
+    assert str(tmp_path / "data" / "train.jsonl") in doc["warnings"][0]  # resolved against the caller's cwd
+    assert "oumi-jobs: warning:" in result.stderr
+
+    synced = tmp_path / "job.yaml"  # the same path inside a job config's synced working dir: fine
+    synced.write_text("run: python train.py data/train.jsonl\nworking_dir: .\nenvs:\n  train_path: data/train.jsonl\n")
+    quiet = json.loads(cli("submit", "--json", str(synced), "--cloud", "oj-file", "--cluster", "fc6").stdout)
+    assert quiet["warnings"] == []
+    wait_until(lambda: state_of(cli, quiet["job_id"])["state"] == "running", timeout=120)
+    wait_until(lambda: state_of(cli, doc["job_id"])["state"] == "running", timeout=120)

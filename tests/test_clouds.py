@@ -164,3 +164,24 @@ def test_cancel_on_a_cloud_that_does_not_confirm_fails(paths, cli, clouds):
     clouds.BEHAVIOUR["oj-hang"] = clouds.Behaviour(hang=True)
     register(paths, "unreachable", "oj-hang", "h", "1")
     assert cli("cancel", "unreachable", "--cloud-timeout", "1").exit_code == 5
+
+
+def test_prune_asks_clouds_about_old_cloud_jobs(paths, cli, clouds):
+    from datetime import timedelta
+
+    from oumi_jobs.timestamps import now, to_iso
+
+    JobState = clouds.JobState
+    clouds.BEHAVIOUR["oj-fake"] = clouds.Behaviour(clusters={"c1": [
+        clouds.job("1", "COMPLETED", JobState.SUCCEEDED, "c1", done=True),
+        clouds.job("2", "RUNNING", JobState.RUNNING, "c1"),
+    ]})  # fmt: skip
+    clouds.BEHAVIOUR["oj-hang"] = clouds.Behaviour(hang=True)
+    register(paths, "old-done", "oj-fake", "c1", "1")
+    register(paths, "old-running", "oj-fake", "c1", "2")
+    register(paths, "old-unreachable", "oj-hang", "h", "1")
+    with Registry.open(paths) as registry:
+        for job_id in ("old-done", "old-running", "old-unreachable"):
+            registry.update(job_id, submit_time=to_iso(now() - timedelta(days=30)))
+    result = cli.json("prune", "--cloud-timeout", "1")
+    assert result["removed"] == ["old-done"] and result["kept_running"] == 2

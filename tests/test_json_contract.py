@@ -30,7 +30,7 @@ def assert_time_with_offset(text: str | None) -> None:
 
 def test_job_documents(cli, job_config):
     submitted = json.loads(cli("submit", "--json", str(job_config("exit 0"))).stdout)
-    assert set(submitted) == JOB_KEYS
+    assert set(submitted) == JOB_KEYS | {"warnings"} and submitted["warnings"] == []
     done = wait_done(cli, submitted["job_id"])
     assert set(done) == JOB_KEYS and done["schema_version"] == 1
     for key in ("submit_time", "start_time", "end_time", "as_of"):
