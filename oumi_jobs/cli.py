@@ -228,6 +228,9 @@ def list_(
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many jobs.", min=0)] = None,
     local_only: Annotated[bool, typer.Option("--local-only", help="Query no cloud.")] = False,
+    all_clouds: Annotated[
+        bool, typer.Option("--all-clouds", help="Ask every enabled cloud, to find jobs launched elsewhere too.")
+    ] = False,
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
@@ -236,9 +239,9 @@ def list_(
     from oumi_jobs.states import parse_states
 
     report = output.with_cloud_progress(
-        lambda on_answer: jobs.list_jobs_report(
+        lambda watcher: jobs.list_jobs_report(
             _paths(ctx), cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit,
-            local_only=local_only, cloud_timeout_s=cloud_timeout, on_cloud_answer=on_answer,
+            local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout, watcher=watcher,
         ),  # fmt: skip
         live=not as_json,
     )
@@ -246,8 +249,11 @@ def list_(
         output.print_json([output.job_document(v) for v in report.views])
     else:
         output.print_jobs(report.views)
-    for name, reason in report.unreachable.items():
-        output.hint(f"{name}: {reason}")
+        if all_clouds:
+            output.print_clouds(report.clouds)  # the reasons are in its rows
+    if as_json or not all_clouds:
+        for name, reason in sorted(report.unreachable.items()):
+            output.hint(f"{name}: {reason}")
     if cloud is not None and cloud in report.unreachable:
         raise typer.Exit(ExitCode.CLOUD_UNREACHABLE)
 

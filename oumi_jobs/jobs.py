@@ -14,7 +14,7 @@ from typing import Any
 from oumi_jobs import queues
 from oumi_jobs.errors import AmbiguousJobError, CloudUnreachableError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
-from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudJob  # light: oumi loads lazily
+from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudJob, CloudWatcher  # light: oumi loads lazily
 from oumi_jobs.ids import job_id_from_name, new_job_id
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.procs import boot_id, identify
@@ -121,7 +121,8 @@ def external_view(job: CloudJob, as_of: str) -> JobView:
         launcher_job_id=job.launcher_job_id, source="external",
         end_time=from_epoch(job.end_time) if job.end_time else None,
     )  # fmt: skip
-    return JobView(record, job.state, job.status, None, as_of, external=True)
+    detail = f"launched outside oumi-jobs as {job.name!r}" if job.name else "launched outside oumi-jobs"
+    return JobView(record, job.state, job.status, detail, as_of, external=True)
 
 
 def submit(paths: Paths, request: SubmitRequest) -> Submitted:
@@ -292,7 +293,12 @@ def parse_since(text: str, *, reference: datetime | None = None) -> str:
 @dataclass(frozen=True)
 class JobList:
     views: list[JobView]
-    unreachable: dict[str, str]  # cloud -> why it could not be read
+    clouds: dict[str, CloudAnswer] = field(default_factory=dict)  # every cloud asked, and its answer
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        """cloud -> why it could not be read."""
+        return {name: answer.error for name, answer in self.clouds.items() if answer.error}
 
 
 def list_jobs(paths: Paths, **filters: Any) -> list[JobView]:
@@ -309,17 +315,22 @@ def list_jobs_report(
     since: str | None = None,
     limit: int | None = None,
     local_only: bool = True,
+    all_clouds: bool = False,
     cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
-    on_cloud_answer: Callable[[CloudAnswer], None] | None = None,
+    watcher: CloudWatcher | None = None,
 ) -> JobList:
     """Registered jobs merged with what their clouds report now (jobs launched elsewhere too).
 
     Every cloud with jobs in the registry is asked at once, each within
     ``cloud_timeout_s``; a cloud that fails or times out leaves its jobs
-    ``unknown`` with the reason.  ``local_only`` asks no cloud.
+    ``unknown`` with the reason.  ``cloud`` (not local) is asked even with no
+    registered job, to find jobs launched elsewhere; ``all_clouds`` asks every
+    cloud oumi.launcher has enabled.  ``local_only`` asks no cloud.
     """
     if limit is not None and limit < 0:
         raise UsageError("--limit must not be negative")
+    if all_clouds and (local_only or cloud is not None):
+        raise UsageError("--all-clouds asks every cloud: it goes with neither --local-only nor --cloud")
     lower_bound = parse_since(since) if since else None
     wanted = set(states)
     with Registry.open(paths) as registry:
@@ -327,11 +338,8 @@ def list_jobs_report(
         if cluster is not None:
             records.reverse()  # one queue: shown in its order, oldest first
         answers: dict[str, CloudAnswer] = {}
-        clouds = sorted({r.cloud for r in records if not r.is_local})
-        if not local_only and clouds:
-            from oumi_jobs import launcher
-
-            answers = launcher.list_clouds(clouds, timeout_s=cloud_timeout_s, on_answer=on_cloud_answer)
+        if not local_only:
+            answers = _ask_clouds(records, cloud, all_clouds, cloud_timeout_s, watcher)
         live = {(j.cloud, j.cluster, j.launcher_job_id): j for a in answers.values() for j in a.jobs}
         as_of = now_iso()  # local states of a batch are read within milliseconds of each other
         views: list[JobView] = []
@@ -347,8 +355,25 @@ def list_jobs_report(
                 views.append(_with_queue_detail(registry, view))
     externals = [external_view(job, as_of) for job in live.values() if cluster is None or job.cluster == cluster]
     views += [v for v in externals if not wanted or v.state in wanted]
-    unreachable = {name: answer.error for name, answer in answers.items() if answer.error}
-    return JobList(views[:limit] if limit is not None else views, unreachable)
+    return JobList(views[:limit] if limit is not None else views, answers)
+
+
+def _ask_clouds(
+    records: list[JobRecord], cloud: str | None, all_clouds: bool, timeout_s: float, watcher: CloudWatcher | None
+) -> dict[str, CloudAnswer]:
+    clouds = {r.cloud for r in records if not r.is_local}
+    if cloud is not None and cloud != "local":
+        clouds.add(cloud)
+    if not clouds and not all_clouds:
+        return {}  # nothing to ask: oumi.launcher is not even imported
+    from oumi_jobs import launcher
+
+    if cloud is not None and cloud not in clouds - {cloud} and cloud not in launcher.load().which_clouds():
+        if not any(r.cloud == cloud for r in records):
+            raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(launcher.enabled_clouds())}")
+    if all_clouds:
+        clouds.update(launcher.enabled_clouds())
+    return launcher.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)
 
 
 def follow_until_done(paths: Paths, job_id: str, *, interval: float = 0.5) -> Iterator[JobView]:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from oumi_jobs.errors import CloudUnreachableError
 from oumi_jobs.states import State
@@ -160,36 +161,59 @@ def list_jobs(cloud: str, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> list
     return with_time_limit(ask, timeout_s, f"cloud {cloud!r}")
 
 
+# Oumi's own "local" cloud keeps its jobs in one process's memory: asking it
+# from a new process always finds nothing, and oumi-jobs has its local jobs.
+_NOT_LISTED = frozenset({"local"})
+
+
+def enabled_clouds() -> list[str]:
+    """Every cloud oumi.launcher has registered (custom ones too) that can hold jobs we could list."""
+    return [name for name in load().which_clouds() if name not in _NOT_LISTED]
+
+
 @dataclass(frozen=True)
 class CloudAnswer:
     cloud: str
     jobs: list[CloudJob]
     error: str | None  # why the cloud could not be read, or None
+    elapsed_s: float = 0.0
+
+
+class CloudWatcher(Protocol):
+    """Told which clouds are asked and as each answers (a progress display)."""
+
+    def asking(self, clouds: list[str]) -> None: ...
+
+    def answered(self, answer: CloudAnswer) -> None: ...
 
 
 def list_clouds(
     clouds: Iterable[str],
     *,
     timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
-    on_answer: Callable[[CloudAnswer], None] | None = None,
+    watcher: CloudWatcher | None = None,
 ) -> dict[str, CloudAnswer]:
     """Ask several clouds at once, each within ``timeout_s``; a failing cloud does not stop the others."""
     names = list(dict.fromkeys(clouds))
     if not names:
         return {}
     load()  # once, before the threads: the import is not something to race on
+    if watcher is not None:
+        watcher.asking(names)
     answers: dict[str, CloudAnswer] = {}
     lock = threading.Lock()
 
     def ask(cloud: str) -> None:
+        started = time.monotonic()
         try:
-            answer = CloudAnswer(cloud, list_jobs(cloud, timeout_s=timeout_s), None)
+            jobs, error = list_jobs(cloud, timeout_s=timeout_s), None
         except CloudUnreachableError as exc:
-            answer = CloudAnswer(cloud, [], str(exc))
+            jobs, error = [], str(exc)
+        answer = CloudAnswer(cloud, jobs, error, time.monotonic() - started)
         with lock:
             answers[cloud] = answer
-        if on_answer is not None:
-            on_answer(answer)
+        if watcher is not None:
+            watcher.answered(answer)
 
     threads = [threading.Thread(target=ask, args=(c,), daemon=True) for c in names]
     for thread in threads:
@@ -197,5 +221,7 @@ def list_clouds(
     for thread in threads:
         thread.join(timeout_s + 5)
     for cloud in names:  # a thread that did not even finish its time limit
-        answers.setdefault(cloud, CloudAnswer(cloud, [], f"cloud {cloud!r} did not answer within {timeout_s:g} s"))
+        answers.setdefault(
+            cloud, CloudAnswer(cloud, [], f"cloud {cloud!r} did not answer within {timeout_s:g} s", timeout_s)
+        )
     return answers

@@ -457,17 +457,53 @@ def print_bulk(outcomes: list[BulkOutcome]) -> None:
 
 
 def with_cloud_progress(work, *, live: bool):
-    """Run ``work(on_answer)``; on a terminal, show which clouds are still being asked."""
+    """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet."""
     out = console(stderr=True)
     if not (live and out.is_terminal):
         return work(None)
     from rich.status import Status
 
-    answered: list[str] = []
-    with Status("asking clouds...", console=out) as status:
+    with Status("loading oumi.launcher (about 12 s)...", console=out) as status:
+        return work(_CloudSpinner(status))
 
-        def on_answer(answer: Any) -> None:
-            answered.append(answer.cloud)
-            status.update(f"asking clouds... ({', '.join(answered)} answered)")
 
-        return work(on_answer)
+class _CloudSpinner:
+    """A :class:`~oumi_jobs.launcher.CloudWatcher` that shows the clouds still being asked."""
+
+    def __init__(self, status: Any) -> None:
+        import threading
+
+        self._status = status
+        self._waiting: list[str] = []
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def asking(self, clouds: list[str]) -> None:
+        with self._lock:
+            self._waiting, self._total = list(clouds), len(clouds)
+            self._show()
+
+    def answered(self, answer: Any) -> None:
+        with self._lock:
+            if answer.cloud in self._waiting:
+                self._waiting.remove(answer.cloud)
+            self._show()
+
+    def _show(self) -> None:
+        answered = self._total - len(self._waiting)
+        self._status.update(f"asking clouds ({answered}/{self._total} answered), waiting for: {', '.join(self._waiting)}")
+
+
+def print_clouds(answers: dict[str, Any]) -> None:
+    """What each cloud asked said: reachable with how many jobs, or why not."""
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("CLOUD", "ANSWER", "JOBS", "TOOK"):
+        table.add_column(column, justify="right" if column in ("JOBS", "TOOK") else "left")
+    for name in sorted(answers):
+        answer = answers[name]
+        verdict = f"[red]unreachable: {answer.error}[/]" if answer.error else "[green]reachable[/]"
+        jobs = "-" if answer.error else str(len(answer.jobs))
+        table.add_row(name, verdict, jobs, f"{answer.elapsed_s:.1f}s")
+    console().print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -185,3 +186,30 @@ def test_prune_asks_clouds_about_old_cloud_jobs(paths, cli, clouds):
             registry.update(job_id, submit_time=to_iso(now() - timedelta(days=30)))
     result = cli.json("prune", "--cloud-timeout", "1")
     assert result["removed"] == ["old-done"] and result["kept_running"] == 2
+
+
+def test_list_asks_a_named_cloud_and_all_clouds_on_request(paths, cli, clouds, monkeypatch):
+    # SkyPilot clouds are asked too: point them at a closed loopback port so no
+    # API server is auto-started by this test (tests/test_skypilot.py has a real one).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", f"http://127.0.0.1:{closed}")
+    clouds.BEHAVIOUR["oj-fake"] = clouds.Behaviour(clusters={"c9": [
+        clouds.job("7", "RUNNING", clouds.JobState.RUNNING, "c9", name="sbatch-job"),
+    ]})  # fmt: skip
+    clouds.BEHAVIOUR["oj-hang"] = clouds.Behaviour(hang=True)
+
+    named = cli.json("list", "--cloud", "oj-fake")  # no job of ours there: asked anyway, for external jobs
+    assert [(d["external"], d["launcher_job_id"]) for d in named] == [(True, "7")]
+    assert cli("list", "--cloud", "no-such-cloud").exit_code == 2
+    assert cli("list", "--all-clouds", "--cloud", "oj-fake").exit_code == 2
+    assert cli("list", "--all-clouds", "--local-only").exit_code == 2
+
+    result = cli("list", "--all-clouds", "--cloud-timeout", "3")
+    assert result.exit_code == 0, result.stderr  # some clouds failing is not the user's one cloud failing
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "reachable" in rows["oj-fake"] and rows["oj-fake"].split()[2] == "1"
+    assert "did not answer within 3 s" in rows["oj-hang"]
+    assert "unreachable" in rows["gcp"] and "local" not in rows
+    assert "sbatch-job" in result.stdout

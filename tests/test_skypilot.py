@@ -1,0 +1,96 @@
+"""``list --all-clouds`` against a real SkyPilot API server on loopback.
+
+The server is SkyPilot's own (``python -m sky.server.server``), started by this
+module on free loopback ports with a private HOME, and ended by the process
+group it was started in.  Without SkyPilot installed these tests skip, except
+under ``CI=true`` where they fail: the README's install brings SkyPilot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# The clouds oumi.launcher 0.9 reaches through SkyPilot.
+SKY_CLOUDS = ("aws", "azure", "gcp", "k8s", "lambda", "nebius", "runpod", "sky-slurm")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/api/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def sky_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    if importlib.util.find_spec("sky") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("SkyPilot is not installed; the README's install brings it")
+        pytest.skip("SkyPilot is not installed")
+    home = tmp_path_factory.mktemp("sky-home")
+    port, metrics_port = _free_port(), _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    env = dict(os.environ, HOME=str(home), DO_NOT_TRACK="1", SKYPILOT_DISABLE_USAGE_COLLECTION="1")
+    log = (home / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sky.server.server", "--host", "127.0.0.1", "--port", str(port),
+         "--metrics-port", str(metrics_port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its own group: ours to end
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not _healthy(endpoint):
+            if server.poll() is not None or time.monotonic() > deadline:
+                tail = (home / "server.log").read_text(errors="replace")[-2000:]
+                pytest.fail(f"the SkyPilot API server did not start (exit {server.returncode}):\n{tail}")
+            time.sleep(0.5)
+        yield endpoint, home
+    finally:
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(server.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                server.wait(grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+
+def test_list_all_clouds_shows_skypilot_clouds_reachable_with_no_jobs(sky_server, tmp_path):
+    endpoint, home = sky_server
+    env = {k: v for k, v in os.environ.items() if k != "OUMI_SLURM_CONNECTIONS"}  # this test is about SkyPilot
+    env |= {"HOME": str(home), "SKYPILOT_API_SERVER_ENDPOINT": endpoint, "OUMI_JOBS_HOME": str(tmp_path / "oj"),
+            "COLUMNS": "200"}  # fmt: skip
+    executable = shutil.which("oumi-jobs")
+    assert executable, "the oumi-jobs entry point is not installed"
+    result = subprocess.run(
+        [executable, "list", "--all-clouds", "--cloud-timeout", "120"],
+        env=env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
+    for cloud in SKY_CLOUDS:
+        assert rows.get(cloud, [None])[:2] == ["reachable", "0"], (cloud, result.stdout, result.stderr)
+    assert "local" not in rows  # oumi's in-memory local cloud is never asked
