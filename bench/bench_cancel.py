@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_local import cli_command  # noqa: E402
+from bench_local import cli_command
 
 TREE = """run: |
   sleep 300 & echo $! >> {pids}

@@ -36,12 +36,11 @@ def main() -> None:
     import oumi.launcher  # noqa: F401  (what the first cloud query of a process pays)
 
     import_s = time.perf_counter() - started
-    from tests import fake_clouds
-
     from oumi_jobs.jobs import list_jobs_report
     from oumi_jobs.paths import Paths
     from oumi_jobs.registry import JobRecord, Registry
     from oumi_jobs.timestamps import now_iso
+    from tests import fake_clouds
 
     names = [n for n in fake_clouds.NAMES if n.startswith("oj-slow")]
     figures: dict[str, float] = {"import oumi.launcher (s)": round(import_s, 2)}

@@ -180,7 +180,9 @@ def bench(runs: int) -> tuple[list[Result], dict]:
         listed = json.loads(run_checked([*cli, "list", "--json"], list_env))
         if len(listed) != RECORDS:
             raise SystemExit(f"bench: list --json returned {len(listed)} jobs, expected {RECORDS}")
-        results.append(time_command(f"oumi-jobs list --json ({RECORDS:,} jobs)", [*cli, "list", "--json"], list_env, runs))
+        results.append(
+            time_command(f"oumi-jobs list --json ({RECORDS:,} jobs)", [*cli, "list", "--json"], list_env, runs)
+        )
 
         config = Path(tmp) / "cfg.yaml"
         config.write_text("run: sleep 30\n")

@@ -46,7 +46,7 @@ def main() -> None:
         marks = [line.split() for line in log.read_text().splitlines()]
         starts = [int(t) for kind, t in marks if kind == "start"]
         ends = [int(t) for kind, t in marks if kind == "end"]
-        gaps = [(start - end) / 1e9 for end, start in zip(ends, starts[1:])]
+        gaps = [(start - end) / 1e9 for end, start in zip(ends, starts[1:], strict=False)]
 
         quick = work / "quick.yaml"
         quick.write_text("run: 'true'\n")

@@ -30,8 +30,7 @@ from oumi_jobs.jobs import JobView, live_cloud_view, view_of
 from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
-from oumi_jobs.procs import is_alive
-from oumi_jobs.procs import python_argv
+from oumi_jobs.procs import is_alive, python_argv
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.states import State, parse_states
 from oumi_jobs.timestamps import from_iso
@@ -181,8 +180,10 @@ class _Run:
         if job.pid is None:
             with self.step("prevent_start") as out:
                 job = self._wait_for_start_or_end()
-                out["detail"] = "the job had not started; its supervisor will not start it" if job.pid is None else (
-                    f"the job started meanwhile (pid {job.pid})"
+                out["detail"] = (
+                    "the job had not started; its supervisor will not start it"
+                    if job.pid is None
+                    else (f"the job started meanwhile (pid {job.pid})")
                 )
             if job.pid is None:
                 return self.cleanup_and_finish()
@@ -237,7 +238,8 @@ class _Run:
                     remaining = terminator.still_running(remaining) or scan()
                 out["detail"] = (
                     f"{len(remaining)} process(es) still running after {self.record.timeout_s:g} s"
-                    if remaining else f"exited after {time.time() - signalled_at:.2f} s"
+                    if remaining
+                    else f"exited after {time.time() - signalled_at:.2f} s"
                 )
             if remaining:
                 self.send(signal.SIGKILL, scan())

@@ -70,10 +70,10 @@ JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job id, or a unique 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until it is done.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only the essential value.")]
-CloudOpt = Annotated[Optional[str], typer.Option("--cloud", help="Cloud to run on (default: the config's, else local).")]
-CloudTimeoutOpt = Annotated[
-    float, typer.Option("--cloud-timeout", help="Seconds each cloud gets to answer.", min=0.1)
+CloudOpt = Annotated[
+    Optional[str], typer.Option("--cloud", help="Cloud to run on (default: the config's, else local).")
 ]
+CloudTimeoutOpt = Annotated[float, typer.Option("--cloud-timeout", help="Seconds each cloud gets to answer.", min=0.1)]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Cluster to run on.")]
 
 
@@ -172,9 +172,13 @@ def _outcome_exit_code(view: Any) -> int:
 def status(
     ctx: typer.Context,
     job: Annotated[Optional[str], typer.Argument(metavar="[JOB]", help="Job id, or a unique prefix of one.")] = None,
-    cloud: Annotated[Optional[str], typer.Option("--cloud", help="With --cluster and --launcher-id: a job by its cloud identity.")] = None,
+    cloud: Annotated[
+        Optional[str], typer.Option("--cloud", help="With --cluster and --launcher-id: a job by its cloud identity.")
+    ] = None,
     cluster: Annotated[Optional[str], typer.Option("--cluster", help="The job's cluster (with --cloud).")] = None,
-    launcher_id: Annotated[Optional[str], typer.Option("--launcher-id", help="The launcher's job id (with --cloud).")] = None,
+    launcher_id: Annotated[
+        Optional[str], typer.Option("--launcher-id", help="The launcher's job id (with --cloud).")
+    ] = None,
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     watch: WatchOpt = False,
     as_json: JsonOpt = False,
@@ -240,8 +244,16 @@ def list_(
 
     report = output.with_cloud_progress(
         lambda watcher: jobs.list_jobs_report(
-            _paths(ctx), cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit,
-            local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout, watcher=watcher,
+            _paths(ctx),
+            cloud=cloud,
+            cluster=cluster,
+            states=parse_states(state),
+            since=since,
+            limit=limit,
+            local_only=local_only,
+            all_clouds=all_clouds,
+            cloud_timeout_s=cloud_timeout,
+            watcher=watcher,
         ),  # fmt: skip
         live=not as_json,
     )

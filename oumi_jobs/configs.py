@@ -109,7 +109,7 @@ def parse_env_assignments(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def is_job_config(config: Mapping[str, Any]) -> bool:
-    return "run" in config or bool(_JOB_CONFIG_KEYS & set(config) - {"working_dir"}) and "model" not in config
+    return "run" in config or (bool(_JOB_CONFIG_KEYS & set(config) - {"working_dir"}) and "model" not in config)
 
 
 def infer_task_command(config: Mapping[str, Any]) -> str | None:
@@ -195,9 +195,7 @@ def plan_launch(
     task_command = command or infer_task_command(config)
     if task_command is None:
         if "model" in config:
-            raise UsageError(
-                f"cannot tell which oumi command runs {path}; pass --command ({', '.join(TASK_COMMANDS)})"
-            )
+            raise UsageError(f"cannot tell which oumi command runs {path}; pass --command ({', '.join(TASK_COMMANDS)})")
         raise UsageError(
             f"{path} is neither an Oumi job config (no `run:`) nor an Oumi task config (train, evaluate, infer...)"
         )
@@ -212,9 +210,7 @@ def plan_launch(
         env_overrides=env_overrides,
         model_name=_nested(config, "model", "model_name"),
         output_dir=(
-            _nested(config, "training", "output_dir")
-            or _nested(config, "output_dir")
-            or _nested(config, "output_path")
+            _nested(config, "training", "output_dir") or _nested(config, "output_dir") or _nested(config, "output_path")
         ),
         config=config,
     )

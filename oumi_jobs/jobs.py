@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +14,8 @@ from typing import Any
 from oumi_jobs import queues
 from oumi_jobs.errors import AmbiguousJobError, CloudUnreachableError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
-from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudJob, CloudWatcher  # light: oumi loads lazily
 from oumi_jobs.ids import job_id_from_name, new_job_id
+from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudJob, CloudWatcher  # light: oumi loads lazily
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.procs import boot_id, identify
 from oumi_jobs.registry import JobRecord, Registry
@@ -83,7 +83,9 @@ def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
     return JobView(record, State.UNKNOWN, None, f"{record.cloud} was not asked", as_of)
 
 
-def live_cloud_view(record: JobRecord, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S, external: bool = False) -> JobView:
+def live_cloud_view(
+    record: JobRecord, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S, external: bool = False
+) -> JobView:
     """A cloud job's state, asked of its cloud, cluster and id only."""
     from oumi_jobs import launcher
 
@@ -287,7 +289,9 @@ def parse_since(text: str, *, reference: datetime | None = None) -> str:
     try:
         return to_iso(from_iso(text))
     except ValueError:
-        raise UsageError(f"invalid --since {text!r}: use an age such as 2h or 7d, or a date such as 2026-11-01") from None
+        raise UsageError(
+            f"invalid --since {text!r}: use an age such as 2h or 7d, or a date such as 2026-11-01"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -368,9 +372,9 @@ def _ask_clouds(
         return {}  # nothing to ask: oumi.launcher is not even imported
     from oumi_jobs import launcher
 
-    if cloud is not None and cloud not in clouds - {cloud} and cloud not in launcher.load().which_clouds():
-        if not any(r.cloud == cloud for r in records):
-            raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(launcher.enabled_clouds())}")
+    asked_for_unregistered = cloud is not None and not any(r.cloud == cloud for r in records)
+    if asked_for_unregistered and cloud not in launcher.load().which_clouds():
+        raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(launcher.enabled_clouds())}")
     if all_clouds:
         clouds.update(launcher.enabled_clouds())
     return launcher.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)

@@ -138,7 +138,9 @@ def _cluster(cloud: str, cluster: str) -> Any:
     return found
 
 
-def get_job(cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> CloudJob | None:
+def get_job(
+    cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S
+) -> CloudJob | None:
     """One job's live status (None if its cluster no longer knows it)."""
 
     def ask() -> CloudJob | None:

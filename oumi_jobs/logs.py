@@ -95,7 +95,9 @@ def cloud_log(record: JobRecord, *, stderr: bool = False, tail: int | None = Non
         return cluster.get_logs_stream(record.cluster, record.launcher_job_id)
 
     try:
-        stream = launcher.with_time_limit(open_stream, launcher.DEFAULT_CLOUD_TIMEOUT_S * 4, f"logs of {record.cloud!r}")
+        stream = launcher.with_time_limit(
+            open_stream, launcher.DEFAULT_CLOUD_TIMEOUT_S * 4, f"logs of {record.cloud!r}"
+        )
     except CloudUnreachableError as exc:
         if isinstance(exc.__cause__, NotImplementedError):
             raise OumiJobsError(f"cloud {record.cloud!r} does not stream job logs") from None

@@ -491,7 +491,9 @@ class _CloudSpinner:
 
     def _show(self) -> None:
         answered = self._total - len(self._waiting)
-        self._status.update(f"asking clouds ({answered}/{self._total} answered), waiting for: {', '.join(self._waiting)}")
+        self._status.update(
+            f"asking clouds ({answered}/{self._total} answered), waiting for: {', '.join(self._waiting)}"
+        )
 
 
 def print_clouds(answers: dict[str, Any]) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from oumi_jobs.durations import parse_duration
 from oumi_jobs.events import log_event
 from oumi_jobs.jobs import view_of
-from oumi_jobs.paths import Paths
 from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.paths import Paths
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now, to_iso
 

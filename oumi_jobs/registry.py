@@ -396,9 +396,7 @@ class Registry:
             return _row_to_record(row, self._dependencies_of(job_id))
 
     def _dependencies_of(self, job_id: str) -> list[str]:
-        rows = self._db.execute(
-            "SELECT depends_on FROM job_dependencies WHERE job_id = ? ORDER BY rowid", (job_id,)
-        )
+        rows = self._db.execute("SELECT depends_on FROM job_dependencies WHERE job_id = ? ORDER BY rowid", (job_id,))
         return [r[0] for r in rows]
 
     def resolve(self, ref: str) -> JobRecord:

@@ -79,7 +79,9 @@ def job_config(tmp_path: Path) -> Callable[..., Path]:
     """Write an Oumi job config running ``run`` (a bash script)."""
     counter = iter(range(10_000))
 
-    def write(run: str, *, setup: str | None = None, envs: dict | None = None, name: str | None = None, **extra) -> Path:
+    def write(
+        run: str, *, setup: str | None = None, envs: dict | None = None, name: str | None = None, **extra
+    ) -> Path:
         path = tmp_path / (name or f"job{next(counter)}.yaml")
         lines = [f"run: |\n{textwrap.indent(textwrap.dedent(run).strip(), '  ')}"]
         if setup:

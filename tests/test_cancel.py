@@ -118,7 +118,7 @@ def test_signal_reaches_the_real_process_behind_a_shell_wrapper(cli, job_config,
         f"pathlib.Path({str(ready)!r}).touch()\n"
         "while True: time.sleep(0.05)\n"
     )
-    run = f"sh -c 'trap \"\" USR1; \"{os.sys.executable}\" \"{handler}\"; echo wrapper-after'"
+    run = f'sh -c \'trap "" USR1; "{os.sys.executable}" "{handler}"; echo wrapper-after\''
     job_id = started_job(cli, job_config, run, ready)
     code, doc = cancel_json(cli, job_id, "--signal", "USR1", "--timeout", "10")
     assert code == 0 and doc["signal"] == "SIGUSR1"
@@ -176,7 +176,9 @@ def test_two_concurrent_cancels_share_one_termination(cli, job_config, tmp_path)
     procs = [
         subprocess.Popen(
             [os.sys.executable, "-m", "oumi_jobs", "cancel", job_id, "--timeout", "1", "--json"],
-            env=env, stdout=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for _ in range(2)
     ]
@@ -224,7 +226,7 @@ def test_no_wait_returns_at_once_and_cancel_status_shows_the_wait(cli, job_confi
     assert cli.json("status", job_id)["state"] == "cancelling"
     wait_until(lambda: any(s["name"] == "wait" for s in cli.json("cancel-status", job_id)["steps"]))
     waiting = cli.json("cancel-status", job_id)
-    assert [s for s in waiting["steps"] if s["name"] == "wait"][0]["status"] in {"in_progress", "completed"}
+    assert next(s for s in waiting["steps"] if s["name"] == "wait")["status"] in {"in_progress", "completed"}
     final = cli.json("cancel-status", job_id, "--watch")
     assert final["status"] == "completed" and final["cancellation_id"] == doc["cancellation_id"]
     assert [s["name"] for s in final["steps"]][-3:] == ["signal_kill", "verify", "cleanup"]

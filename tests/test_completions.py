@@ -103,7 +103,7 @@ def test_sourced_bash_script_fills_compreply(tmp_path):
     driver = tmp_path / "complete.sh"
     driver.write_text(
         f'source "{generate.script_path("bash")}"\n'
-        'COMP_WORDS=(oumi-jobs su)\n'
+        "COMP_WORDS=(oumi-jobs su)\n"
         "COMP_CWORD=1\n"
         "_oumi_jobs_completion oumi-jobs\n"
         'printf "%s\\n" "${COMPREPLY[@]}"\n'

@@ -255,7 +255,7 @@ def test_name_becomes_the_id_and_must_be_unique(cli, job_config):
 def test_shell_metacharacters_are_data(cli, tmp_path, monkeypatch):
     """Paths and names with spaces, quotes and $(...) reach the job as data, never as shell code."""
     monkeypatch.chdir(tmp_path)
-    folder = tmp_path / "it's a \"dir\" $(touch pwned-dir)"
+    folder = tmp_path / 'it\'s a "dir" $(touch pwned-dir)'
     folder.mkdir()
     config = folder / "job $(touch pwned-file).yaml"
     config.write_text('run: echo "$JOB_NOTE"\nenvs:\n  JOB_NOTE: "$(touch pwned-env)"\n')

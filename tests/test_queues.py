@@ -211,7 +211,9 @@ def test_200_jobs_from_4_processes_into_one_queue_each_run_once(paths, cli, job_
     config = job_config(f'echo "$OUMI_JOBS_JOB_ID" >> "{ran}"')
     env = dict(os.environ)
     workers = [
-        subprocess.Popen([sys.executable, "-c", SUBMITTER, str(config), "50"], env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", SUBMITTER, str(config), "50"], env=env, stdout=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     submitted = []

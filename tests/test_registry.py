@@ -181,7 +181,9 @@ def test_eight_processes_submit_800_jobs_while_prune_runs(paths, job_config, tmp
     env = dict(os.environ, OUMI_JOBS_HOME=env_home)
     pruner = subprocess.Popen([sys.executable, "-c", PRUNER, "20"], env=env, stdout=subprocess.PIPE, text=True)
     workers = [
-        subprocess.Popen([sys.executable, "-c", SUBMITTER, str(config), str(n)], env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", SUBMITTER, str(config), str(n)], env=env, stdout=subprocess.PIPE, text=True
+        )
         for n in range(8)
     ]
     submitted = []
