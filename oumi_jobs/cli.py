@@ -123,6 +123,10 @@ def submit(
     parallel: Annotated[
         Optional[int], typer.Option("--parallel", help="Let N jobs of this local cluster run at once (kept).", min=1)
     ] = None,
+    gpus: Annotated[
+        Optional[str], typer.Option("--gpus", help="Accelerators per node of a cloud job, TYPE[:COUNT] (e.g. A100:8).")
+    ] = None,
+    nodes: Annotated[Optional[int], typer.Option("--nodes", help="Nodes of a cloud job.", min=1)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end; exit with its outcome.")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -133,7 +137,7 @@ def submit(
     paths = _paths(ctx)
     request = jobs.SubmitRequest(
         config=str(config), cloud=cloud, cluster=cluster, name=name, command=command,
-        env=tuple(env), workdir=workdir, after=tuple(after), parallel=parallel,
+        env=tuple(env), workdir=workdir, after=tuple(after), parallel=parallel, gpus=gpus, nodes=nodes,
     )  # fmt: skip
     submitted = jobs.submit(paths, request)
     view = submitted.view

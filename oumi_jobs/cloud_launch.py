@@ -51,6 +51,8 @@ def launch(paths: Paths, job_id: str) -> int:
     oumi_launcher = launcher.load()
     from oumi.core.configs import JobConfig
 
+    _write_settings_schema(paths)
+
     try:
         config = JobConfig.from_yaml(str(staged_config(paths, job_id)))
         _cluster, status = oumi_launcher.up(config, record.cluster)
@@ -74,6 +76,16 @@ def launch(paths: Paths, job_id: str) -> int:
                 f"cancelled the moment launcher.up returned (job {status.id}): {answer.status}", "cancelled",
             )  # fmt: skip
     return 0
+
+
+def _write_settings_schema(paths: Paths) -> None:
+    """oumi is imported here anyway: leave its settings for the next submit's checks (see oumi_schema)."""
+    from oumi_jobs import oumi_schema
+
+    try:
+        oumi_schema.write_cache(paths)
+    except Exception as exc:  # a missing check must never fail a launch
+        print(f"oumi-jobs: could not write oumi's settings schema: {exc!r}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,10 +29,11 @@ from oumi_jobs.errors import UsageError
 TASK_COMMANDS = ("train", "evaluate", "infer", "tune", "synth", "judge", "quantize", "analyze")
 
 # Top-level keys that tell a task config's command, checked in this order
-# (an evaluation config has `generation` too, so `tasks` is tested first).
+# (an evaluation config has `generation` too, so `tasks` is tested first;
+# a tuning config may have `peft`, so `tuning` is).
 _COMMAND_MARKERS: list[tuple[str, tuple[str, ...]]] = [
-    ("train", ("training",)),
     ("tune", ("tuning",)),
+    ("train", ("training", "fsdp", "deepspeed", "peft")),
     ("evaluate", ("tasks",)),
     ("synth", ("strategy_params",)),
     ("judge", ("judge_params",)),
@@ -44,13 +45,20 @@ _COMMAND_MARKERS: list[tuple[str, tuple[str, ...]]] = [
 _JOB_CONFIG_KEYS = {"run", "setup", "resources", "envs", "working_dir", "num_nodes", "file_mounts", "storage_mounts"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# Clouds oumi.launcher ships with.  A cloud registered at run time through
-# oumi's register_cloud_builder is accepted once the launcher adapter exists.
+# Clouds oumi.launcher 0.9 ships with.  A cloud registered at run time through
+# oumi's register_cloud_builder is accepted too (checked through the launcher).
 LOCAL_CLOUD = "local"
 KNOWN_CLOUDS = frozenset(
-    {LOCAL_CLOUD, "aws", "azure", "gcp", "lambda", "runpod", "kubernetes", "k8s", "nebius", "slurm",
-     "polaris", "frontier", "perlmutter", "sky"}
+    {LOCAL_CLOUD, "aws", "azure", "gcp", "lambda", "runpod", "k8s", "nebius", "sky-slurm", "slurm",
+     "polaris", "frontier", "perlmutter", "modal"}
 )  # fmt: skip
+
+# Task commands Oumi runs across GPUs and nodes under `oumi distributed
+# torchrun`.  The others run once per node: inference engines spread a model
+# over the GPUs themselves, and a torchrun would only start N copies.
+DISTRIBUTED_COMMANDS = frozenset({"train"})
+# SkyPilot's accelerator syntax, as in a job config's resources.accelerators.
+_ACCELERATORS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(:[1-9][0-9]*)?$")
 
 # Bash runs `setup` and then, only if it succeeded, `run` in its place (exec),
 # so the job's pid is the run script's own.  The scripts arrive as positional
@@ -73,6 +81,8 @@ class LaunchPlan:
     model_name: str | None = None
     output_dir: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
+    accelerators: str | None = None  # --gpus, e.g. "A100:8"
+    num_nodes: int | None = None  # --nodes
 
 
 def load_yaml(path: Path) -> Mapping[str, Any]:
@@ -145,10 +155,16 @@ def plan_launch(
     command: str | None = None,
     workdir: str | None = None,
     env: Sequence[str] = (),
+    gpus: str | None = None,
+    nodes: int | None = None,
 ) -> LaunchPlan:
     """Read and check a config and the submit options; raises UsageError on bad input."""
     path = (cwd / Path(config_path)).absolute()
     env_overrides = parse_env_assignments(env)
+    if gpus is not None and not _ACCELERATORS.match(gpus):
+        raise UsageError(f"invalid --gpus {gpus!r}: expected a type, or TYPE:COUNT (e.g. A100 or A100:8)")
+    if nodes is not None and nodes < 1:
+        raise UsageError("--nodes must be at least 1")
     config = load_yaml(path)
     if command is not None and command not in TASK_COMMANDS:
         raise UsageError(f"unknown --command {command!r}; choose one of {', '.join(TASK_COMMANDS)}")
@@ -159,6 +175,9 @@ def plan_launch(
     chosen_cloud = (cloud or config_cloud or LOCAL_CLOUD).strip()
     if chosen_cloud not in KNOWN_CLOUDS and chosen_cloud not in _registered_clouds():
         raise UsageError(f"unknown cloud {chosen_cloud!r}; known clouds: {', '.join(sorted(KNOWN_CLOUDS))}")
+    if chosen_cloud == LOCAL_CLOUD and (gpus is not None or nodes is not None):
+        raise UsageError("--gpus and --nodes are for cloud jobs; a local job uses this machine's GPUs")
+    resources_asked = {"accelerators": gpus, "num_nodes": nodes}
 
     if job_config:
         run = config.get("run")
@@ -190,6 +209,7 @@ def plan_launch(
             model_name=_nested(config, "model", "model_name"),
             output_dir=_nested(config, "envs", "OUTPUT_DIR"),
             config=config,
+            **resources_asked,
         )
 
     task_command = command or infer_task_command(config)
@@ -213,6 +233,7 @@ def plan_launch(
             _nested(config, "training", "output_dir") or _nested(config, "output_dir") or _nested(config, "output_path")
         ),
         config=config,
+        **resources_asked,
     )
 
 
@@ -240,7 +261,10 @@ def cloud_job_config(plan: LaunchPlan, *, job_id: str, staging_dir: Path) -> dic
 
     A job config passes through with its ``working_dir`` resolved against the
     caller's directory; a task config is staged (a copy in ``staging_dir``,
-    which becomes the working dir) and run as ``oumi <command> -c <copy>``.
+    which becomes the working dir) and run as ``oumi <command> -c <copy>``,
+    under ``oumi distributed torchrun`` when it asks for several GPUs or nodes,
+    after a setup that installs this machine's oumi where the cluster has none.
+    ``--gpus`` and ``--nodes`` win over the config's own resources.
     """
     if plan.kind == "job":
         job = dict(plan.config)
@@ -249,13 +273,54 @@ def cloud_job_config(plan: LaunchPlan, *, job_id: str, staging_dir: Path) -> dic
         staging_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         staged = staging_dir / plan.config_path.name
         shutil.copyfile(plan.config_path, staged)
-        job = {"name": job_id, "run": f"oumi {plan.command} -c {shlex.quote(staged.name)}"}
+        job = {"name": job_id, "setup": default_setup(), "run": task_run_script(plan, staged.name)}
         workdir = str(staging_dir)
     # A trailing slash: rsync (Slurm, SkyPilot) otherwise nests the folder one level down.
     job["working_dir"] = workdir.rstrip("/") + "/"
     job["resources"] = dict(job.get("resources") or {}) | {"cloud": plan.cloud}
+    if plan.accelerators:
+        job["resources"]["accelerators"] = plan.accelerators
+    if plan.num_nodes:
+        job["num_nodes"] = plan.num_nodes
     job["envs"] = {str(k): str(v) for k, v in dict(plan.env_overrides).items()}
     job.setdefault("name", job_id)
     if plan.cluster and "@" in plan.cluster and not job.get("user"):
         job["user"] = plan.cluster.split("@", 1)[0]  # Slurm: the user of user@host
     return job
+
+
+def accelerator_count(accelerators: str | None) -> int:
+    """GPUs per node that ``TYPE[:COUNT]`` asks for (0 when none are asked for)."""
+    if not accelerators:
+        return 0
+    _, _, count = accelerators.partition(":")
+    return int(count) if count.isdigit() else 1
+
+
+def task_run_script(plan: LaunchPlan, staged_name: str) -> str:
+    """``oumi <command> -c CONFIG``, under ``oumi distributed torchrun`` where it spans GPUs or nodes."""
+    config = shlex.quote(staged_name)
+    several = accelerator_count(plan.accelerators) > 1 or (plan.num_nodes or 1) > 1
+    if plan.command in DISTRIBUTED_COMMANDS and several:
+        # torchrun's ranks, node count and master address come from the cloud's
+        # environment (SkyPilot, Slurm, PBS): `oumi distributed` reads them.
+        return f"oumi distributed torchrun -m oumi {plan.command} -c {config}"
+    return f"oumi {plan.command} -c {config}"
+
+
+def installed_oumi_version() -> str | None:
+    """The version of the oumi installed here, read from its metadata (no import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("oumi")
+    except PackageNotFoundError:
+        return None
+
+
+def default_setup() -> str:
+    """A task config's setup: install the oumi of this machine (the one it was written against) if absent."""
+    installed = installed_oumi_version()
+    pinnable = installed and not any(mark in installed for mark in ("dev", "+"))  # a dev build is on no index
+    spec = f"oumi[gpu]=={installed}" if pinnable else "oumi[gpu]"
+    return f'if ! command -v oumi >/dev/null 2>&1; then\n  pip install "{spec}"\nfi\n'

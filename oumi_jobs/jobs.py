@@ -54,6 +54,8 @@ class SubmitRequest:
     workdir: str | None = None
     after: Sequence[str] = ()
     parallel: int | None = None
+    gpus: str | None = None  # accelerators of a cloud job, e.g. "A100:8"
+    nodes: int | None = None  # nodes of a cloud job
     cwd: Path = field(default_factory=Path.cwd)
 
 
@@ -139,12 +141,14 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         command=request.command,
         workdir=request.workdir,
         env=request.env,
+        gpus=request.gpus,
+        nodes=request.nodes,
     )
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
     if plan.cloud != configs.LOCAL_CLOUD:
         from oumi_jobs.guidance import cloud_guidance
 
-        warnings = tuple(cloud_guidance(plan, request.cwd))
+        warnings = tuple(cloud_guidance(plan, request.cwd, paths))
         return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
     cluster = plan.cluster or queues.DEFAULT_CLUSTER
     log_dir = paths.job_log_dir(job_id)

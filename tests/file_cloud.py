@@ -4,7 +4,9 @@ sees it: the test, and the detached launching process of oumi-jobs.
 Registered through Oumi's own ``register_cloud_builder``; other processes load
 it through Oumi's ``OUMI_EXTRA_DEPS_FILE``.  The file is ``$OJ_FILE_CLOUD``:
 ``{"up_delay_s": float, "up_error": str|null, "next_id": int,
-   "clusters": {name: [{"id", "name", "status"}]}}``.
+   "run_s": float|null, "final_status": str,
+   "clusters": {name: [{"id", "name", "status", ...}]}}``: a job reads RUNNING
+for ``run_s`` seconds (forever if null), then ``final_status``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from oumi.core.launcher import BaseCloud, BaseCluster, JobState, JobStatus
 from oumi.core.registry import register_cloud_builder
 
 NAME = "oj-file"
-_STATES = {"RUNNING": JobState.RUNNING, "CANCELLED": JobState.CANCELLED, "COMPLETED": JobState.SUCCEEDED}
+_STATES = {"RUNNING": JobState.RUNNING, "CANCELLED": JobState.CANCELLED, "COMPLETED": JobState.SUCCEEDED,
+           "FAILED": JobState.FAILED}  # fmt: skip
 
 
 @contextmanager
@@ -40,12 +43,14 @@ def state(write: bool = False):
 
 def init(path: str, **settings: Any) -> None:
     with open(path, "w") as handle:
-        json.dump({"up_delay_s": 0.0, "up_error": None, "next_id": 1, "clusters": {}, "cancelled": []} | settings,
-                  handle)  # fmt: skip
+        json.dump({"up_delay_s": 0.0, "up_error": None, "next_id": 1, "clusters": {}, "cancelled": [],
+                   "run_s": None, "final_status": "COMPLETED"} | settings, handle)  # fmt: skip
 
 
 def _status(cluster: str, job: dict[str, Any]) -> JobStatus:
     word = job["status"]
+    if word == "RUNNING" and job.get("ends_at") and time.time() >= job["ends_at"]:
+        word = job["final_status"]
     return JobStatus(name=job["name"], id=job["id"], status=word, cluster=cluster, metadata="",
                      done=word != "RUNNING", state=_STATES.get(word, JobState.PENDING))  # fmt: skip
 
@@ -76,7 +81,10 @@ class FileCluster(BaseCluster):
     def run_job(self, job) -> JobStatus:  # type: ignore[no-untyped-def]
         with state(write=True) as data:
             entry = {"id": str(data["next_id"]), "name": job.name or "job", "status": "RUNNING", "run": job.run,
-                     "working_dir": job.working_dir, "envs": dict(job.envs or {})}  # fmt: skip
+                     "setup": job.setup, "working_dir": job.working_dir, "envs": dict(job.envs or {}),
+                     "accelerators": job.resources.accelerators, "num_nodes": job.num_nodes,
+                     "ends_at": time.time() + data["run_s"] if data["run_s"] is not None else None,
+                     "final_status": data["final_status"]}  # fmt: skip
             data["next_id"] += 1
             data["clusters"].setdefault(self._name, []).append(entry)
         return _status(self._name, entry)

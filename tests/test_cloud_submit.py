@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,27 @@ def test_task_config_is_staged_and_wrapped(paths, cli, file_cloud, tmp_path):
     wait_until(lambda: state_of(cli, job_id)["state"] == "running", timeout=120)
     launched = file_cloud.read()["clusters"]["fc2"][0]
     assert launched["run"] == "oumi train -c train.yaml"
+    assert "command -v oumi" in launched["setup"] and f"oumi[gpu]=={version('oumi')}" in launched["setup"]
     staged = Path(launched["working_dir"]) / "train.yaml"
     assert staged.read_text() == config.read_text()
+
+
+def test_task_config_asking_for_several_gpus_runs_under_torchrun(paths, cli, file_cloud, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("model:\n  model_name: gpt2\ntraining:\n  output_dir: out\nfsdp:\n  enable_fsdp: true\n")
+    one_gpu = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fc7", "--gpus", "A100")
+    assert any("enables fsdp" in w and "--gpus" in w for w in json.loads(one_gpu.stdout)["warnings"])
+    several = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fc7", "--gpus", "A100:8",
+                  "--nodes", "2")  # fmt: skip
+    assert several.exit_code == 0, several.stderr
+    assert not any("enables fsdp" in w for w in json.loads(several.stdout)["warnings"])
+    wait_until(lambda: len(file_cloud.read()["clusters"].get("fc7", [])) == 2, timeout=120)
+    plain, distributed = sorted(file_cloud.read()["clusters"]["fc7"], key=lambda j: j["accelerators"])
+    assert plain["run"] == "oumi train -c train.yaml" and plain["num_nodes"] == 1
+    assert distributed["run"] == "oumi distributed torchrun -m oumi train -c train.yaml"
+    assert distributed["accelerators"] == "A100:8" and distributed["num_nodes"] == 2
+    for bad in (["--gpus", "A100:x"], ["--gpus", "A100", "--cloud", "local"], ["--nodes", "0"]):
+        assert cli("submit", str(config), "--cloud", "oj-file", *bad).exit_code == 2, bad
 
 
 def test_failed_launch_ends_failed_with_the_launchers_message(paths, cli, file_cloud, tmp_path):

@@ -1,0 +1,124 @@
+"""The settings each kind of Oumi task config accepts, in the oumi installed here.
+
+Oumi rejects a config with a key its config classes lack ("Key 'x' not in
+'TrainingParams'"), so a config written for a newer oumi fails on a cluster
+that runs this one, after minutes of provisioning.  Submit warns first.
+
+Reading the config classes means importing ``oumi.core.configs`` (8-15 s),
+which a submit must not pay.  The process that launches a cloud job imports
+it anyway, so it writes the schema to the cache dir once per oumi version;
+submits read that file (a few milliseconds).  Until it exists, no check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from oumi_jobs.configs import installed_oumi_version
+from oumi_jobs.paths import Paths, ensure_private_dir
+
+# A tree: setting name -> its own tree (a nested config class, or a list of
+# them), or None where any value goes (a leaf, a free-form dict).
+Tree = dict[str, Any]
+
+# The oumi config class each task command reads.
+_CONFIG_CLASSES = {
+    "train": "TrainingConfig",
+    "evaluate": "EvaluationConfig",
+    "infer": "InferenceConfig",
+    "tune": "TuningConfig",
+    "synth": "SynthesisConfig",
+    "judge": "JudgeConfig",
+    "quantize": "QuantizationConfig",
+    "analyze": "AnalyzeConfig",
+}
+
+
+def schema_file(paths: Paths, version: str) -> Path:
+    return paths.cache_dir / f"oumi-{version}-settings.json"
+
+
+def build() -> dict[str, Tree]:
+    """The setting trees of every task command, read from oumi's config classes (imports oumi)."""
+    import oumi.core.configs as oumi_configs
+
+    trees = {}
+    for command, class_name in _CONFIG_CLASSES.items():
+        config_class = getattr(oumi_configs, class_name, None)
+        if config_class is not None:
+            trees[command] = _tree(config_class, ())
+    return trees
+
+
+def _tree(config_class: type, seen: tuple[type, ...]) -> Tree | None:
+    if config_class in seen:
+        return None  # a recursive type: accept anything below
+    try:
+        hints = typing.get_type_hints(config_class)
+    except Exception:  # an annotation that does not resolve: accept anything below
+        return None
+    return {f.name: _subtree(hints.get(f.name), (*seen, config_class)) for f in dataclasses.fields(config_class)}
+
+
+def _subtree(annotation: Any, seen: tuple[type, ...]) -> Tree | None:
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return _tree(annotation, seen)
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, typing.Union, types.UnionType):
+        # Optional[X], X | None, list[X]: the nested config class, if there is one.
+        for argument in typing.get_args(annotation):
+            found = _subtree(argument, seen)
+            if found is not None:
+                return found
+    return None
+
+
+def write_cache(paths: Paths) -> Path | None:
+    """Write this oumi's schema to the cache, once per version (atomic: readers never see half a file)."""
+    version = installed_oumi_version()
+    if version is None:
+        return None
+    target = schema_file(paths, version)
+    if target.exists():
+        return target
+    ensure_private_dir(target.parent)
+    partial = target.with_name(f".{target.name}.{os.getpid()}")
+    partial.write_text(json.dumps(build()), encoding="utf-8")
+    os.replace(partial, target)
+    return target
+
+
+def cached(paths: Paths) -> tuple[str, dict[str, Tree]] | None:
+    """``(oumi version, trees)`` from the cache, or None where no launch has written them yet."""
+    version = installed_oumi_version()
+    if version is None:
+        return None
+    try:
+        return version, json.loads(schema_file(paths, version).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def unknown_settings(tree: Tree, config: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    """Dotted names of the settings in ``config`` that ``tree`` does not have."""
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if key not in tree:
+            yield name
+            continue
+        below = tree[key]
+        if below is None:
+            continue
+        if isinstance(value, Mapping):
+            yield from unknown_settings(below, value, f"{name}.")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    yield from unknown_settings(below, item, f"{name}[{index}].")
