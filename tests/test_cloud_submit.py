@@ -73,6 +73,34 @@ def test_task_config_is_staged_and_wrapped(paths, cli, file_cloud, tmp_path):
     assert staged.read_text() == config.read_text()
 
 
+def test_settings_the_installed_oumi_lacks_are_named_at_submit(paths, cli, file_cloud, tmp_path):
+    """The launching process leaves oumi's settings schema in the cache; later submits check against it."""
+    from oumi_jobs import oumi_schema
+
+    config = tmp_path / "train.yaml"
+    config.write_text("model:\n  model_name: gpt2\ntraining:\n  output_dir: out\n  bogus_knob: 3\n")
+    first = cli.json("submit", str(config), "--cloud", "oj-file", "--cluster", "fc8")
+    assert not any("bogus_knob" in w for w in first["warnings"])  # no schema yet: no check, and no wait for one
+    wait_until(lambda: state_of(cli, first["job_id"])["state"] == "running", timeout=120)
+    assert oumi_schema.schema_file(paths, version("oumi")).exists()
+
+    second = cli.json("submit", str(config), "--cloud", "oj-file", "--cluster", "fc8")
+    named = [w for w in second["warnings"] if "training.bogus_knob" in w]
+    assert len(named) == 1 and f"oumi {version('oumi')}" in named[0]
+    config.write_text("model:\n  model_name: gpt2\ndata:\n  train:\n    datasets:\n      - dataset_name: x\n")
+    clean = cli.json("submit", str(config), "--cloud", "oj-file", "--cluster", "fc8", "--command", "train")
+    assert not any("not a setting" in w for w in clean["warnings"])  # nested lists of settings are walked
+
+
+def test_setup_that_installs_an_unpinned_oumi_is_named(paths, cli, file_cloud, job_config):
+    unpinned = job_config("oumi train -c t.yaml", setup="pip install uv && uv pip install 'oumi[gpu]'")
+    doc = cli.json("submit", str(unpinned), "--cloud", "oj-file", "--cluster", "fc9")
+    assert any("installs the newest oumi" in w and f"oumi=={version('oumi')}" in w for w in doc["warnings"])
+    pinned = job_config("oumi train -c t.yaml", setup=f"pip install oumi=={version('oumi')}")
+    doc = cli.json("submit", str(pinned), "--cloud", "oj-file", "--cluster", "fc9")
+    assert not any("oumi" in w and "install" in w for w in doc["warnings"])
+
+
 def test_task_config_asking_for_several_gpus_runs_under_torchrun(paths, cli, file_cloud, tmp_path):
     config = tmp_path / "train.yaml"
     config.write_text("model:\n  model_name: gpt2\ntraining:\n  output_dir: out\nfsdp:\n  enable_fsdp: true\n")
