@@ -132,7 +132,7 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a job.  Prints its id."""
-    from oumi_jobs import jobs, output
+    from oumi_jobs import jobs, live, output
 
     paths = _paths(ctx)
     request = jobs.SubmitRequest(
@@ -156,7 +156,7 @@ def submit(
     if quiet or as_json:
         *_, view = follow
     else:
-        view = output.watch(follow)
+        view = live.watch(follow)
     if as_json:
         output.print_json(output.job_document(view))
     raise typer.Exit(_outcome_exit_code(view))
@@ -188,7 +188,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Live state of one job, by id or by its cloud identity (jobs launched elsewhere too)."""
-    from oumi_jobs import jobs, output
+    from oumi_jobs import jobs, live
 
     paths = _paths(ctx)
     by_identity = (cloud, cluster, launcher_id)
@@ -207,7 +207,7 @@ def status(
         if as_json:
             *_, view = follow
         else:
-            output.watch(follow)
+            live.watch(follow)
             return
     else:
         view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
@@ -243,10 +243,10 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """All registered jobs, newest first, with their live states; clouds are asked in parallel."""
-    from oumi_jobs import jobs, output
+    from oumi_jobs import jobs, live, output
     from oumi_jobs.states import parse_states
 
-    report = output.with_cloud_progress(
+    report = live.with_cloud_progress(
         lambda watcher: jobs.list_jobs_report(
             _paths(ctx),
             cloud=cloud,
@@ -371,7 +371,7 @@ def cancel(
 ) -> None:
     """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported."""
     from oumi_jobs import cancel as service
-    from oumi_jobs import output
+    from oumi_jobs import live, output
 
     paths = _paths(ctx)
     refs = list(jobs_ or [])
@@ -384,7 +384,7 @@ def cancel(
         cascade=not no_cascade, metrics_file=metrics_file, cloud_timeout_s=cloud_timeout,
     )  # fmt: skip
     if len(refs) == 1:
-        record = output.run_with_progress(
+        record = live.run_with_progress(
             lambda: service.cancel_job(paths, refs[0], options),
             lambda: service.cancellation_status(paths, refs[0]),
             live=not as_json,
@@ -435,11 +435,11 @@ def cancel_status(
 ) -> None:
     """The latest cancellation of a job, step by step."""
     from oumi_jobs import cancel as service
-    from oumi_jobs import output
+    from oumi_jobs import live, output
 
     paths = _paths(ctx)
     if watch and not as_json:
-        output.watch_cancellation(service.follow_cancellation(paths, job))
+        live.watch_cancellation(service.follow_cancellation(paths, job))
         return
     if watch:
         *_, record = service.follow_cancellation(paths, job)

@@ -384,11 +384,17 @@ def _ask_clouds(
     return launcher.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)
 
 
-def follow_until_done(paths: Paths, job_id: str, *, interval: float = 0.5) -> Iterator[JobView]:
-    """Yield the job's view every ``interval`` seconds, the last one being done."""
+# How often a followed job is asked about: a local job's state is a process
+# check; a cloud job's is a round trip to its cloud (SSH, an API server).
+LOCAL_POLL_S = 0.5
+CLOUD_POLL_S = 3.0
+
+
+def follow_until_done(paths: Paths, job_id: str, *, interval: float | None = None) -> Iterator[JobView]:
+    """Yield the job's view every ``interval`` seconds (by default, as suits its cloud), the last one done."""
     while True:
         view = get_status(paths, job_id)
         yield view
         if view.done:
             return
-        time.sleep(interval)
+        time.sleep(interval or (LOCAL_POLL_S if view.record.is_local else CLOUD_POLL_S))

@@ -1,5 +1,6 @@
-"""Everything oumi-jobs shows: rich tables and live views for people, one
+"""Everything oumi-jobs shows: rich tables and panels for people, one
 versioned JSON document on stdout for ``--json``, hints and errors on stderr.
+Views refreshed in place (watch, progress) are in :mod:`oumi_jobs.live`.
 
 rich is imported only when something is rendered for a person, so ``--json``
 and ``-q`` stay fast.  rich already drops colour and animation when stdout is
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -227,29 +227,6 @@ def print_jobs(views: list[JobView]) -> None:
     console().print(jobs_table(views))
 
 
-def watch(views: Iterator[JobView]) -> JobView:
-    """Show each view as it comes, refreshed in place on a terminal; returns the last."""
-    out = console()
-    last: JobView | None = None
-    if out.is_terminal:
-        from rich.live import Live
-
-        with Live(console=out, auto_refresh=False, transient=False) as live:
-            for view in views:
-                last = view
-                live.update(job_panel(view), refresh=True)
-    else:
-        previous = None
-        for view in views:
-            last = view
-            line = f"{view.job_id} {view.state.value} {view.status or ''}".rstrip()
-            if line != previous:
-                print_line(line)
-                previous = line
-    assert last is not None
-    return last
-
-
 def print_prune(result: PruneResult) -> None:
     verb = "would remove" if result.dry_run else "removed"
     print_line(f"{verb} {len(result.removed)} job(s); kept {result.kept_running} not done")
@@ -355,25 +332,6 @@ def print_cancellation(record: CancellationRecord) -> None:
     console().print(cancellation_panel(record))
 
 
-def watch_cancellation(records: Iterator[CancellationRecord]) -> CancellationRecord:
-    out = console()
-    last: CancellationRecord | None = None
-    if out.is_terminal:
-        from rich.live import Live
-
-        with Live(console=out, auto_refresh=False) as live:
-            for record in records:
-                last = record
-                live.update(cancellation_panel(record), refresh=True)
-    else:
-        for record in records:
-            last = record
-        if last is not None:
-            print_cancellation(last)
-    assert last is not None
-    return last
-
-
 def cancellations_table(records: list[CancellationRecord]) -> Any:
     from rich.table import Table
 
@@ -400,39 +358,6 @@ def print_cancellations(records: list[CancellationRecord]) -> None:
     console().print(cancellations_table(records))
 
 
-def run_with_progress(work, poll, *, live: bool):
-    """Run ``work`` (a cancellation); on a terminal, show its steps live from ``poll``."""
-    out = console()
-    if not (live and out.is_terminal):
-        return work()
-    import threading
-    import time
-
-    from rich.live import Live
-
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = work()
-        except BaseException as exc:  # re-raised in the calling thread
-            result["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    with Live(console=out, auto_refresh=False, transient=True) as view:
-        while worker.is_alive():
-            try:
-                view.update(cancellation_panel(poll()), refresh=True)
-            except Exception:
-                pass  # no record yet
-            time.sleep(0.1)
-    worker.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
-
-
 def bulk_document(outcome: BulkOutcome) -> dict[str, Any]:
     if outcome.record is not None:
         return cancellation_document(outcome.record)
@@ -454,46 +379,6 @@ def print_bulk(outcomes: list[BulkOutcome]) -> None:
             error(f"{outcome.job_ref}: {outcome.error}")
     if not outcomes:
         hint("no jobs to cancel")
-
-
-def with_cloud_progress(work, *, live: bool):
-    """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet."""
-    out = console(stderr=True)
-    if not (live and out.is_terminal):
-        return work(None)
-    from rich.status import Status
-
-    with Status("loading oumi.launcher (about 12 s)...", console=out) as status:
-        return work(_CloudSpinner(status))
-
-
-class _CloudSpinner:
-    """A :class:`~oumi_jobs.launcher.CloudWatcher` that shows the clouds still being asked."""
-
-    def __init__(self, status: Any) -> None:
-        import threading
-
-        self._status = status
-        self._waiting: list[str] = []
-        self._total = 0
-        self._lock = threading.Lock()
-
-    def asking(self, clouds: list[str]) -> None:
-        with self._lock:
-            self._waiting, self._total = list(clouds), len(clouds)
-            self._show()
-
-    def answered(self, answer: Any) -> None:
-        with self._lock:
-            if answer.cloud in self._waiting:
-                self._waiting.remove(answer.cloud)
-            self._show()
-
-    def _show(self) -> None:
-        answered = self._total - len(self._waiting)
-        self._status.update(
-            f"asking clouds ({answered}/{self._total} answered), waiting for: {', '.join(self._waiting)}"
-        )
 
 
 def print_clouds(answers: dict[str, Any]) -> None:

@@ -181,3 +181,19 @@ def test_submit_warns_about_local_paths_that_the_cluster_will_not_have(paths, cl
     assert quiet["warnings"] == []
     wait_until(lambda: state_of(cli, quiet["job_id"])["state"] == "running", timeout=120)
     wait_until(lambda: state_of(cli, doc["job_id"])["state"] == "running", timeout=120)
+
+
+def test_submit_wait_follows_a_cloud_job_to_its_end_and_exits_with_its_outcome(paths, cli, file_cloud, tmp_path):
+    file_cloud.configure(up_delay_s=1.0, run_s=7.0, final_status="COMPLETED")  # > a 3 s poll
+    config = tmp_path / "job.yaml"
+    config.write_text("run: echo hi\n")
+    done = cli("submit", str(config), "--cloud", "oj-file", "--cluster", "fw1", "--wait")
+    assert done.exit_code == 0, done.stderr
+    states = [line.split()[1] for line in done.stdout.splitlines()[1:]]  # the first line is the job id
+    assert states[0] == "launching" and "running" in states and states[-1] == "succeeded", done.stdout
+
+    file_cloud.configure(run_s=1.0, final_status="FAILED")
+    failed = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fw2", "--wait")
+    assert failed.exit_code == 1
+    doc = json.loads(failed.stdout)
+    assert doc["state"] == "failed" and doc["status"] == "FAILED" and doc["launcher_job_id"] == "1"

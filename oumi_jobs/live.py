@@ -1,0 +1,186 @@
+"""Live displays for people at a terminal: views refreshed in place, spinners
+and progress while a job, a cancellation or the clouds are followed.
+
+Everything here falls back to plain lines (or nothing) when stdout is not a
+terminal; :mod:`oumi_jobs.output` has the static renderings they reuse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from oumi_jobs.jobs import JobView
+from oumi_jobs.output import (
+    STATE_STYLES,
+    cancellation_panel,
+    console,
+    job_panel,
+    print_cancellation,
+    print_line,
+    styled_state,
+)
+from oumi_jobs.states import State
+
+if TYPE_CHECKING:
+    from oumi_jobs.cancellations import CancellationRecord
+
+
+def watch(views: Iterator[JobView]) -> JobView:
+    """Show each view as it comes, refreshed in place on a terminal; returns the last.
+
+    On a terminal the job's panel sits above its phases so far (launching,
+    pending, running...), each with how long it took; the current one spins.
+    """
+    out = console()
+    last: JobView | None = None
+    if out.is_terminal:
+        from rich.console import Group
+        from rich.live import Live
+
+        phases = _Phases()
+        with Live(console=out, refresh_per_second=8, transient=False) as live:
+            for view in views:
+                last = view
+                phases.see(view.state)
+                live.update(Group(job_panel(view), "", phases), refresh=True)
+    else:
+        previous = None
+        for view in views:
+            last = view
+            line = f"{view.job_id} {view.state.value} {view.status or ''}".rstrip()
+            if line != previous:
+                print_line(line)
+                previous = line
+    assert last is not None
+    return last
+
+
+class _Phases:
+    """The states a followed job went through, with their durations (rendered anew at each refresh)."""
+
+    def __init__(self) -> None:
+        self._phases: list[tuple[State, float, Any]] = []  # state, when it was first seen, its spinner
+        self._ended: float | None = None
+
+    def see(self, state: State) -> None:
+        import time
+
+        from rich.spinner import Spinner
+
+        now = time.monotonic()
+        if not self._phases or self._phases[-1][0] is not state:
+            self._phases.append((state, now, Spinner("dots", style=STATE_STYLES[state])))
+        if state.done and self._ended is None:
+            self._ended = now
+
+    def __rich__(self) -> Any:
+        import time
+
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 1))
+        for index, (state, started, spinner) in enumerate(self._phases):
+            current = index == len(self._phases) - 1
+            ended = (self._ended or time.monotonic()) if current else self._phases[index + 1][1]
+            mark = spinner if current and not state.done else "[green]✓[/]" if not current else "●"
+            grid.add_row(mark, styled_state(state), "" if state.done else _clock(ended - started))
+        return grid
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def watch_cancellation(records: Iterator[CancellationRecord]) -> CancellationRecord:
+    out = console()
+    last: CancellationRecord | None = None
+    if out.is_terminal:
+        from rich.live import Live
+
+        with Live(console=out, auto_refresh=False) as live:
+            for record in records:
+                last = record
+                live.update(cancellation_panel(record), refresh=True)
+    else:
+        for record in records:
+            last = record
+        if last is not None:
+            print_cancellation(last)
+    assert last is not None
+    return last
+
+
+def run_with_progress(work, poll, *, live: bool):
+    """Run ``work`` (a cancellation); on a terminal, show its steps live from ``poll``."""
+    out = console()
+    if not (live and out.is_terminal):
+        return work()
+    import threading
+    import time
+
+    from rich.live import Live
+
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as exc:  # re-raised in the calling thread
+            result["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    with Live(console=out, auto_refresh=False, transient=True) as view:
+        while worker.is_alive():
+            try:
+                view.update(cancellation_panel(poll()), refresh=True)
+            except Exception:
+                pass  # no record yet
+            time.sleep(0.1)
+    worker.join()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def with_cloud_progress(work, *, live: bool):
+    """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet."""
+    out = console(stderr=True)
+    if not (live and out.is_terminal):
+        return work(None)
+    from rich.status import Status
+
+    with Status("loading oumi.launcher (about 12 s)...", console=out) as status:
+        return work(_CloudSpinner(status))
+
+
+class _CloudSpinner:
+    """A :class:`~oumi_jobs.launcher.CloudWatcher` that shows the clouds still being asked."""
+
+    def __init__(self, status: Any) -> None:
+        import threading
+
+        self._status = status
+        self._waiting: list[str] = []
+        self._total = 0
+        self._lock = threading.Lock()
+
+    def asking(self, clouds: list[str]) -> None:
+        with self._lock:
+            self._waiting, self._total = list(clouds), len(clouds)
+            self._show()
+
+    def answered(self, answer: Any) -> None:
+        with self._lock:
+            if answer.cloud in self._waiting:
+                self._waiting.remove(answer.cloud)
+            self._show()
+
+    def _show(self) -> None:
+        answered = self._total - len(self._waiting)
+        self._status.update(
+            f"asking clouds ({answered}/{self._total} answered), waiting for: {', '.join(self._waiting)}"
+        )
