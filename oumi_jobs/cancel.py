@@ -143,6 +143,14 @@ class _Run:
         except CloudUnreachableError as exc:
             return self.finish(CancellationStatus.FAILED, detail=str(exc))
         self.tracker.add_signalled(self.record.cancellation_id, 1)
+        if not wait:
+            _spawn_finisher(self.paths, self.record.cancellation_id)
+            return self.tracker.get(self.record.cancellation_id) or self.record
+        return self.finish_cloud()
+
+    def finish_cloud(self) -> CancellationRecord:
+        """Poll the job's status until its cloud reports it ended: the part a ``--no-wait`` finisher runs."""
+        job = self.job()
         with self.step("verify", f"up to {self.record.timeout_s:g} s for {job.cloud} to report it ended") as out:
             deadline = time.monotonic() + self.record.timeout_s
             while True:
@@ -478,7 +486,11 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(POLL_S)
         if record is None:
             return 1
-        _Run(paths, registry, record).finish_local()
+        run = _Run(paths, registry, record)
+        if run.job().is_local:
+            run.finish_local()
+        else:
+            run.finish_cloud()
         write_metrics(paths, registry, None)
     return 0
 

@@ -197,3 +197,19 @@ def test_submit_wait_follows_a_cloud_job_to_its_end_and_exits_with_its_outcome(p
     assert failed.exit_code == 1
     doc = json.loads(failed.stdout)
     assert doc["state"] == "failed" and doc["status"] == "FAILED" and doc["launcher_job_id"] == "1"
+
+
+def test_cancel_no_wait_of_a_cloud_job_returns_after_the_request_and_a_finisher_verifies(
+    paths, cli, file_cloud, tmp_path
+):
+    config = tmp_path / "job.yaml"
+    config.write_text("run: sleep 1000\n")
+    job_id = cli("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", "fn1").stdout.strip()
+    wait_until(lambda: state_of(cli, job_id)["state"] == "running", timeout=120)
+    requested = cli.json("cancel", job_id, "--no-wait", "--reason", "done with it")
+    assert requested["status"] == "in_progress"
+    assert [s["name"] for s in requested["steps"]] == ["check_state", "launcher_cancel"]
+    assert file_cloud.read()["cancelled"] == ["1"]  # the request itself is made before returning
+    final = cli.json("cancel-status", job_id, "--watch")  # the detached finisher verifies by status
+    assert final["status"] == "completed" and final["final_state"] == "cancelled"
+    assert [s["name"] for s in final["steps"]][-1] == "verify"
