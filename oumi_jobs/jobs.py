@@ -342,7 +342,7 @@ def list_jobs_report(
     lower_bound = parse_since(since) if since else None
     wanted = set(states)
     with Registry.open(paths) as registry:
-        records = registry.jobs(cloud=cloud, since=lower_bound, cluster=cluster)
+        records = registry.jobs(cloud=cloud, since=lower_bound, cluster=cluster, with_argv=False)
         if cluster is not None:
             records.reverse()  # one queue: shown in its order, oldest first
         answers: dict[str, CloudAnswer] = {}

@@ -148,8 +148,10 @@ def run_with_progress(work, poll, *, live: bool):
 
 def with_cloud_progress(work, *, live: bool):
     """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet."""
+    if not live:
+        return work(None)  # --json: not even rich is imported
     out = console(stderr=True)
-    if not (live and out.is_terminal):
+    if not out.is_terminal:
         return work(None)
     from rich.status import Status
 

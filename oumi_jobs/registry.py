@@ -192,6 +192,9 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 
 _SELECT_JOB_COLUMNS = ", ".join(_RECORD_COLUMNS)
+# The same columns without the argv (a JSON array to decode per row), for
+# listings that never run a job: `list` over thousands of jobs.
+_SELECT_JOB_COLUMNS_NO_ARGV = ", ".join("'[]'" if name == "argv" else name for name in _RECORD_COLUMNS)
 _ARGV_INDEX = _RECORD_COLUMNS.index("argv")
 _CANCEL_INDEX = _RECORD_COLUMNS.index("cancel_requested")
 
@@ -426,7 +429,9 @@ class Registry:
         since: str | None = None,
         before: str | None = None,
         newest_first: bool = True,
+        with_argv: bool = True,
     ) -> list[JobRecord]:
+        """Records, filtered; ``with_argv=False`` leaves ``argv`` empty, for listings (faster)."""
         clauses, params = [], []
         if cloud is not None:
             clauses.append("cloud = ?")
@@ -446,7 +451,9 @@ class Registry:
             cursor = self._db.cursor()
             cursor.row_factory = None  # plain tuples: thousands of rows for `list`
             rows = cursor.execute(
-                f"SELECT {_SELECT_JOB_COLUMNS} FROM jobs {where} ORDER BY submit_time {order}, rowid {order}", params
+                f"SELECT {_SELECT_JOB_COLUMNS if with_argv else _SELECT_JOB_COLUMNS_NO_ARGV} FROM jobs {where} "
+                f"ORDER BY submit_time {order}, rowid {order}",
+                params,
             )
             deps: dict[str, list[str]] = {}
             for job_id, dep in self._db.execute("SELECT job_id, depends_on FROM job_dependencies ORDER BY rowid"):
