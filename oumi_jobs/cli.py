@@ -148,18 +148,16 @@ def submit(
     elif not as_json:
         output.print_line(view.job_id)
         output.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
-    if not wait:
-        if as_json:
-            output.print_json(output.job_document(view) | {"warnings": list(submitted.warnings)})
-        return
-    follow = jobs.follow_until_done(paths, view.job_id)
-    if quiet or as_json:
-        *_, view = follow
-    else:
-        view = live.watch(follow)
+    if wait:
+        follow = jobs.follow_until_done(paths, view.job_id)
+        if quiet or as_json:
+            *_, view = follow
+        else:
+            view = live.watch(follow)
     if as_json:
-        output.print_json(output.job_document(view))
-    raise typer.Exit(_outcome_exit_code(view))
+        output.print_json(output.job_document(view) | {"warnings": list(submitted.warnings)})
+    if wait:
+        raise typer.Exit(_outcome_exit_code(view))
 
 
 def _outcome_exit_code(view: Any) -> int:

@@ -197,6 +197,7 @@ def test_submit_wait_follows_a_cloud_job_to_its_end_and_exits_with_its_outcome(p
     assert failed.exit_code == 1
     doc = json.loads(failed.stdout)
     assert doc["state"] == "failed" and doc["status"] == "FAILED" and doc["launcher_job_id"] == "1"
+    assert "warnings" in doc  # the same submit document as without --wait, at the job's end
 
 
 def test_cancel_no_wait_of_a_cloud_job_returns_after_the_request_and_a_finisher_verifies(
