@@ -294,11 +294,7 @@ class _Run:
 
 def _spawn_finisher(paths: Paths, cancellation_id: str) -> None:
     """Detach a process that finishes the cancellation (``--no-wait``)."""
-    argv = python_argv(
-        "oumi_jobs.cancel",
-        "--data-dir", str(paths.data_dir), "--state-dir", str(paths.state_dir), "--cache-dir", str(paths.cache_dir),
-        cancellation_id,
-    )  # fmt: skip
+    argv = python_argv("oumi_jobs.cancel", *paths.as_options(), cancellation_id)
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,
@@ -468,20 +464,13 @@ def cancellation_history(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="oumi-jobs-cancel-finisher")
-    for flag in ("--data-dir", "--state-dir", "--cache-dir"):
-        parser.add_argument(flag, required=True, type=Path)
-    parser.add_argument("cancellation_id")
-    args = parser.parse_args(argv)
-    paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
+    paths, cancellation_id = Paths.parse_helper_argv("oumi-jobs-cancel-finisher", "cancellation_id", argv)
     with Registry.open(paths) as registry:
         tracker = CancellationTracker(registry)
         deadline = time.monotonic() + 10
         # Wait until the submitting process has handed the record over to us.
-        while (record := tracker.get(args.cancellation_id)) is not None and time.monotonic() < deadline:
-            if tracker.owner_pid(args.cancellation_id) == os.getpid():
+        while (record := tracker.get(cancellation_id)) is not None and time.monotonic() < deadline:
+            if tracker.owner_pid(cancellation_id) == os.getpid():
                 break
             time.sleep(POLL_S)
         if record is None:

@@ -12,7 +12,6 @@ cancelled at once and the steps go into the same cancellation record.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -89,17 +88,12 @@ def _write_settings_schema(paths: Paths) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="oumi-jobs-launch")
-    for flag in ("--data-dir", "--state-dir", "--cache-dir"):
-        parser.add_argument(flag, required=True, type=Path)
-    parser.add_argument("job_id")
-    args = parser.parse_args(argv)
-    paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
-    daemonize(paths.supervisor_log(args.job_id))
+    paths, job_id = Paths.parse_helper_argv("oumi-jobs-launch", "job_id", argv)
+    daemonize(paths.supervisor_log(job_id))
     try:
-        return launch(paths, args.job_id)
+        return launch(paths, job_id)
     except Exception as exc:
-        print(f"oumi-jobs launcher of {args.job_id} failed: {exc!r}", file=sys.stderr)
+        print(f"oumi-jobs launcher of {job_id} failed: {exc!r}", file=sys.stderr)
         raise
 
 

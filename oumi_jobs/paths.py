@@ -9,7 +9,7 @@ user data/state/cache dirs, which honour the XDG variables.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,29 @@ class Paths:
             Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)),
             Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
         )
+
+    def as_options(self) -> list[str]:
+        """These paths as the options of a detached helper process (read back by :meth:`parse_helper_argv`)."""
+        return [
+            "--data-dir",
+            str(self.data_dir),
+            "--state-dir",
+            str(self.state_dir),
+            "--cache-dir",
+            str(self.cache_dir),
+        ]
+
+    @classmethod
+    def parse_helper_argv(cls, prog: str, target: str, argv: Sequence[str] | None = None) -> tuple[Paths, str]:
+        """``(paths, target)`` from a helper's command line: :meth:`as_options` then one ``target`` id."""
+        import argparse
+
+        parser = argparse.ArgumentParser(prog=prog)
+        for flag in ("--data-dir", "--state-dir", "--cache-dir"):
+            parser.add_argument(flag, required=True, type=Path)
+        parser.add_argument(target)
+        args = parser.parse_args(argv)
+        return cls(args.data_dir, args.state_dir, args.cache_dir), getattr(args, target)
 
     @property
     def registry_file(self) -> Path:

@@ -16,7 +16,6 @@ recording the exit.  It imports nothing heavy: it starts once per job.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import subprocess
@@ -37,13 +36,7 @@ EXIT_CANNOT_START = 127
 def spawn(paths: Paths, job_id: str, env: Mapping[str, str], module: str = "oumi_jobs.supervisor") -> int:
     """Start the supervisor (or ``module``'s detached process) of ``job_id``; returns its pid."""
     ensure_private_dir(paths.supervisors_dir)
-    argv = python_argv(
-        module,
-        "--data-dir", str(paths.data_dir),
-        "--state-dir", str(paths.state_dir),
-        "--cache-dir", str(paths.cache_dir),
-        job_id,
-    )  # fmt: skip
+    argv = python_argv(module, *paths.as_options(), job_id)
     launcher = subprocess.Popen(
         argv,
         env=dict(env),
@@ -198,22 +191,16 @@ def _wait_recording_descendants(paths: Paths, job_id: str, process: subprocess.P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="oumi-jobs-supervisor")
-    parser.add_argument("--data-dir", required=True, type=Path)
-    parser.add_argument("--state-dir", required=True, type=Path)
-    parser.add_argument("--cache-dir", required=True, type=Path)
-    parser.add_argument("job_id")
-    args = parser.parse_args(argv)
-    paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
+    paths, job_id = Paths.parse_helper_argv("oumi-jobs-supervisor", "job_id", argv)
     # A handler, not SIG_IGN: ignored signals stay ignored across exec, and
     # the job must still get SIGINT or SIGHUP if someone sends them.
     for signum in (signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, _ignore)
-    daemonize(paths.supervisor_log(args.job_id))
+    daemonize(paths.supervisor_log(job_id))
     try:
-        return supervise(paths, args.job_id)
+        return supervise(paths, job_id)
     except Exception as exc:  # the log file is the only place left to tell
-        print(f"oumi-jobs supervisor of {args.job_id} failed: {exc!r}", file=sys.stderr)
+        print(f"oumi-jobs supervisor of {job_id} failed: {exc!r}", file=sys.stderr)
         raise
 
 
