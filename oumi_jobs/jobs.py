@@ -131,7 +131,7 @@ def external_view(job: CloudJob, as_of: str) -> JobView:
 
 def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     """Validate the request, register the job and start it.  Nothing is written on bad input."""
-    from oumi_jobs import configs, supervisor  # not needed by the read-only commands
+    from oumi_jobs import configs  # not needed by the read-only commands
 
     plan = configs.plan_launch(
         request.config,
@@ -175,22 +175,9 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         registry.add(dataclasses.replace(record, depends_on=depends_on))
         ensure_private_dir(log_dir)
         env = dict(os.environ) | dict(plan.env_overrides)
-        try:
-            supervisor_pid = supervisor.spawn(paths, job_id, env)
-        except (OSError, RuntimeError) as exc:
-            registry.record_exit_if_absent(
-                job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail=f"not started: {exc}"
-            )
-            raise OumiJobsError(f"cannot start job {job_id}: {exc}") from exc
-        identity = identify(supervisor_pid)
-        registry.update(
-            job_id,
-            supervisor_pid=supervisor_pid,
-            supervisor_start_time=identity.start_time if identity else None,
+        stored = _start_detached(
+            paths, registry, plan, job_id, env, module="oumi_jobs.supervisor", verb="start", past="started"
         )
-        log_event(paths, "submit", job_id=job_id, cloud=plan.cloud, command=plan.command, config=str(plan.config_path))
-        stored = registry.get(job_id)
-    assert stored is not None
     return Submitted(view_of(stored))
 
 
@@ -198,7 +185,7 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
     """Register a cloud job and start its detached launching process (which runs launcher.up)."""
     import yaml
 
-    from oumi_jobs import configs, supervisor
+    from oumi_jobs import configs
     from oumi_jobs.cloud_launch import staged_config
 
     if request.after or request.parallel is not None:
@@ -216,21 +203,42 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
         fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             yaml.safe_dump(job_config, handle, sort_keys=False)
-        try:
-            launcher_pid = supervisor.spawn(paths, job_id, dict(os.environ), module="oumi_jobs.cloud_launch")
-        except (OSError, RuntimeError) as exc:
-            registry.record_exit_if_absent(
-                job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail=f"not launched: {exc}"
-            )
-            raise OumiJobsError(f"cannot launch job {job_id}: {exc}") from exc
-        identity = identify(launcher_pid)
-        registry.update(
-            job_id, supervisor_pid=launcher_pid, supervisor_start_time=identity.start_time if identity else None
+        stored = _start_detached(
+            paths,
+            registry,
+            plan,
+            job_id,
+            dict(os.environ),
+            module="oumi_jobs.cloud_launch",
+            verb="launch",
+            past="launched",
         )
-        log_event(paths, "submit", job_id=job_id, cloud=plan.cloud, command=plan.command, config=str(plan.config_path))
-        stored = registry.get(job_id)
-    assert stored is not None
     return view_of(stored)
+
+
+def _start_detached(
+    paths: Paths, registry: Registry, plan: Any, job_id: str, env: dict[str, str], *, module: str, verb: str, past: str
+) -> JobRecord:
+    """Start the registered job's detached process (its supervisor, or its launching process) and record it.
+
+    A process that cannot be started ends the job at once ("not started: why"),
+    so it is never left waiting for a process that will not come.
+    """
+    from oumi_jobs import supervisor
+
+    try:
+        pid = supervisor.spawn(paths, job_id, env, module=module)
+    except (OSError, RuntimeError) as exc:
+        registry.record_exit_if_absent(
+            job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail=f"not {past}: {exc}"
+        )
+        raise OumiJobsError(f"cannot {verb} job {job_id}: {exc}") from exc
+    identity = identify(pid)
+    registry.update(job_id, supervisor_pid=pid, supervisor_start_time=identity.start_time if identity else None)
+    log_event(paths, "submit", job_id=job_id, cloud=plan.cloud, command=plan.command, config=str(plan.config_path))
+    stored = registry.get(job_id)
+    assert stored is not None
+    return stored
 
 
 def _resolve_dependencies(registry: Registry, job_id: str, refs: Sequence[str]) -> tuple[str, ...]:
