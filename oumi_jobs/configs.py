@@ -45,13 +45,13 @@ _COMMAND_MARKERS: list[tuple[str, tuple[str, ...]]] = [
 _JOB_CONFIG_KEYS = {"run", "setup", "resources", "envs", "working_dir", "num_nodes", "file_mounts", "storage_mounts"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-# Clouds oumi.launcher 0.9 ships with.  A cloud registered at run time through
-# oumi's register_cloud_builder is accepted too (checked through the launcher).
+# Clouds oumi.launcher 0.9 ships with; those it reaches through SkyPilot
+# share SkyPilot's behaviour (ephemeral disks, re-used clusters: see guidance).
+# A cloud registered at run time through oumi's register_cloud_builder is
+# accepted too (checked through the launcher).
 LOCAL_CLOUD = "local"
-KNOWN_CLOUDS = frozenset(
-    {LOCAL_CLOUD, "aws", "azure", "gcp", "lambda", "runpod", "k8s", "nebius", "sky-slurm", "slurm",
-     "polaris", "frontier", "perlmutter", "modal"}
-)  # fmt: skip
+SKY_CLOUDS = frozenset({"aws", "azure", "gcp", "lambda", "runpod", "k8s", "nebius", "sky-slurm"})
+KNOWN_CLOUDS = SKY_CLOUDS | {LOCAL_CLOUD, "slurm", "polaris", "frontier", "perlmutter", "modal"}
 
 # Task commands Oumi runs across GPUs and nodes under `oumi distributed
 # torchrun`.  The others run once per node: inference engines spread a model

@@ -8,11 +8,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs.configs import LaunchPlan, accelerator_count, installed_oumi_version
+from oumi_jobs.configs import SKY_CLOUDS, LaunchPlan, accelerator_count, installed_oumi_version
 from oumi_jobs.paths import Paths
 
-# Clouds oumi.launcher reaches through SkyPilot.
-SKY_CLOUDS = frozenset({"aws", "azure", "gcp", "lambda", "runpod", "kubernetes", "k8s", "nebius", "sky-slurm"})
 _PATH_KEYS = ("path", "dataset_path", "data_path", "input_path", "train_path", "eval_path", "file")
 # `oumi`, `oumi[gpu]`, `"oumi[gpu]>=0.7"`... after a pip/uv install on one line of a setup script.
 _OUMI_INSTALL = re.compile(

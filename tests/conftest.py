@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -121,3 +122,10 @@ def wait_state(cli: Cli, job_id: str, state: str, timeout: float = 20.0) -> dict
         return doc if doc["state"] == state else None
 
     return wait_until(reached, timeout)  # type: ignore[return-value]
+
+
+def free_loopback_port() -> int:
+    """A loopback TCP port nobody listens on (free the moment it is returned)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
@@ -12,6 +11,8 @@ from oumi_jobs.launcher import map_state
 from oumi_jobs.registry import JobRecord, Registry
 from oumi_jobs.states import State
 from oumi_jobs.timestamps import now_iso
+
+from .conftest import free_loopback_port
 
 
 @pytest.mark.parametrize(
@@ -191,10 +192,7 @@ def test_prune_asks_clouds_about_old_cloud_jobs(paths, cli, clouds):
 def test_list_asks_a_named_cloud_and_all_clouds_on_request(paths, cli, clouds, monkeypatch):
     # SkyPilot clouds are asked too: point them at a closed loopback port so no
     # API server is auto-started by this test (tests/test_skypilot.py has a real one).
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed = sock.getsockname()[1]
-    monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("SKYPILOT_API_SERVER_ENDPOINT", f"http://127.0.0.1:{free_loopback_port()}")
     clouds.BEHAVIOUR["oj-fake"] = clouds.Behaviour(clusters={"c9": [
         clouds.job("7", "RUNNING", clouds.JobState.RUNNING, "c9", name="sbatch-job"),
     ]})  # fmt: skip

@@ -12,7 +12,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,14 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import free_loopback_port
+
 # The clouds oumi.launcher 0.9 reaches through SkyPilot.
 SKY_CLOUDS = ("aws", "azure", "gcp", "k8s", "lambda", "nebius", "runpod", "sky-slurm")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _healthy(endpoint: str) -> bool:
@@ -47,7 +42,7 @@ def sky_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
             pytest.fail("SkyPilot is not installed; the README's install brings it")
         pytest.skip("SkyPilot is not installed")
     home = tmp_path_factory.mktemp("sky-home")
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_loopback_port(), free_loopback_port()
     endpoint = f"http://127.0.0.1:{port}"
     env = dict(os.environ, HOME=str(home), DO_NOT_TRACK="1", SKYPILOT_DISABLE_USAGE_COLLECTION="1")
     log = (home / "server.log").open("wb")
