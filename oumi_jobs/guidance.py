@@ -80,8 +80,8 @@ def _version_guidance(plan: LaunchPlan, paths: Paths) -> Iterator[str]:
             elif spec.startswith("==") and spec[2:] != installed:
                 yield f"setup installs oumi {spec[2:]} while this machine has oumi {installed}: settings may differ"
         return
-    schema = oumi_schema.cached(paths)
-    tree = schema[1].get(plan.command) if schema else None
+    trees = oumi_schema.cached(paths, installed)
+    tree = trees.get(plan.command) if trees else None
     if tree is None:
         return
     unknown = list(oumi_schema.unknown_settings(tree, plan.config))

@@ -95,13 +95,10 @@ def write_cache(paths: Paths) -> Path | None:
     return target
 
 
-def cached(paths: Paths) -> tuple[str, dict[str, Tree]] | None:
-    """``(oumi version, trees)`` from the cache, or None where no launch has written them yet."""
-    version = installed_oumi_version()
-    if version is None:
-        return None
+def cached(paths: Paths, version: str) -> dict[str, Tree] | None:
+    """The trees of oumi ``version`` from the cache, or None where no launch has written them yet."""
     try:
-        return version, json.loads(schema_file(paths, version).read_text(encoding="utf-8"))
+        return json.loads(schema_file(paths, version).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
