@@ -38,7 +38,7 @@ def main() -> None:
     import_s = time.perf_counter() - started
     from oumi_jobs.jobs import list_jobs_report
     from oumi_jobs.paths import Paths
-    from oumi_jobs.registry import JobRecord, Registry
+    from oumi_jobs.store.registry import JobRecord, Registry
     from oumi_jobs.timestamps import now_iso
     from tests import fake_clouds
 

@@ -1,3 +1,3 @@
-from oumi_jobs.cli import main
+from oumi_jobs.cli.app import main
 
 main()

@@ -248,7 +248,7 @@ def _resolve_workdir(workdir: Any, cwd: Path) -> Path:
 
 def _registered_clouds() -> set[str]:
     """Clouds oumi.launcher knows, custom ones included (slow: imports oumi; only for unusual names)."""
-    from oumi_jobs import launcher
+    from oumi_jobs.cloud import launcher
 
     try:
         return set(launcher.load().which_clouds())

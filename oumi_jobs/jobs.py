@@ -11,14 +11,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs import queues
+from oumi_jobs.local import queues
 from oumi_jobs.errors import AmbiguousJobError, CloudUnreachableError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
-from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudJob, CloudWatcher  # light: oumi loads lazily
+from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudJob, CloudWatcher  # light: oumi loads lazily
 from oumi_jobs.paths import Paths, ensure_private_dir
-from oumi_jobs.procs import boot_id, identify
-from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.local.procs import boot_id, identify
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.states import State, launch_state, local_state
 from oumi_jobs.timestamps import from_epoch, now, now_iso, to_iso
 
@@ -89,7 +89,7 @@ def live_cloud_view(
     record: JobRecord, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S, external: bool = False
 ) -> JobView:
     """A cloud job's state, asked of its cloud, cluster and id only."""
-    from oumi_jobs import launcher
+    from oumi_jobs.cloud import launcher
 
     if not record.launcher_job_id:
         state, status, detail = launch_state(record)
@@ -146,7 +146,7 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     )
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
     if plan.cloud != configs.LOCAL_CLOUD:
-        from oumi_jobs.guidance import cloud_guidance
+        from oumi_jobs.cloud.guidance import cloud_guidance
 
         warnings = tuple(cloud_guidance(plan, request.cwd, paths))
         return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
@@ -176,7 +176,7 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         ensure_private_dir(log_dir)
         env = dict(os.environ) | dict(plan.env_overrides)
         stored = _start_detached(
-            paths, registry, plan, job_id, env, module="oumi_jobs.supervisor", verb="start", past="started"
+            paths, registry, plan, job_id, env, module="oumi_jobs.local.supervisor", verb="start", past="started"
         )
     return Submitted(view_of(stored))
 
@@ -186,7 +186,7 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
     import yaml
 
     from oumi_jobs import configs
-    from oumi_jobs.cloud_launch import staged_config
+    from oumi_jobs.cloud.launching import staged_config
 
     if request.after or request.parallel is not None:
         raise UsageError("--after and --parallel are for local jobs")
@@ -209,7 +209,7 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
             plan,
             job_id,
             dict(os.environ),
-            module="oumi_jobs.cloud_launch",
+            module="oumi_jobs.cloud.launching",
             verb="launch",
             past="launched",
         )
@@ -224,7 +224,7 @@ def _start_detached(
     A process that cannot be started ends the job at once ("not started: why"),
     so it is never left waiting for a process that will not come.
     """
-    from oumi_jobs import supervisor
+    from oumi_jobs.local import supervisor
 
     try:
         pid = supervisor.spawn(paths, job_id, env, module=module)
@@ -382,7 +382,7 @@ def _ask_clouds(
         clouds.add(cloud)
     if not clouds and not all_clouds:
         return {}  # nothing to ask: oumi.launcher is not even imported
-    from oumi_jobs import launcher
+    from oumi_jobs.cloud import launcher
 
     asked_for_unregistered = cloud is not None and not any(r.cloud == cloud for r in records)
     if asked_for_unregistered and cloud not in launcher.load().which_clouds():

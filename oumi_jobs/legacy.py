@@ -15,7 +15,7 @@ from typing import Any
 from oumi_jobs.errors import UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.paths import Paths
-from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import from_iso, to_iso
 
 

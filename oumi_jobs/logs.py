@@ -12,7 +12,7 @@ from typing import Any
 from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
 from oumi_jobs.jobs import get_status
 from oumi_jobs.paths import Paths
-from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.store.registry import JobRecord, Registry
 
 _CHUNK = 64 * 1024
 
@@ -81,7 +81,7 @@ def read_log(
 
 def cloud_log(record: JobRecord, *, stderr: bool = False, tail: int | None = None) -> Iterator[str]:
     """A cloud job's log, from its cluster's log stream (followed until the job ends, as the launcher does)."""
-    from oumi_jobs import launcher
+    from oumi_jobs.cloud import launcher
 
     if stderr:
         raise UsageError("a cloud job's log is one stream; --stderr is for local jobs")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from oumi_jobs.paths import Paths, ensure_private_dir
-from oumi_jobs.registry import Registry
+from oumi_jobs.store.registry import Registry
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 

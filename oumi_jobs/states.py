@@ -9,8 +9,8 @@ from __future__ import annotations
 import signal
 from enum import Enum
 
-from oumi_jobs.procs import is_alive
-from oumi_jobs.registry import JobRecord
+from oumi_jobs.local.procs import is_alive
+from oumi_jobs.store.registry import JobRecord
 
 
 class State(str, Enum):

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from oumi_jobs.cli import app
+from oumi_jobs.cli.app import app
 from oumi_jobs.errors import RegistryError
 from oumi_jobs.paths import Paths
-from oumi_jobs.procs import is_alive
-from oumi_jobs.registry import Registry
+from oumi_jobs.local.procs import is_alive
+from oumi_jobs.store.registry import Registry
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")

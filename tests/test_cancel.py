@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from oumi_jobs import supervisor
-from oumi_jobs.cancel import cancel_job
-from oumi_jobs.procs import boot_id, identify
-from oumi_jobs.registry import JobRecord, Registry
-from oumi_jobs.terminator import find_job_processes
+from oumi_jobs.local import supervisor
+from oumi_jobs.cancel.service import cancel_job
+from oumi_jobs.local.procs import boot_id, identify
+from oumi_jobs.store.registry import JobRecord, Registry
+from oumi_jobs.local.terminator import find_job_processes
 from oumi_jobs.timestamps import now_iso
 
 from .conftest import wait_done, wait_state, wait_until

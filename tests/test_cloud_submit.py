@@ -75,7 +75,7 @@ def test_task_config_is_staged_and_wrapped(paths, cli, file_cloud, tmp_path):
 
 def test_settings_the_installed_oumi_lacks_are_named_at_submit(paths, cli, file_cloud, tmp_path):
     """The launching process leaves oumi's settings schema in the cache; later submits check against it."""
-    from oumi_jobs import oumi_schema
+    from oumi_jobs.cloud import schema as oumi_schema
 
     config = tmp_path / "train.yaml"
     config.write_text("model:\n  model_name: gpt2\ntraining:\n  output_dir: out\n  bogus_knob: 3\n")

@@ -32,7 +32,7 @@ print("@@REPORT@@" + json.dumps({"heavy": loaded, "extra": extra, "modules": sor
 CLI_DRIVER = """
 import json, sys, time
 from typer.testing import CliRunner
-from oumi_jobs.cli import app
+from oumi_jobs.cli.app import app
 
 runner = CliRunner()
 steps = {}
@@ -68,10 +68,10 @@ extra = {"steps": steps, "job_id": job_id, "final": doc, "cancelled": cancelled}
 SUPERVISOR_DRIVER = """
 import sys
 from pathlib import Path
-from oumi_jobs import supervisor
+from oumi_jobs.local import supervisor
 from oumi_jobs.paths import Paths
-from oumi_jobs.procs import boot_id
-from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.local.procs import boot_id
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
 HEAVY = ("oumi", "torch", "sky", "transformers")
@@ -127,7 +127,7 @@ def test_local_commands_import_nothing_heavy(paths: Paths, tmp_path: Path):
     assert steps[f"logs {report['extra']['job_id']}"]["output"] == "hi\n"
     assert report["extra"]["cancelled"]["state"] == "cancelled", report["extra"]["cancelled"]
     # The driver really ran the CLI and the core in that interpreter.
-    assert {"oumi_jobs.cli", "oumi_jobs.jobs", "oumi_jobs.registry", "oumi_jobs.prune"} <= set(report["modules"])
+    assert {"oumi_jobs.cli.app", "oumi_jobs.jobs", "oumi_jobs.store.registry", "oumi_jobs.prune"} <= set(report["modules"])
     assert report["heavy"] == [], f"local commands imported {report['heavy']}"
 
 
@@ -135,7 +135,7 @@ def test_supervisor_imports_nothing_heavy(paths: Paths, tmp_path: Path):
     report = run_driver(SUPERVISOR_DRIVER, tmp_path)
     assert report["extra"]["imported"] == [], f"importing oumi_jobs.supervisor imported {report['extra']['imported']}"
     assert (report["extra"]["supervise"], report["extra"]["exit_code"], report["extra"]["stdout"]) == (0, 0, "hi\n")
-    assert "oumi_jobs.supervisor" in report["modules"]
+    assert "oumi_jobs.local.supervisor" in report["modules"]
     assert report["heavy"] == [], f"the supervisor imported {report['heavy']} while running a job"
 
 

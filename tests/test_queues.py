@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from oumi_jobs.registry import Registry
+from oumi_jobs.store.registry import Registry
 
 from .conftest import wait_done, wait_state, wait_until
 from .test_local_jobs import submit_id

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from oumi_jobs.paths import Paths
-from oumi_jobs.registry import MIGRATIONS, JobRecord, Registry
+from oumi_jobs.store.registry import MIGRATIONS, JobRecord, Registry
 from oumi_jobs.timestamps import now, to_iso
 
 

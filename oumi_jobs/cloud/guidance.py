@@ -63,7 +63,7 @@ def cloud_guidance(plan: LaunchPlan, cwd: Path, paths: Paths) -> list[str]:
 
 def _version_guidance(plan: LaunchPlan, paths: Paths) -> Iterator[str]:
     """The oumi the cluster runs against the oumi this config is checked with here."""
-    from oumi_jobs import oumi_schema
+    from oumi_jobs.cloud import schema as oumi_schema
 
     installed = installed_oumi_version()
     if installed is None:

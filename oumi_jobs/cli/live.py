@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from oumi_jobs.jobs import JobView
-from oumi_jobs.output import (
+from oumi_jobs.cli.output import (
     STATE_STYLES,
     cancellation_panel,
     console,
@@ -23,7 +23,7 @@ from oumi_jobs.output import (
 from oumi_jobs.states import State
 
 if TYPE_CHECKING:
-    from oumi_jobs.cancellations import CancellationRecord
+    from oumi_jobs.store.cancellations import CancellationRecord
 
 
 def watch(views: Iterator[JobView]) -> JobView:

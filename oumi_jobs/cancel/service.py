@@ -22,16 +22,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from oumi_jobs import terminator
-from oumi_jobs.cancellations import CancellationRecord, CancellationStatus, CancellationTracker, StepStatus
+from oumi_jobs.local import terminator
+from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationTracker, StepStatus
 from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.jobs import JobView, live_cloud_view, view_of
-from oumi_jobs.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
-from oumi_jobs.procs import is_alive, python_argv
-from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.local.procs import is_alive, python_argv
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.states import State, parse_states
 from oumi_jobs.timestamps import from_iso
 
@@ -117,7 +117,7 @@ class _Run:
     # -- the cloud flow ----------------------------------------------------------------
     def cancel_on_cloud(self, job: JobRecord, view: JobView, *, wait: bool = True) -> CancellationRecord:
         """launcher.cancel, then poll the job's status until its cloud reports it ended (or the timeout)."""
-        from oumi_jobs import launcher
+        from oumi_jobs.cloud import launcher
 
         self.tracker.set_status(self.record.cancellation_id, CancellationStatus.IN_PROGRESS)
         with self.step("check_state") as out:
@@ -294,7 +294,7 @@ class _Run:
 
 def _spawn_finisher(paths: Paths, cancellation_id: str) -> None:
     """Detach a process that finishes the cancellation (``--no-wait``)."""
-    argv = python_argv("oumi_jobs.cancel", *paths.as_options(), cancellation_id)
+    argv = python_argv("oumi_jobs.cancel.service", *paths.as_options(), cancellation_id)
     process = subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True,

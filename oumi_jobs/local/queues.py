@@ -22,8 +22,8 @@ from pathlib import Path
 
 from oumi_jobs.ids import slugify
 from oumi_jobs.paths import Paths, ensure_private_dir
-from oumi_jobs.procs import is_alive
-from oumi_jobs.registry import JobRecord, Registry
+from oumi_jobs.local.procs import is_alive
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.states import State
 from oumi_jobs.timestamps import now_iso
 

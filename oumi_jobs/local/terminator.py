@@ -25,8 +25,8 @@ import subprocess
 from dataclasses import dataclass
 
 from oumi_jobs.errors import UsageError
-from oumi_jobs.procs import boot_id, same_process, start_time_of
-from oumi_jobs.registry import JobRecord
+from oumi_jobs.local.procs import boot_id, same_process, start_time_of
+from oumi_jobs.store.registry import JobRecord
 
 JOB_MARKER_ENV = "OUMI_JOBS_JOB_ID"
 

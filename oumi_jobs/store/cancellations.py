@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from oumi_jobs.errors import JobNotFoundError, UsageError
-from oumi_jobs.procs import boot_id, identify, is_alive
-from oumi_jobs.registry import Registry
+from oumi_jobs.local.procs import boot_id, identify, is_alive
+from oumi_jobs.store.registry import Registry
 from oumi_jobs.timestamps import now, now_iso
 
 

@@ -20,8 +20,8 @@ from oumi_jobs.states import State
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from oumi_jobs.cancel import BulkOutcome
-    from oumi_jobs.cancellations import CancellationRecord
+    from oumi_jobs.cancel.service import BulkOutcome
+    from oumi_jobs.store.cancellations import CancellationRecord
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.prune import PruneResult
 

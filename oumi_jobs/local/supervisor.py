@@ -24,16 +24,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from oumi_jobs.paths import Paths, ensure_private_dir
-from oumi_jobs.procs import boot_id, identify, python_argv, start_time_of
-from oumi_jobs.queues import wait_for_turn
-from oumi_jobs.registry import JobRecord, Registry
-from oumi_jobs.terminator import JOB_MARKER_ENV
+from oumi_jobs.local.procs import boot_id, identify, python_argv, start_time_of
+from oumi_jobs.local.queues import wait_for_turn
+from oumi_jobs.store.registry import JobRecord, Registry
+from oumi_jobs.local.terminator import JOB_MARKER_ENV
 from oumi_jobs.timestamps import now_iso
 
 EXIT_CANNOT_START = 127
 
 
-def spawn(paths: Paths, job_id: str, env: Mapping[str, str], module: str = "oumi_jobs.supervisor") -> int:
+def spawn(paths: Paths, job_id: str, env: Mapping[str, str], module: str = "oumi_jobs.local.supervisor") -> int:
     """Start the supervisor (or ``module``'s detached process) of ``job_id``; returns its pid."""
     ensure_private_dir(paths.supervisors_dir)
     argv = python_argv(module, *paths.as_options(), job_id)

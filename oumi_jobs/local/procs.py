@@ -93,6 +93,6 @@ def python_argv(module: str, *args: str) -> list[str]:
     ``python -m`` would import whichever oumi_jobs the new process finds first,
     which need not be the one running now (an upgrade, a checkout under test).
     """
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])
     bootstrap = f"import sys; sys.path.insert(0, sys.argv[1]); from {module} import main; sys.exit(main(sys.argv[2:]))"
     return [sys.executable, "-c", bootstrap, package_root, *args]

@@ -1,0 +1,1 @@
+"""Cancellation: the service, its step recorder and its local and cloud flows."""

@@ -1,0 +1,1 @@
+"""Clouds and clusters through oumi.launcher: the one seam, the launching process, guidance."""

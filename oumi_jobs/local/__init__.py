@@ -1,0 +1,1 @@
+"""Local jobs on this machine: processes, supervisors, queues and their termination."""
