@@ -91,8 +91,8 @@ def time_command(name: str, argv: Sequence[str], env: Mapping[str, str], runs: i
 
 def fill_registry(env: Mapping[str, str], count: int) -> None:
     """``count`` finished local jobs, inserted in one transaction."""
-    from oumi_jobs.paths import Paths
     from oumi_jobs.local.procs import boot_id
+    from oumi_jobs.paths import Paths
     from oumi_jobs.store.registry import JobRecord, Registry
     from oumi_jobs.timestamps import to_iso
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oumi_jobs.cloud import launcher
 from oumi_jobs.errors import UsageError
 
 # The oumi sub-commands a task config can be wrapped in.
@@ -248,7 +249,6 @@ def _resolve_workdir(workdir: Any, cwd: Path) -> Path:
 
 def _registered_clouds() -> set[str]:
     """Clouds oumi.launcher knows, custom ones included (slow: imports oumi; only for unusual names)."""
-    from oumi_jobs.cloud import launcher
 
     try:
         return set(launcher.load().which_clouds())

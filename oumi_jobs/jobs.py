@@ -11,36 +11,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs.local import queues
-from oumi_jobs.errors import AmbiguousJobError, CloudUnreachableError, JobNotFoundError, OumiJobsError, UsageError
+from oumi_jobs import configs
+from oumi_jobs.cloud import launcher
+from oumi_jobs.cloud.guidance import cloud_guidance
+from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudWatcher  # light: oumi loads lazily
+from oumi_jobs.cloud.launching import staged_config
+from oumi_jobs.durations import parse_duration
+from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudJob, CloudWatcher  # light: oumi loads lazily
-from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.local import detach, queues
 from oumi_jobs.local.procs import boot_id, identify
+from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.states import State
 from oumi_jobs.store.registry import JobRecord, Registry
-from oumi_jobs.states import State, launch_state, local_state
-from oumi_jobs.timestamps import from_epoch, now, now_iso, to_iso
-
-
-@dataclass(frozen=True)
-class JobView:
-    """A job as seen right now: its identity plus its live state."""
-
-    record: JobRecord
-    state: State
-    status: str | None
-    detail: str | None
-    as_of: str
-    external: bool = False
-
-    @property
-    def job_id(self) -> str:
-        return self.record.job_id
-
-    @property
-    def done(self) -> bool:
-        return self.state.done
+from oumi_jobs.timestamps import from_iso, now, now_iso, to_iso
+from oumi_jobs.views import JobView, cloud_job_view, external_view, live_cloud_view, view_of
 
 
 @dataclass(frozen=True)
@@ -71,67 +57,8 @@ class Submitted:
         return self.view.job_id
 
 
-def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
-    """Read the live state of one registered job (``as_of``: when, if read as part of a batch)."""
-    as_of = as_of or now_iso()
-    if record.is_local:
-        state, status, detail = local_state(record)
-        return JobView(record, state, status, detail, as_of)
-    if not record.launcher_job_id:
-        state, status, detail = launch_state(record)
-        return JobView(record, state, status, detail, as_of)
-    # Cheap by design (prune, metrics and queues call it for every job): a
-    # cloud job's live state needs its cloud, see live_cloud_view.
-    return JobView(record, State.UNKNOWN, None, f"{record.cloud} was not asked", as_of)
-
-
-def live_cloud_view(
-    record: JobRecord, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S, external: bool = False
-) -> JobView:
-    """A cloud job's state, asked of its cloud, cluster and id only."""
-    from oumi_jobs.cloud import launcher
-
-    if not record.launcher_job_id:
-        state, status, detail = launch_state(record)
-        return JobView(record, state, status, detail, now_iso(), external)
-    if not record.cluster:
-        return JobView(record, State.UNKNOWN, None, "no cluster recorded", now_iso(), external)
-    try:
-        job = launcher.get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
-    except CloudUnreachableError as exc:
-        return JobView(record, State.UNKNOWN, None, str(exc), now_iso(), external)
-    if job is None:
-        detail = f"cluster {record.cluster} no longer reports job {record.launcher_job_id}"
-        return JobView(record, State.UNKNOWN, None, detail, now_iso(), external)
-    return JobView(record, job.state, job.status, None, now_iso(), external)
-
-
-def _cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, as_of: str) -> JobView:
-    if job is not None:
-        return JobView(record, job.state, job.status, None, as_of)
-    if error is not None:
-        return JobView(record, State.UNKNOWN, None, error, as_of)
-    if not record.launcher_job_id:
-        state, status, detail = launch_state(record)
-        return JobView(record, state, status, detail, as_of)
-    return JobView(record, State.UNKNOWN, None, f"{record.cloud} no longer reports job {record.launcher_job_id}", as_of)
-
-
-def external_view(job: CloudJob, as_of: str) -> JobView:
-    """A job its cloud reports that oumi-jobs did not launch."""
-    submitted = from_epoch(job.submit_time) if job.submit_time else None
-    record = JobRecord(
-        job_id="", cloud=job.cloud, submit_time=submitted or "", name=job.name, cluster=job.cluster,
-        launcher_job_id=job.launcher_job_id, source="external",
-        end_time=from_epoch(job.end_time) if job.end_time else None,
-    )  # fmt: skip
-    detail = f"launched outside oumi-jobs as {job.name!r}" if job.name else "launched outside oumi-jobs"
-    return JobView(record, job.state, job.status, detail, as_of, external=True)
-
-
 def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     """Validate the request, register the job and start it.  Nothing is written on bad input."""
-    from oumi_jobs import configs  # not needed by the read-only commands
 
     plan = configs.plan_launch(
         request.config,
@@ -146,7 +73,6 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     )
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
     if plan.cloud != configs.LOCAL_CLOUD:
-        from oumi_jobs.cloud.guidance import cloud_guidance
 
         warnings = tuple(cloud_guidance(plan, request.cwd, paths))
         return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
@@ -176,7 +102,7 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         ensure_private_dir(log_dir)
         env = dict(os.environ) | dict(plan.env_overrides)
         stored = _start_detached(
-            paths, registry, plan, job_id, env, module="oumi_jobs.local.supervisor", verb="start", past="started"
+            paths, registry, plan, job_id, env, module=detach.SUPERVISOR, verb="start", past="started"
         )
     return Submitted(view_of(stored))
 
@@ -185,8 +111,6 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
     """Register a cloud job and start its detached launching process (which runs launcher.up)."""
     import yaml
 
-    from oumi_jobs import configs
-    from oumi_jobs.cloud.launching import staged_config
 
     if request.after or request.parallel is not None:
         raise UsageError("--after and --parallel are for local jobs")
@@ -209,7 +133,7 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
             plan,
             job_id,
             dict(os.environ),
-            module="oumi_jobs.cloud.launching",
+            module=detach.CLOUD_LAUNCHER,
             verb="launch",
             past="launched",
         )
@@ -224,10 +148,8 @@ def _start_detached(
     A process that cannot be started ends the job at once ("not started: why"),
     so it is never left waiting for a process that will not come.
     """
-    from oumi_jobs.local import supervisor
-
     try:
-        pid = supervisor.spawn(paths, job_id, env, module=module)
+        pid = detach.spawn_daemon(paths, module, job_id, env)
     except (OSError, RuntimeError) as exc:
         registry.record_exit_if_absent(
             job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail=f"not {past}: {exc}"
@@ -290,13 +212,11 @@ def _with_queue_detail(registry: Registry, view: JobView) -> JobView:
 
 def parse_since(text: str, *, reference: datetime | None = None) -> str:
     """``--since``: an age (``2h``, ``7d``) or an ISO date/time; returns an ISO lower bound."""
-    from oumi_jobs.durations import parse_duration
 
     try:
         return to_iso((reference or now()) - parse_duration(text))
     except UsageError:
         pass
-    from oumi_jobs.timestamps import from_iso
 
     try:
         return to_iso(from_iso(text))
@@ -364,7 +284,7 @@ def list_jobs_report(
                 view = view_of(record, as_of)
             elif record.cloud in answers:
                 key = (record.cloud, record.cluster or "", record.launcher_job_id or "")
-                view = _cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
+                view = cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
             else:
                 view = view_of(record, as_of)
             if not wanted or view.state in wanted:
@@ -382,7 +302,6 @@ def _ask_clouds(
         clouds.add(cloud)
     if not clouds and not all_clouds:
         return {}  # nothing to ask: oumi.launcher is not even imported
-    from oumi_jobs.cloud import launcher
 
     asked_for_unregistered = cloud is not None and not any(r.cloud == cloud for r in records)
     if asked_for_unregistered and cloud not in launcher.load().which_clouds():

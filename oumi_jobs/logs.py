@@ -9,6 +9,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
+from oumi_jobs.cloud import launcher
 from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
 from oumi_jobs.jobs import get_status
 from oumi_jobs.paths import Paths
@@ -81,7 +82,6 @@ def read_log(
 
 def cloud_log(record: JobRecord, *, stderr: bool = False, tail: int | None = None) -> Iterator[str]:
     """A cloud job's log, from its cluster's log stream (followed until the job ends, as the launcher does)."""
-    from oumi_jobs.cloud import launcher
 
     if stderr:
         raise UsageError("a cloud job's log is one stream; --stderr is for local jobs")

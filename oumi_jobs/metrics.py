@@ -11,7 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.states import State
 from oumi_jobs.store.registry import Registry
+from oumi_jobs.timestamps import from_iso
+from oumi_jobs.views import view_of
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -21,9 +24,6 @@ def build_registry(registry: Registry):  # -> prometheus_client.CollectorRegistr
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
     prometheus_client.disable_created_metrics()
-    from oumi_jobs.jobs import view_of
-    from oumi_jobs.states import State
-    from oumi_jobs.timestamps import from_iso
 
     metrics = CollectorRegistry()
     labels = ("cloud", "mode")

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from oumi_jobs.cloud import launcher
+from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.durations import parse_duration
 from oumi_jobs.events import log_event
-from oumi_jobs.jobs import view_of
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now, to_iso
+from oumi_jobs.views import view_of
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,6 @@ def _done_on_their_clouds(records: list[JobRecord], timeout_s: float) -> set[tup
     clouds = sorted({r.cloud for r in records if not r.is_local and r.launcher_job_id})
     if not clouds:
         return set()  # nothing to ask: oumi.launcher is not even imported
-    from oumi_jobs.cloud import launcher
 
     answers = launcher.list_clouds(clouds, timeout_s=timeout_s)
     return {(j.cloud, j.cluster, j.launcher_job_id) for a in answers.values() for j in a.jobs if j.done}

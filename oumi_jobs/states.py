@@ -9,8 +9,10 @@ from __future__ import annotations
 import signal
 from enum import Enum
 
+from oumi_jobs.errors import UsageError
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.store.registry import JobRecord
+from oumi_jobs.timestamps import from_iso, now
 
 
 class State(str, Enum):
@@ -55,7 +57,6 @@ SUPERVISOR_START_GRACE_S = 120.0
 
 
 def _age_s(iso: str) -> float:
-    from oumi_jobs.timestamps import from_iso, now
 
     return (now() - from_iso(iso)).total_seconds()
 
@@ -93,7 +94,6 @@ def local_state(record: JobRecord) -> tuple[State, str, str | None]:
 
 def parse_states(names: list[str] | tuple[str, ...]) -> list[State]:
     """``--state`` values (repeatable, or comma-separated) as states; unknown names are a usage error."""
-    from oumi_jobs.errors import UsageError
 
     states = []
     for name in (part.strip().lower() for value in names for part in value.split(",")):
@@ -122,3 +122,16 @@ def launch_state(record: JobRecord) -> tuple[State, str, str | None]:
     if is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id):
         return State.LAUNCHING, "launching", "launcher.up is provisioning"
     return State.LOST, "lost", "the launching process ended without recording a launcher job id"
+
+
+def recorded_state(record: JobRecord) -> tuple[State, str | None, str | None]:
+    """``(state, status, detail)`` from what this machine can see, never asking a cloud.
+
+    Cheap by design (prune, metrics and queues call it for every job): a
+    launched cloud job's live state needs its cloud (``views.live_cloud_view``).
+    """
+    if record.is_local:
+        return local_state(record)
+    if not record.launcher_job_id:
+        return launch_state(record)
+    return State.UNKNOWN, None, f"{record.cloud} was not asked"

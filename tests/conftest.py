@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from oumi_jobs.cli.app import app
 from oumi_jobs.errors import RegistryError
-from oumi_jobs.paths import Paths
 from oumi_jobs.local.procs import is_alive
+from oumi_jobs.paths import Paths
 from oumi_jobs.store.registry import Registry
 
 os.environ.setdefault("DO_NOT_TRACK", "1")

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from oumi_jobs.local import supervisor
 from oumi_jobs.cancel.service import cancel_job
+from oumi_jobs.local import detach
 from oumi_jobs.local.procs import boot_id, identify
-from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.local.terminator import find_job_processes
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
 from .conftest import wait_done, wait_state, wait_until
@@ -158,7 +158,7 @@ def test_cancel_of_a_job_not_yet_started_prevents_the_start(paths, cli, tmp_path
             return registry.get(job_id).cancel_requested  # type: ignore[union-attr]
 
     wait_until(flagged)
-    supervisor_pid = supervisor.spawn(paths, job_id, dict(os.environ))  # its supervisor starts late
+    supervisor_pid = detach.spawn_daemon(paths, detach.SUPERVISOR, job_id, dict(os.environ))  # its supervisor starts late
     canceller.join(timeout=30)
     record = outcome["record"]
     assert record.status.value == "completed"

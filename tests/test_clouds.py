@@ -8,8 +8,8 @@ import time
 import pytest
 
 from oumi_jobs.cloud.launcher import map_state
-from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.states import State
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
 from .conftest import free_loopback_port

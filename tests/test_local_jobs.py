@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from oumi_jobs.paths import Paths
 from oumi_jobs.local.procs import boot_id, identify, is_alive
+from oumi_jobs.paths import Paths
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 

@@ -11,10 +11,7 @@ written to the cancellation record as it happens and to the event log.
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,18 +19,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from oumi_jobs.local import terminator
-from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationTracker, StepStatus
+from oumi_jobs.cloud import launcher
+from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
-from oumi_jobs.jobs import JobView, live_cloud_view, view_of
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.jobs import list_jobs
+from oumi_jobs.local import detach, terminator
+from oumi_jobs.local.procs import is_alive
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
-from oumi_jobs.local.procs import is_alive, python_argv
-from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.states import State, parse_states
+from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationTracker, StepStatus
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import from_iso
+from oumi_jobs.views import JobView, live_cloud_view, view_of
 
 DEFAULT_TIMEOUT_S = 30.0
 # After SIGKILL the kernel needs a moment to tear processes down.
@@ -117,7 +116,6 @@ class _Run:
     # -- the cloud flow ----------------------------------------------------------------
     def cancel_on_cloud(self, job: JobRecord, view: JobView, *, wait: bool = True) -> CancellationRecord:
         """launcher.cancel, then poll the job's status until its cloud reports it ended (or the timeout)."""
-        from oumi_jobs.cloud import launcher
 
         self.tracker.set_status(self.record.cancellation_id, CancellationStatus.IN_PROGRESS)
         with self.step("check_state") as out:
@@ -293,14 +291,10 @@ class _Run:
 
 
 def _spawn_finisher(paths: Paths, cancellation_id: str) -> None:
-    """Detach a process that finishes the cancellation (``--no-wait``)."""
-    argv = python_argv("oumi_jobs.cancel.service", *paths.as_options(), cancellation_id)
-    process = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True,
-    )  # fmt: skip
+    """Detach a process that finishes the cancellation (``--no-wait``), and make it the record's owner."""
+    pid = detach.spawn_detached(paths, detach.CANCEL_FINISHER, cancellation_id)
     with Registry.open(paths) as registry:
-        CancellationTracker(registry).hand_over(cancellation_id, process.pid)
+        CancellationTracker(registry).hand_over(cancellation_id, pid)
 
 
 def _not_needed(tracker: CancellationTracker, job: JobRecord, state: State, options: CancelOptions, sig: str):
@@ -411,7 +405,6 @@ def cancel_jobs(
     """Cancel several jobs in parallel; every job is reported, failures included."""
     options.checked()
     if all_jobs:
-        from oumi_jobs.jobs import list_jobs
 
         wanted = parse_states(list(states)) or [State.PENDING, State.RUNNING, State.CANCELLING]
         refs = [view.job_id for view in list_jobs(paths, states=wanted)]
@@ -461,28 +454,3 @@ def cancellation_history(
             except OumiJobsError:
                 job_id = job
         return CancellationTracker(registry).history(limit=limit, offset=offset, job_id=job_id, status=status)
-
-
-def main(argv: list[str] | None = None) -> int:
-    paths, cancellation_id = Paths.parse_helper_argv("oumi-jobs-cancel-finisher", "cancellation_id", argv)
-    with Registry.open(paths) as registry:
-        tracker = CancellationTracker(registry)
-        deadline = time.monotonic() + 10
-        # Wait until the submitting process has handed the record over to us.
-        while (record := tracker.get(cancellation_id)) is not None and time.monotonic() < deadline:
-            if tracker.owner_pid(cancellation_id) == os.getpid():
-                break
-            time.sleep(POLL_S)
-        if record is None:
-            return 1
-        run = _Run(paths, registry, record)
-        if run.job().is_local:
-            run.finish_local()
-        else:
-            run.finish_cloud()
-        write_metrics(paths, registry, None)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

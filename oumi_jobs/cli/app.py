@@ -16,11 +16,17 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__
+from oumi_jobs import __version__, jobs
+from oumi_jobs.cancel import service
+from oumi_jobs.cli import live, output
+from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.legacy import import_registry as import_legacy
+from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
+from oumi_jobs.prune import prune as prune_jobs
+from oumi_jobs.states import State, parse_states
 
 DEBUG_ENV = "OUMI_JOBS_DEBUG"
 
@@ -29,7 +35,6 @@ class _Group(TyperGroup):
     """Maps core errors to one line and an exit code, in one place."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from oumi_jobs.cli import output
 
         try:
             return super().invoke(ctx)
@@ -132,9 +137,6 @@ def submit(
     as_json: JsonOpt = False,
 ) -> None:
     """Start a job.  Prints its id."""
-    from oumi_jobs import jobs
-    from oumi_jobs.cli import live
-    from oumi_jobs.cli import output
 
     paths = _paths(ctx)
     request = jobs.SubmitRequest(
@@ -163,7 +165,6 @@ def submit(
 
 
 def _outcome_exit_code(view: Any) -> int:
-    from oumi_jobs.states import State
 
     if view.state is State.SUCCEEDED:
         return ExitCode.OK
@@ -188,8 +189,6 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Live state of one job, by id or by its cloud identity (jobs launched elsewhere too)."""
-    from oumi_jobs import jobs
-    from oumi_jobs.cli import live
 
     paths = _paths(ctx)
     by_identity = (cloud, cluster, launcher_id)
@@ -216,7 +215,6 @@ def status(
 
 
 def _print_view(view: Any, as_json: bool) -> None:
-    from oumi_jobs.cli import output
 
     if as_json:
         output.print_json(output.job_document(view))
@@ -244,10 +242,6 @@ def list_(
     as_json: JsonOpt = False,
 ) -> None:
     """All registered jobs, newest first, with their live states; clouds are asked in parallel."""
-    from oumi_jobs import jobs
-    from oumi_jobs.cli import live
-    from oumi_jobs.cli import output
-    from oumi_jobs.states import parse_states
 
     report = live.with_cloud_progress(
         lambda watcher: jobs.list_jobs_report(
@@ -287,12 +281,10 @@ def logs(
     as_json: JsonOpt = False,
 ) -> None:
     """Print a job's output."""
-    from oumi_jobs.logs import log_path, read_log
 
     paths = _paths(ctx)
     chunks = read_log(paths, job, stderr=stderr, tail=tail, follow=follow)
     if as_json:
-        from oumi_jobs.cli import output
 
         text = "".join(chunks)
         job_id, path = log_path(paths, job, stderr=stderr)
@@ -315,8 +307,6 @@ def prune(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove old registry entries of finished jobs (safe from cron)."""
-    from oumi_jobs.cli import output
-    from oumi_jobs.prune import prune as prune_jobs
 
     result = prune_jobs(
         _paths(ctx), older_than=older_than, dry_run=dry_run, logs=remove_logs, cloud_timeout_s=cloud_timeout
@@ -334,8 +324,6 @@ def import_registry(
     as_json: JsonOpt = False,
 ) -> None:
     """Import the JSON registry of the Oumi job server (its `status` keys are dropped)."""
-    from oumi_jobs.cli import output
-    from oumi_jobs.legacy import import_registry as import_legacy
 
     result = import_legacy(_paths(ctx), file)
     if as_json:
@@ -373,9 +361,6 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported."""
-    from oumi_jobs.cancel import service
-    from oumi_jobs.cli import live
-    from oumi_jobs.cli import output
 
     paths = _paths(ctx)
     refs = list(jobs_ or [])
@@ -411,7 +396,6 @@ def _cancellation_exit_code(records: list[Any]) -> int:
     record = records[0]
     status = record.status.value
     if status == "not_needed":
-        from oumi_jobs.cli import output
 
         output.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
         return ExitCode.CONFLICT
@@ -438,9 +422,6 @@ def cancel_status(
     as_json: JsonOpt = False,
 ) -> None:
     """The latest cancellation of a job, step by step."""
-    from oumi_jobs.cancel import service
-    from oumi_jobs.cli import live
-    from oumi_jobs.cli import output
 
     paths = _paths(ctx)
     if watch and not as_json:
@@ -466,8 +447,6 @@ def cancellations(
     as_json: JsonOpt = False,
 ) -> None:
     """History of cancellations, newest first."""
-    from oumi_jobs.cancel import service
-    from oumi_jobs.cli import output
 
     records = service.cancellation_history(_paths(ctx), limit=limit, offset=offset, job=job, status=status_)
     if as_json:

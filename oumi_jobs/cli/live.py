@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from oumi_jobs.jobs import JobView
 from oumi_jobs.cli.output import (
     STATE_STYLES,
     cancellation_panel,
@@ -21,6 +20,7 @@ from oumi_jobs.cli.output import (
     styled_state,
 )
 from oumi_jobs.states import State
+from oumi_jobs.views import JobView
 
 if TYPE_CHECKING:
     from oumi_jobs.store.cancellations import CancellationRecord

@@ -14,16 +14,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from oumi_jobs.jobs import JobView
 from oumi_jobs.states import State
+from oumi_jobs.timestamps import from_iso
+from oumi_jobs.views import JobView
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from oumi_jobs.cancel.service import BulkOutcome
-    from oumi_jobs.store.cancellations import CancellationRecord
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.prune import PruneResult
+    from oumi_jobs.store.cancellations import CancellationRecord
 
 SCHEMA_VERSION = 1
 
@@ -335,7 +336,6 @@ def cancellation_panel(record: CancellationRecord) -> Any:
     for step in record.steps:
         took = "-"
         if step.ended_at:
-            from oumi_jobs.timestamps import from_iso
 
             took = f"{(from_iso(step.ended_at) - from_iso(step.started_at)).total_seconds():.2f}s"
         steps.add_row(step.name, _styled_cancellation_status(step.status.value), took, step.detail or "")

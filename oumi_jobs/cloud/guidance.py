@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from oumi_jobs.cloud import schema as oumi_schema
 from oumi_jobs.configs import SKY_CLOUDS, LaunchPlan, accelerator_count, installed_oumi_version
 from oumi_jobs.paths import Paths
 
@@ -63,7 +64,6 @@ def cloud_guidance(plan: LaunchPlan, cwd: Path, paths: Paths) -> list[str]:
 
 def _version_guidance(plan: LaunchPlan, paths: Paths) -> Iterator[str]:
     """The oumi the cluster runs against the oumi this config is checked with here."""
-    from oumi_jobs.cloud import schema as oumi_schema
 
     installed = installed_oumi_version()
     if installed is None:

@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 
 from oumi_jobs.cloud import launcher
-from oumi_jobs.store.cancellations import CancellationStatus, CancellationTracker, StepStatus
+from oumi_jobs.cloud import schema as oumi_schema
+from oumi_jobs.local.detach import daemonize
 from oumi_jobs.paths import Paths
+from oumi_jobs.store.cancellations import CancellationStatus, CancellationTracker, StepStatus
 from oumi_jobs.store.registry import Registry
-from oumi_jobs.local.supervisor import daemonize
 from oumi_jobs.timestamps import now_iso
 
 
@@ -79,7 +80,6 @@ def launch(paths: Paths, job_id: str) -> int:
 
 def _write_settings_schema(paths: Paths) -> None:
     """oumi is imported here anyway: leave its settings for the next submit's checks (see oumi_schema)."""
-    from oumi_jobs.cloud import schema as oumi_schema
 
     try:
         oumi_schema.write_cache(paths)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,14 +84,3 @@ def is_alive(pid: int | None, start_time: float | None, recorded_boot_id: str | 
     if pid is None or start_time is None or recorded_boot_id != boot_id():
         return False
     return same_process(pid, start_time)
-
-
-def python_argv(module: str, *args: str) -> list[str]:
-    """Run ``module.main(args)`` in a new interpreter, importing this very copy of oumi_jobs.
-
-    ``python -m`` would import whichever oumi_jobs the new process finds first,
-    which need not be the one running now (an upgrade, a checkout under test).
-    """
-    package_root = str(Path(__file__).resolve().parents[2])
-    bootstrap = f"import sys; sys.path.insert(0, sys.argv[1]); from {module} import main; sys.exit(main(sys.argv[2:]))"
-    return [sys.executable, "-c", bootstrap, package_root, *args]

@@ -20,11 +20,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from oumi_jobs.errors import UsageError
 from oumi_jobs.ids import slugify
-from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.local.procs import is_alive
+from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.states import State, recorded_state
 from oumi_jobs.store.registry import JobRecord, Registry
-from oumi_jobs.states import State
 from oumi_jobs.timestamps import now_iso
 
 DEFAULT_CLUSTER = "local"
@@ -45,7 +46,6 @@ class Lease:
 
 
 def set_parallel(registry: Registry, cluster: str, parallel: int) -> None:
-    from oumi_jobs.errors import UsageError
 
     if not 1 <= parallel <= MAX_PARALLEL:
         raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}")
@@ -88,14 +88,12 @@ def free_slots(paths: Paths, cluster: str, parallel: int) -> int:
 
 def dependency_verdict(registry: Registry, record: JobRecord) -> tuple[str, str | None]:
     """``("go", None)``, ``("wait", what)`` or ``("cancel", why)`` for a job's ``--after`` list."""
-    from oumi_jobs.jobs import view_of
-
     waiting_on = None
     for dep_id in record.depends_on:
         dep = registry.get(dep_id)
         if dep is None:
             return "cancel", f"dependency {dep_id} is no longer in the registry"
-        state = view_of(dep).state
+        state = recorded_state(dep)[0]
         if state is State.SUCCEEDED:
             continue
         if state.done:

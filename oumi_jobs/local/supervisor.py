@@ -20,57 +20,17 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
-from oumi_jobs.paths import Paths, ensure_private_dir
-from oumi_jobs.local.procs import boot_id, identify, python_argv, start_time_of
+from oumi_jobs.local.detach import daemonize
+from oumi_jobs.local.procs import boot_id, identify, start_time_of
 from oumi_jobs.local.queues import wait_for_turn
-from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.local.terminator import JOB_MARKER_ENV
+from oumi_jobs.paths import Paths
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
 EXIT_CANNOT_START = 127
-
-
-def spawn(paths: Paths, job_id: str, env: Mapping[str, str], module: str = "oumi_jobs.local.supervisor") -> int:
-    """Start the supervisor (or ``module``'s detached process) of ``job_id``; returns its pid."""
-    ensure_private_dir(paths.supervisors_dir)
-    argv = python_argv(module, *paths.as_options(), job_id)
-    launcher = subprocess.Popen(
-        argv,
-        env=dict(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        close_fds=True,
-        cwd="/",
-    )
-    try:
-        out, _ = launcher.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        launcher.kill()
-        launcher.wait()
-        raise RuntimeError(f"the supervisor of {job_id} did not start within 60 s") from None
-    if launcher.returncode != 0 or not out.strip().isdigit():
-        raise RuntimeError(f"the supervisor of {job_id} failed to start (exit {launcher.returncode})")
-    return int(out.strip())
-
-
-def daemonize(log_file: Path) -> None:
-    """Fork; the parent prints the child's pid and exits.  The child keeps no terminal."""
-    child = os.fork()
-    if child:
-        os.write(1, f"{child}\n".encode())
-        os._exit(0)
-    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    os.close(null)
 
 
 def _open_log(path: str) -> int:

@@ -19,7 +19,7 @@ from enum import Enum
 from oumi_jobs.errors import JobNotFoundError, UsageError
 from oumi_jobs.local.procs import boot_id, identify, is_alive
 from oumi_jobs.store.registry import Registry
-from oumi_jobs.timestamps import now, now_iso
+from oumi_jobs.timestamps import from_iso, now, now_iso
 
 
 class CancellationStatus(str, Enum):
@@ -80,7 +80,6 @@ class CancellationRecord:
     def duration_s(self) -> float | None:
         if self.finished_at is None:
             return None
-        from oumi_jobs.timestamps import from_iso
 
         return (from_iso(self.finished_at) - from_iso(self.requested_at)).total_seconds()
 

@@ -1,0 +1,88 @@
+"""Starting oumi-jobs' own detached helper processes, in one place.
+
+Three helpers outlive the command that starts them: a local job's supervisor,
+a cloud job's launching process and a ``--no-wait`` cancel's finisher.  Each
+runs ``module.main(argv)`` in a new interpreter, in a session of its own (so
+closing the terminal does not touch it), reads :meth:`Paths.as_options` and
+one id from its command line, and imports nothing heavy until it must.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from oumi_jobs.paths import Paths, ensure_private_dir
+
+SUPERVISOR = "oumi_jobs.local.supervisor"
+CLOUD_LAUNCHER = "oumi_jobs.cloud.launching"
+CANCEL_FINISHER = "oumi_jobs.cancel.finisher"
+HANDSHAKE_TIMEOUT_S = 60
+
+
+def python_argv(module: str, *args: str) -> list[str]:
+    """Run ``module.main(args)`` in a new interpreter, importing this very copy of oumi_jobs.
+
+    ``python -m`` would import whichever oumi_jobs the new process finds first,
+    which need not be the one running now (an upgrade, a checkout under test).
+    """
+    package_root = str(Path(__file__).resolve().parents[2])
+    bootstrap = f"import sys; sys.path.insert(0, sys.argv[1]); from {module} import main; sys.exit(main(sys.argv[2:]))"
+    return [sys.executable, "-c", bootstrap, package_root, *args]
+
+
+def spawn_daemon(paths: Paths, module: str, target: str, env: Mapping[str, str]) -> int:
+    """Start ``module``'s helper for ``target``, which :func:`daemonize` s itself; returns the daemon's pid.
+
+    The helper forks once more and prints the grandchild's pid, so the daemon
+    is nobody's child (never a zombie of this process) and its pid is known
+    before this returns.
+    """
+    ensure_private_dir(paths.supervisors_dir)
+    starter = subprocess.Popen(
+        python_argv(module, *paths.as_options(), target),
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+        cwd="/",
+    )
+    try:
+        out, _ = starter.communicate(timeout=HANDSHAKE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        starter.kill()
+        starter.wait()
+        raise RuntimeError(f"the supervisor of {target} did not start within {HANDSHAKE_TIMEOUT_S} s") from None
+    if starter.returncode != 0 or not out.strip().isdigit():
+        raise RuntimeError(f"the supervisor of {target} failed to start (exit {starter.returncode})")
+    return int(out.strip())
+
+
+def spawn_detached(paths: Paths, module: str, target: str) -> int:
+    """Start ``module``'s helper for ``target`` in a session of its own, without a handshake; returns its pid."""
+    process = subprocess.Popen(
+        python_argv(module, *paths.as_options(), target),
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )  # fmt: skip
+    return process.pid
+
+
+def daemonize(log_file: Path) -> None:
+    """Fork; the parent prints the child's pid and exits.  The child keeps no terminal."""
+    child = os.fork()
+    if child:
+        os.write(1, f"{child}\n".encode())
+        os._exit(0)
+    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(null)

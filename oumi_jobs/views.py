@@ -1,0 +1,87 @@
+"""A job as seen right now: its identity plus its live state, read from its source.
+
+Nothing here is stored.  A local job's state comes from its process and exit
+record (:mod:`oumi_jobs.states`); a cloud job's from its cloud, through the
+cloud seam, asked only by :func:`live_cloud_view` (``view_of`` is cheap and
+never asks a cloud).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from oumi_jobs.cloud import launcher
+from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudJob
+from oumi_jobs.errors import CloudUnreachableError
+from oumi_jobs.states import State, launch_state, recorded_state
+from oumi_jobs.store.registry import JobRecord
+from oumi_jobs.timestamps import from_epoch, now_iso
+
+
+@dataclass(frozen=True)
+class JobView:
+    """A job as seen right now: its identity plus its live state."""
+
+    record: JobRecord
+    state: State
+    status: str | None
+    detail: str | None
+    as_of: str
+    external: bool = False
+
+    @property
+    def job_id(self) -> str:
+        return self.record.job_id
+
+    @property
+    def done(self) -> bool:
+        return self.state.done
+
+
+def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
+    """Read the live state of one registered job (``as_of``: when, if read as part of a batch)."""
+    state, status, detail = recorded_state(record)
+    return JobView(record, state, status, detail, as_of or now_iso())
+
+
+def live_cloud_view(
+    record: JobRecord, *, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S, external: bool = False
+) -> JobView:
+    """A cloud job's state, asked of its cloud, cluster and id only."""
+
+    if not record.launcher_job_id:
+        state, status, detail = launch_state(record)
+        return JobView(record, state, status, detail, now_iso(), external)
+    if not record.cluster:
+        return JobView(record, State.UNKNOWN, None, "no cluster recorded", now_iso(), external)
+    try:
+        job = launcher.get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
+    except CloudUnreachableError as exc:
+        return JobView(record, State.UNKNOWN, None, str(exc), now_iso(), external)
+    if job is None:
+        detail = f"cluster {record.cluster} no longer reports job {record.launcher_job_id}"
+        return JobView(record, State.UNKNOWN, None, detail, now_iso(), external)
+    return JobView(record, job.state, job.status, None, now_iso(), external)
+
+
+def cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, as_of: str) -> JobView:
+    if job is not None:
+        return JobView(record, job.state, job.status, None, as_of)
+    if error is not None:
+        return JobView(record, State.UNKNOWN, None, error, as_of)
+    if not record.launcher_job_id:
+        state, status, detail = launch_state(record)
+        return JobView(record, state, status, detail, as_of)
+    return JobView(record, State.UNKNOWN, None, f"{record.cloud} no longer reports job {record.launcher_job_id}", as_of)
+
+
+def external_view(job: CloudJob, as_of: str) -> JobView:
+    """A job its cloud reports that oumi-jobs did not launch."""
+    submitted = from_epoch(job.submit_time) if job.submit_time else None
+    record = JobRecord(
+        job_id="", cloud=job.cloud, submit_time=submitted or "", name=job.name, cluster=job.cluster,
+        launcher_job_id=job.launcher_job_id, source="external",
+        end_time=from_epoch(job.end_time) if job.end_time else None,
+    )  # fmt: skip
+    detail = f"launched outside oumi-jobs as {job.name!r}" if job.name else "launched outside oumi-jobs"
+    return JobView(record, job.state, job.status, detail, as_of, external=True)

@@ -1,0 +1,111 @@
+"""The package's shape, checked: no import cycles, own imports at the top of each file.
+
+These read the source with ``ast`` (nothing is imported), so they are fast and
+name the file and line that breaks a rule.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "oumi_jobs"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST, top_level: bool = True) -> Iterator[tuple[ast.stmt, bool]]:
+    """Every import statement that runs, with whether it sits at the module's top level."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            continue  # never runs: annotations only
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node, top_level
+        else:
+            nested = top_level and isinstance(node, (ast.If, ast.Try))
+            yield from _imports(node, top_level=nested)
+
+
+def _targets(node: ast.stmt, current: str) -> Iterator[str]:
+    """The oumi_jobs modules an import statement loads (a package's own ``__init__`` aside: it is loaded first)."""
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    else:
+        assert isinstance(node, ast.ImportFrom)
+        base = node.module or ""
+        if node.level:
+            base = ".".join(current.split(".")[: -node.level] + ([base] if base else []))
+        # `from pkg import mod` loads pkg.mod; `from mod import name` loads mod
+        names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
+    for name in names:
+        while name and name not in MODULES:
+            name = name.rpartition(".")[0]
+        if name and name != current and not current.startswith(name + "."):
+            yield name
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {}
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(), str(path))
+        graph[name] = {target for node, _ in _imports(tree) for target in _targets(node, name)}
+    return graph
+
+
+def _find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    cycle = _find_cycle(_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_one() -> None:
+    assert _find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_own_modules_are_imported_at_the_top_of_each_file() -> None:
+    """Lazy imports are for heavy third-party packages (rich, yaml, psutil, oumi...), never our own."""
+    offenders = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(), str(path))
+        for node, top_level in _imports(tree):
+            if not top_level and any(_targets(node, name)):
+                offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert offenders == []
