@@ -151,9 +151,7 @@ def _start_detached(
     try:
         pid = detach.spawn_daemon(paths, module, job_id, env)
     except (OSError, RuntimeError) as exc:
-        registry.record_exit_if_absent(
-            job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail=f"not {past}: {exc}"
-        )
+        registry.record_exit(job_id, detail=f"not {past}: {exc}")
         raise OumiJobsError(f"cannot {verb} job {job_id}: {exc}") from exc
     identity = identify(pid)
     registry.update(job_id, supervisor_pid=pid, supervisor_start_time=identity.start_time if identity else None)

@@ -119,16 +119,6 @@ def _waiting_ahead(registry: Registry, record: JobRecord, enough: int) -> int:
     return ahead
 
 
-def _end_before_start(registry: Registry, job_id: str, detail: str) -> None:
-    """The job will never start: flag it cancelled and write its exit record, in one transaction."""
-    with registry.transaction() as db:
-        db.execute(
-            "UPDATE jobs SET cancel_requested = 1, end_time = COALESCE(end_time, ?), "
-            "end_detail = COALESCE(end_detail, ?) WHERE job_id = ?",
-            (now_iso(), detail, job_id),
-        )
-
-
 def wait_for_turn(paths: Paths, registry: Registry, job_id: str) -> Lease | None:
     """Block until the job may start and hold a slot; None if it must never start."""
     while True:
@@ -136,11 +126,11 @@ def wait_for_turn(paths: Paths, registry: Registry, job_id: str) -> Lease | None
         if record is None or record.has_exit_record:
             return None
         if record.cancel_requested:
-            _end_before_start(registry, job_id, "cancelled before it started")
+            registry.end_before_start(job_id, "cancelled before it started")
             return None
         verdict, why = dependency_verdict(registry, record)
         if verdict == "cancel":
-            _end_before_start(registry, job_id, f"never started: {why}")
+            registry.end_before_start(job_id, f"never started: {why}")
             return None
         if verdict == "wait":
             time.sleep(DEPENDENCY_POLL_S)

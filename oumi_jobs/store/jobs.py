@@ -1,7 +1,36 @@
-"""Job operations: the jobs table, its dependencies and the processes recorded for cancel."""
+"""Job operations: the jobs table, its dependencies and recorded processes, and the rules of a job's life.
+
+Who writes ``end_time`` (the exit record: ``end_time``, ``end_detail``,
+``exit_code``, ``exit_signal``)?  Only the operations in the "life of a job"
+section below, and the first writer wins: once a job has an exit record,
+nothing overwrites it.
+
+* :meth:`JobStore.record_exit`: the job ended, or will never run.  Called by
+  the supervisor (``local/supervisor.py``: the job's exit code or signal; exit
+  127 when its command cannot be started), by submit (``jobs._start_detached``:
+  the supervisor or launching process could not be started, "not started:
+  why"), and by the cloud launching process (``cloud/launching.py``:
+  ``launcher.up`` failed).
+* :meth:`JobStore.end_before_start`: the job will never start because it was
+  cancelled or a dependency failed; it sets ``cancel_requested`` too, in the
+  same transaction.  Called by the queue (``local/queues.wait_for_turn``) and by
+  the cloud launching process (a cancel requested before ``launcher.up``).
+* :meth:`JobStore.claim_start`: the supervisor's last word before it starts the
+  job's process; a cancel that got in first ends the job here instead.
+
+Who writes ``cancel_requested``?  ``CancellationTracker.claim``
+(``store/cancellations.py``, every cancel) and :meth:`JobStore.end_before_start`.
+:meth:`JobStore.record_launch` reads it in the transaction that records a
+cloud job's launcher identity: the pre-launch cancel race guard.
+
+``add``/``add_many_if_absent`` store whole records as given (the legacy import,
+tests); ``update`` is for identity fields (pids, ``ready_at``) and the package
+never passes it an exit record.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 
 from oumi_jobs.errors import AmbiguousJobError, ConflictError, JobNotFoundError
@@ -15,6 +44,7 @@ from oumi_jobs.store.records import (
     row_to_record,
     to_column,
 )
+from oumi_jobs.timestamps import now_iso
 
 # Enough candidates to report an ambiguous prefix, without reading every id.
 _RESOLVE_CANDIDATES = 51
@@ -22,6 +52,52 @@ _RESOLVE_CANDIDATES = 51
 
 class JobStore(Database):
     """Operations on jobs; :class:`oumi_jobs.store.registry.Registry` has them all."""
+
+    # -- the life of a job: the only writers of the exit record ----------------
+    def record_exit(
+        self, job_id: str, *, exit_code: int | None = None, exit_signal: int | None = None, detail: str | None = None
+    ) -> bool:
+        """Write the job's exit record, ended now, unless it has one (the first writer wins); True if written."""
+        with self.transaction() as db:
+            return _write_exit(db, job_id, exit_code=exit_code, exit_signal=exit_signal, detail=detail)
+
+    def end_before_start(self, job_id: str, detail: str) -> bool:
+        """The job will never start: flag it cancelled and write its exit record, in one transaction.
+
+        True if this wrote the exit record (the job had none yet).
+        """
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET cancel_requested = 1 WHERE job_id = ?", (job_id,))
+            return _write_exit(db, job_id, detail=detail)
+
+    def claim_start(self, job_id: str) -> bool:
+        """May the supervisor start the job now?  Decided in one transaction against a concurrent cancel.
+
+        No if the job is gone or already has an exit record; no if a cancel was
+        requested, which then ends the job ("cancelled before it started").
+        """
+        with self.transaction() as db:
+            row = db.execute("SELECT cancel_requested, end_time FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+            if row is None or row["end_time"] is not None:
+                return False
+            if row["cancel_requested"]:
+                _write_exit(db, job_id, detail="cancelled before it started")
+                return False
+        return True
+
+    def record_launch(self, job_id: str, cluster: str, launcher_job_id: str) -> bool:
+        """Record where ``launcher.up`` put a cloud job; returns whether a cancel was requested meanwhile.
+
+        One transaction writes the identity and reads the flag, so a cancel
+        either lands before it (and is returned here) or finds the identity.
+        """
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET cluster = ?, launcher_job_id = ?, started_at = ? WHERE job_id = ?",
+                (cluster, launcher_job_id, now_iso(), job_id),
+            )
+            row = db.execute("SELECT cancel_requested FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        return row is not None and bool(row[0])  # a job pruned meanwhile has nobody left to cancel it
 
     # -- writing records ---------------------------------------------------------
     def add(self, record: JobRecord) -> None:
@@ -46,7 +122,7 @@ class JobStore(Database):
         return inserted
 
     def update(self, job_id: str, **changes: object) -> None:
-        """Set identity or exit-record fields of one job (never a status)."""
+        """Set identity fields of one job (never a status; exit records go through the operations above)."""
         unknown = set(changes) - set(RECORD_COLUMNS)
         if unknown:
             raise ValueError(f"not registry columns: {sorted(unknown)}")
@@ -54,18 +130,6 @@ class JobStore(Database):
         assignments = ", ".join(f"{name} = :{name}" for name in changes)
         with self.transaction() as db:
             db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = :job_id", params)
-
-    def record_exit_if_absent(
-        self, job_id: str, *, exit_code: int | None, exit_signal: int | None, end_time: str, end_detail: str | None
-    ) -> bool:
-        """Write the exit record unless one exists already (the first writer wins)."""
-        with self.transaction() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET exit_code = ?, exit_signal = ?, end_time = ?, end_detail = ? "
-                "WHERE job_id = ? AND end_time IS NULL",
-                (exit_code, exit_signal, end_time, end_detail, job_id),
-            )
-            return cursor.rowcount == 1
 
     def record_processes(self, job_id: str, processes: Iterable[tuple[int, float]]) -> None:
         """Remember descendants seen while the job ran, so cancel finds them after they leave its group."""
@@ -165,6 +229,23 @@ class JobStore(Database):
         with self._guard():
             rows = self._db.execute("SELECT job_id FROM job_dependencies WHERE depends_on = ?", (job_id,))
             return [r[0] for r in rows]
+
+
+def _write_exit(
+    db: sqlite3.Connection,
+    job_id: str,
+    *,
+    exit_code: int | None = None,
+    exit_signal: int | None = None,
+    detail: str | None = None,
+) -> bool:
+    """The exit record rule, inside the caller's transaction: written once, ended now; True if written."""
+    cursor = db.execute(
+        "UPDATE jobs SET exit_code = ?, exit_signal = ?, end_time = ?, end_detail = ? "
+        "WHERE job_id = ? AND end_time IS NULL",
+        (exit_code, exit_signal, now_iso(), detail, job_id),
+    )
+    return cursor.rowcount == 1
 
 
 def _insert_job_sql(row: dict[str, object], *, or_ignore: bool = False) -> str:
