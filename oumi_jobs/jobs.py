@@ -97,7 +97,7 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     with Registry.open(paths) as registry:
         depends_on = _resolve_dependencies(registry, job_id, request.after)
         if request.parallel is not None:
-            queues.set_parallel(registry, cluster, request.parallel)
+            registry.set_parallel(cluster, request.parallel)
         registry.add(dataclasses.replace(record, depends_on=depends_on))
         ensure_private_dir(log_dir)
         env = dict(os.environ) | dict(plan.env_overrides)

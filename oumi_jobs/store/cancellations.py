@@ -10,11 +10,13 @@ second termination, and takes over one whose owner died.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from oumi_jobs.errors import JobNotFoundError, UsageError
 from oumi_jobs.local.procs import boot_id, identify, is_alive
@@ -107,6 +109,17 @@ def _record_from_row(row: sqlite3.Row, steps: Sequence[CancellationStep]) -> Can
         detail=row["detail"],
         steps=tuple(steps),
     )
+
+
+class CancellationSummary(NamedTuple):
+    """What the metrics count of one cancellation (no steps: cheap to read for every record)."""
+
+    cloud: str
+    force: bool
+    status: str
+    requested_at: str
+    finished_at: str | None
+    runners_signalled: int
 
 
 @dataclass(frozen=True)
@@ -296,6 +309,13 @@ class CancellationTracker:
         ).fetchone()
         return row is not None
 
+    def summaries(self) -> list[CancellationSummary]:
+        """Every cancellation, in brief, for the metrics (which are derived from all of them each time)."""
+        rows = self.registry.execute(
+            "SELECT cloud, force, status, requested_at, finished_at, runners_signalled FROM cancellations"
+        ).fetchall()
+        return [CancellationSummary(r[0], bool(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
     def owner_pid(self, cancellation_id: str) -> int | None:
         row = self.registry.execute(
             "SELECT owner_pid FROM cancellations WHERE cancellation_id = ?", (cancellation_id,)
@@ -304,7 +324,5 @@ class CancellationTracker:
 
 
 def identify_self() -> tuple[int, float | None, str]:
-    import os
-
     identity = identify(os.getpid())
     return os.getpid(), identity.start_time if identity else None, boot_id()

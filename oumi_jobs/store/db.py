@@ -8,8 +8,8 @@ oumi-jobs stops the command with an error naming the file, and is never
 written to.
 
 :class:`Database` owns the connection and its plumbing (``transaction``,
-``execute``); the operations on jobs and cancellations are built on it in the
-sibling modules.
+``execute``); the operations on jobs, queues and cancellations are built on it
+in the sibling modules.
 """
 
 from __future__ import annotations

@@ -230,6 +230,15 @@ class JobStore(Database):
             rows = self._db.execute("SELECT job_id FROM job_dependencies WHERE depends_on = ?", (job_id,))
             return [r[0] for r in rows]
 
+    def needed_by_waiting_jobs(self) -> set[str]:
+        """Jobs that a job not yet ended names in ``--after``: its supervisor still has to read them."""
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT d.depends_on FROM job_dependencies d JOIN jobs j ON j.job_id = d.job_id "
+                "WHERE j.end_time IS NULL"
+            )
+            return {row[0] for row in rows}
+
 
 def _write_exit(
     db: sqlite3.Connection,

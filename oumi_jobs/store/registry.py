@@ -6,7 +6,10 @@ in the module named for what it works on:
 
 * :mod:`oumi_jobs.store.db`: opening (WAL, the refusal of foreign files,
   migrations) and the connection's plumbing;
-* :mod:`oumi_jobs.store.jobs`: jobs;
+* :mod:`oumi_jobs.store.jobs`: jobs, and the rules of a job's life
+  (``record_exit``, ``end_before_start``, ``claim_start``, ``record_launch``:
+  who writes ``end_time`` is answered there);
+* :mod:`oumi_jobs.store.queues`: local clusters' queues;
 * :mod:`oumi_jobs.store.cancellations`: cancellation records, through a
   ``CancellationTracker`` over an open registry.
 """
@@ -15,10 +18,11 @@ from __future__ import annotations
 
 from oumi_jobs.store.jobs import JobStore
 from oumi_jobs.store.migrations import MIGRATIONS
+from oumi_jobs.store.queues import QueueStore
 from oumi_jobs.store.records import JobRecord
 
 __all__ = ["MIGRATIONS", "JobRecord", "Registry"]
 
 
-class Registry(JobStore):
+class Registry(JobStore, QueueStore):
     """An open registry.  Use :meth:`open` as a context manager: ``with Registry.open(paths) as registry:``."""
