@@ -7,9 +7,9 @@ that is not an SQLite database, is corrupt, or was written by a newer
 oumi-jobs stops the command with an error naming the file, and is never
 written to.
 
-:class:`Database` owns the connection and its plumbing (``transaction``,
-``execute``); the operations on jobs, queues and cancellations are built on it
-in the sibling modules.
+:class:`Database` owns the connection and its plumbing (``_transaction``,
+``_execute``), which only the store's own modules use; the operations on jobs,
+queues and cancellations are built on it in the sibling modules.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Database:
         applied = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
         if all(name in applied for name, _ in MIGRATIONS):
             return  # the common case, without taking the write lock
-        with self.transaction():
+        with self._transaction():
             # Read again under the lock: another process may have migrated meanwhile.
             applied = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
             for name, sql in MIGRATIONS:
@@ -128,7 +128,7 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- plumbing --------------------------------------------------------------
+    # -- plumbing, for the store's own modules only ------------------------------
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """SQLite's errors as the one-line RegistryError that names the file."""
@@ -138,7 +138,7 @@ class Database:
             raise RegistryError(f"cannot use the registry {self.path}: {exc}") from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction; taken at once (IMMEDIATE) so writers queue instead of deadlocking."""
         with self._guard():
             self._db.execute("BEGIN IMMEDIATE")
@@ -149,10 +149,26 @@ class Database:
                 raise
             self._db.execute("COMMIT")
 
-    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
-        """Run one statement (autocommit) with registry errors mapped.  For sibling core modules."""
+    def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """Run one statement (autocommit) with registry errors mapped."""
         with self._guard():
             return self._db.execute(sql, params)
+
+    # -- the database itself (tests, and a future `registry check`) --------------
+    def applied_migrations(self) -> list[str]:
+        """Names of the migrations this file has applied, sorted (they sort in the order of MIGRATIONS)."""
+        return [r[0] for r in self._execute("SELECT name FROM _migrations ORDER BY name")]
+
+    def columns(self, table: str) -> list[str]:
+        """The columns of ``table``, in order."""
+        return [r[0] for r in self._execute("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))]
+
+    def journal_mode(self) -> str:
+        return str(self._execute("PRAGMA journal_mode").fetchone()[0])
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's integrity check: ``["ok"]``, or the problems it found."""
+        return [str(r[0]) for r in self._execute("PRAGMA integrity_check")]
 
 
 def _create_private_file(path: Path) -> None:

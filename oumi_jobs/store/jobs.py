@@ -58,7 +58,7 @@ class JobStore(Database):
         self, job_id: str, *, exit_code: int | None = None, exit_signal: int | None = None, detail: str | None = None
     ) -> bool:
         """Write the job's exit record, ended now, unless it has one (the first writer wins); True if written."""
-        with self.transaction() as db:
+        with self._transaction() as db:
             return _write_exit(db, job_id, exit_code=exit_code, exit_signal=exit_signal, detail=detail)
 
     def end_before_start(self, job_id: str, detail: str) -> bool:
@@ -66,7 +66,7 @@ class JobStore(Database):
 
         True if this wrote the exit record (the job had none yet).
         """
-        with self.transaction() as db:
+        with self._transaction() as db:
             db.execute("UPDATE jobs SET cancel_requested = 1 WHERE job_id = ?", (job_id,))
             return _write_exit(db, job_id, detail=detail)
 
@@ -76,7 +76,7 @@ class JobStore(Database):
         No if the job is gone or already has an exit record; no if a cancel was
         requested, which then ends the job ("cancelled before it started").
         """
-        with self.transaction() as db:
+        with self._transaction() as db:
             row = db.execute("SELECT cancel_requested, end_time FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
             if row is None or row["end_time"] is not None:
                 return False
@@ -91,7 +91,7 @@ class JobStore(Database):
         One transaction writes the identity and reads the flag, so a cancel
         either lands before it (and is returned here) or finds the identity.
         """
-        with self.transaction() as db:
+        with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET cluster = ?, launcher_job_id = ?, started_at = ? WHERE job_id = ?",
                 (cluster, launcher_job_id, now_iso(), job_id),
@@ -102,7 +102,7 @@ class JobStore(Database):
     # -- writing records ---------------------------------------------------------
     def add(self, record: JobRecord) -> None:
         row = record_to_row(record)
-        with self.transaction() as db:
+        with self._transaction() as db:
             if db.execute("SELECT 1 FROM jobs WHERE job_id = ?", (record.job_id,)).fetchone():
                 raise ConflictError(f"a job with id {record.job_id!r} already exists; choose another --name")
             db.execute(_insert_job_sql(row), row)
@@ -114,7 +114,7 @@ class JobStore(Database):
     def add_many_if_absent(self, records: Iterable[JobRecord]) -> list[str]:
         """Insert the records whose ids are not present yet; returns the ids inserted."""
         inserted = []
-        with self.transaction() as db:
+        with self._transaction() as db:
             for record in records:
                 row = record_to_row(record)
                 if db.execute(_insert_job_sql(row, or_ignore=True), row).rowcount:
@@ -128,12 +128,12 @@ class JobStore(Database):
             raise ValueError(f"not registry columns: {sorted(unknown)}")
         params = {name: to_column(name, value) for name, value in changes.items()} | {"job_id": job_id}
         assignments = ", ".join(f"{name} = :{name}" for name in changes)
-        with self.transaction() as db:
+        with self._transaction() as db:
             db.execute(f"UPDATE jobs SET {assignments} WHERE job_id = :job_id", params)
 
     def record_processes(self, job_id: str, processes: Iterable[tuple[int, float]]) -> None:
         """Remember descendants seen while the job ran, so cancel finds them after they leave its group."""
-        with self.transaction() as db:
+        with self._transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO job_processes (job_id, pid, start_time) VALUES (?, ?, ?)",
                 [(job_id, pid, start) for pid, start in processes],
@@ -142,7 +142,7 @@ class JobStore(Database):
     def delete(self, job_ids: Iterable[str]) -> list[str]:
         """Delete the given jobs; returns those that were present."""
         removed = []
-        with self.transaction() as db:
+        with self._transaction() as db:
             for job_id in job_ids:
                 if db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,)).rowcount:
                     removed.append(job_id)

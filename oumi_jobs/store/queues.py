@@ -21,7 +21,7 @@ class QueueStore(Database):
         """How many jobs of ``cluster`` may run at once, from now on (for jobs already queued too)."""
         if not 1 <= parallel <= MAX_PARALLEL:
             raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}")
-        self.execute(
+        self._execute(
             "INSERT INTO clusters (name, parallel) VALUES (?, ?) "
             "ON CONFLICT (name) DO UPDATE SET parallel = excluded.parallel",
             (cluster, parallel),
@@ -29,7 +29,7 @@ class QueueStore(Database):
 
     def parallel_of(self, cluster: str) -> int:
         """The cluster's parallelism: 1 unless ``set_parallel`` said otherwise."""
-        row = self.execute("SELECT parallel FROM clusters WHERE name = ?", (cluster,)).fetchone()
+        row = self._execute("SELECT parallel FROM clusters WHERE name = ?", (cluster,)).fetchone()
         return int(row[0]) if row else 1
 
     def waiting_ahead(self, job_id: str, cluster: str | None, *, enough: int | None = None) -> int:
@@ -40,7 +40,7 @@ class QueueStore(Database):
         (the caller only needs to know whether it is among the first few), so
         the rows further back are never read.
         """
-        rows = self.execute(
+        rows = self._execute(
             "SELECT supervisor_pid, supervisor_start_time, boot_id FROM jobs "
             "WHERE cloud = 'local' AND cluster = ? AND ready_at IS NOT NULL AND pid IS NULL AND end_time IS NULL "
             "AND rowid < (SELECT rowid FROM jobs WHERE job_id = ?) ORDER BY rowid",
@@ -56,7 +56,7 @@ class QueueStore(Database):
 
     def running_count(self, cluster: str | None) -> int:
         """Local jobs of ``cluster`` whose process was started and has no exit record yet."""
-        row = self.execute(
+        row = self._execute(
             "SELECT COUNT(*) FROM jobs WHERE cloud = 'local' AND cluster = ? AND pid IS NOT NULL AND end_time IS NULL",
             (cluster,),
         ).fetchone()

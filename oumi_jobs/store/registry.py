@@ -5,7 +5,8 @@ write the registry database; it has every store operation, each defined once
 in the module named for what it works on:
 
 * :mod:`oumi_jobs.store.db`: opening (WAL, the refusal of foreign files,
-  migrations) and the connection's plumbing;
+  migrations) and the database itself (``applied_migrations``, ``columns``,
+  ``journal_mode``, ``integrity_check``);
 * :mod:`oumi_jobs.store.jobs`: jobs, and the rules of a job's life
   (``record_exit``, ``end_before_start``, ``claim_start``, ``record_launch``:
   who writes ``end_time`` is answered there);
