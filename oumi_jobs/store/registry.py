@@ -13,6 +13,8 @@ in the module named for what it works on:
 * :mod:`oumi_jobs.store.queues`: local clusters' queues;
 * :mod:`oumi_jobs.store.cancellations`: cancellation records, through a
   ``CancellationTracker`` over an open registry.
+
+No module outside ``oumi_jobs/store/`` contains SQL (tests/test_architecture.py).
 """
 
 from __future__ import annotations
