@@ -97,7 +97,7 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     with Registry.open(paths) as registry:
         depends_on = _resolve_dependencies(registry, job_id, request.after)
         if request.parallel is not None:
-            queues.set_parallel(registry, cluster, request.parallel)
+            registry.set_parallel(cluster, request.parallel)
         registry.add(dataclasses.replace(record, depends_on=depends_on))
         ensure_private_dir(log_dir)
         env = dict(os.environ) | dict(plan.env_overrides)
@@ -151,9 +151,7 @@ def _start_detached(
     try:
         pid = detach.spawn_daemon(paths, module, job_id, env)
     except (OSError, RuntimeError) as exc:
-        registry.record_exit_if_absent(
-            job_id, exit_code=None, exit_signal=None, end_time=now_iso(), end_detail=f"not {past}: {exc}"
-        )
+        registry.record_exit(job_id, detail=f"not {past}: {exc}")
         raise OumiJobsError(f"cannot {verb} job {job_id}: {exc}") from exc
     identity = identify(pid)
     registry.update(job_id, supervisor_pid=pid, supervisor_start_time=identity.start_time if identity else None)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.states import State
+from oumi_jobs.store.cancellations import CancellationTracker
 from oumi_jobs.store.registry import Registry
 from oumi_jobs.timestamps import from_iso
 from oumi_jobs.views import view_of
@@ -38,10 +39,7 @@ def build_registry(registry: Registry):  # -> prometheus_client.CollectorRegistr
     )  # fmt: skip
     jobs = Gauge("oumi_jobs_jobs", "Registered jobs by state.", ("state",), registry=metrics)
 
-    rows = registry.execute(
-        "SELECT cloud, force, status, requested_at, finished_at, runners_signalled FROM cancellations"
-    ).fetchall()
-    for cloud, force, status, requested_at, finished_at, signalled in rows:
+    for cloud, force, status, requested_at, finished_at, signalled in CancellationTracker(registry).summaries():
         key = (cloud, "force" if force else "graceful")
         requests.labels(*key).inc()
         terminated.labels(*key).inc(signalled)

@@ -44,7 +44,7 @@ def prune(
     cutoff = to_iso(now() - age)
     with Registry.open(paths) as registry:
         candidates, kept = [], 0
-        needed = _needed_by_waiting_jobs(registry)
+        needed = registry.needed_by_waiting_jobs()
         old = registry.jobs(before=cutoff, newest_first=False)
         done_on_clouds = _done_on_their_clouds(old, cloud_timeout_s)
         for record in old:
@@ -78,14 +78,6 @@ def _done_on_their_clouds(records: list[JobRecord], timeout_s: float) -> set[tup
 
     answers = launcher.list_clouds(clouds, timeout_s=timeout_s)
     return {(j.cloud, j.cluster, j.launcher_job_id) for a in answers.values() for j in a.jobs if j.done}
-
-
-def _needed_by_waiting_jobs(registry: Registry) -> set[str]:
-    """Jobs that a job not yet done names in ``--after``: its supervisor still has to read them."""
-    rows = registry.execute(
-        "SELECT d.depends_on FROM job_dependencies d JOIN jobs j ON j.job_id = d.job_id WHERE j.end_time IS NULL"
-    )
-    return {row[0] for row in rows}
 
 
 def _remove_job_logs(paths: Paths, job_id: str, *files: str | None) -> None:

@@ -7,6 +7,7 @@ name the file and line that breaks a rule.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +110,69 @@ def test_own_modules_are_imported_at_the_top_of_each_file() -> None:
             if not top_level and any(_targets(node, name)):
                 offenders.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
     assert offenders == []
+
+
+# SQL as it is written: a statement's first words, in capitals (prose says "select", "update").
+_SQL = re.compile(
+    r"\b(SELECT\b.+\bFROM|INSERT\s+(OR\s+\w+\s+)?INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
+    r"(CREATE|DROP|ALTER)\s+(TABLE|INDEX)|PRAGMA\s+\w+|BEGIN\s+(IMMEDIATE|EXCLUSIVE|DEFERRED)|ROLLBACK|COMMIT)\b",
+    re.DOTALL,
+)
+STORE = "oumi_jobs.store"
+_RUNS_SQL = {"execute", "executemany", "executescript", "_execute", "_transaction"}
+
+
+def _string_texts(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Every string literal, an f-string's pieces joined around ``?`` (SQL is often built with one)."""
+    pieces: set[int] = set()  # an f-string's constant pieces, read with the f-string
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            pieces.update(id(v) for v in node.values)
+            yield node.lineno, "".join(str(v.value) if isinstance(v, ast.Constant) else "?" for v in node.values)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in pieces:
+            yield node.lineno, node.value
+
+
+def _sql_offences(source: str, where: str) -> list[str]:
+    """SQL in ``source``: SQL text in a string, a call that runs SQL, or sqlite3 imported."""
+    offences = []
+    tree = ast.parse(source, where)
+    for lineno, text in _string_texts(tree):
+        if _SQL.search(text):
+            offences.append(f"{where}:{lineno}: SQL in a string")
+    for node in ast.walk(tree):
+        # The store's own plumbing (Registry._execute, ._transaction) counts too.
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _RUNS_SQL:
+            offences.append(f"{where}:{node.lineno}: .{node.func.attr}(")
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            if "sqlite3" in names:
+                offences.append(f"{where}:{node.lineno}: imports sqlite3")
+    return offences
+
+
+def test_only_the_store_contains_sql() -> None:
+    """One owner of the database: every statement lives in oumi_jobs/store/, behind a named operation."""
+    offenders = []
+    for name, path in MODULES.items():
+        if name == STORE or name.startswith(STORE + "."):
+            continue
+        offenders += _sql_offences(path.read_text(), str(path.relative_to(PACKAGE.parent)))
+    assert offenders == []
+
+
+def test_the_sql_finder_finds_sql() -> None:
+    found = _sql_offences(
+        'import sqlite3\nq = "SELECT a\\n FROM t"\nf"UPDATE jobs SET {x} = 1"\nregistry.execute("x")\n'
+        'f"INSERT OR IGNORE INTO jobs ({c})"\n"PRAGMA journal_mode"\n',
+        "m.py",
+    )
+    assert sorted(found) == [
+        "m.py:1: imports sqlite3",
+        "m.py:2: SQL in a string",
+        "m.py:3: SQL in a string",
+        "m.py:4: .execute(",
+        "m.py:5: SQL in a string",
+        "m.py:6: SQL in a string",
+    ]
+    assert _sql_offences('"""Select a job, then update its record and delete the rest."""\n', "m.py") == []

@@ -64,9 +64,9 @@ def test_registry_from_a_newer_version_is_refused(paths, cli):
 
 def test_migrations_are_recorded_and_status_is_never_a_column(paths):
     with Registry.open(paths) as registry:
-        applied = [r[0] for r in registry.execute("SELECT name FROM _migrations ORDER BY name")]
-        columns = {r[1] for r in registry.execute("PRAGMA table_info(jobs)")}
-        journal = registry.execute("PRAGMA journal_mode").fetchone()[0]
+        applied = registry.applied_migrations()
+        columns = set(registry.columns("jobs"))
+        journal = registry.journal_mode()
     assert applied == [name for name, _ in MIGRATIONS]
     assert "status" not in columns and "state" not in columns
     assert journal == "wal"
@@ -84,7 +84,7 @@ def test_old_schema_is_migrated_on_open(paths):
     db.close()
     with Registry.open(paths) as registry:
         assert registry.get("old-job") is not None
-        assert {r[0] for r in registry.execute("SELECT name FROM _migrations")} == {n for n, _ in MIGRATIONS}
+        assert set(registry.applied_migrations()) == {n for n, _ in MIGRATIONS}
 
 
 LEGACY = [
@@ -198,7 +198,7 @@ def test_eight_processes_submit_800_jobs_while_prune_runs(paths, job_config, tmp
     assert len(submitted) == 800 == len(set(submitted))
     with Registry.open(paths) as registry:
         present = {r.job_id for r in registry.jobs()}
-        assert registry.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert registry.integrity_check()[0] == "ok"
     assert present == set(submitted)
 
 

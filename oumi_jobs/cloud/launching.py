@@ -21,7 +21,6 @@ from oumi_jobs.local.detach import daemonize
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.cancellations import CancellationStatus, CancellationTracker, StepStatus
 from oumi_jobs.store.registry import Registry
-from oumi_jobs.timestamps import now_iso
 
 
 def staged_config(paths: Paths, job_id: str) -> Path:
@@ -44,8 +43,7 @@ def launch(paths: Paths, job_id: str) -> int:
         if record is None:
             return 1
         if record.cancel_requested:
-            registry.record_exit_if_absent(job_id, exit_code=None, exit_signal=None, end_time=now_iso(),
-                                           end_detail="cancelled before launch")  # fmt: skip
+            registry.end_before_start(job_id, "cancelled before launch")
             _finish_cancellation(registry, job_id, "prevent_start", "cancelled before launcher.up", "cancelled")
             return 0
     oumi_launcher = launcher.load()
@@ -58,18 +56,11 @@ def launch(paths: Paths, job_id: str) -> int:
         _cluster, status = oumi_launcher.up(config, record.cluster)
     except Exception as exc:  # the launcher's own message is what the user needs
         with Registry.open(paths) as registry:
-            registry.record_exit_if_absent(job_id, exit_code=None, exit_signal=None, end_time=now_iso(),
-                                           end_detail=f"launch failed: {type(exc).__name__}: {exc}")  # fmt: skip
+            registry.record_exit(job_id, detail=f"launch failed: {type(exc).__name__}: {exc}")
             _finish_cancellation(registry, job_id, "launcher_up", f"launch failed: {exc}", "failed")
         return 0
     with Registry.open(paths) as registry:
-        with registry.transaction() as db:
-            db.execute(
-                "UPDATE jobs SET cluster = ?, launcher_job_id = ?, started_at = ? WHERE job_id = ?",
-                (status.cluster, str(status.id), now_iso(), job_id),
-            )
-            cancel_now = db.execute("SELECT cancel_requested FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
-        if cancel_now:
+        if registry.record_launch(job_id, status.cluster, str(status.id)):
             answer = oumi_launcher.cancel(str(status.id), record.cloud, status.cluster)
             _finish_cancellation(
                 registry, job_id, "launcher_cancel",

@@ -20,16 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from oumi_jobs.errors import UsageError
 from oumi_jobs.ids import slugify
-from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.states import State, recorded_state
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
 DEFAULT_CLUSTER = "local"
-MAX_PARALLEL = 1024
 # The head of a queue polls fast, so a freed slot is taken within ~50 ms;
 # jobs further back poll more slowly to keep the registry quiet.
 HEAD_POLL_S = 0.05
@@ -43,21 +40,6 @@ class Lease:
 
     slot: int
     fd: int
-
-
-def set_parallel(registry: Registry, cluster: str, parallel: int) -> None:
-
-    if not 1 <= parallel <= MAX_PARALLEL:
-        raise UsageError(f"--parallel must be between 1 and {MAX_PARALLEL}")
-    registry.execute(
-        "INSERT INTO clusters (name, parallel) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET parallel = excluded.parallel",
-        (cluster, parallel),
-    )
-
-
-def parallel_of(registry: Registry, cluster: str) -> int:
-    row = registry.execute("SELECT parallel FROM clusters WHERE name = ?", (cluster,)).fetchone()
-    return int(row[0]) if row else 1
 
 
 def slot_file(paths: Paths, cluster: str, slot: int) -> Path:
@@ -102,33 +84,6 @@ def dependency_verdict(registry: Registry, record: JobRecord) -> tuple[str, str 
     return ("wait", f"waiting for {waiting_on} to succeed") if waiting_on else ("go", None)
 
 
-def _waiting_ahead(registry: Registry, record: JobRecord, enough: int) -> int:
-    """Live jobs ready and waiting ahead of ``record`` in its queue (counting stops at ``enough``)."""
-    rows = registry.execute(
-        "SELECT job_id, supervisor_pid, supervisor_start_time, boot_id FROM jobs "
-        "WHERE cloud = 'local' AND cluster = ? AND ready_at IS NOT NULL AND pid IS NULL AND end_time IS NULL "
-        "AND rowid < (SELECT rowid FROM jobs WHERE job_id = ?) ORDER BY rowid",
-        (record.cluster, record.job_id),
-    )
-    ahead = 0
-    for _job_id, sup_pid, sup_start, sup_boot in rows:
-        if is_alive(sup_pid, sup_start, sup_boot):
-            ahead += 1
-            if ahead >= enough:
-                break
-    return ahead
-
-
-def _end_before_start(registry: Registry, job_id: str, detail: str) -> None:
-    """The job will never start: flag it cancelled and write its exit record, in one transaction."""
-    with registry.transaction() as db:
-        db.execute(
-            "UPDATE jobs SET cancel_requested = 1, end_time = COALESCE(end_time, ?), "
-            "end_detail = COALESCE(end_detail, ?) WHERE job_id = ?",
-            (now_iso(), detail, job_id),
-        )
-
-
 def wait_for_turn(paths: Paths, registry: Registry, job_id: str) -> Lease | None:
     """Block until the job may start and hold a slot; None if it must never start."""
     while True:
@@ -136,19 +91,19 @@ def wait_for_turn(paths: Paths, registry: Registry, job_id: str) -> Lease | None
         if record is None or record.has_exit_record:
             return None
         if record.cancel_requested:
-            _end_before_start(registry, job_id, "cancelled before it started")
+            registry.end_before_start(job_id, "cancelled before it started")
             return None
         verdict, why = dependency_verdict(registry, record)
         if verdict == "cancel":
-            _end_before_start(registry, job_id, f"never started: {why}")
+            registry.end_before_start(job_id, f"never started: {why}")
             return None
         if verdict == "wait":
             time.sleep(DEPENDENCY_POLL_S)
             continue
         if record.ready_at is None:
             registry.update(job_id, ready_at=now_iso())
-        parallel = parallel_of(registry, record.cluster or DEFAULT_CLUSTER)
-        ahead = _waiting_ahead(registry, record, parallel)
+        parallel = registry.parallel_of(record.cluster or DEFAULT_CLUSTER)
+        ahead = registry.waiting_ahead(job_id, record.cluster, enough=parallel)
         if ahead < parallel and ahead < free_slots(paths, record.cluster or DEFAULT_CLUSTER, parallel):
             for slot in range(parallel):
                 fd = _try_lock(slot_file(paths, record.cluster or DEFAULT_CLUSTER, slot))
@@ -165,9 +120,6 @@ def queue_detail(registry: Registry, record: JobRecord) -> str | None:
         verdict, why = dependency_verdict(registry, record)
         if verdict == "wait":
             return why
-    ahead = _waiting_ahead(registry, record, 10**9)
-    running = registry.execute(
-        "SELECT COUNT(*) FROM jobs WHERE cloud = 'local' AND cluster = ? AND pid IS NOT NULL AND end_time IS NULL",
-        (record.cluster,),
-    ).fetchone()[0]
+    ahead = registry.waiting_ahead(record.job_id, record.cluster)
+    running = registry.running_count(record.cluster)
     return f"position {ahead + 1} in queue {record.cluster} ({running} running)"

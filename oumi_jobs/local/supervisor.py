@@ -45,25 +45,10 @@ def supervise(paths: Paths, job_id: str) -> int:
             print(f"oumi-jobs supervisor: job {job_id} is not in the registry", file=sys.stderr)
             return 1
         lease = wait_for_turn(paths, registry, job_id)
-        if lease is None or not _claim_start(registry, job_id):
+        if lease is None or not registry.claim_start(job_id):
             return 0
     # The slot's lock is inherited by the job: it stays taken while any process of the job lives.
     return _run_job(paths, record, lease.fd)
-
-
-def _claim_start(registry: Registry, job_id: str) -> bool:
-    """Start only if no cancel was requested: checked and decided in one transaction."""
-    with registry.transaction() as db:
-        row = db.execute("SELECT cancel_requested, end_time FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-        if row is None or row[1] is not None:
-            return False
-        if row[0]:
-            db.execute(
-                "UPDATE jobs SET end_time = ?, end_detail = 'cancelled before it started' WHERE job_id = ?",
-                (now_iso(), job_id),
-            )
-            return False
-    return True
 
 
 def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
@@ -86,9 +71,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
         detail = f"cannot start {record.argv[0]!r}: {exc.strerror or exc}"
         os.write(stderr_fd, f"oumi-jobs: {detail}\n".encode())
         with Registry.open(paths) as registry:
-            registry.record_exit_if_absent(
-                record.job_id, exit_code=EXIT_CANNOT_START, exit_signal=None, end_time=now_iso(), end_detail=detail
-            )
+            registry.record_exit(record.job_id, exit_code=EXIT_CANNOT_START, detail=detail)
         return 0
     finally:
         os.close(stdout_fd)
@@ -113,12 +96,10 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
         )
     returncode = _wait_recording_descendants(paths, record.job_id, process)
     with Registry.open(paths) as registry:
-        registry.record_exit_if_absent(
+        registry.record_exit(
             record.job_id,
             exit_code=returncode if returncode >= 0 else None,
             exit_signal=-returncode if returncode < 0 else None,
-            end_time=now_iso(),
-            end_detail=None,
         )
     return 0
 

@@ -10,11 +10,13 @@ second termination, and takes over one whose owner died.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from oumi_jobs.errors import JobNotFoundError, UsageError
 from oumi_jobs.local.procs import boot_id, identify, is_alive
@@ -109,6 +111,17 @@ def _record_from_row(row: sqlite3.Row, steps: Sequence[CancellationStep]) -> Can
     )
 
 
+class CancellationSummary(NamedTuple):
+    """What the metrics count of one cancellation (no steps: cheap to read for every record)."""
+
+    cloud: str
+    force: bool
+    status: str
+    requested_at: str
+    finished_at: str | None
+    runners_signalled: int
+
+
 @dataclass(frozen=True)
 class Claim:
     """The outcome of asking to cancel: our own new record, or one we join or take over."""
@@ -144,7 +157,7 @@ class CancellationTracker:
         termination and report one record.
         """
         me = identify_self()
-        with self.registry.transaction() as db:
+        with self.registry._transaction() as db:
             if set_flag:
                 db.execute("UPDATE jobs SET cancel_requested = 1 WHERE job_id = ?", (job_id,))
             row = db.execute(
@@ -178,7 +191,7 @@ class CancellationTracker:
     def hand_over(self, cancellation_id: str, pid: int) -> None:
         """Make another process (the detached finisher of ``--no-wait``) the owner."""
         identity = identify(pid)
-        with self.registry.transaction() as db:
+        with self.registry._transaction() as db:
             db.execute(
                 "UPDATE cancellations SET owner_pid = ?, owner_start_time = ?, owner_boot_id = ? "
                 "WHERE cancellation_id = ?",
@@ -186,12 +199,12 @@ class CancellationTracker:
             )
 
     def set_status(self, cancellation_id: str, status: CancellationStatus) -> None:
-        self.registry.execute(
+        self.registry._execute(
             "UPDATE cancellations SET status = ? WHERE cancellation_id = ?", (status.value, cancellation_id)
         )
 
     def begin_step(self, cancellation_id: str, name: str, detail: str | None = None) -> int:
-        with self.registry.transaction() as db:
+        with self.registry._transaction() as db:
             seq = db.execute(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM cancellation_steps WHERE cancellation_id = ?",
                 (cancellation_id,),
@@ -204,14 +217,14 @@ class CancellationTracker:
         return int(seq)
 
     def end_step(self, cancellation_id: str, seq: int, status: StepStatus, detail: str | None = None) -> None:
-        self.registry.execute(
+        self.registry._execute(
             "UPDATE cancellation_steps SET status = ?, ended_at = ?, detail = COALESCE(?, detail) "
             "WHERE cancellation_id = ? AND seq = ?",
             (status.value, now_iso(), detail, cancellation_id, seq),
         )
 
     def add_signalled(self, cancellation_id: str, count: int) -> None:
-        self.registry.execute(
+        self.registry._execute(
             "UPDATE cancellations SET runners_signalled = runners_signalled + ? WHERE cancellation_id = ?",
             (count, cancellation_id),
         )
@@ -225,7 +238,7 @@ class CancellationTracker:
         survivors: Sequence[int] = (),
         detail: str | None = None,
     ) -> CancellationRecord:
-        self.registry.execute(
+        self.registry._execute(
             "UPDATE cancellations SET status = ?, finished_at = ?, final_state = ?, survivors = ?, detail = ? "
             "WHERE cancellation_id = ?",
             (status.value, now_iso(), final_state, json.dumps(list(survivors)), detail, cancellation_id),
@@ -236,13 +249,13 @@ class CancellationTracker:
 
     # -- reading ---------------------------------------------------------------
     def get(self, cancellation_id: str) -> CancellationRecord | None:
-        row = self.registry.execute(
+        row = self.registry._execute(
             "SELECT * FROM cancellations WHERE cancellation_id = ?", (cancellation_id,)
         ).fetchone()
         return None if row is None else _record_from_row(row, self._steps(cancellation_id))
 
     def _steps(self, cancellation_id: str) -> list[CancellationStep]:
-        rows = self.registry.execute(
+        rows = self.registry._execute(
             "SELECT * FROM cancellation_steps WHERE cancellation_id = ? ORDER BY seq", (cancellation_id,)
         )
         return [
@@ -251,7 +264,7 @@ class CancellationTracker:
         ]
 
     def latest_for_job(self, job_id: str) -> CancellationRecord:
-        row = self.registry.execute(
+        row = self.registry._execute(
             "SELECT cancellation_id FROM cancellations WHERE job_id = ? ORDER BY requested_at DESC, rowid DESC LIMIT 1",
             (job_id,),
         ).fetchone()
@@ -283,7 +296,7 @@ class CancellationTracker:
                 raise UsageError(f"unknown cancellation status {status!r}; statuses: {choices}") from None
             clauses.append("status = ?")
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = self.registry.execute(
+        rows = self.registry._execute(
             f"SELECT cancellation_id FROM cancellations {where} ORDER BY requested_at DESC, rowid DESC "
             "LIMIT ? OFFSET ?",
             (*params, limit, offset),
@@ -291,20 +304,25 @@ class CancellationTracker:
         return [record for r in rows if (record := self.get(r[0])) is not None]
 
     def active_for_job(self, job_id: str) -> bool:
-        row = self.registry.execute(
+        row = self.registry._execute(
             "SELECT 1 FROM cancellations WHERE job_id = ? AND status IN ('requested', 'in_progress')", (job_id,)
         ).fetchone()
         return row is not None
 
+    def summaries(self) -> list[CancellationSummary]:
+        """Every cancellation, in brief, for the metrics (which are derived from all of them each time)."""
+        rows = self.registry._execute(
+            "SELECT cloud, force, status, requested_at, finished_at, runners_signalled FROM cancellations"
+        ).fetchall()
+        return [CancellationSummary(r[0], bool(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
     def owner_pid(self, cancellation_id: str) -> int | None:
-        row = self.registry.execute(
+        row = self.registry._execute(
             "SELECT owner_pid FROM cancellations WHERE cancellation_id = ?", (cancellation_id,)
         ).fetchone()
         return None if row is None else row[0]
 
 
 def identify_self() -> tuple[int, float | None, str]:
-    import os
-
     identity = identify(os.getpid())
     return os.getpid(), identity.start_time if identity else None, boot_id()

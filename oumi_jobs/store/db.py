@@ -1,0 +1,197 @@
+"""Opening the registry database: the one connection every store operation uses.
+
+SQLite in WAL mode with a generous busy timeout, so a terminal, scripts, cron
+and the supervisors can all write at once without losing a record.  The
+schema migrates itself on open (:mod:`oumi_jobs.store.migrations`).  A file
+that is not an SQLite database, is corrupt, or was written by a newer
+oumi-jobs stops the command with an error naming the file, and is never
+written to.
+
+:class:`Database` owns the connection and its plumbing (``_transaction``,
+``_execute``), which only the store's own modules use; the operations on jobs,
+queues and cancellations are built on it in the sibling modules.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from oumi_jobs.errors import RegistryError
+from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.store.migrations import MIGRATIONS
+from oumi_jobs.timestamps import now_iso
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 60.0
+# Connections this process has open, per database file, and the lock that
+# guards the count together with every raw touch of the file (see Database.open).
+_OPEN_LOCK = threading.Lock()
+_open_connections: dict[Path, int] = {}
+
+_DB = TypeVar("_DB", bound="Database")
+
+
+class Database:
+    """An open registry database.  Use :meth:`open` as a context manager."""
+
+    def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
+        self.path = path
+        self._db = connection
+
+    # -- opening and closing ---------------------------------------------------
+    @classmethod
+    def open(cls: type[_DB], paths: Paths) -> _DB:
+        path = paths.registry_file
+        ensure_private_dir(path.parent)
+        with _OPEN_LOCK:
+            # Closing any descriptor of the database file drops every POSIX lock
+            # this process holds on it, including those of SQLite connections
+            # open in other threads, and with them WAL's guarantees (commits were
+            # lost that way).  So the raw file is only touched while this process
+            # has no connection to it.
+            if _open_connections.get(path, 0) == 0:
+                _refuse_foreign_file(path)
+                _create_private_file(path)
+            try:
+                db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            except sqlite3.Error as exc:
+                raise RegistryError(f"cannot open the registry {path}: {exc}") from exc
+            _open_connections[path] = _open_connections.get(path, 0) + 1
+        database = cls(path, db)
+        try:
+            database._prepare()
+        except BaseException:
+            database.close()
+            raise
+        return database
+
+    def _prepare(self) -> None:
+        with self._guard():
+            self._db.row_factory = sqlite3.Row
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            # Before anything is written (the journal mode included): a foreign or newer file stays as it is.
+            self._check_is_ours()
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+
+    def _check_is_ours(self) -> None:
+        tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "_migrations" not in tables:
+            raise RegistryError(
+                f"{self.path} is an SQLite database but not an oumi-jobs registry; it was left untouched"
+            )
+        if "_migrations" in tables:
+            applied = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
+            unknown = sorted(applied - {name for name, _ in MIGRATIONS})
+            if unknown:
+                raise RegistryError(
+                    f"{self.path} was written by a newer oumi-jobs (unknown schema migration "
+                    f"{unknown[-1]}); upgrade oumi-jobs to use it. The file was left untouched"
+                )
+
+    def _migrate(self) -> None:
+        """Apply the migrations this file lacks, in order, each recorded by name, all in one transaction."""
+        self._db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        applied = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
+        if all(name in applied for name, _ in MIGRATIONS):
+            return  # the common case, without taking the write lock
+        with self._transaction():
+            # Read again under the lock: another process may have migrated meanwhile.
+            applied = {r[0] for r in self._db.execute("SELECT name FROM _migrations")}
+            for name, sql in MIGRATIONS:
+                if name in applied:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, now_iso()))
+
+    def close(self) -> None:
+        with _OPEN_LOCK:
+            if self._db is not None:
+                self._db.close()
+                self._db = None  # type: ignore[assignment]
+                _open_connections[self.path] -= 1
+
+    def __enter__(self: _DB) -> _DB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing, for the store's own modules only ------------------------------
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """SQLite's errors as the one-line RegistryError that names the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise RegistryError(f"cannot use the registry {self.path}: {exc}") from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; taken at once (IMMEDIATE) so writers queue instead of deadlocking."""
+        with self._guard():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
+        """Run one statement (autocommit) with registry errors mapped."""
+        with self._guard():
+            return self._db.execute(sql, params)
+
+    # -- the database itself (tests, and a future `registry check`) --------------
+    def applied_migrations(self) -> list[str]:
+        """Names of the migrations this file has applied, sorted (they sort in the order of MIGRATIONS)."""
+        return [r[0] for r in self._execute("SELECT name FROM _migrations ORDER BY name")]
+
+    def columns(self, table: str) -> list[str]:
+        """The columns of ``table``, in order."""
+        return [r[0] for r in self._execute("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))]
+
+    def journal_mode(self) -> str:
+        return str(self._execute("PRAGMA journal_mode").fetchone()[0])
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's integrity check: ``["ok"]``, or the problems it found."""
+        return [str(r[0]) for r in self._execute("PRAGMA integrity_check")]
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file readable by its owner only (SQLite would make it 0644)."""
+    if path.exists():
+        return
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass  # another process created it first
+
+
+def _refuse_foreign_file(path: Path) -> None:
+    """Stop before SQLite touches a file that is not an SQLite database."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except IsADirectoryError:
+        raise RegistryError(f"the registry {path} is a directory, not a file") from None
+    except OSError as exc:
+        raise RegistryError(f"cannot read the registry {path}: {exc.strerror}") from exc
+    if header and header != SQLITE_HEADER:
+        raise RegistryError(f"the registry {path} is not an SQLite database (corrupt?); it was left untouched")

@@ -1,0 +1,117 @@
+"""The registry's schema, as the append-only list of migrations that builds it.
+
+Each migration's name is recorded in the ``_migrations`` table when it is
+applied (see :mod:`oumi_jobs.store.db`), so a registry written by any earlier
+release is brought up to date on open, and one written by a newer release is
+recognised (an unknown name) and left untouched.
+
+Never edit, rename or reorder a shipped migration: registries in the field
+have applied it as it was.  Change the schema by appending a new one
+(``tests/test_migrations.py`` checks every earlier version still migrates).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_jobs",
+        """
+        CREATE TABLE jobs (
+            job_id TEXT PRIMARY KEY,
+            cloud TEXT NOT NULL,
+            submit_time TEXT NOT NULL,
+            name TEXT,
+            command TEXT,
+            config_path TEXT,
+            cluster TEXT,
+            launcher_job_id TEXT,
+            model_name TEXT,
+            output_dir TEXT,
+            source TEXT NOT NULL DEFAULT 'submit',
+            argv TEXT NOT NULL DEFAULT '[]',
+            workdir TEXT,
+            stdout_path TEXT,
+            stderr_path TEXT,
+            supervisor_pid INTEGER,
+            supervisor_start_time REAL,
+            pid INTEGER,
+            pgid INTEGER,
+            process_start_time REAL,
+            boot_id TEXT,
+            started_at TEXT,
+            exit_code INTEGER,
+            exit_signal INTEGER,
+            end_time TEXT,
+            end_detail TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX jobs_submit_time ON jobs (submit_time);
+        CREATE INDEX jobs_cloud_identity ON jobs (cloud, cluster, launcher_job_id);
+        """,
+    ),
+    (
+        "0002_dependencies",
+        """
+        CREATE TABLE job_dependencies (
+            job_id TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+            depends_on TEXT NOT NULL,
+            PRIMARY KEY (job_id, depends_on)
+        );
+        CREATE INDEX job_dependencies_reverse ON job_dependencies (depends_on);
+        """,
+    ),
+    (
+        "0003_cancellations",
+        """
+        CREATE TABLE cancellations (
+            cancellation_id TEXT PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            cloud TEXT NOT NULL,
+            requested_at TEXT NOT NULL,
+            reason TEXT,
+            force INTEGER NOT NULL,
+            timeout_s REAL NOT NULL,
+            signal TEXT NOT NULL,
+            status TEXT NOT NULL,
+            finished_at TEXT,
+            final_state TEXT,
+            caused_by TEXT,
+            survivors TEXT NOT NULL DEFAULT '[]',
+            runners_signalled INTEGER NOT NULL DEFAULT 0,
+            detail TEXT,
+            owner_pid INTEGER,
+            owner_start_time REAL,
+            owner_boot_id TEXT
+        );
+        CREATE INDEX cancellations_job ON cancellations (job_id, requested_at);
+        CREATE INDEX cancellations_requested ON cancellations (requested_at);
+        CREATE TABLE cancellation_steps (
+            cancellation_id TEXT NOT NULL REFERENCES cancellations (cancellation_id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT,
+            detail TEXT,
+            PRIMARY KEY (cancellation_id, seq)
+        );
+        CREATE TABLE job_processes (
+            job_id TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+            pid INTEGER NOT NULL,
+            start_time REAL NOT NULL,
+            PRIMARY KEY (job_id, pid, start_time)
+        );
+        """,
+    ),
+    (
+        "0004_queues",
+        """
+        CREATE TABLE clusters (
+            name TEXT PRIMARY KEY,
+            parallel INTEGER NOT NULL DEFAULT 1
+        );
+        ALTER TABLE jobs ADD COLUMN ready_at TEXT;
+        CREATE INDEX jobs_queue ON jobs (cloud, cluster, end_time, pid);
+        """,
+    ),
+]
