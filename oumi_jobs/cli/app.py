@@ -16,7 +16,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, jobs
+from oumi_jobs import __version__, documents, jobs
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output
 from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
@@ -159,7 +159,7 @@ def submit(
         else:
             view = live.watch(follow)
     if as_json:
-        output.print_json(output.job_document(view) | {"warnings": list(submitted.warnings)})
+        output.print_json(documents.job_document(view) | {"warnings": list(submitted.warnings)})
     if wait:
         raise typer.Exit(_outcome_exit_code(view))
 
@@ -217,7 +217,7 @@ def status(
 def _print_view(view: Any, as_json: bool) -> None:
 
     if as_json:
-        output.print_json(output.job_document(view))
+        output.print_json(documents.job_document(view))
     else:
         output.print_job(view)
 
@@ -259,7 +259,7 @@ def list_(
         live=not as_json,
     )
     if as_json:
-        output.print_json([output.job_document(v) for v in report.views])
+        output.print_json([documents.job_document(v) for v in report.views])
     else:
         output.print_jobs(report.views)
         if all_clouds:
@@ -288,7 +288,7 @@ def logs(
 
         text = "".join(chunks)
         job_id, path = log_path(paths, job, stderr=stderr)
-        output.print_json(output.log_document(job_id, "stderr" if stderr else "stdout", path, text))
+        output.print_json(documents.log_document(job_id, "stderr" if stderr else "stdout", path, text))
         return
     for chunk in chunks:
         sys.stdout.write(chunk)
@@ -312,7 +312,7 @@ def prune(
         _paths(ctx), older_than=older_than, dry_run=dry_run, logs=remove_logs, cloud_timeout_s=cloud_timeout
     )
     if as_json:
-        output.print_json(output.prune_document(result))
+        output.print_json(documents.prune_document(result))
     else:
         output.print_prune(result)
 
@@ -327,7 +327,7 @@ def import_registry(
 
     result = import_legacy(_paths(ctx), file)
     if as_json:
-        output.print_json(output.import_document(result))
+        output.print_json(documents.import_document(result))
     else:
         output.print_import(result)
 
@@ -379,13 +379,13 @@ def cancel(
             live=not as_json,
         )
         if as_json:
-            output.print_json(output.cancellation_document(record))
+            output.print_json(documents.cancellation_document(record))
         else:
             output.print_cancellation(record)
         raise typer.Exit(_cancellation_exit_code([record]))
     outcomes = service.cancel_jobs(paths, refs, options, all_jobs=all_jobs, states=tuple(state))
     if as_json:
-        output.print_json([output.bulk_document(o) for o in outcomes])
+        output.print_json([documents.bulk_document(o) for o in outcomes])
     else:
         output.print_bulk(outcomes)
     codes = [o.error.exit_code if o.error else _cancellation_exit_code([o.record]) for o in outcomes]  # type: ignore[list-item]
@@ -432,7 +432,7 @@ def cancel_status(
     else:
         record = service.cancellation_status(paths, job)
     if as_json:
-        output.print_json(output.cancellation_document(record))
+        output.print_json(documents.cancellation_document(record))
     else:
         output.print_cancellation(record)
 
@@ -450,7 +450,7 @@ def cancellations(
 
     records = service.cancellation_history(_paths(ctx), limit=limit, offset=offset, job=job, status=status_)
     if as_json:
-        output.print_json([output.cancellation_document(r) for r in records])
+        output.print_json([documents.cancellation_document(r) for r in records])
     else:
         output.print_cancellations(records)
 

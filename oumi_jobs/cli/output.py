@@ -1,6 +1,7 @@
 """Everything oumi-jobs shows: rich tables and panels for people, one
-versioned JSON document on stdout for ``--json``, hints and errors on stderr.
-Views refreshed in place (watch, progress) are in :mod:`oumi_jobs.live`.
+versioned JSON document (built by :mod:`oumi_jobs.documents`) on stdout for
+``--json``, hints and errors on stderr.  Views refreshed in place (watch,
+progress) are in :mod:`oumi_jobs.cli.live`.
 
 rich is imported only when something is rendered for a person, so ``--json``
 and ``-q`` stay fast.  rich already drops colour and animation when stdout is
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from oumi_jobs.states import State
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.store.cancellations import CancellationRecord
 
-SCHEMA_VERSION = 1
-
 STATE_STYLES = {
     State.PENDING: "blue",
     State.LAUNCHING: "blue",
@@ -39,65 +37,6 @@ STATE_STYLES = {
     State.LOST: "magenta",
     State.UNKNOWN: "dim",
 }
-
-
-# -- JSON contract -------------------------------------------------------------
-def job_document(view: JobView) -> dict[str, Any]:
-    """The job object of the JSON contract (SPEC "JSON contract")."""
-    record = view.record
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "job_id": record.job_id or None,  # an external job has no oumi-jobs id
-        "name": record.name,
-        "state": view.state.value,
-        "status": view.status,
-        "done": view.done,
-        "cloud": record.cloud,
-        "cluster": record.cluster,
-        "launcher_job_id": record.launcher_job_id,
-        "command": record.command,
-        "config_path": record.config_path,
-        "model_name": record.model_name,
-        "output_dir": record.output_dir,
-        "submit_time": record.submit_time,
-        "start_time": record.started_at,
-        "end_time": record.end_time,
-        "exit_code": record.exit_code,
-        "exit_signal": record.exit_signal,
-        "pid": record.pid,
-        "external": view.external,
-        "cancel_requested": record.cancel_requested,
-        "depends_on": list(record.depends_on),
-        "detail": view.detail,
-        "stdout_path": record.stdout_path,
-        "stderr_path": record.stderr_path,
-        "as_of": view.as_of,
-    }
-
-
-def prune_document(result: PruneResult) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "removed": result.removed,
-        "kept_running": result.kept_running,
-        "dry_run": result.dry_run,
-        "older_than_s": result.older_than_s,
-        "logs_removed": result.logs_removed,
-    }
-
-
-def import_document(result: ImportResult) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "imported": result.imported,
-        "already_present": result.already_present,
-        "skipped": [{"index": s.index, "job_id": s.job_id, "reason": s.reason} for s in result.skipped],
-    }
-
-
-def log_document(job_id: str, stream: str, path: Path | None, text: str) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "job_id": job_id, "stream": stream,
-            "path": str(path) if path else None, "text": text}  # fmt: skip
 
 
 def print_json(document: Any) -> None:
@@ -270,39 +209,6 @@ CANCELLATION_STYLES = {
 }
 
 
-def cancellation_document(record: CancellationRecord) -> dict[str, Any]:
-    """The cancellation object of the JSON contract."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "cancellation_id": record.cancellation_id,
-        "job_id": record.job_id,
-        "cloud": record.cloud,
-        "status": record.status.value,
-        "reason": record.reason,
-        "force": record.force,
-        "signal": record.signal,
-        "timeout_s": record.timeout_s,
-        "requested_at": record.requested_at,
-        "finished_at": record.finished_at,
-        "duration_s": record.duration_s,
-        "final_state": record.final_state,
-        "caused_by": record.caused_by,
-        "survivors": list(record.survivors),
-        "runners_signalled": record.runners_signalled,
-        "detail": record.detail,
-        "steps": [
-            {
-                "name": step.name,
-                "status": step.status.value,
-                "started_at": step.started_at,
-                "ended_at": step.ended_at,
-                "detail": step.detail,
-            }
-            for step in record.steps
-        ],
-    }
-
-
 def _styled_cancellation_status(status: str) -> str:
     return f"[{CANCELLATION_STYLES.get(status, 'white')}]{status}[/]"
 
@@ -370,18 +276,6 @@ def print_cancellations(records: list[CancellationRecord]) -> None:
         hint("no cancellations")
         return
     console().print(cancellations_table(records))
-
-
-def bulk_document(outcome: BulkOutcome) -> dict[str, Any]:
-    if outcome.record is not None:
-        return cancellation_document(outcome.record)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "job_id": outcome.job_ref,
-        "status": "error",
-        "error": str(outcome.error),
-        "exit_code": outcome.error.exit_code if outcome.error else None,
-    }
 
 
 def print_bulk(outcomes: list[BulkOutcome]) -> None:
