@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from .conftest import wait_done, wait_state
-from .test_local_jobs import submit_id
+from .helpers import submit_id, wait_done, wait_state
 
 JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
