@@ -22,11 +22,13 @@ from oumi_jobs.cli import live, output
 from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
+from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code
 from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
 from oumi_jobs.prune import prune as prune_jobs
-from oumi_jobs.states import State, parse_states
+from oumi_jobs.states import parse_states
+from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 
 DEBUG_ENV = "OUMI_JOBS_DEBUG"
 
@@ -161,16 +163,7 @@ def submit(
     if as_json:
         output.print_json(documents.job_document(view) | {"warnings": list(submitted.warnings)})
     if wait:
-        raise typer.Exit(_outcome_exit_code(view))
-
-
-def _outcome_exit_code(view: Any) -> int:
-
-    if view.state is State.SUCCEEDED:
-        return ExitCode.OK
-    if view.state is State.CANCELLED:
-        return ExitCode.CONFLICT
-    return ExitCode.FAILURE
+        raise typer.Exit(job_exit_code(view.state))
 
 
 @app.command()
@@ -382,36 +375,22 @@ def cancel(
             output.print_json(documents.cancellation_document(record))
         else:
             output.print_cancellation(record)
-        raise typer.Exit(_cancellation_exit_code([record]))
+        _say_nothing_to_cancel([record])
+        raise typer.Exit(cancellation_exit_code(record))
     outcomes = service.cancel_jobs(paths, refs, options, all_jobs=all_jobs, states=tuple(state))
     if as_json:
         output.print_json([documents.bulk_document(o) for o in outcomes])
     else:
         output.print_bulk(outcomes)
-    codes = [o.error.exit_code if o.error else _cancellation_exit_code([o.record]) for o in outcomes]  # type: ignore[list-item]
-    raise typer.Exit(_worst(codes))
+    _say_nothing_to_cancel([o.record for o in outcomes if o.record is not None])
+    raise typer.Exit(bulk_cancel_exit_code(outcomes))
 
 
-def _cancellation_exit_code(records: list[Any]) -> int:
-    record = records[0]
-    status = record.status.value
-    if status == "not_needed":
-
-        output.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
-        return ExitCode.CONFLICT
-    if status == "failed":
-        return ExitCode.SURVIVORS if record.survivors else ExitCode.FAILURE
-    return ExitCode.OK
-
-
-def _worst(codes: list[int]) -> int:
-    """Several cancels: the most serious outcome decides the exit code."""
-    for code in (
-        ExitCode.SURVIVORS, ExitCode.FAILURE, ExitCode.CLOUD_UNREACHABLE, ExitCode.NOT_FOUND, ExitCode.CONFLICT
-    ):  # fmt: skip
-        if code in codes:
-            return code
-    return ExitCode.OK
+def _say_nothing_to_cancel(records: list[CancellationRecord]) -> None:
+    """Jobs that had already ended are a conflict (exit 4): each gets its error line, whatever the format."""
+    for record in records:
+        if record.status == CancellationStatus.NOT_NEEDED:
+            output.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
 
 
 @app.command("cancel-status")
