@@ -1,7 +1,10 @@
 """The ``oumi-jobs`` command line: parse, make one call into the core, render.
 
-No SQL, processes or signals here.  Every error the core raises is turned
-into one line on stderr and its exit code in :class:`_Group.invoke`.
+No SQL, processes or signals here, and no branching on the output format:
+each command hands what it has to say to one :class:`~oumi_jobs.cli.output.Output`
+made from its flags.  Every error the core raises is turned into one line on
+stderr and its exit code in :class:`_Group.invoke`; the exit codes of outcomes
+come from :mod:`oumi_jobs.exits`.
 """
 
 from __future__ import annotations
@@ -16,10 +19,19 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, documents, jobs
+from oumi_jobs import __version__, jobs
 from oumi_jobs.cancel import service
-from oumi_jobs.cli import live, output
+from oumi_jobs.cli import live, output, render
+from oumi_jobs.cli.output import Output
 from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.documents import (
+    bulk_document,
+    cancellation_document,
+    import_document,
+    job_document,
+    log_document,
+    prune_document,
+)
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
 from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code
@@ -140,6 +152,7 @@ def submit(
 ) -> None:
     """Start a job.  Prints its id."""
 
+    out = Output.from_flags(as_json=as_json, quiet=quiet)
     paths = _paths(ctx)
     request = jobs.SubmitRequest(
         config=str(config), cloud=cloud, cluster=cluster, name=name, command=command,
@@ -148,20 +161,13 @@ def submit(
     submitted = jobs.submit(paths, request)
     view = submitted.view
     for warning in submitted.warnings:
-        output.warn(warning)
-    if quiet:
-        output.print_line(view.job_id)
-    elif not as_json:
-        output.print_line(view.job_id)
-        output.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
+        out.warn(warning)
+    out.value(view.job_id)
+    out.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
     if wait:
-        follow = jobs.follow_until_done(paths, view.job_id)
-        if quiet or as_json:
-            *_, view = follow
-        else:
-            view = live.watch(follow)
-    if as_json:
-        output.print_json(documents.job_document(view) | {"warnings": list(submitted.warnings)})
+        view = out.follow(jobs.follow_until_done(paths, view.job_id), human=live.watch)
+    # The id was the result for a person and for -q; --json prints it all once the job is (or was) followed.
+    out.result(job_document(view) | {"warnings": list(submitted.warnings)})
     if wait:
         raise typer.Exit(job_exit_code(view.state))
 
@@ -183,6 +189,7 @@ def status(
 ) -> None:
     """Live state of one job, by id or by its cloud identity (jobs launched elsewhere too)."""
 
+    out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
     by_identity = (cloud, cluster, launcher_id)
     if any(by_identity):
@@ -191,28 +198,16 @@ def status(
         view = jobs.status_by_identity(paths, cloud, cluster, launcher_id, cloud_timeout_s=cloud_timeout)  # type: ignore[arg-type]
         job = view.job_id or None
         if job is None or not watch:
-            _print_view(view, as_json)
+            out.result(job_document(view), human=lambda: render.print_job(view))
             return
     if job is None:
         raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
     if watch:
-        follow = jobs.follow_until_done(paths, job)
-        if as_json:
-            *_, view = follow
-        else:
-            live.watch(follow)
-            return
-    else:
-        view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
-    _print_view(view, as_json)
-
-
-def _print_view(view: Any, as_json: bool) -> None:
-
-    if as_json:
-        output.print_json(documents.job_document(view))
-    else:
-        output.print_job(view)
+        view = out.follow(jobs.follow_until_done(paths, job), human=live.watch)
+        out.result(job_document(view))  # a person saw it live
+        return
+    view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
+    out.result(job_document(view), human=lambda: render.print_job(view))
 
 
 @app.command("list")
@@ -236,6 +231,7 @@ def list_(
 ) -> None:
     """All registered jobs, newest first, with their live states; clouds are asked in parallel."""
 
+    out = Output.from_flags(as_json=as_json)
     report = live.with_cloud_progress(
         lambda watcher: jobs.list_jobs_report(
             _paths(ctx),
@@ -249,17 +245,15 @@ def list_(
             cloud_timeout_s=cloud_timeout,
             watcher=watcher,
         ),  # fmt: skip
-        live=not as_json,
+        live=out.live,
     )
-    if as_json:
-        output.print_json([documents.job_document(v) for v in report.views])
-    else:
-        output.print_jobs(report.views)
-        if all_clouds:
-            output.print_clouds(report.clouds)  # the reasons are in its rows
-    if as_json or not all_clouds:
-        for name, reason in sorted(report.unreachable.items()):
-            output.hint(f"{name}: {reason}")
+    # A function: 10,000 documents are built only when they are printed.
+    out.result(lambda: [job_document(v) for v in report.views], human=lambda: render.print_jobs(report.views))
+    out.notes(
+        [f"{name}: {reason}" for name, reason in sorted(report.unreachable.items())],
+        # With --all-clouds a person gets every cloud's answer as a table, the reasons in its rows.
+        human=(lambda: render.print_clouds(report.clouds)) if all_clouds else None,
+    )
     if cloud is not None and cloud in report.unreachable:
         raise typer.Exit(ExitCode.CLOUD_UNREACHABLE)
 
@@ -275,17 +269,16 @@ def logs(
 ) -> None:
     """Print a job's output."""
 
+    out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
     chunks = read_log(paths, job, stderr=stderr, tail=tail, follow=follow)
-    if as_json:
 
-        text = "".join(chunks)
+    def document() -> dict[str, Any]:
+        text = "".join(chunks)  # the whole log first: reading it may fail before the path is asked for
         job_id, path = log_path(paths, job, stderr=stderr)
-        output.print_json(documents.log_document(job_id, "stderr" if stderr else "stdout", path, text))
-        return
-    for chunk in chunks:
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
+        return log_document(job_id, "stderr" if stderr else "stdout", path, text)
+
+    out.result(document, human=lambda: render.print_log(chunks))
 
 
 @app.command()
@@ -304,10 +297,7 @@ def prune(
     result = prune_jobs(
         _paths(ctx), older_than=older_than, dry_run=dry_run, logs=remove_logs, cloud_timeout_s=cloud_timeout
     )
-    if as_json:
-        output.print_json(documents.prune_document(result))
-    else:
-        output.print_prune(result)
+    Output.from_flags(as_json=as_json).result(prune_document(result), human=lambda: render.print_prune(result))
 
 
 @app.command("import-registry")
@@ -319,10 +309,7 @@ def import_registry(
     """Import the JSON registry of the Oumi job server (its `status` keys are dropped)."""
 
     result = import_legacy(_paths(ctx), file)
-    if as_json:
-        output.print_json(documents.import_document(result))
-    else:
-        output.print_import(result)
+    Output.from_flags(as_json=as_json).result(import_document(result), human=lambda: render.print_import(result))
 
 
 @app.command()
@@ -355,6 +342,7 @@ def cancel(
 ) -> None:
     """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported."""
 
+    out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
     refs = list(jobs_ or [])
     if not refs and not all_jobs:
@@ -369,28 +357,22 @@ def cancel(
         record = live.run_with_progress(
             lambda: service.cancel_job(paths, refs[0], options),
             lambda: service.cancellation_status(paths, refs[0]),
-            live=not as_json,
+            live=out.live,
         )
-        if as_json:
-            output.print_json(documents.cancellation_document(record))
-        else:
-            output.print_cancellation(record)
-        _say_nothing_to_cancel([record])
+        out.result(cancellation_document(record), human=lambda: render.print_cancellation(record))
+        _say_nothing_to_cancel(out, [record])
         raise typer.Exit(cancellation_exit_code(record))
     outcomes = service.cancel_jobs(paths, refs, options, all_jobs=all_jobs, states=tuple(state))
-    if as_json:
-        output.print_json([documents.bulk_document(o) for o in outcomes])
-    else:
-        output.print_bulk(outcomes)
-    _say_nothing_to_cancel([o.record for o in outcomes if o.record is not None])
+    out.result(lambda: [bulk_document(o) for o in outcomes], human=lambda: render.print_bulk(outcomes))
+    _say_nothing_to_cancel(out, [o.record for o in outcomes if o.record is not None])
     raise typer.Exit(bulk_cancel_exit_code(outcomes))
 
 
-def _say_nothing_to_cancel(records: list[CancellationRecord]) -> None:
+def _say_nothing_to_cancel(out: Output, records: list[CancellationRecord]) -> None:
     """Jobs that had already ended are a conflict (exit 4): each gets its error line, whatever the format."""
     for record in records:
         if record.status == CancellationStatus.NOT_NEEDED:
-            output.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
+            out.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
 
 
 @app.command("cancel-status")
@@ -402,18 +384,14 @@ def cancel_status(
 ) -> None:
     """The latest cancellation of a job, step by step."""
 
+    out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
-    if watch and not as_json:
-        live.watch_cancellation(service.follow_cancellation(paths, job))
-        return
     if watch:
-        *_, record = service.follow_cancellation(paths, job)
-    else:
-        record = service.cancellation_status(paths, job)
-    if as_json:
-        output.print_json(documents.cancellation_document(record))
-    else:
-        output.print_cancellation(record)
+        record = out.follow(service.follow_cancellation(paths, job), human=live.watch_cancellation)
+        out.result(cancellation_document(record))  # a person saw it live
+        return
+    record = service.cancellation_status(paths, job)
+    out.result(cancellation_document(record), human=lambda: render.print_cancellation(record))
 
 
 @app.command()
@@ -427,11 +405,9 @@ def cancellations(
 ) -> None:
     """History of cancellations, newest first."""
 
+    out = Output.from_flags(as_json=as_json)
     records = service.cancellation_history(_paths(ctx), limit=limit, offset=offset, job=job, status=status_)
-    if as_json:
-        output.print_json([documents.cancellation_document(r) for r in records])
-    else:
-        output.print_cancellations(records)
+    out.result(lambda: [cancellation_document(r) for r in records], human=lambda: render.print_cancellations(records))
 
 
 def main() -> None:

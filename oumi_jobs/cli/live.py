@@ -2,28 +2,24 @@
 and progress while a job, a cancellation or the clouds are followed.
 
 Everything here falls back to plain lines (or nothing) when stdout is not a
-terminal; :mod:`oumi_jobs.output` has the static renderings they reuse.
+terminal; :mod:`oumi_jobs.cli.render` has the static renderings they reuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from oumi_jobs.cli.output import (
-    STATE_STYLES,
-    cancellation_panel,
-    console,
-    job_panel,
-    print_cancellation,
-    print_line,
-    styled_state,
-)
+from oumi_jobs.cli.output import console, print_line
+from oumi_jobs.cli.render import STATE_STYLES, cancellation_panel, job_panel, print_cancellation, styled_state
 from oumi_jobs.states import State
 from oumi_jobs.views import JobView
 
 if TYPE_CHECKING:
+    from oumi_jobs.cloud.launcher import CloudWatcher
     from oumi_jobs.store.cancellations import CancellationRecord
+
+T = TypeVar("T")
 
 
 def watch(views: Iterator[JobView]) -> JobView:
@@ -113,10 +109,12 @@ def watch_cancellation(records: Iterator[CancellationRecord]) -> CancellationRec
     return last
 
 
-def run_with_progress(work, poll, *, live: bool):
+def run_with_progress(work: Callable[[], T], poll: Callable[[], CancellationRecord], *, live: bool) -> T:
     """Run ``work`` (a cancellation); on a terminal, show its steps live from ``poll``."""
+    if not live:
+        return work()  # --json: not even rich is imported
     out = console()
-    if not (live and out.is_terminal):
+    if not out.is_terminal:
         return work()
     import threading
     import time
@@ -146,7 +144,7 @@ def run_with_progress(work, poll, *, live: bool):
     return result["value"]
 
 
-def with_cloud_progress(work, *, live: bool):
+def with_cloud_progress(work: Callable[[CloudWatcher | None], T], *, live: bool) -> T:
     """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet."""
     if not live:
         return work(None)  # --json: not even rich is imported
