@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from oumi_jobs.cli.app import app
 from oumi_jobs.paths import Paths
+from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
@@ -45,6 +46,18 @@ def make_record(job_id: str | None = None, **fields: Any) -> JobRecord:
     """A registry record of a local job submitted now; ``fields`` override or add to it."""
     values: dict[str, Any] = {"cloud": "local", "submit_time": now_iso(), "command": "job"} | fields
     return JobRecord(job_id=job_id or f"job-test-{time.monotonic_ns()}", **values)
+
+
+def make_cancellation(**fields: Any) -> CancellationRecord:
+    """A finished cancellation record of a local job (nothing stored); ``fields`` override it."""
+    values: dict[str, Any] = {
+        "cancellation_id": "cx-20260101-000000-abcdef", "job_id": "job-test", "cloud": "local",
+        "requested_at": "2026-01-01T00:00:00+00:00", "reason": None, "force": False, "timeout_s": 30.0,
+        "signal": "SIGTERM", "status": CancellationStatus.COMPLETED, "finished_at": "2026-01-01T00:00:01+00:00",
+        "final_state": "cancelled", "caused_by": None, "survivors": (), "runners_signalled": 1, "detail": None,
+        "steps": (),
+    }  # fmt: skip
+    return CancellationRecord(**(values | fields))
 
 
 def add_record(paths: Paths, record: JobRecord) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from oumi_jobs.cancel.service import BulkOutcome
@@ -12,15 +10,11 @@ from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_e
 from oumi_jobs.states import State
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 
-COMPLETED = CancellationRecord(
-    cancellation_id="cx-1", job_id="job-1", cloud="local", requested_at="2026-01-01T00:00:00+00:00", reason=None,
-    force=False, timeout_s=30.0, signal="SIGTERM", status=CancellationStatus.COMPLETED, finished_at=None,
-    final_state="cancelled", caused_by=None, survivors=(), runners_signalled=1, detail=None, steps=(),
-)  # fmt: skip
+from .helpers import make_cancellation
 
 
 def cancellation(status: CancellationStatus, survivors: tuple[int, ...] = ()) -> CancellationRecord:
-    return dataclasses.replace(COMPLETED, status=status, survivors=survivors)
+    return make_cancellation(status=status, survivors=survivors)
 
 
 @pytest.mark.parametrize(
