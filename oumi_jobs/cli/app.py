@@ -100,7 +100,8 @@ def _paths(ctx: click.Context) -> Paths:
     root = ctx.find_root()
     if root.obj is None:
         root.obj = Paths.from_env()
-    return root.obj
+    paths: Paths = root.obj  # click types obj as Any
+    return paths
 
 
 def _version(value: bool) -> None:

@@ -121,13 +121,14 @@ def run_with_progress(work: Callable[[], T], poll: Callable[[], CancellationReco
 
     from rich.live import Live
 
-    result: dict[str, Any] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            result["value"] = work()
+            values.append(work())
         except BaseException as exc:  # re-raised in the calling thread
-            result["error"] = exc
+            errors.append(exc)
 
     worker = threading.Thread(target=target, daemon=True)
     worker.start()
@@ -139,9 +140,9 @@ def run_with_progress(work: Callable[[], T], poll: Callable[[], CancellationReco
                 pass  # no record yet
             time.sleep(0.1)
     worker.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
 def with_cloud_progress(work: Callable[[CloudWatcher | None], T], *, live: bool) -> T:
