@@ -6,20 +6,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from oumi_jobs.cli.app import app
 from oumi_jobs.errors import RegistryError
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.registry import Registry
+
+from .helpers import Cli
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
@@ -57,19 +55,6 @@ def end_jobs_of(paths: Paths) -> None:
                 pass
 
 
-class Cli:
-    def __init__(self) -> None:
-        self.runner = CliRunner(mix_stderr=False)
-
-    def __call__(self, *args: str, input: str | None = None):
-        return self.runner.invoke(app, list(args), input=input, catch_exceptions=False)
-
-    def json(self, *args: str):
-        result = self(*args, "--json")
-        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
-        return json.loads(result.stdout)
-
-
 @pytest.fixture
 def cli(paths: Paths) -> Cli:
     return Cli()
@@ -95,37 +80,3 @@ def job_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-def wait_done(cli: Cli, job_id: str, timeout: float = 20.0) -> dict:
-    def done():
-        doc = cli.json("status", job_id)
-        return doc if doc["done"] else None
-
-    return wait_until(done, timeout)  # type: ignore[return-value]
-
-
-def wait_state(cli: Cli, job_id: str, state: str, timeout: float = 20.0) -> dict:
-    def reached():
-        doc = cli.json("status", job_id)
-        return doc if doc["state"] == state else None
-
-    return wait_until(reached, timeout)  # type: ignore[return-value]
-
-
-def free_loopback_port() -> int:
-    """A loopback TCP port nobody listens on (free the moment it is returned)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

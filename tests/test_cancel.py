@@ -16,11 +16,9 @@ from oumi_jobs.cancel.service import cancel_job
 from oumi_jobs.local import detach
 from oumi_jobs.local.procs import boot_id, identify
 from oumi_jobs.local.terminator import find_job_processes
-from oumi_jobs.store.registry import JobRecord, Registry
-from oumi_jobs.timestamps import now_iso
+from oumi_jobs.store.registry import Registry
 
-from .conftest import wait_done, wait_state, wait_until
-from .test_local_jobs import submit_id
+from .helpers import add_record, make_record, submit_id, wait_done, wait_state, wait_until
 
 
 def alive(pid: int) -> bool:
@@ -141,12 +139,11 @@ def test_cancel_of_a_finished_job_is_not_needed(cli, job_config):
 def test_cancel_of_a_job_not_yet_started_prevents_the_start(paths, cli, tmp_path):
     marker = tmp_path / "must-not-exist"
     job_id = "not-started"
-    with Registry.open(paths) as registry:
-        registry.add(
-            JobRecord(job_id=job_id, cloud="local", submit_time=now_iso(), command="job", boot_id=boot_id(),
-                      argv=("/bin/bash", "-c", f"touch '{marker}'"), workdir=str(tmp_path),
-                      stdout_path=str(tmp_path / "o.log"), stderr_path=str(tmp_path / "e.log"))
-        )  # fmt: skip
+    add_record(
+        paths,
+        make_record(job_id, boot_id=boot_id(), argv=("/bin/bash", "-c", f"touch '{marker}'"), workdir=str(tmp_path),
+                    stdout_path=str(tmp_path / "o.log"), stderr_path=str(tmp_path / "e.log")),
+    )  # fmt: skip
     assert cli.json("status", job_id)["state"] == "pending"
     outcome: dict = {}
     # The library in the thread: CliRunner swaps sys.stdout and is not for two threads at once.
@@ -199,13 +196,11 @@ def test_reused_pid_is_never_signalled(paths, cli):
     try:
         identity = identify(stranger.pid)
         assert identity
-        record = JobRecord(
-            job_id="reused", cloud="local", submit_time=now_iso(), pid=stranger.pid, pgid=stranger.pid,
-            process_start_time=identity.start_time - 100, boot_id=boot_id(), supervisor_pid=stranger.pid,
-            supervisor_start_time=identity.start_time - 100,
+        record = make_record(
+            "reused", command=None, pid=stranger.pid, pgid=stranger.pid, process_start_time=identity.start_time - 100,
+            boot_id=boot_id(), supervisor_pid=stranger.pid, supervisor_start_time=identity.start_time - 100,
         )  # fmt: skip
-        with Registry.open(paths) as registry:
-            registry.add(record)
+        add_record(paths, record)
         assert find_job_processes(record, []) == []
         result = cli("cancel", "reused", "--force")
         assert result.exit_code == 4  # the job is lost: nothing of it to cancel

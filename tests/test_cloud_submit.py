@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import wait_until
+from .helpers import wait_until
 
 HERE = Path(__file__).resolve().parent
 

@@ -9,10 +9,9 @@ import pytest
 
 from oumi_jobs.cloud.launcher import map_state
 from oumi_jobs.states import State
-from oumi_jobs.store.registry import JobRecord, Registry
-from oumi_jobs.timestamps import now_iso
+from oumi_jobs.store.registry import Registry
 
-from .conftest import free_loopback_port
+from .helpers import add_record, free_loopback_port, make_record
 
 
 @pytest.mark.parametrize(
@@ -48,9 +47,7 @@ def clouds(fake):
 
 
 def register(paths, job_id: str, cloud: str, cluster: str, launcher_id: str) -> None:
-    with Registry.open(paths) as registry:
-        registry.add(JobRecord(job_id=job_id, cloud=cloud, submit_time=now_iso(), cluster=cluster,
-                               launcher_job_id=launcher_id, command="train"))  # fmt: skip
+    add_record(paths, make_record(job_id, cloud=cloud, cluster=cluster, launcher_job_id=launcher_id, command="train"))
 
 
 def test_status_asks_the_jobs_own_cloud(paths, cli, clouds):

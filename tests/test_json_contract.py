@@ -5,8 +5,21 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from .conftest import wait_done, wait_state
-from .test_local_jobs import submit_id
+from oumi_jobs.cancel.service import BulkOutcome
+from oumi_jobs.documents import (
+    SCHEMA_VERSION,
+    bulk_document,
+    cancellation_document,
+    job_document,
+    log_document,
+    prune_document,
+)
+from oumi_jobs.errors import JobNotFoundError
+from oumi_jobs.prune import PruneResult
+from oumi_jobs.store.cancellations import CancellationStep, StepStatus
+from oumi_jobs.views import view_of
+
+from .helpers import make_cancellation, make_record, submit_id, wait_done, wait_state
 
 JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
@@ -54,6 +67,20 @@ def test_cancellation_and_prune_documents(cli, job_config):
     history = cli.json("cancellations")
     assert isinstance(history, list) and set(history[0]) == CANCELLATION_KEYS
     assert set(cli.json("prune", "--dry-run")) == PRUNE_KEYS
+
+
+def test_the_documents_are_built_from_the_core_alone():
+    """What --json prints, oumi_jobs.documents builds without the CLI (a REST server serves the same)."""
+    assert SCHEMA_VERSION == 1
+    assert set(job_document(view_of(make_record()))) == JOB_KEYS
+    step = CancellationStep("check_state", StepStatus.COMPLETED, "2026-01-01T00:00:00+00:00", None, None)
+    cancellation = cancellation_document(make_cancellation(steps=(step,)))
+    assert set(cancellation) == CANCELLATION_KEYS and set(cancellation["steps"][0]) == STEP_KEYS
+    assert set(prune_document(PruneResult([], 0, True, 60.0, False))) == PRUNE_KEYS
+    assert set(log_document("job-1", "stdout", None, "")) == {"schema_version", "job_id", "stream", "path", "text"}
+    missing = bulk_document(BulkOutcome("job-2", None, JobNotFoundError("no job 'job-2'")))
+    assert missing == {"schema_version": 1, "job_id": "job-2", "status": "error", "error": "no job 'job-2'",
+                       "exit_code": 3}  # fmt: skip
 
 
 def test_errors_with_json_are_a_plain_line_on_stderr(cli):

@@ -14,16 +14,9 @@ import pytest
 
 from oumi_jobs.local.procs import boot_id, identify, is_alive
 from oumi_jobs.paths import Paths
-from oumi_jobs.store.registry import JobRecord, Registry
-from oumi_jobs.timestamps import now_iso
+from oumi_jobs.store.registry import Registry
 
-from .conftest import wait_done, wait_state, wait_until
-
-
-def submit_id(cli, *args: str) -> str:
-    result = cli("submit", "-q", *args)
-    assert result.exit_code == 0, result.stderr
-    return result.stdout.strip()
+from .helpers import add_record, make_record, submit_id, wait_done, wait_state, wait_until
 
 
 def test_job_that_succeeds_runs_setup_then_run_with_envs(cli, job_config):
@@ -117,10 +110,7 @@ def test_lost_when_job_and_supervisor_are_killed(paths, cli, job_config):
 
 
 def _register(paths: Paths, **fields) -> str:
-    job_id = fields.pop("job_id", f"job-test-{time.monotonic_ns()}")
-    with Registry.open(paths) as registry:
-        registry.add(JobRecord(job_id=job_id, cloud="local", submit_time=now_iso(), command="job", **fields))
-    return job_id
+    return add_record(paths, make_record(**fields))
 
 
 def test_reused_pid_is_not_mistaken_for_the_job(paths, cli):

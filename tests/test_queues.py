@@ -14,8 +14,7 @@ import pytest
 
 from oumi_jobs.store.registry import Registry
 
-from .conftest import wait_done, wait_state, wait_until
-from .test_local_jobs import submit_id
+from .helpers import submit_id, wait_done, wait_state, wait_until
 
 
 def timed_job(job_config, timeline: Path, label: str, seconds: float = 0.4, extra: str = "") -> Path:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_loopback_port
+from .helpers import free_loopback_port
 
 # The clouds oumi.launcher 0.9 reaches through SkyPilot.
 SKY_CLOUDS = ("aws", "azure", "gcp", "k8s", "lambda", "nebius", "runpod", "sky-slurm")

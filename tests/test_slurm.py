@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from .conftest import wait_until
+from .helpers import submit_id, wait_until
 
 CLUSTER = "root@localhost"
 # Every process that did not itself call launcher.up needs this to find the cluster.
@@ -47,9 +47,7 @@ def slurm():
 def submit(cli, tmp_path, run: str) -> str:
     config = tmp_path / "slurm-job.yaml"
     config.write_text("run: |\n" + "".join(f"  {line}\n" for line in run.splitlines()) + "resources:\n  cloud: slurm\n")
-    result = cli("submit", "-q", str(config), "--cluster", CLUSTER)
-    assert result.exit_code == 0, result.stderr
-    return result.stdout.strip()
+    return submit_id(cli, str(config), "--cluster", CLUSTER)
 
 
 def status(cli, job_id: str) -> dict:

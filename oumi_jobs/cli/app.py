@@ -1,7 +1,10 @@
 """The ``oumi-jobs`` command line: parse, make one call into the core, render.
 
-No SQL, processes or signals here.  Every error the core raises is turned
-into one line on stderr and its exit code in :class:`_Group.invoke`.
+No SQL, processes or signals here, and no branching on the output format:
+each command hands what it has to say to one :class:`~oumi_jobs.cli.output.Output`
+made from its flags.  Every error the core raises is turned into one line on
+stderr and its exit code in :class:`_Group.invoke`; the exit codes of outcomes
+come from :mod:`oumi_jobs.exits`.
 """
 
 from __future__ import annotations
@@ -18,15 +21,26 @@ from typer.core import TyperGroup
 
 from oumi_jobs import __version__, jobs
 from oumi_jobs.cancel import service
-from oumi_jobs.cli import live, output
+from oumi_jobs.cli import live, output, render
+from oumi_jobs.cli.output import Output
 from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.documents import (
+    bulk_document,
+    cancellation_document,
+    import_document,
+    job_document,
+    log_document,
+    prune_document,
+)
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
+from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code
 from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
 from oumi_jobs.prune import prune as prune_jobs
-from oumi_jobs.states import State, parse_states
+from oumi_jobs.states import parse_states
+from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 
 DEBUG_ENV = "OUMI_JOBS_DEBUG"
 
@@ -86,7 +100,8 @@ def _paths(ctx: click.Context) -> Paths:
     root = ctx.find_root()
     if root.obj is None:
         root.obj = Paths.from_env()
-    return root.obj
+    paths: Paths = root.obj  # click types obj as Any
+    return paths
 
 
 def _version(value: bool) -> None:
@@ -138,6 +153,7 @@ def submit(
 ) -> None:
     """Start a job.  Prints its id."""
 
+    out = Output.from_flags(as_json=as_json, quiet=quiet)
     paths = _paths(ctx)
     request = jobs.SubmitRequest(
         config=str(config), cloud=cloud, cluster=cluster, name=name, command=command,
@@ -146,31 +162,15 @@ def submit(
     submitted = jobs.submit(paths, request)
     view = submitted.view
     for warning in submitted.warnings:
-        output.warn(warning)
-    if quiet:
-        output.print_line(view.job_id)
-    elif not as_json:
-        output.print_line(view.job_id)
-        output.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
+        out.warn(warning)
+    out.value(view.job_id)
+    out.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
     if wait:
-        follow = jobs.follow_until_done(paths, view.job_id)
-        if quiet or as_json:
-            *_, view = follow
-        else:
-            view = live.watch(follow)
-    if as_json:
-        output.print_json(output.job_document(view) | {"warnings": list(submitted.warnings)})
+        view = out.follow(jobs.follow_until_done(paths, view.job_id), human=live.watch)
+    # The id was the result for a person and for -q; --json prints it all once the job is (or was) followed.
+    out.result(job_document(view) | {"warnings": list(submitted.warnings)})
     if wait:
-        raise typer.Exit(_outcome_exit_code(view))
-
-
-def _outcome_exit_code(view: Any) -> int:
-
-    if view.state is State.SUCCEEDED:
-        return ExitCode.OK
-    if view.state is State.CANCELLED:
-        return ExitCode.CONFLICT
-    return ExitCode.FAILURE
+        raise typer.Exit(job_exit_code(view.state))
 
 
 @app.command()
@@ -190,6 +190,7 @@ def status(
 ) -> None:
     """Live state of one job, by id or by its cloud identity (jobs launched elsewhere too)."""
 
+    out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
     by_identity = (cloud, cluster, launcher_id)
     if any(by_identity):
@@ -198,28 +199,16 @@ def status(
         view = jobs.status_by_identity(paths, cloud, cluster, launcher_id, cloud_timeout_s=cloud_timeout)  # type: ignore[arg-type]
         job = view.job_id or None
         if job is None or not watch:
-            _print_view(view, as_json)
+            out.result(job_document(view), human=lambda: render.print_job(view))
             return
     if job is None:
         raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
     if watch:
-        follow = jobs.follow_until_done(paths, job)
-        if as_json:
-            *_, view = follow
-        else:
-            live.watch(follow)
-            return
-    else:
-        view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
-    _print_view(view, as_json)
-
-
-def _print_view(view: Any, as_json: bool) -> None:
-
-    if as_json:
-        output.print_json(output.job_document(view))
-    else:
-        output.print_job(view)
+        view = out.follow(jobs.follow_until_done(paths, job), human=live.watch)
+        out.result(job_document(view))  # a person saw it live
+        return
+    view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
+    out.result(job_document(view), human=lambda: render.print_job(view))
 
 
 @app.command("list")
@@ -243,6 +232,7 @@ def list_(
 ) -> None:
     """All registered jobs, newest first, with their live states; clouds are asked in parallel."""
 
+    out = Output.from_flags(as_json=as_json)
     report = live.with_cloud_progress(
         lambda watcher: jobs.list_jobs_report(
             _paths(ctx),
@@ -256,17 +246,15 @@ def list_(
             cloud_timeout_s=cloud_timeout,
             watcher=watcher,
         ),  # fmt: skip
-        live=not as_json,
+        live=out.live,
     )
-    if as_json:
-        output.print_json([output.job_document(v) for v in report.views])
-    else:
-        output.print_jobs(report.views)
-        if all_clouds:
-            output.print_clouds(report.clouds)  # the reasons are in its rows
-    if as_json or not all_clouds:
-        for name, reason in sorted(report.unreachable.items()):
-            output.hint(f"{name}: {reason}")
+    # A function: 10,000 documents are built only when they are printed.
+    out.result(lambda: [job_document(v) for v in report.views], human=lambda: render.print_jobs(report.views))
+    out.notes(
+        [f"{name}: {reason}" for name, reason in sorted(report.unreachable.items())],
+        # With --all-clouds a person gets every cloud's answer as a table, the reasons in its rows.
+        human=(lambda: render.print_clouds(report.clouds)) if all_clouds else None,
+    )
     if cloud is not None and cloud in report.unreachable:
         raise typer.Exit(ExitCode.CLOUD_UNREACHABLE)
 
@@ -282,17 +270,16 @@ def logs(
 ) -> None:
     """Print a job's output."""
 
+    out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
     chunks = read_log(paths, job, stderr=stderr, tail=tail, follow=follow)
-    if as_json:
 
-        text = "".join(chunks)
+    def document() -> dict[str, Any]:
+        text = "".join(chunks)  # the whole log first: reading it may fail before the path is asked for
         job_id, path = log_path(paths, job, stderr=stderr)
-        output.print_json(output.log_document(job_id, "stderr" if stderr else "stdout", path, text))
-        return
-    for chunk in chunks:
-        sys.stdout.write(chunk)
-        sys.stdout.flush()
+        return log_document(job_id, "stderr" if stderr else "stdout", path, text)
+
+    out.result(document, human=lambda: render.print_log(chunks))
 
 
 @app.command()
@@ -311,10 +298,7 @@ def prune(
     result = prune_jobs(
         _paths(ctx), older_than=older_than, dry_run=dry_run, logs=remove_logs, cloud_timeout_s=cloud_timeout
     )
-    if as_json:
-        output.print_json(output.prune_document(result))
-    else:
-        output.print_prune(result)
+    Output.from_flags(as_json=as_json).result(prune_document(result), human=lambda: render.print_prune(result))
 
 
 @app.command("import-registry")
@@ -326,10 +310,7 @@ def import_registry(
     """Import the JSON registry of the Oumi job server (its `status` keys are dropped)."""
 
     result = import_legacy(_paths(ctx), file)
-    if as_json:
-        output.print_json(output.import_document(result))
-    else:
-        output.print_import(result)
+    Output.from_flags(as_json=as_json).result(import_document(result), human=lambda: render.print_import(result))
 
 
 @app.command()
@@ -362,6 +343,7 @@ def cancel(
 ) -> None:
     """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported."""
 
+    out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
     refs = list(jobs_ or [])
     if not refs and not all_jobs:
@@ -376,42 +358,22 @@ def cancel(
         record = live.run_with_progress(
             lambda: service.cancel_job(paths, refs[0], options),
             lambda: service.cancellation_status(paths, refs[0]),
-            live=not as_json,
+            live=out.live,
         )
-        if as_json:
-            output.print_json(output.cancellation_document(record))
-        else:
-            output.print_cancellation(record)
-        raise typer.Exit(_cancellation_exit_code([record]))
+        out.result(cancellation_document(record), human=lambda: render.print_cancellation(record))
+        _say_nothing_to_cancel(out, [record])
+        raise typer.Exit(cancellation_exit_code(record))
     outcomes = service.cancel_jobs(paths, refs, options, all_jobs=all_jobs, states=tuple(state))
-    if as_json:
-        output.print_json([output.bulk_document(o) for o in outcomes])
-    else:
-        output.print_bulk(outcomes)
-    codes = [o.error.exit_code if o.error else _cancellation_exit_code([o.record]) for o in outcomes]  # type: ignore[list-item]
-    raise typer.Exit(_worst(codes))
+    out.result(lambda: [bulk_document(o) for o in outcomes], human=lambda: render.print_bulk(outcomes))
+    _say_nothing_to_cancel(out, [o.record for o in outcomes if o.record is not None])
+    raise typer.Exit(bulk_cancel_exit_code(outcomes))
 
 
-def _cancellation_exit_code(records: list[Any]) -> int:
-    record = records[0]
-    status = record.status.value
-    if status == "not_needed":
-
-        output.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
-        return ExitCode.CONFLICT
-    if status == "failed":
-        return ExitCode.SURVIVORS if record.survivors else ExitCode.FAILURE
-    return ExitCode.OK
-
-
-def _worst(codes: list[int]) -> int:
-    """Several cancels: the most serious outcome decides the exit code."""
-    for code in (
-        ExitCode.SURVIVORS, ExitCode.FAILURE, ExitCode.CLOUD_UNREACHABLE, ExitCode.NOT_FOUND, ExitCode.CONFLICT
-    ):  # fmt: skip
-        if code in codes:
-            return code
-    return ExitCode.OK
+def _say_nothing_to_cancel(out: Output, records: list[CancellationRecord]) -> None:
+    """Jobs that had already ended are a conflict (exit 4): each gets its error line, whatever the format."""
+    for record in records:
+        if record.status == CancellationStatus.NOT_NEEDED:
+            out.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
 
 
 @app.command("cancel-status")
@@ -423,18 +385,14 @@ def cancel_status(
 ) -> None:
     """The latest cancellation of a job, step by step."""
 
+    out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
-    if watch and not as_json:
-        live.watch_cancellation(service.follow_cancellation(paths, job))
-        return
     if watch:
-        *_, record = service.follow_cancellation(paths, job)
-    else:
-        record = service.cancellation_status(paths, job)
-    if as_json:
-        output.print_json(output.cancellation_document(record))
-    else:
-        output.print_cancellation(record)
+        record = out.follow(service.follow_cancellation(paths, job), human=live.watch_cancellation)
+        out.result(cancellation_document(record))  # a person saw it live
+        return
+    record = service.cancellation_status(paths, job)
+    out.result(cancellation_document(record), human=lambda: render.print_cancellation(record))
 
 
 @app.command()
@@ -448,11 +406,9 @@ def cancellations(
 ) -> None:
     """History of cancellations, newest first."""
 
+    out = Output.from_flags(as_json=as_json)
     records = service.cancellation_history(_paths(ctx), limit=limit, offset=offset, job=job, status=status_)
-    if as_json:
-        output.print_json([output.cancellation_document(r) for r in records])
-    else:
-        output.print_cancellations(records)
+    out.result(lambda: [cancellation_document(r) for r in records], human=lambda: render.print_cancellations(records))
 
 
 def main() -> None:

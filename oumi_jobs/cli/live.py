@@ -2,28 +2,24 @@
 and progress while a job, a cancellation or the clouds are followed.
 
 Everything here falls back to plain lines (or nothing) when stdout is not a
-terminal; :mod:`oumi_jobs.output` has the static renderings they reuse.
+terminal; :mod:`oumi_jobs.cli.render` has the static renderings they reuse.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from oumi_jobs.cli.output import (
-    STATE_STYLES,
-    cancellation_panel,
-    console,
-    job_panel,
-    print_cancellation,
-    print_line,
-    styled_state,
-)
+from oumi_jobs.cli.output import console, print_line
+from oumi_jobs.cli.render import STATE_STYLES, cancellation_panel, job_panel, print_cancellation, styled_state
 from oumi_jobs.states import State
 from oumi_jobs.views import JobView
 
 if TYPE_CHECKING:
+    from oumi_jobs.cloud.launcher import CloudWatcher
     from oumi_jobs.store.cancellations import CancellationRecord
+
+T = TypeVar("T")
 
 
 def watch(views: Iterator[JobView]) -> JobView:
@@ -113,23 +109,26 @@ def watch_cancellation(records: Iterator[CancellationRecord]) -> CancellationRec
     return last
 
 
-def run_with_progress(work, poll, *, live: bool):
+def run_with_progress(work: Callable[[], T], poll: Callable[[], CancellationRecord], *, live: bool) -> T:
     """Run ``work`` (a cancellation); on a terminal, show its steps live from ``poll``."""
+    if not live:
+        return work()  # --json: not even rich is imported
     out = console()
-    if not (live and out.is_terminal):
+    if not out.is_terminal:
         return work()
     import threading
     import time
 
     from rich.live import Live
 
-    result: dict[str, Any] = {}
+    values: list[T] = []
+    errors: list[BaseException] = []
 
     def target() -> None:
         try:
-            result["value"] = work()
+            values.append(work())
         except BaseException as exc:  # re-raised in the calling thread
-            result["error"] = exc
+            errors.append(exc)
 
     worker = threading.Thread(target=target, daemon=True)
     worker.start()
@@ -141,12 +140,12 @@ def run_with_progress(work, poll, *, live: bool):
                 pass  # no record yet
             time.sleep(0.1)
     worker.join()
-    if "error" in result:
-        raise result["error"]
-    return result["value"]
+    if errors:
+        raise errors[0]
+    return values[0]
 
 
-def with_cloud_progress(work, *, live: bool):
+def with_cloud_progress(work: Callable[[CloudWatcher | None], T], *, live: bool) -> T:
     """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet."""
     if not live:
         return work(None)  # --json: not even rich is imported

@@ -1,105 +1,123 @@
-"""Everything oumi-jobs shows: rich tables and panels for people, one
-versioned JSON document on stdout for ``--json``, hints and errors on stderr.
-Views refreshed in place (watch, progress) are in :mod:`oumi_jobs.live`.
+"""The one place a command's output goes: :class:`Output`, the sink.
 
-rich is imported only when something is rendered for a person, so ``--json``
-and ``-q`` stay fast.  rich already drops colour and animation when stdout is
-not a terminal or ``NO_COLOR`` is set.
+A command builds one ``Output`` from its ``--json`` / ``-q`` flags and hands
+it what it has to say; the sink decides what each mode shows, so commands
+never branch on the format:
+
+* human: rich tables and panels (:mod:`oumi_jobs.cli.render`) on stdout, live
+  displays where stdout is a terminal, hints on stderr;
+* ``--json``: one versioned document (:mod:`oumi_jobs.documents`) on stdout,
+  nothing else there;
+* ``-q``: only the essential value (a job id).
+
+Warnings and errors go to stderr in every mode, as plain lines scripts can
+read.  rich is imported only when something is rendered for a person, so
+``--json`` and ``-q`` never load it (``list --json`` over 10,000 jobs depends
+on that); rich already drops colour and animation when stdout is not a
+terminal or ``NO_COLOR`` is set.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-from oumi_jobs.states import State
-from oumi_jobs.timestamps import from_iso
-from oumi_jobs.views import JobView
+from collections.abc import Callable, Iterable, Iterator
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from oumi_jobs.cancel.service import BulkOutcome
-    from oumi_jobs.legacy import ImportResult
-    from oumi_jobs.prune import PruneResult
-    from oumi_jobs.store.cancellations import CancellationRecord
-
-SCHEMA_VERSION = 1
-
-STATE_STYLES = {
-    State.PENDING: "blue",
-    State.LAUNCHING: "blue",
-    State.RUNNING: "cyan",
-    State.CANCELLING: "yellow",
-    State.SUCCEEDED: "green",
-    State.FAILED: "bold red",
-    State.CANCELLED: "yellow",
-    State.LOST: "magenta",
-    State.UNKNOWN: "dim",
-}
+T = TypeVar("T")
 
 
-# -- JSON contract -------------------------------------------------------------
-def job_document(view: JobView) -> dict[str, Any]:
-    """The job object of the JSON contract (SPEC "JSON contract")."""
-    record = view.record
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "job_id": record.job_id or None,  # an external job has no oumi-jobs id
-        "name": record.name,
-        "state": view.state.value,
-        "status": view.status,
-        "done": view.done,
-        "cloud": record.cloud,
-        "cluster": record.cluster,
-        "launcher_job_id": record.launcher_job_id,
-        "command": record.command,
-        "config_path": record.config_path,
-        "model_name": record.model_name,
-        "output_dir": record.output_dir,
-        "submit_time": record.submit_time,
-        "start_time": record.started_at,
-        "end_time": record.end_time,
-        "exit_code": record.exit_code,
-        "exit_signal": record.exit_signal,
-        "pid": record.pid,
-        "external": view.external,
-        "cancel_requested": record.cancel_requested,
-        "depends_on": list(record.depends_on),
-        "detail": view.detail,
-        "stdout_path": record.stdout_path,
-        "stderr_path": record.stderr_path,
-        "as_of": view.as_of,
-    }
+class Mode(str, Enum):
+    HUMAN = "human"
+    JSON = "json"
+    QUIET = "quiet"
 
 
-def prune_document(result: PruneResult) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "removed": result.removed,
-        "kept_running": result.kept_running,
-        "dry_run": result.dry_run,
-        "older_than_s": result.older_than_s,
-        "logs_removed": result.logs_removed,
-    }
+class Output:
+    """A command's output sink; the mode is decided once, when it is made."""
+
+    def __init__(self, mode: Mode = Mode.HUMAN) -> None:
+        self.mode = mode
+
+    @classmethod
+    def from_flags(cls, *, as_json: bool = False, quiet: bool = False) -> Output:
+        """The sink for a command's ``--json`` and ``-q``; ``--json`` wins, as stdout must stay one document."""
+        return cls(Mode.JSON if as_json else Mode.QUIET if quiet else Mode.HUMAN)
+
+    @property
+    def live(self) -> bool:
+        """Whether live displays (spinners, views refreshed in place) may show: a person reads."""
+        return self.mode is Mode.HUMAN
+
+    def result(self, document: Any, *, human: Callable[[], object] | None = None) -> None:
+        """What the command found or did.
+
+        ``--json``: ``document`` on stdout; pass a function that builds it when
+        building it costs what the other modes should not pay (reading a whole
+        log, 10,000 job documents).  Human: ``human()``, which renders it for a
+        person (None: nothing more to show, e.g. a live view already did).
+        ``-q``: nothing (see :meth:`value`).
+        """
+        if self.mode is Mode.JSON:
+            print_json(document() if callable(document) else document)
+        elif self.mode is Mode.HUMAN and human is not None:
+            human()
+
+    def value(self, text: str) -> None:
+        """The essential value (a new job's id) as a line on stdout, for a person and for ``-q``.
+
+        Nothing under ``--json``: its document carries the same value.
+        """
+        if self.mode is not Mode.JSON:
+            print_line(text)
+
+    def follow(self, items: Iterator[T], *, human: Callable[[Iterator[T]], T]) -> T:
+        """Follow ``items`` (a job's views, a cancellation's records) to the last, which is returned.
+
+        A person watches them come through ``human`` (a live display); under
+        ``--json`` and ``-q`` they are read without showing anything, so that
+        only the final result is printed.
+        """
+        if self.mode is Mode.HUMAN:
+            return human(items)
+        *_, last = items
+        return last
+
+    def notes(self, messages: Iterable[str], *, human: Callable[[], object] | None = None) -> None:
+        """Lines on stderr that go with the result in every mode (e.g. clouds that did not answer).
+
+        For a person ``human()``, when given, shows them instead (a table with
+        a row for each cloud, say); otherwise each is a hint.
+        """
+        if self.mode is not Mode.HUMAN:
+            for message in messages:
+                print_stderr(message)
+        elif human is not None:
+            human()
+        else:
+            for message in messages:
+                hint(message)
+
+    def hint(self, message: str) -> None:
+        """Advice for a person (how to follow a new job): stderr, and only in human mode."""
+        if self.mode is Mode.HUMAN:
+            hint(message)
+
+    def warn(self, message: str) -> None:
+        """Something worth knowing while the operation goes on: stderr, every mode."""
+        warn(message)
+
+    def error(self, message: str) -> None:
+        """What went wrong: one plain line on stderr, every mode."""
+        error(message)
 
 
-def import_document(result: ImportResult) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "imported": result.imported,
-        "already_present": result.already_present,
-        "skipped": [{"index": s.index, "job_id": s.job_id, "reason": s.reason} for s in result.skipped],
-    }
-
-
-def log_document(job_id: str, stream: str, path: Path | None, text: str) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "job_id": job_id, "stream": stream,
-            "path": str(path) if path else None, "text": text}  # fmt: skip
-
-
+# -- the streams the sink writes to, also used by render and live -------------
 def print_json(document: Any) -> None:
     """Indented for a person at a terminal, one compact line for pipes; UTF-8 either way.
 
@@ -130,281 +148,34 @@ def print_line(text: str) -> None:
     sys.stdout.flush()
 
 
-# -- people -------------------------------------------------------------------
-def console(*, stderr: bool = False) -> Console:
-    import os
+def print_stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
+
+def error(message: str) -> None:
+    """One line on stderr (plain, so scripts can read it)."""
+    print_stderr(f"oumi-jobs: error: {message}")
+
+
+def warn(message: str) -> None:
+    """A warning on stderr: the operation goes on."""
+    print_stderr(f"oumi-jobs: warning: {message}")
+
+
+def hint(message: str) -> None:
+    """A line for a person on stderr, dimmed at a terminal."""
+    if sys.stderr.isatty():
+        console(stderr=True).print(f"[dim]{message}[/dim]")
+    else:
+        print_stderr(message)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A rich console on stdout (or stderr); the first call imports rich."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     # Piped into grep or a file, lines should not be cut at 80 columns.
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 240
     return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
-
-
-def error(message: str) -> None:
-    """One line on stderr (plain, so scripts can read it)."""
-    sys.stderr.write(f"oumi-jobs: error: {message}\n")
-    sys.stderr.flush()
-
-
-def warn(message: str) -> None:
-    """A warning on stderr: the operation goes on."""
-    sys.stderr.write(f"oumi-jobs: warning: {message}\n")
-    sys.stderr.flush()
-
-
-def hint(message: str) -> None:
-    if sys.stderr.isatty():
-        console(stderr=True).print(f"[dim]{message}[/dim]")
-    else:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
-
-
-def styled_state(state: State) -> str:
-    return f"[{STATE_STYLES[state]}]{state.value}[/]"
-
-
-def _short_time(iso: str | None) -> str:
-    if not iso:
-        return "-"
-    return iso[:19].replace("T", " ")
-
-
-def jobs_table(views: list[JobView]) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    # The id and state are what people copy and scan for: never shortened.
-    id_width = max((len(v.job_id) for v in views), default=3)
-    table.add_column("JOB", no_wrap=True, min_width=id_width)
-    table.add_column("STATE", no_wrap=True, min_width=10)
-    for column in ("STATUS", "CLOUD", "SUBMITTED", "COMMAND"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("DETAIL", overflow="fold")
-    for view in views:
-        record = view.record
-        cloud = record.cloud + (f":{record.cluster}" if record.cluster else "")
-        table.add_row(
-            record.job_id or f"(external {record.launcher_job_id})",
-            styled_state(view.state),
-            view.status or "-",
-            cloud,
-            _short_time(record.submit_time),
-            record.command or "-",
-            view.detail or "",
-        )
-    return table
-
-
-def job_panel(view: JobView) -> Any:
-    from rich.table import Table
-
-    record = view.record
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold")
-    grid.add_column()
-    rows: list[tuple[str, str | None]] = [
-        ("job", record.job_id),
-        ("name", record.name),
-        ("state", styled_state(view.state)),
-        ("status", view.status),
-        ("detail", view.detail),
-        ("cloud", record.cloud + (f" (cluster {record.cluster})" if record.cluster else "")),
-        ("launcher id", record.launcher_job_id),
-        ("command", record.command),
-        ("config", record.config_path),
-        ("model", record.model_name),
-        ("output dir", record.output_dir),
-        ("pid", str(record.pid) if record.pid else None),
-        ("submitted", _short_time(record.submit_time)),
-        ("started", _short_time(record.started_at) if record.started_at else None),
-        ("ended", _short_time(record.end_time) if record.end_time else None),
-        ("stdout", record.stdout_path),
-        ("stderr", record.stderr_path),
-        ("as of", _short_time(view.as_of)),
-    ]
-    for label, value in rows:
-        if value:
-            grid.add_row(label, value)
-    return grid
-
-
-def print_job(view: JobView) -> None:
-    console().print(job_panel(view))
-
-
-def print_jobs(views: list[JobView]) -> None:
-    if not views:
-        hint("no jobs")
-        return
-    console().print(jobs_table(views))
-
-
-def print_prune(result: PruneResult) -> None:
-    verb = "would remove" if result.dry_run else "removed"
-    print_line(f"{verb} {len(result.removed)} job(s); kept {result.kept_running} not done")
-    for job_id in result.removed:
-        print_line(f"  {job_id}")
-
-
-def print_import(result: ImportResult) -> None:
-    print_line(
-        f"imported {len(result.imported)} job(s), {len(result.already_present)} already present, "
-        f"{len(result.skipped)} skipped"
-    )
-    for skipped in result.skipped:
-        who = f" ({skipped.job_id})" if skipped.job_id else ""
-        sys.stderr.write(f"skipped entry {skipped.index}{who}: {skipped.reason}\n")
-    sys.stderr.flush()
-
-
-# -- cancellations -------------------------------------------------------------
-CANCELLATION_STYLES = {
-    "requested": "blue",
-    "in_progress": "yellow",
-    "completed": "green",
-    "failed": "bold red",
-    "not_needed": "dim",
-}
-
-
-def cancellation_document(record: CancellationRecord) -> dict[str, Any]:
-    """The cancellation object of the JSON contract."""
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "cancellation_id": record.cancellation_id,
-        "job_id": record.job_id,
-        "cloud": record.cloud,
-        "status": record.status.value,
-        "reason": record.reason,
-        "force": record.force,
-        "signal": record.signal,
-        "timeout_s": record.timeout_s,
-        "requested_at": record.requested_at,
-        "finished_at": record.finished_at,
-        "duration_s": record.duration_s,
-        "final_state": record.final_state,
-        "caused_by": record.caused_by,
-        "survivors": list(record.survivors),
-        "runners_signalled": record.runners_signalled,
-        "detail": record.detail,
-        "steps": [
-            {
-                "name": step.name,
-                "status": step.status.value,
-                "started_at": step.started_at,
-                "ended_at": step.ended_at,
-                "detail": step.detail,
-            }
-            for step in record.steps
-        ],
-    }
-
-
-def _styled_cancellation_status(status: str) -> str:
-    return f"[{CANCELLATION_STYLES.get(status, 'white')}]{status}[/]"
-
-
-def cancellation_panel(record: CancellationRecord) -> Any:
-    from rich.console import Group
-    from rich.table import Table
-
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
-    mode = "force (SIGKILL)" if record.force else f"graceful ({record.signal}, timeout {record.timeout_s:g} s)"
-    for label, value in [
-        ("cancellation", record.cancellation_id),
-        ("job", record.job_id),
-        ("status", _styled_cancellation_status(record.status.value)),
-        ("mode", mode),
-        ("reason", record.reason),
-        ("caused by", record.caused_by),
-        ("requested", _short_time(record.requested_at)),
-        ("finished", _short_time(record.finished_at) if record.finished_at else None),
-        ("final state", record.final_state),
-        ("survivors", ", ".join(map(str, record.survivors)) if record.survivors else None),
-        ("detail", record.detail),
-    ]:
-        if value:
-            head.add_row(label, value)
-    steps = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("STEP", "STATUS", "TIME", "DETAIL"):
-        steps.add_column(column, overflow="fold")
-    for step in record.steps:
-        took = "-"
-        if step.ended_at:
-
-            took = f"{(from_iso(step.ended_at) - from_iso(step.started_at)).total_seconds():.2f}s"
-        steps.add_row(step.name, _styled_cancellation_status(step.status.value), took, step.detail or "")
-    return Group(head, "", steps)
-
-
-def print_cancellation(record: CancellationRecord) -> None:
-    console().print(cancellation_panel(record))
-
-
-def cancellations_table(records: list[CancellationRecord]) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("CANCELLATION", no_wrap=True)
-    table.add_column("JOB", no_wrap=True)
-    for column in ("STATUS", "MODE", "REQUESTED", "TOOK", "FINAL STATE", "CAUSED BY"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("REASON", overflow="fold")
-    for record in records:
-        took = f"{record.duration_s:.2f}s" if record.duration_s is not None else "-"
-        table.add_row(
-            record.cancellation_id, record.job_id, _styled_cancellation_status(record.status.value), record.mode,
-            _short_time(record.requested_at), took, record.final_state or "-", record.caused_by or "-",
-            record.reason or "",
-        )  # fmt: skip
-    return table
-
-
-def print_cancellations(records: list[CancellationRecord]) -> None:
-    if not records:
-        hint("no cancellations")
-        return
-    console().print(cancellations_table(records))
-
-
-def bulk_document(outcome: BulkOutcome) -> dict[str, Any]:
-    if outcome.record is not None:
-        return cancellation_document(outcome.record)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "job_id": outcome.job_ref,
-        "status": "error",
-        "error": str(outcome.error),
-        "exit_code": outcome.error.exit_code if outcome.error else None,
-    }
-
-
-def print_bulk(outcomes: list[BulkOutcome]) -> None:
-    records = [o.record for o in outcomes if o.record is not None]
-    if records:
-        console().print(cancellations_table(records))
-    for outcome in outcomes:
-        if outcome.error is not None:
-            error(f"{outcome.job_ref}: {outcome.error}")
-    if not outcomes:
-        hint("no jobs to cancel")
-
-
-def print_clouds(answers: dict[str, Any]) -> None:
-    """What each cloud asked said: reachable with how many jobs, or why not."""
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("CLOUD", "ANSWER", "JOBS", "TOOK"):
-        table.add_column(column, justify="right" if column in ("JOBS", "TOOK") else "left")
-    for name in sorted(answers):
-        answer = answers[name]
-        verdict = f"[red]unreachable: {answer.error}[/]" if answer.error else "[green]reachable[/]"
-        jobs = "-" if answer.error else str(len(answer.jobs))
-        table.add_row(name, verdict, jobs, f"{answer.elapsed_s:.1f}s")
-    console().print(table)

@@ -1,0 +1,247 @@
+"""What a person sees: rich tables and panels, and the plain lines beside them.
+
+The human side of :class:`oumi_jobs.cli.output.Output` (whose ``human=``
+renderers these are); the JSON side is :mod:`oumi_jobs.documents`.  Views
+refreshed in place (watch, progress) are in :mod:`oumi_jobs.cli.live`.
+
+rich is imported inside the functions that render, so importing this module
+costs nothing a ``--json`` run would notice.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from oumi_jobs.cli.output import console, error, hint, print_line
+from oumi_jobs.states import State
+from oumi_jobs.timestamps import from_iso
+from oumi_jobs.views import JobView
+
+if TYPE_CHECKING:
+    from oumi_jobs.cancel.service import BulkOutcome
+    from oumi_jobs.legacy import ImportResult
+    from oumi_jobs.prune import PruneResult
+    from oumi_jobs.store.cancellations import CancellationRecord
+
+STATE_STYLES = {
+    State.PENDING: "blue",
+    State.LAUNCHING: "blue",
+    State.RUNNING: "cyan",
+    State.CANCELLING: "yellow",
+    State.SUCCEEDED: "green",
+    State.FAILED: "bold red",
+    State.CANCELLED: "yellow",
+    State.LOST: "magenta",
+    State.UNKNOWN: "dim",
+}
+
+
+def styled_state(state: State) -> str:
+    return f"[{STATE_STYLES[state]}]{state.value}[/]"
+
+
+def _short_time(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    return iso[:19].replace("T", " ")
+
+
+def jobs_table(views: list[JobView]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    # The id and state are what people copy and scan for: never shortened.
+    id_width = max((len(v.job_id) for v in views), default=3)
+    table.add_column("JOB", no_wrap=True, min_width=id_width)
+    table.add_column("STATE", no_wrap=True, min_width=10)
+    for column in ("STATUS", "CLOUD", "SUBMITTED", "COMMAND"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("DETAIL", overflow="fold")
+    for view in views:
+        record = view.record
+        cloud = record.cloud + (f":{record.cluster}" if record.cluster else "")
+        table.add_row(
+            record.job_id or f"(external {record.launcher_job_id})",
+            styled_state(view.state),
+            view.status or "-",
+            cloud,
+            _short_time(record.submit_time),
+            record.command or "-",
+            view.detail or "",
+        )
+    return table
+
+
+def job_panel(view: JobView) -> Any:
+    from rich.table import Table
+
+    record = view.record
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    rows: list[tuple[str, str | None]] = [
+        ("job", record.job_id),
+        ("name", record.name),
+        ("state", styled_state(view.state)),
+        ("status", view.status),
+        ("detail", view.detail),
+        ("cloud", record.cloud + (f" (cluster {record.cluster})" if record.cluster else "")),
+        ("launcher id", record.launcher_job_id),
+        ("command", record.command),
+        ("config", record.config_path),
+        ("model", record.model_name),
+        ("output dir", record.output_dir),
+        ("pid", str(record.pid) if record.pid else None),
+        ("submitted", _short_time(record.submit_time)),
+        ("started", _short_time(record.started_at) if record.started_at else None),
+        ("ended", _short_time(record.end_time) if record.end_time else None),
+        ("stdout", record.stdout_path),
+        ("stderr", record.stderr_path),
+        ("as of", _short_time(view.as_of)),
+    ]
+    for label, value in rows:
+        if value:
+            grid.add_row(label, value)
+    return grid
+
+
+def print_job(view: JobView) -> None:
+    console().print(job_panel(view))
+
+
+def print_jobs(views: list[JobView]) -> None:
+    if not views:
+        hint("no jobs")
+        return
+    console().print(jobs_table(views))
+
+
+def print_prune(result: PruneResult) -> None:
+    verb = "would remove" if result.dry_run else "removed"
+    print_line(f"{verb} {len(result.removed)} job(s); kept {result.kept_running} not done")
+    for job_id in result.removed:
+        print_line(f"  {job_id}")
+
+
+def print_import(result: ImportResult) -> None:
+    print_line(
+        f"imported {len(result.imported)} job(s), {len(result.already_present)} already present, "
+        f"{len(result.skipped)} skipped"
+    )
+    for skipped in result.skipped:
+        who = f" ({skipped.job_id})" if skipped.job_id else ""
+        sys.stderr.write(f"skipped entry {skipped.index}{who}: {skipped.reason}\n")
+    sys.stderr.flush()
+
+
+# -- cancellations -------------------------------------------------------------
+CANCELLATION_STYLES = {
+    "requested": "blue",
+    "in_progress": "yellow",
+    "completed": "green",
+    "failed": "bold red",
+    "not_needed": "dim",
+}
+
+
+def _styled_cancellation_status(status: str) -> str:
+    return f"[{CANCELLATION_STYLES.get(status, 'white')}]{status}[/]"
+
+
+def cancellation_panel(record: CancellationRecord) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    mode = "force (SIGKILL)" if record.force else f"graceful ({record.signal}, timeout {record.timeout_s:g} s)"
+    for label, value in [
+        ("cancellation", record.cancellation_id),
+        ("job", record.job_id),
+        ("status", _styled_cancellation_status(record.status.value)),
+        ("mode", mode),
+        ("reason", record.reason),
+        ("caused by", record.caused_by),
+        ("requested", _short_time(record.requested_at)),
+        ("finished", _short_time(record.finished_at) if record.finished_at else None),
+        ("final state", record.final_state),
+        ("survivors", ", ".join(map(str, record.survivors)) if record.survivors else None),
+        ("detail", record.detail),
+    ]:
+        if value:
+            head.add_row(label, value)
+    steps = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("STEP", "STATUS", "TIME", "DETAIL"):
+        steps.add_column(column, overflow="fold")
+    for step in record.steps:
+        took = "-"
+        if step.ended_at:
+            took = f"{(from_iso(step.ended_at) - from_iso(step.started_at)).total_seconds():.2f}s"
+        steps.add_row(step.name, _styled_cancellation_status(step.status.value), took, step.detail or "")
+    return Group(head, "", steps)
+
+
+def print_cancellation(record: CancellationRecord) -> None:
+    console().print(cancellation_panel(record))
+
+
+def cancellations_table(records: list[CancellationRecord]) -> Any:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("CANCELLATION", no_wrap=True)
+    table.add_column("JOB", no_wrap=True)
+    for column in ("STATUS", "MODE", "REQUESTED", "TOOK", "FINAL STATE", "CAUSED BY"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("REASON", overflow="fold")
+    for record in records:
+        took = f"{record.duration_s:.2f}s" if record.duration_s is not None else "-"
+        table.add_row(
+            record.cancellation_id, record.job_id, _styled_cancellation_status(record.status.value), record.mode,
+            _short_time(record.requested_at), took, record.final_state or "-", record.caused_by or "-",
+            record.reason or "",
+        )  # fmt: skip
+    return table
+
+
+def print_cancellations(records: list[CancellationRecord]) -> None:
+    if not records:
+        hint("no cancellations")
+        return
+    console().print(cancellations_table(records))
+
+
+def print_bulk(outcomes: list[BulkOutcome]) -> None:
+    records = [o.record for o in outcomes if o.record is not None]
+    if records:
+        console().print(cancellations_table(records))
+    for outcome in outcomes:
+        if outcome.error is not None:
+            error(f"{outcome.job_ref}: {outcome.error}")
+    if not outcomes:
+        hint("no jobs to cancel")
+
+
+def print_clouds(answers: dict[str, Any]) -> None:
+    """What each cloud asked said: reachable with how many jobs, or why not."""
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("CLOUD", "ANSWER", "JOBS", "TOOK"):
+        table.add_column(column, justify="right" if column in ("JOBS", "TOOK") else "left")
+    for name in sorted(answers):
+        answer = answers[name]
+        verdict = f"[red]unreachable: {answer.error}[/]" if answer.error else "[green]reachable[/]"
+        jobs = "-" if answer.error else str(len(answer.jobs))
+        table.add_row(name, verdict, jobs, f"{answer.elapsed_s:.1f}s")
+    console().print(table)
+
+
+def print_log(chunks: Iterable[str]) -> None:
+    """A job's log as it comes (``logs -f`` shows each chunk at once)."""
+    for chunk in chunks:
+        sys.stdout.write(chunk)
+        sys.stdout.flush()

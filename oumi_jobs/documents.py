@@ -1,0 +1,128 @@
+"""The versioned JSON documents of oumi-jobs: the contract scripts rely on.
+
+``--json`` prints them, and anything else that serves jobs (a REST server)
+must serve the very same objects, so they are built here, apart from the
+command line and from any rendering.  Every object carries ``schema_version``
+(README "JSON"); tests/test_json_contract.py pins the keys.
+
+Plain dictionaries of plain values: encoding them is the caller's business.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: building a document needs none of these modules
+    from oumi_jobs.cancel.service import BulkOutcome
+    from oumi_jobs.legacy import ImportResult
+    from oumi_jobs.prune import PruneResult
+    from oumi_jobs.store.cancellations import CancellationRecord
+    from oumi_jobs.views import JobView
+
+SCHEMA_VERSION = 1
+
+
+def job_document(view: JobView) -> dict[str, Any]:
+    """The job object of the JSON contract (SPEC "JSON contract")."""
+    record = view.record
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": record.job_id or None,  # an external job has no oumi-jobs id
+        "name": record.name,
+        "state": view.state.value,
+        "status": view.status,
+        "done": view.done,
+        "cloud": record.cloud,
+        "cluster": record.cluster,
+        "launcher_job_id": record.launcher_job_id,
+        "command": record.command,
+        "config_path": record.config_path,
+        "model_name": record.model_name,
+        "output_dir": record.output_dir,
+        "submit_time": record.submit_time,
+        "start_time": record.started_at,
+        "end_time": record.end_time,
+        "exit_code": record.exit_code,
+        "exit_signal": record.exit_signal,
+        "pid": record.pid,
+        "external": view.external,
+        "cancel_requested": record.cancel_requested,
+        "depends_on": list(record.depends_on),
+        "detail": view.detail,
+        "stdout_path": record.stdout_path,
+        "stderr_path": record.stderr_path,
+        "as_of": view.as_of,
+    }
+
+
+def cancellation_document(record: CancellationRecord) -> dict[str, Any]:
+    """The cancellation object of the JSON contract."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "cancellation_id": record.cancellation_id,
+        "job_id": record.job_id,
+        "cloud": record.cloud,
+        "status": record.status.value,
+        "reason": record.reason,
+        "force": record.force,
+        "signal": record.signal,
+        "timeout_s": record.timeout_s,
+        "requested_at": record.requested_at,
+        "finished_at": record.finished_at,
+        "duration_s": record.duration_s,
+        "final_state": record.final_state,
+        "caused_by": record.caused_by,
+        "survivors": list(record.survivors),
+        "runners_signalled": record.runners_signalled,
+        "detail": record.detail,
+        "steps": [
+            {
+                "name": step.name,
+                "status": step.status.value,
+                "started_at": step.started_at,
+                "ended_at": step.ended_at,
+                "detail": step.detail,
+            }
+            for step in record.steps
+        ],
+    }
+
+
+def bulk_document(outcome: BulkOutcome) -> dict[str, Any]:
+    """One job of a cancel of several: its cancellation, or the error that kept it from one."""
+    if outcome.record is not None:
+        return cancellation_document(outcome.record)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": outcome.job_ref,
+        "status": "error",
+        "error": str(outcome.error),
+        "exit_code": outcome.error.exit_code if outcome.error else None,
+    }
+
+
+def prune_document(result: PruneResult) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "removed": result.removed,
+        "kept_running": result.kept_running,
+        "dry_run": result.dry_run,
+        "older_than_s": result.older_than_s,
+        "logs_removed": result.logs_removed,
+    }
+
+
+def import_document(result: ImportResult) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "imported": result.imported,
+        "already_present": result.already_present,
+        "skipped": [{"index": s.index, "job_id": s.job_id, "reason": s.reason} for s in result.skipped],
+    }
+
+
+def log_document(job_id: str, stream: str, path: Path | None, text: str) -> dict[str, Any]:
+    """A job's log as one document (``path`` is None for a cloud job, whose log is a stream)."""
+    return {"schema_version": SCHEMA_VERSION, "job_id": job_id, "stream": stream,
+            "path": str(path) if path else None, "text": text}  # fmt: skip

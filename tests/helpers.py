@@ -1,0 +1,101 @@
+"""Small helpers several test files share (fixtures stay in conftest.py).
+
+Test files import these from here, never from each other or from conftest.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from typer.testing import CliRunner
+
+from oumi_jobs.cli.app import app
+from oumi_jobs.paths import Paths
+from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
+from oumi_jobs.store.registry import JobRecord, Registry
+from oumi_jobs.timestamps import now_iso
+
+
+class Cli:
+    """The command line in this process, stdout and stderr apart (the ``cli`` fixture)."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner(mix_stderr=False)
+
+    def __call__(self, *args: str, input: str | None = None):
+        return self.runner.invoke(app, list(args), input=input, catch_exceptions=False)
+
+    def json(self, *args: str):
+        result = self(*args, "--json")
+        assert result.exit_code == 0, (result.exit_code, result.stdout, result.stderr)
+        return json.loads(result.stdout)
+
+
+def submit_id(cli: Cli, *args: str) -> str:
+    """``submit -q ARGS``, which must succeed; the new job's id."""
+    result = cli("submit", "-q", *args)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout.strip()
+
+
+def make_record(job_id: str | None = None, **fields: Any) -> JobRecord:
+    """A registry record of a local job submitted now; ``fields`` override or add to it."""
+    values: dict[str, Any] = {"cloud": "local", "submit_time": now_iso(), "command": "job"} | fields
+    return JobRecord(job_id=job_id or f"job-test-{time.monotonic_ns()}", **values)
+
+
+def make_cancellation(**fields: Any) -> CancellationRecord:
+    """A finished cancellation record of a local job (nothing stored); ``fields`` override it."""
+    values: dict[str, Any] = {
+        "cancellation_id": "cx-20260101-000000-abcdef", "job_id": "job-test", "cloud": "local",
+        "requested_at": "2026-01-01T00:00:00+00:00", "reason": None, "force": False, "timeout_s": 30.0,
+        "signal": "SIGTERM", "status": CancellationStatus.COMPLETED, "finished_at": "2026-01-01T00:00:01+00:00",
+        "final_state": "cancelled", "caused_by": None, "survivors": (), "runners_signalled": 1, "detail": None,
+        "steps": (),
+    }  # fmt: skip
+    return CancellationRecord(**(values | fields))
+
+
+def add_record(paths: Paths, record: JobRecord) -> str:
+    """Write ``record`` straight into the registry (no supervisor is started); its job id."""
+    with Registry.open(paths) as registry:
+        registry.add(record)
+    return record.job_id
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
+def wait_done(cli: Cli, job_id: str, timeout: float = 20.0) -> dict:
+    def done():
+        doc = cli.json("status", job_id)
+        return doc if doc["done"] else None
+
+    return wait_until(done, timeout)  # type: ignore[return-value]
+
+
+def wait_state(cli: Cli, job_id: str, state: str, timeout: float = 20.0) -> dict:
+    def reached():
+        doc = cli.json("status", job_id)
+        return doc if doc["state"] == state else None
+
+    return wait_until(reached, timeout)  # type: ignore[return-value]
+
+
+def free_loopback_port() -> int:
+    """A loopback TCP port nobody listens on (free the moment it is returned)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
