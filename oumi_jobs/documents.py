@@ -5,11 +5,12 @@ must serve the very same objects, so they are built here, apart from the
 command line and from any rendering.  Every object carries ``schema_version``
 (README "JSON"); tests/test_json_contract.py pins the keys.
 
-Plain dictionaries of plain values: encoding them is the caller's business.
+Plain dictionaries of plain values; :func:`encode_json` is their compact encoding.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,15 @@ if TYPE_CHECKING:  # annotations only: building a document needs none of these m
     from oumi_jobs.views import JobView
 
 SCHEMA_VERSION = 1
+
+
+def encode_json(document: Any) -> str:
+    """One document as compact JSON text, UTF-8 characters kept (as SQLite's ``json_object`` writes them)."""
+    try:
+        import orjson  # light, and 4-5x faster than the standard library on thousands of documents
+    except ImportError:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    return orjson.dumps(document).decode()
 
 
 def job_document(view: JobView) -> dict[str, Any]:

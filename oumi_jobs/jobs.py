@@ -16,6 +16,7 @@ from oumi_jobs.cloud import launcher
 from oumi_jobs.cloud.guidance import cloud_guidance
 from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudWatcher  # light: oumi loads lazily
 from oumi_jobs.cloud.launching import staged_config
+from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document
 from oumi_jobs.durations import parse_duration
 from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
@@ -225,9 +226,8 @@ def parse_since(text: str, *, reference: datetime | None = None) -> str:
 
 
 @dataclass(frozen=True)
-class JobList:
-    views: list[JobView]
-    clouds: dict[str, CloudAnswer] = field(default_factory=dict)  # every cloud asked, and its answer
+class _CloudAnswers:
+    clouds: dict[str, CloudAnswer]  # every cloud asked, and its answer
 
     @property
     def unreachable(self) -> dict[str, str]:
@@ -235,13 +235,37 @@ class JobList:
         return {name: answer.error for name, answer in self.clouds.items() if answer.error}
 
 
-def list_jobs(paths: Paths, **filters: Any) -> list[JobView]:
-    """Registered jobs, newest first, with their live states (see :func:`list_jobs_report`)."""
-    return list_jobs_report(paths, **filters).views
+@dataclass(frozen=True)
+class JobList(_CloudAnswers):
+    views: list[JobView]
 
 
-def list_jobs_report(
-    paths: Paths,
+@dataclass(frozen=True)
+class JobDocuments(_CloudAnswers):
+    """The jobs of :func:`list_jobs_report` as JSON texts, each a ``documents.job_document``."""
+
+    documents: list[str]
+
+
+@dataclass(frozen=True)
+class _ListQuery:
+    """``list``'s filters, checked."""
+
+    cloud: str | None
+    cluster: str | None
+    states: frozenset[State]
+    since: str | None  # an ISO lower bound
+    limit: int | None
+    local_only: bool
+    all_clouds: bool
+    cloud_timeout_s: float
+    watcher: CloudWatcher | None
+
+    def wants(self, state: State) -> bool:
+        return not self.states or state in self.states
+
+
+def _list_query(
     *,
     cloud: str | None = None,
     cluster: str | None = None,
@@ -252,44 +276,94 @@ def list_jobs_report(
     all_clouds: bool = False,
     cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
     watcher: CloudWatcher | None = None,
-) -> JobList:
-    """Registered jobs merged with what their clouds report now (jobs launched elsewhere too).
-
-    Every cloud with jobs in the registry is asked at once, each within
-    ``cloud_timeout_s``; a cloud that fails or times out leaves its jobs
-    ``unknown`` with the reason.  ``cloud`` (not local) is asked even with no
-    registered job, to find jobs launched elsewhere; ``all_clouds`` asks every
-    cloud oumi.launcher has enabled.  ``local_only`` asks no cloud.
-    """
+) -> _ListQuery:
     if limit is not None and limit < 0:
         raise UsageError("--limit must not be negative")
     if all_clouds and (local_only or cloud is not None):
         raise UsageError("--all-clouds asks every cloud: it goes with neither --local-only nor --cloud")
     lower_bound = parse_since(since) if since else None
-    wanted = set(states)
+    return _ListQuery(
+        cloud, cluster, frozenset(states), lower_bound, limit, local_only, all_clouds, cloud_timeout_s, watcher
+    )
+
+
+def list_jobs(paths: Paths, **filters: Any) -> list[JobView]:
+    """Registered jobs, newest first, with their live states (see :func:`list_jobs_report`)."""
+    return list_jobs_report(paths, **filters).views
+
+
+def list_jobs_report(paths: Paths, **filters: Any) -> JobList:
+    """Registered jobs merged with what their clouds report now (jobs launched elsewhere too).
+
+    Filters: ``cloud``, ``cluster``, ``states``, ``since``, ``limit``,
+    ``local_only``, ``all_clouds``, ``cloud_timeout_s``, ``watcher``.  Every
+    cloud with jobs in the registry is asked at once, each within
+    ``cloud_timeout_s``; a cloud that fails or times out leaves its jobs
+    ``unknown`` with the reason.  ``cloud`` (not local) is asked even with no
+    registered job, to find jobs launched elsewhere; ``all_clouds`` asks every
+    cloud oumi.launcher has enabled.  ``local_only`` asks no cloud.
+    """
+    query = _list_query(**filters)
     with Registry.open(paths) as registry:
-        records = registry.jobs(cloud=cloud, since=lower_bound, cluster=cluster, with_argv=False)
-        if cluster is not None:
+        records = registry.jobs(cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False)
+        if query.cluster is not None:
             records.reverse()  # one queue: shown in its order, oldest first
-        answers: dict[str, CloudAnswer] = {}
-        if not local_only:
-            answers = _ask_clouds(records, cloud, all_clouds, cloud_timeout_s, watcher)
-        live = {(j.cloud, j.cluster, j.launcher_job_id): j for a in answers.values() for j in a.jobs}
-        as_of = now_iso()  # local states of a batch are read within milliseconds of each other
-        views: list[JobView] = []
-        for record in records:
-            if record.is_local:
-                view = view_of(record, as_of)
-            elif record.cloud in answers:
-                key = (record.cloud, record.cluster or "", record.launcher_job_id or "")
-                view = cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
-            else:
-                view = view_of(record, as_of)
-            if not wanted or view.state in wanted:
-                views.append(_with_queue_detail(registry, view))
-    externals = [external_view(job, as_of) for job in live.values() if cluster is None or job.cluster == cluster]
-    views += [v for v in externals if not wanted or v.state in wanted]
-    return JobList(views[:limit] if limit is not None else views, answers)
+        views, answers = _live_views(registry, records, query)
+    return JobList(answers, views[: query.limit] if query.limit is not None else views)
+
+
+def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
+    """What :func:`list_jobs_report` finds, as JSON documents, read the lean way (``list --json``).
+
+    Finished local jobs, usually nearly all of a big registry, come out of the
+    store as JSON built by SQLite (``store/listing.py``); only the others get
+    a record and a view.  tests/test_listing.py checks both ways agree.
+    """
+    query = _list_query(**filters)
+    as_of = now_iso()
+    with Registry.open(paths) as registry:
+        newest_first = query.cluster is None  # one queue: shown in its order, oldest first
+        rows = registry.listing(
+            cloud=query.cloud, cluster=query.cluster, since=query.since, newest_first=newest_first,
+            as_of=as_of, schema_version=SCHEMA_VERSION,
+        )  # fmt: skip
+        others = registry.jobs(
+            cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False,
+            newest_first=newest_first, finished_local=False,
+        )  # fmt: skip
+        views, answers = _live_views(registry, others, query, as_of)
+    by_id = {view.job_id: view for view in views if not view.external}
+    documents = []
+    for job_id, state, document in rows:
+        if document is not None:
+            if query.wants(State(state)):
+                documents.append(document)
+        elif (view := by_id.get(job_id)) is not None:
+            documents.append(encode_json(job_document(view)))
+    documents += [encode_json(job_document(view)) for view in views if view.external]
+    return JobDocuments(answers, documents[: query.limit] if query.limit is not None else documents)
+
+
+def _live_views(
+    registry: Registry, records: list[JobRecord], query: _ListQuery, as_of: str | None = None
+) -> tuple[list[JobView], dict[str, CloudAnswer]]:
+    """The views of ``records`` that ``query`` wants, in order, then the external jobs; and the clouds' answers."""
+    answers: dict[str, CloudAnswer] = {}
+    if not query.local_only:
+        answers = _ask_clouds(records, query.cloud, query.all_clouds, query.cloud_timeout_s, query.watcher)
+    live = {(j.cloud, j.cluster, j.launcher_job_id): j for a in answers.values() for j in a.jobs}
+    as_of = as_of or now_iso()  # local states of a batch are read within milliseconds of each other
+    views: list[JobView] = []
+    for record in records:
+        if record.is_local or record.cloud not in answers:
+            view = view_of(record, as_of)
+        else:
+            key = (record.cloud, record.cluster or "", record.launcher_job_id or "")
+            view = cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
+        if query.wants(view.state):
+            views.append(_with_queue_detail(registry, view))
+    externals = [external_view(job, as_of) for job in live.values() if query.cluster in (None, job.cluster)]
+    return views + [v for v in externals if query.wants(v.state)], answers
 
 
 def _ask_clouds(

@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 from oumi_jobs import __version__, jobs
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
-from oumi_jobs.cli.output import Output
+from oumi_jobs.cli.output import Mode, Output
 from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.documents import (
     bulk_document,
@@ -233,23 +233,21 @@ def list_(
     """All registered jobs, newest first, with their live states; clouds are asked in parallel."""
 
     out = Output.from_flags(as_json=as_json)
-    report = live.with_cloud_progress(
-        lambda watcher: jobs.list_jobs_report(
-            _paths(ctx),
-            cloud=cloud,
-            cluster=cluster,
-            states=parse_states(state),
-            since=since,
-            limit=limit,
-            local_only=local_only,
-            all_clouds=all_clouds,
-            cloud_timeout_s=cloud_timeout,
-            watcher=watcher,
-        ),  # fmt: skip
-        live=out.live,
-    )
-    # A function: 10,000 documents are built only when they are printed.
-    out.result(lambda: [job_document(v) for v in report.views], human=lambda: render.print_jobs(report.views))
+    filters = dict(
+        cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit,
+        local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout,
+    )  # fmt: skip
+    # --json needs only the documents, so it reads them the lean way: finished
+    # local jobs come out of SQLite as JSON (bench/bench_local.py times it).
+    report: jobs.JobList | jobs.JobDocuments
+    if out.mode is Mode.JSON:
+        report = jobs.list_job_documents(_paths(ctx), **filters)
+        out.encoded_results(report.documents)
+    else:
+        report = live.with_cloud_progress(
+            lambda watcher: jobs.list_jobs_report(_paths(ctx), watcher=watcher, **filters), live=out.live
+        )
+        out.result(None, human=lambda: render.print_jobs(report.views))
     out.notes(
         [f"{name}: {reason}" for name, reason in sorted(report.unreachable.items())],
         # With --all-clouds a person gets every cloud's answer as a table, the reasons in its rows.

@@ -68,6 +68,11 @@ class Output:
         elif self.mode is Mode.HUMAN and human is not None:
             human()
 
+    def encoded_results(self, texts: list[str]) -> None:
+        """``--json`` only: documents already encoded as JSON texts (the lean ``list``), printed as one array."""
+        if self.mode is Mode.JSON:
+            print_json_texts(texts)
+
     def value(self, text: str) -> None:
         """The essential value (a new job's id) as a line on stdout, for a person and for ``-q``.
 
@@ -140,6 +145,15 @@ def print_json(document: Any) -> None:
         else:
             sys.stdout.flush()  # what was written as text goes first
             binary.write(encoded)
+    sys.stdout.flush()
+
+
+def print_json_texts(texts: list[str]) -> None:
+    """An array of JSON texts: joined as they are for pipes; decoded and indented for a person at a terminal."""
+    if sys.stdout.isatty():
+        print_json([json.loads(text) for text in texts])
+        return
+    sys.stdout.write("[" + ",".join(texts) + "]\n")
     sys.stdout.flush()
 
 

@@ -188,16 +188,16 @@ class JobStore(Database):
         before: str | None = None,
         newest_first: bool = True,
         with_argv: bool = True,
+        finished_local: bool = True,
     ) -> list[JobRecord]:
-        """Records, filtered; ``with_argv=False`` leaves ``argv`` empty, for listings (faster)."""
-        clauses, params = [], []
-        for clause, value in (
-            ("cloud = ?", cloud), ("cluster = ?", cluster), ("submit_time >= ?", since), ("submit_time < ?", before),
-        ):  # fmt: skip
-            if value is not None:
-                clauses.append(clause)
-                params.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        """Records, filtered; ``with_argv=False`` leaves ``argv`` empty, for listings (faster).
+
+        ``finished_local=False`` leaves out local jobs with an exit record: the
+        lean listing (``store/listing.py``) has their documents already.
+        """
+        where, params = job_filter(
+            cloud=cloud, cluster=cluster, since=since, before=before, finished_local=finished_local
+        )
         order = "DESC" if newest_first else "ASC"
         with self._guard():
             cursor = self._db.cursor()
@@ -265,3 +265,29 @@ def _insert_job_sql(row: dict[str, object], *, or_ignore: bool = False) -> str:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Local jobs with an exit record: their state and document depend on their row alone.
+FINISHED_LOCAL = "(cloud = 'local' AND end_time IS NOT NULL)"
+
+
+def job_filter(
+    *,
+    cloud: str | None = None,
+    cluster: str | None = None,
+    since: str | None = None,
+    before: str | None = None,
+    finished_local: bool = True,
+) -> tuple[str, dict[str, object]]:
+    """A ``WHERE`` clause over the jobs table and its named parameters (shared by the listings)."""
+    clauses, params = [], {}
+    for clause, name, value in (
+        ("cloud = :cloud", "cloud", cloud), ("cluster = :cluster", "cluster", cluster),
+        ("submit_time >= :since", "since", since), ("submit_time < :before", "before", before),
+    ):  # fmt: skip
+        if value is not None:
+            clauses.append(clause)
+            params[name] = value
+    if not finished_local:
+        clauses.append(f"NOT {FINISHED_LOCAL}")
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params

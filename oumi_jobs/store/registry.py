@@ -11,6 +11,7 @@ in the module named for what it works on:
   (``record_exit``, ``end_before_start``, ``claim_start``, ``record_launch``:
   who writes ``end_time`` is answered there);
 * :mod:`oumi_jobs.store.queues`: local clusters' queues;
+* :mod:`oumi_jobs.store.listing`: the lean listing (finished local jobs as JSON, built by SQLite);
 * :mod:`oumi_jobs.store.cancellations`: cancellation records, through a
   ``CancellationTracker`` over an open registry.
 
@@ -20,6 +21,7 @@ No module outside ``oumi_jobs/store/`` contains SQL (tests/test_architecture.py)
 from __future__ import annotations
 
 from oumi_jobs.store.jobs import JobStore
+from oumi_jobs.store.listing import ListingStore
 from oumi_jobs.store.migrations import MIGRATIONS
 from oumi_jobs.store.queues import QueueStore
 from oumi_jobs.store.records import JobRecord
@@ -27,5 +29,5 @@ from oumi_jobs.store.records import JobRecord
 __all__ = ["MIGRATIONS", "JobRecord", "Registry"]
 
 
-class Registry(JobStore, QueueStore):
+class Registry(JobStore, QueueStore, ListingStore):
     """An open registry.  Use :meth:`open` as a context manager: ``with Registry.open(paths) as registry:``."""

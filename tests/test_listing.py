@@ -1,0 +1,111 @@
+"""The lean listing (finished local jobs projected into JSON by SQLite) and the general path agree.
+
+``list --json`` reads documents through ``jobs.list_job_documents``; a person's
+``list`` and library users read views through ``jobs.list_jobs_report``.  For
+the same registry and filters both must give the same documents, key for key
+and in the same order (``as_of`` aside: each read has its own).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from oumi_jobs.documents import job_document
+from oumi_jobs.jobs import list_job_documents, list_jobs_report
+from oumi_jobs.paths import Paths
+from oumi_jobs.states import State
+from oumi_jobs.store.registry import Registry
+from oumi_jobs.timestamps import now, to_iso
+
+from .helpers import Cli, add_record, make_record
+
+
+def _at(minutes_ago: float) -> str:
+    return to_iso(now() - timedelta(minutes=minutes_ago))
+
+
+def _fill(paths: Paths) -> None:
+    """Jobs of every shape a document can take, finished or not, local or cloud."""
+    ended = {"end_time": _at(1), "started_at": _at(50), "pid": 4242}
+    records = [
+        make_record("ok", submit_time=_at(60), exit_code=0, cluster="local", **ended),
+        make_record("exit-3", submit_time=_at(59), exit_code=3, cluster="gpu", name="three", **ended),
+        make_record("killed", submit_time=_at(58), exit_signal=9, cluster="gpu", **ended),
+        make_record("odd-signal", submit_time=_at(57), exit_signal=77, **ended),
+        make_record("cancelled", submit_time=_at(56), exit_signal=15, cancel_requested=True, **ended),
+        make_record("never-ran", submit_time=_at(55), end_time=_at(2), end_detail="never started: dep failed",
+                    cancel_requested=True, depends_on=("exit-3", "ok")),  # fmt: skip
+        make_record("no-detail", submit_time=_at(54), end_time=_at(2)),
+        make_record("exit-127", submit_time=_at(53), exit_code=127, end_detail="cannot start 'nope'", **ended),
+        make_record(
+            "odd-text", submit_time=_at(52), exit_code=0, name='quote " back\\slash \n\t\x01 ünï 日本 \u2028',
+            output_dir="/tmp/ü", stdout_path="/x/stdout.log", stderr_path="/x/stderr.log", model_name="m",
+            config_path="/c.yaml", command="train", launcher_job_id="L1", **ended,
+        ),  # fmt: skip
+        make_record("same-second-a", submit_time=_at(10), exit_code=0, **ended),
+        # Not finished: these take the general path inside the lean listing too.
+        make_record("starting", submit_time=_at(0), depends_on=("ok",)),
+        make_record("interrupted", submit_time=_at(30)),
+        make_record("launching", cloud="slurm", cluster="me@host", submit_time=_at(5)),
+        make_record("launched", cloud="slurm", cluster="me@host", launcher_job_id="17", submit_time=_at(4)),
+        make_record("cloud-failed", cloud="gcp", submit_time=_at(3), end_time=_at(2), end_detail="launch failed"),
+    ]
+    for record in records:
+        add_record(paths, record)
+    # Two jobs submitted in the same instant are ordered by insertion, both ways.
+    add_record(paths, make_record("same-second-b", submit_time=records[9].submit_time, exit_code=1, **ended))
+
+
+def _without_as_of(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for document in documents:
+        assert isinstance(document.pop("as_of"), str)
+    return documents
+
+
+FILTERS = [
+    {},
+    {"cluster": "gpu"},
+    {"cluster": "local"},
+    {"cloud": "local"},
+    {"cloud": "slurm"},
+    {"states": [State.SUCCEEDED]},
+    {"states": [State.CANCELLED, State.FAILED]},
+    {"states": [State.PENDING, State.LOST, State.LAUNCHING]},
+    {"since": "20m"},
+    {"limit": 3},
+    {"limit": 0},
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=[json.dumps(f, default=str) for f in FILTERS])
+def test_lean_and_general_paths_give_identical_documents(paths: Paths, filters: dict[str, Any]) -> None:
+    _fill(paths)
+    general = [job_document(view) for view in list_jobs_report(paths, local_only=True, **filters).views]
+    lean = [json.loads(text) for text in list_job_documents(paths, local_only=True, **filters).documents]
+    assert _without_as_of(lean) == _without_as_of(general)
+    if not filters:
+        assert len(lean) == 16
+
+
+def test_finished_local_jobs_come_out_of_the_store_as_json(paths: Paths) -> None:
+    _fill(paths)
+    with Registry.open(paths) as registry:
+        rows = {job_id: (state, doc) for job_id, state, doc in registry.listing(as_of="t", schema_version=1)}
+    assert rows["ok"][0] == "succeeded" and json.loads(rows["ok"][1])["status"] == "exited 0"
+    assert json.loads(rows["killed"][1])["status"] == "killed by SIGKILL"
+    assert json.loads(rows["odd-signal"][1])["status"] == "killed by signal 77"
+    assert json.loads(rows["never-ran"][1])["depends_on"] == ["exit-3", "ok"]
+    for unfinished in ("starting", "interrupted", "launching", "launched", "cloud-failed"):
+        assert rows[unfinished] == (None, None), unfinished
+
+
+def test_list_json_prints_the_lean_documents(paths: Paths, cli: Cli) -> None:
+    _fill(paths)
+    printed = cli.json("list", "--local-only")
+    assert isinstance(printed, list)
+    general = [job_document(view) for view in list_jobs_report(paths, local_only=True).views]
+    assert _without_as_of(printed) == _without_as_of(general)
