@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from oumi_jobs import configs
-from oumi_jobs.cloud import launcher
+from oumi_jobs.cloud import facts, launcher
 from oumi_jobs.cloud.guidance import cloud_guidance
 from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudWatcher  # light: oumi loads lazily
 from oumi_jobs.cloud.launching import staged_config
@@ -72,11 +72,11 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         nodes=request.nodes,
     )
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
-    if plan.cloud != configs.LOCAL_CLOUD:
+    if plan.cloud != facts.LOCAL_CLOUD:
 
         warnings = tuple(cloud_guidance(plan, request.cwd, paths))
         return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
-    cluster = plan.cluster or queues.DEFAULT_CLUSTER
+    cluster = plan.cluster or facts.DEFAULT_LOCAL_CLUSTER
     log_dir = paths.job_log_dir(job_id)
     record = JobRecord(
         job_id=job_id,
@@ -298,7 +298,7 @@ def _ask_clouds(
     records: list[JobRecord], cloud: str | None, all_clouds: bool, timeout_s: float, watcher: CloudWatcher | None
 ) -> dict[str, CloudAnswer]:
     clouds = {r.cloud for r in records if not r.is_local}
-    if cloud is not None and cloud != "local":
+    if cloud is not None and cloud != facts.LOCAL_CLOUD:
         clouds.add(cloud)
     if not clouds and not all_clouds:
         return {}  # nothing to ask: oumi.launcher is not even imported
