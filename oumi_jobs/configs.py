@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs.cloud import facts, launcher
+from oumi_jobs.cloud import facts, survey
 from oumi_jobs.cloud.facts import KNOWN_CLOUDS, LOCAL_CLOUD
 from oumi_jobs.errors import UsageError
 
@@ -244,7 +244,7 @@ def _registered_clouds() -> set[str]:
     """Clouds oumi.launcher knows, custom ones included (slow: imports oumi; only for unusual names)."""
 
     try:
-        return set(launcher.load().which_clouds())
+        return set(survey.registered_clouds())
     except Exception:  # no usable oumi: only the built-in names are known
         return set()
 

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from oumi_jobs import configs
-from oumi_jobs.cloud import facts, launcher
+from oumi_jobs.cloud import facts, survey
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.cloud.guidance import cloud_guidance
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudWatcher  # light: oumi loads lazily
 from oumi_jobs.cloud.launching import staged_config
+from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
 from oumi_jobs.durations import parse_duration
 from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
@@ -304,11 +305,13 @@ def _ask_clouds(
         return {}  # nothing to ask: oumi.launcher is not even imported
 
     asked_for_unregistered = cloud is not None and not any(r.cloud == cloud for r in records)
-    if asked_for_unregistered and cloud not in launcher.load().which_clouds():
-        raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(launcher.enabled_clouds())}")
-    if all_clouds:
-        clouds.update(launcher.enabled_clouds())
-    return launcher.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)
+    if asked_for_unregistered or all_clouds:
+        known = survey.registered_clouds(timeout_s=timeout_s)
+        if asked_for_unregistered and cloud not in known:
+            raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(facts.listable(known))}")
+        if all_clouds:
+            clouds.update(facts.listable(known))
+    return survey.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)
 
 
 # How often a followed job is asked about: a local job's state is a process

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from oumi_jobs.cloud import launcher
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.jobs import list_jobs
@@ -132,12 +132,9 @@ class _Run:
         assert job.cluster and job.launcher_job_id
         try:
             with self.step("launcher_cancel") as out:
-                answer = launcher.with_time_limit(
-                    lambda: launcher.load().cancel(job.launcher_job_id, job.cloud, job.cluster),
-                    self.record.timeout_s or DEFAULT_CLOUD_TIMEOUT_S,
-                    f"cancel on {job.cloud!r}",
-                )
-                out["detail"] = f"the launcher answered {getattr(answer, 'status', answer)!s}"
+                limit = self.record.timeout_s or DEFAULT_CLOUD_TIMEOUT_S
+                answer = adapter.current().cancel(job.cloud, job.cluster, job.launcher_job_id, timeout_s=limit)
+                out["detail"] = f"the launcher answered {answer.status}"
         except CloudUnreachableError as exc:
             return self.finish(CancellationStatus.FAILED, detail=str(exc))
         self.tracker.add_signalled(self.record.cancellation_id, 1)

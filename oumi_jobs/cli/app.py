@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 from oumi_jobs import __version__, jobs
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
 from oumi_jobs.legacy import import_registry as import_legacy
