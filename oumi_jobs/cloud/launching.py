@@ -19,14 +19,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from oumi_jobs.cancel.recorder import Recorder
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud import schema as oumi_schema
-from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S, CloudAdapter
+from oumi_jobs.cloud.model import LaunchResult
 from oumi_jobs.configs import installed_oumi_version
 from oumi_jobs.errors import CloudCallError, CloudUnreachableError
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.paths import Paths
-from oumi_jobs.store.cancellations import CancellationStatus, CancellationTracker, StepStatus
+from oumi_jobs.store.cancellations import CancellationStatus
 from oumi_jobs.store.registry import Registry
 from oumi_jobs.timestamps import now_iso
 
@@ -39,14 +41,36 @@ def staged_config(paths: Paths, job_id: str) -> Path:
     return paths.state_dir / "launch" / job_id / "job.yaml"
 
 
-def _finish_cancellation(registry: Registry, job_id: str, step: str, detail: str, final_state: str) -> None:
-    tracker = CancellationTracker(registry)
-    if not tracker.active_for_job(job_id):
+def _finish_cancellation(
+    paths: Paths, registry: Registry, job_id: str, step: str, detail: str, final_state: str
+) -> None:
+    """End the job's cancellation, if one is under way, with its last step: the launch did not happen."""
+    recorder = Recorder.for_active_cancellation(paths, registry, job_id)
+    if recorder is None:
         return
-    record = tracker.latest_for_job(job_id)
-    seq = tracker.begin_step(record.cancellation_id, step)
-    tracker.end_step(record.cancellation_id, seq, StepStatus.COMPLETED, detail)
-    tracker.finish(record.cancellation_id, CancellationStatus.COMPLETED, final_state=final_state)
+    recorder.note(step, detail)
+    recorder.finish(CancellationStatus.COMPLETED, final_state=final_state)
+
+
+def _cancel_at_once(
+    paths: Paths, registry: Registry, job_id: str, cloud: str, launched: LaunchResult, clouds: CloudAdapter
+) -> None:
+    """A cancel came while ``up`` ran: cancel the new job now, as the last step of that cancellation."""
+    launcher_id = launched.launcher_job_id
+
+    def cancel() -> str:
+        answer = clouds.cancel(cloud, launched.cluster, launcher_id, timeout_s=DEFAULT_CLOUD_TIMEOUT_S)
+        return f"cancelled the moment launcher.up returned (job {launcher_id}): {answer.status}"
+
+    recorder = Recorder.for_active_cancellation(paths, registry, job_id)
+    if recorder is None:  # the cancellation ended meanwhile: the flag still means no job is left running
+        cancel()
+        return
+    # An error fails the step and ends this process; a cancel waiting on the launch then cancels the job
+    # itself (see cancel/cloud_flow.py).
+    with recorder.step("launcher_cancel") as step:
+        step.detail = cancel()
+    recorder.finish(CancellationStatus.COMPLETED, final_state="cancelled")
 
 
 def launch(paths: Paths, job_id: str) -> int:
@@ -57,7 +81,7 @@ def launch(paths: Paths, job_id: str) -> int:
         if record.cancel_requested:
             registry.record_exit_if_absent(job_id, exit_code=None, exit_signal=None, end_time=now_iso(),
                                            end_detail="cancelled before launch")  # fmt: skip
-            _finish_cancellation(registry, job_id, "prevent_start", "cancelled before launcher.up", "cancelled")
+            _finish_cancellation(paths, registry, job_id, "prevent_start", "cancelled before launcher.up", "cancelled")
             return 0
     clouds = adapter.current()
     clouds.prepare()  # the launcher's import, before the launch's time limit starts
@@ -70,7 +94,7 @@ def launch(paths: Paths, job_id: str) -> int:
         with Registry.open(paths) as registry:
             registry.record_exit_if_absent(job_id, exit_code=None, exit_signal=None, end_time=now_iso(),
                                            end_detail=end_detail)  # fmt: skip
-            _finish_cancellation(registry, job_id, "launcher_up", step_detail, "failed")
+            _finish_cancellation(paths, registry, job_id, "launcher_up", step_detail, "failed")
         return 0
     with Registry.open(paths) as registry:
         with registry.transaction() as db:
@@ -80,14 +104,7 @@ def launch(paths: Paths, job_id: str) -> int:
             )
             cancel_now = db.execute("SELECT cancel_requested FROM jobs WHERE job_id = ?", (job_id,)).fetchone()[0]
         if cancel_now:
-            answer = clouds.cancel(
-                record.cloud, launched.cluster, launched.launcher_job_id, timeout_s=DEFAULT_CLOUD_TIMEOUT_S
-            )
-            _finish_cancellation(
-                registry, job_id, "launcher_cancel",
-                f"cancelled the moment launcher.up returned (job {launched.launcher_job_id}): {answer.status}",
-                "cancelled",
-            )  # fmt: skip
+            _cancel_at_once(paths, registry, job_id, record.cloud, launched, clouds)
     return 0
 
 
