@@ -30,7 +30,8 @@ def file_cloud(tmp_path, monkeypatch):
     cloud.init(str(state))
 
     def read() -> dict:
-        return json.loads(state.read_text())
+        with cloud.state() as data:  # under its lock: a launching process may be rewriting the file
+            return data
 
     def configure(**settings) -> None:
         cloud.init(str(state), **settings)
