@@ -58,7 +58,7 @@ def main() -> None:
         from oumi_jobs.paths import Paths
 
         paths = Paths.from_env()
-        import_s = timed(lambda: __import__("oumi_jobs.cloud.launcher", fromlist=["load"]).load())
+        import_s = timed(lambda: __import__("oumi_jobs.cloud.oumi_adapter", fromlist=["load"]).load())
         deadline = time.monotonic() + 180
         while jobs.get_status(paths, job_id).state.value != "running":
             if time.monotonic() > deadline:

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs.cloud import launcher
+from oumi_jobs.cloud import facts, survey
+from oumi_jobs.cloud.facts import KNOWN_CLOUDS, LOCAL_CLOUD
 from oumi_jobs.errors import UsageError
 
 # The oumi sub-commands a task config can be wrapped in.
@@ -45,14 +46,6 @@ _COMMAND_MARKERS: list[tuple[str, tuple[str, ...]]] = [
 
 _JOB_CONFIG_KEYS = {"run", "setup", "resources", "envs", "working_dir", "num_nodes", "file_mounts", "storage_mounts"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-# Clouds oumi.launcher 0.9 ships with; those it reaches through SkyPilot
-# share SkyPilot's behaviour (ephemeral disks, re-used clusters: see guidance).
-# A cloud registered at run time through oumi's register_cloud_builder is
-# accepted too (checked through the launcher).
-LOCAL_CLOUD = "local"
-SKY_CLOUDS = frozenset({"aws", "azure", "gcp", "lambda", "runpod", "k8s", "nebius", "sky-slurm"})
-KNOWN_CLOUDS = SKY_CLOUDS | {LOCAL_CLOUD, "slurm", "polaris", "frontier", "perlmutter", "modal"}
 
 # Task commands Oumi runs across GPUs and nodes under `oumi distributed
 # torchrun`.  The others run once per node: inference engines spread a model
@@ -251,7 +244,7 @@ def _registered_clouds() -> set[str]:
     """Clouds oumi.launcher knows, custom ones included (slow: imports oumi; only for unusual names)."""
 
     try:
-        return set(launcher.load().which_clouds())
+        return set(survey.registered_clouds())
     except Exception:  # no usable oumi: only the built-in names are known
         return set()
 
@@ -284,8 +277,9 @@ def cloud_job_config(plan: LaunchPlan, *, job_id: str, staging_dir: Path) -> dic
         job["num_nodes"] = plan.num_nodes
     job["envs"] = {str(k): str(v) for k, v in dict(plan.env_overrides).items()}
     job.setdefault("name", job_id)
-    if plan.cluster and "@" in plan.cluster and not job.get("user"):
-        job["user"] = plan.cluster.split("@", 1)[0]  # Slurm: the user of user@host
+    user = facts.cluster_user(plan.cluster)
+    if user and not job.get("user"):
+        job["user"] = user  # Slurm logs in as the user of user@host
     return job
 
 

@@ -58,3 +58,17 @@ class RegistryError(OumiJobsError):
 
 class CloudUnreachableError(OumiJobsError):
     exit_code = ExitCode.CLOUD_UNREACHABLE
+
+
+class CloudCallError(CloudUnreachableError):
+    """A call into a cloud raised: the cloud's own error, kept as its type's name and its message.
+
+    Plain strings rather than the exception itself, so the error can cross a
+    process boundary (an adapter that forwards calls to a server) and callers
+    can still record the launcher's message word for word.
+    """
+
+    def __init__(self, message: str, *, error_type: str, error_message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from oumi_jobs import configs
-from oumi_jobs.cloud import launcher
+from oumi_jobs.cloud import facts, survey
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.cloud.guidance import cloud_guidance
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudAnswer, CloudWatcher  # light: oumi loads lazily
 from oumi_jobs.cloud.launching import staged_config
+from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
 from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document
 from oumi_jobs.durations import parse_duration
 from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
@@ -73,11 +74,11 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         nodes=request.nodes,
     )
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
-    if plan.cloud != configs.LOCAL_CLOUD:
+    if plan.cloud != facts.LOCAL_CLOUD:
 
         warnings = tuple(cloud_guidance(plan, request.cwd, paths))
         return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
-    cluster = plan.cluster or queues.DEFAULT_CLUSTER
+    cluster = plan.cluster or facts.DEFAULT_LOCAL_CLUSTER
     log_dir = paths.job_log_dir(job_id)
     record = JobRecord(
         job_id=job_id,
@@ -370,17 +371,19 @@ def _ask_clouds(
     records: list[JobRecord], cloud: str | None, all_clouds: bool, timeout_s: float, watcher: CloudWatcher | None
 ) -> dict[str, CloudAnswer]:
     clouds = {r.cloud for r in records if not r.is_local}
-    if cloud is not None and cloud != "local":
+    if cloud is not None and cloud != facts.LOCAL_CLOUD:
         clouds.add(cloud)
     if not clouds and not all_clouds:
         return {}  # nothing to ask: oumi.launcher is not even imported
 
     asked_for_unregistered = cloud is not None and not any(r.cloud == cloud for r in records)
-    if asked_for_unregistered and cloud not in launcher.load().which_clouds():
-        raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(launcher.enabled_clouds())}")
-    if all_clouds:
-        clouds.update(launcher.enabled_clouds())
-    return launcher.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)
+    if asked_for_unregistered or all_clouds:
+        known = survey.registered_clouds(timeout_s=timeout_s)
+        if asked_for_unregistered and cloud not in known:
+            raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(facts.listable(known))}")
+        if all_clouds:
+            clouds.update(facts.listable(known))
+    return survey.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)
 
 
 # How often a followed job is asked about: a local job's state is a process

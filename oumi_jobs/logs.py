@@ -7,10 +7,10 @@ import time
 from collections import deque
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
 
-from oumi_jobs.cloud import launcher
-from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
+from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.errors import CloudCallError, OumiJobsError, UsageError
 from oumi_jobs.jobs import get_status
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -87,29 +87,19 @@ def cloud_log(record: JobRecord, *, stderr: bool = False, tail: int | None = Non
         raise UsageError("a cloud job's log is one stream; --stderr is for local jobs")
     if not (record.launcher_job_id and record.cluster):
         raise OumiJobsError(f"job {record.job_id} has not been launched yet: no log to read")
-
-    def open_stream() -> Any:
-        cluster = launcher.load().get_cloud(record.cloud).get_cluster(record.cluster)
-        if cluster is None:
-            raise OumiJobsError(f"cluster {record.cluster} of {record.cloud} not found")
-        return cluster.get_logs_stream(record.cluster, record.launcher_job_id)
-
     try:
-        stream = launcher.with_time_limit(
-            open_stream, launcher.DEFAULT_CLOUD_TIMEOUT_S * 4, f"logs of {record.cloud!r}"
+        lines = adapter.current().log_stream(
+            record.cloud, record.cluster, record.launcher_job_id, timeout_s=DEFAULT_CLOUD_TIMEOUT_S * 4
         )
-    except CloudUnreachableError as exc:
-        if isinstance(exc.__cause__, NotImplementedError):
+    except CloudCallError as exc:
+        if exc.error_type == "NotImplementedError":
             raise OumiJobsError(f"cloud {record.cloud!r} does not stream job logs") from None
         raise
-    try:
-        lines = iter(stream.readline, "")
+    with lines:
         if tail is not None:
             yield "".join(deque(lines, maxlen=tail))
             return
         yield from lines
-    finally:
-        stream.close()
 
 
 def _read_from(path: Path, offset: int, decoder: codecs.IncrementalDecoder) -> Generator[str, None, int]:

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from oumi_jobs.cloud import launcher
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud import survey
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.durations import parse_duration
 from oumi_jobs.events import log_event
 from oumi_jobs.paths import Paths
@@ -76,7 +76,7 @@ def _done_on_their_clouds(records: list[JobRecord], timeout_s: float) -> set[tup
     if not clouds:
         return set()  # nothing to ask: oumi.launcher is not even imported
 
-    answers = launcher.list_clouds(clouds, timeout_s=timeout_s)
+    answers = survey.list_clouds(clouds, timeout_s=timeout_s)
     return {(j.cloud, j.cluster, j.launcher_job_id) for a in answers.values() for j in a.jobs if j.done}
 
 

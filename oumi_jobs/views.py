@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oumi_jobs.cloud import launcher
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S, CloudJob
+from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud.model import CloudJob
 from oumi_jobs.errors import CloudUnreachableError
 from oumi_jobs.states import State, launch_state, recorded_state
 from oumi_jobs.store.registry import JobRecord
@@ -55,7 +56,7 @@ def live_cloud_view(
     if not record.cluster:
         return JobView(record, State.UNKNOWN, None, "no cluster recorded", now_iso(), external)
     try:
-        job = launcher.get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
+        job = adapter.current().get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
     except CloudUnreachableError as exc:
         return JobView(record, State.UNKNOWN, None, str(exc), now_iso(), external)
     if job is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from oumi.core.launcher import BaseCloud, BaseCluster, JobState, JobStatus
 from oumi.core.registry import register_cloud_builder
 
-import oumi_jobs.cloud.launcher as adapter
+import oumi_jobs.cloud.oumi_adapter as adapter
 
 
 @dataclass

@@ -101,6 +101,50 @@ def test_the_cycle_finder_finds_one() -> None:
     assert _find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+# The launcher and what it pulls in: 10-15 s of imports, and types that must not leak past the seam.
+LAUNCHER_PACKAGES = {"oumi", "sky"}
+IN_PROCESS_ADAPTER = "oumi_jobs.cloud.oumi_adapter"
+
+
+def _launcher_imports(tree: ast.AST) -> Iterator[tuple[int, str]]:
+    """Every import of oumi or sky anywhere in a file: top level, in functions, under TYPE_CHECKING, by name."""
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names = [node.module or ""]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if called in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                names = [node.args[0].value]
+        for name in names:
+            if name.split(".")[0] in LAUNCHER_PACKAGES:
+                yield node.lineno, name
+
+
+def test_only_the_in_process_cloud_adapter_imports_oumi_or_sky() -> None:
+    found = {
+        name: [f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}" for line, module in imports]
+        for name, path in MODULES.items()
+        if (imports := list(_launcher_imports(ast.parse(path.read_text(), str(path)))))
+    }
+    assert IN_PROCESS_ADAPTER in found, "the check is blind: the adapter's own oumi imports were not seen"
+    offenders = [line for name, lines in found.items() if name != IN_PROCESS_ADAPTER for line in lines]
+    assert offenders == []
+
+
+def test_the_launcher_import_check_sees_every_form() -> None:
+    source = (
+        "import oumi.launcher\nfrom sky import jobs\nfrom .oumi import x\nimport oumi_jobs.jobs\n"
+        "def f():\n    import importlib\n    importlib.import_module('oumi.core')\n    __import__('sky')\n"
+    )
+    assert [module for _, module in _launcher_imports(ast.parse(source))] == [
+        "oumi.launcher", "sky", "oumi.core", "sky"
+    ]  # fmt: skip
+
+
 def test_own_modules_are_imported_at_the_top_of_each_file() -> None:
     """Lazy imports are for heavy third-party packages (rich, yaml, psutil, oumi...), never our own."""
     offenders = []

@@ -30,7 +30,8 @@ def file_cloud(tmp_path, monkeypatch):
     cloud.init(str(state))
 
     def read() -> dict:
-        return json.loads(state.read_text())
+        with cloud.state() as data:  # under its lock: a launching process may be rewriting the file
+            return data
 
     def configure(**settings) -> None:
         cloud.init(str(state), **settings)
@@ -214,3 +215,31 @@ def test_cancel_no_wait_of_a_cloud_job_returns_after_the_request_and_a_finisher_
     final = cli.json("cancel-status", job_id, "--watch")  # the detached finisher verifies by status
     assert final["status"] == "completed" and final["final_state"] == "cancelled"
     assert [s["name"] for s in final["steps"]][-1] == "verify"
+
+
+def test_the_in_process_adapter_answers_in_our_own_types(paths, file_cloud, tmp_path):
+    """up takes a job config's path or its settings; what comes back is oumi-jobs' data, never oumi's."""
+    from oumi_jobs.cloud.model import CloudJob, ClusterInfo, LaunchResult
+    from oumi_jobs.cloud.oumi_adapter import OumiAdapter
+    from oumi_jobs.states import State
+
+    seam = OumiAdapter()
+    settings = {"name": "from-a-dict", "run": "echo ${HOME}", "resources": {"cloud": "oj-file"}}
+    launched = seam.up(settings, "fcd", timeout_s=60)
+    assert isinstance(launched, LaunchResult) and (launched.cluster, launched.launcher_job_id) == ("fcd", "1")
+    assert file_cloud.read()["clusters"]["fcd"][0]["run"] == "echo ${HOME}"  # read as its YAML file would be
+    config = tmp_path / "job.yaml"
+    config.write_text("name: from-a-file\nrun: echo hi\nresources:\n  cloud: oj-file\n")
+    assert seam.up(str(config), "fcd", timeout_s=60).job.name == "from-a-file"
+
+    job = seam.get_job("oj-file", "fcd", "1", timeout_s=30)
+    assert type(job) is CloudJob and job.state is State.RUNNING and job.cloud == "oj-file"
+    assert seam.list_clusters("oj-file", timeout_s=30) == [ClusterInfo("oj-file", "fcd")]
+    assert [j.launcher_job_id for j in seam.list_jobs("oj-file", timeout_s=30)] == ["1", "2"]
+    assert seam.cancel("oj-file", "fcd", "1", timeout_s=30).state is State.CANCELLED
+    with seam.log_stream("oj-file", "fcd", "2", timeout_s=30) as lines:
+        assert list(lines) == ["a line of the job's log\n"]
+    stopped = seam.stop("oj-file", "fcd", timeout_s=30)
+    assert (stopped.action, stopped.acted) == ("stop", True)
+    assert "oj-file" in seam.known_clouds(timeout_s=30)
+    assert "output_dir" in seam.settings_schema(timeout_s=60)["train"]["training"]

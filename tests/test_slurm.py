@@ -99,3 +99,13 @@ def test_list_shows_a_plain_sbatch_job_as_external(slurm, paths, cli, tmp_path, 
     finally:
         subprocess.run(["scancel", outside], check=False)
         assert cli("cancel", mine, "--force").exit_code in (0, 4)
+
+
+def test_stop_and_down_say_that_slurm_does_nothing_for_them(slurm):
+    """oumi's Slurm cluster has no stop or down: the adapter says so rather than report a stopped cluster."""
+    from oumi_jobs.cloud.oumi_adapter import OumiAdapter
+
+    seam = OumiAdapter()
+    for outcome in (seam.stop("slurm", CLUSTER, timeout_s=60), seam.down("slurm", CLUSTER, timeout_s=60)):
+        assert (outcome.cluster, outcome.acted) == (CLUSTER, False) and "does nothing" in outcome.detail
+    assert CLUSTER in [c.name for c in seam.list_clusters("slurm", timeout_s=60)]

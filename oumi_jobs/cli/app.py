@@ -23,7 +23,7 @@ from oumi_jobs import __version__, jobs
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
 from oumi_jobs.cli.output import Mode, Output
-from oumi_jobs.cloud.launcher import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.documents import (
     bulk_document,
     cancellation_document,

@@ -16,7 +16,7 @@ from oumi_jobs.states import State
 from oumi_jobs.views import JobView
 
 if TYPE_CHECKING:
-    from oumi_jobs.cloud.launcher import CloudWatcher
+    from oumi_jobs.cloud.survey import CloudWatcher
     from oumi_jobs.store.cancellations import CancellationRecord
 
 T = TypeVar("T")

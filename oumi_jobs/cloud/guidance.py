@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from oumi_jobs.cloud import schema as oumi_schema
-from oumi_jobs.configs import SKY_CLOUDS, LaunchPlan, accelerator_count, installed_oumi_version
+from oumi_jobs.cloud.facts import SKY_CLOUDS
+from oumi_jobs.configs import LaunchPlan, accelerator_count, installed_oumi_version
 from oumi_jobs.paths import Paths
 
 _PATH_KEYS = ("path", "dataset_path", "data_path", "input_path", "train_path", "eval_path", "file")

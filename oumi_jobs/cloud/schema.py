@@ -8,6 +8,10 @@ Reading the config classes means importing ``oumi.core.configs`` (8-15 s),
 which a submit must not pay.  The process that launches a cloud job imports
 it anyway, so it writes the schema to the cache dir once per oumi version;
 submits read that file (a few milliseconds).  Until it exists, no check.
+
+The walk over the config classes is here; the classes themselves come from
+the cloud adapter, the one module that imports oumi, which hands them to
+:func:`build` and returns its trees as plain data.
 """
 
 from __future__ import annotations
@@ -17,19 +21,15 @@ import json
 import os
 import types
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs.configs import installed_oumi_version
+from oumi_jobs.cloud.model import Tree
 from oumi_jobs.paths import Paths, ensure_private_dir
 
-# A tree: setting name -> its own tree (a nested config class, or a list of
-# them), or None where any value goes (a leaf, a free-form dict).
-Tree = dict[str, Any]
-
-# The oumi config class each task command reads.
-_CONFIG_CLASSES = {
+# The oumi config class each task command reads, by its name in oumi.core.configs.
+CONFIG_CLASSES = {
     "train": "TrainingConfig",
     "evaluate": "EvaluationConfig",
     "infer": "InferenceConfig",
@@ -45,16 +45,9 @@ def schema_file(paths: Paths, version: str) -> Path:
     return paths.cache_dir / f"oumi-{version}-settings.json"
 
 
-def build() -> dict[str, Tree]:
-    """The setting trees of every task command, read from oumi's config classes (imports oumi)."""
-    import oumi.core.configs as oumi_configs
-
-    trees = {}
-    for command, class_name in _CONFIG_CLASSES.items():
-        config_class = getattr(oumi_configs, class_name, None)
-        if config_class is not None:
-            trees[command] = _tree(config_class, ())
-    return trees
+def build(config_classes: Mapping[str, type]) -> dict[str, Tree]:
+    """The setting trees of every task command, from the config class each reads (see CONFIG_CLASSES)."""
+    return {command: _tree(config_class, ()) for command, config_class in config_classes.items()}
 
 
 def _tree(config_class: type, seen: tuple[type, ...]) -> Tree | None:
@@ -80,9 +73,9 @@ def _subtree(annotation: Any, seen: tuple[type, ...]) -> Tree | None:
     return None
 
 
-def write_cache(paths: Paths) -> Path | None:
-    """Write this oumi's schema to the cache, once per version (atomic: readers never see half a file)."""
-    version = installed_oumi_version()
+def write_cache(paths: Paths, version: str | None, read: Callable[[], dict[str, Tree]]) -> Path | None:
+    """Write oumi ``version``'s trees, from ``read``, to the cache once per version (atomic: readers never
+    see half a file); ``read`` is not called where the file exists."""
     if version is None:
         return None
     target = schema_file(paths, version)
@@ -90,7 +83,7 @@ def write_cache(paths: Paths) -> Path | None:
         return target
     ensure_private_dir(target.parent)
     partial = target.with_name(f".{target.name}.{os.getpid()}")
-    partial.write_text(json.dumps(build()), encoding="utf-8")
+    partial.write_text(json.dumps(read()), encoding="utf-8")
     os.replace(partial, target)
     return target
 

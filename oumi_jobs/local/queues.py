@@ -20,13 +20,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from oumi_jobs.cloud.facts import DEFAULT_LOCAL_CLUSTER as DEFAULT_CLUSTER
 from oumi_jobs.ids import slugify
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.states import State, recorded_state
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
-DEFAULT_CLUSTER = "local"
 # The head of a queue polls fast, so a freed slot is taken within ~50 ms;
 # jobs further back poll more slowly to keep the registry quiet.
 HEAD_POLL_S = 0.05

@@ -1,0 +1,101 @@
+"""Cancelling a job on a cloud: the launcher's cancel, then the job's status polled until its cloud
+reports it ended (or the cancellation's timeout passes: failed).
+
+A job still being launched has no launcher id to cancel: its launching
+process cancels it the moment ``launcher.up`` returns (see
+:mod:`oumi_jobs.cloud.launching`), and this flow waits for that.
+"""
+
+from __future__ import annotations
+
+from oumi_jobs.cancel.recorder import Recorder
+from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.errors import CloudUnreachableError
+from oumi_jobs.local.procs import is_alive
+from oumi_jobs.polling import Deadline, poll_until
+from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, StepStatus
+from oumi_jobs.store.registry import JobRecord
+from oumi_jobs.views import JobView, live_cloud_view
+
+# Each poll is a round trip to the cloud (SSH, an API server): once a second.
+CLOUD_POLL_S = 1.0
+# Waiting on the launching process reads the registry only.
+LAUNCH_POLL_S = 0.2
+
+
+class CloudFlow:
+    """The steps of one cloud job's cancellation, recorded through ``recorder``."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def start(self, job: JobRecord, view: JobView, *, wait: bool = True) -> CancellationRecord:
+        """Ask the cloud to cancel the job, then verify here or in a detached finisher (``wait`` False)."""
+        rec = self.recorder
+        rec.under_way()
+        rec.note("check_state", f"{job.cloud} reports {view.status or view.state.value} (job {job.launcher_job_id})")
+        if not job.launcher_job_id:
+            rec.note("request", "launcher.up is still running; the launching process cancels the job when it returns")
+            if not wait:
+                return rec.latest()
+            outcome = self._wait_for_launch()
+            if isinstance(outcome, CancellationRecord):
+                return outcome
+            job = outcome
+        try:
+            self._request(job)
+        except CloudUnreachableError as exc:
+            return rec.finish(CancellationStatus.FAILED, detail=str(exc))
+        rec.add_signalled(1)
+        if not wait:
+            return rec.hand_over_to_finisher()
+        return self.finish()
+
+    def finish(self) -> CancellationRecord:
+        """Poll the job's status until its cloud reports it ended: the part a ``--no-wait`` finisher runs."""
+        rec = self.recorder
+        job = rec.job()
+        timeout = rec.record.timeout_s
+        deadline = Deadline.after(timeout)
+
+        def ask() -> JobView:
+            # Each question gets what is left of the wait, but at least a second to answer.
+            return live_cloud_view(job, timeout_s=max(1.0, deadline.remaining()))
+
+        with rec.step("verify", f"up to {timeout:g} s for {job.cloud} to report it ended") as step:
+            current = poll_until(deadline, ask, CLOUD_POLL_S, until=lambda view: view.done)
+            step.detail = f"{job.cloud} reports {current.status or current.state.value}"
+            if not current.done:
+                step.status = StepStatus.FAILED
+        if not current.done:
+            return rec.finish(
+                CancellationStatus.FAILED, detail=f"{job.cloud} still reports {current.status or current.state.value}",
+                final_state=current.state.value,
+            )  # fmt: skip
+        return rec.finish(CancellationStatus.COMPLETED, final_state=current.state.value)
+
+    def _request(self, job: JobRecord) -> None:
+        assert job.cluster and job.launcher_job_id
+        # The request gets the cancellation's own timeout (the usual cloud limit where that is 0).
+        limit = self.recorder.record.timeout_s or DEFAULT_CLOUD_TIMEOUT_S
+        with self.recorder.step("launcher_cancel") as step:
+            answer = adapter.current().cancel(job.cloud, job.cluster, job.launcher_job_id, timeout_s=limit)
+            step.detail = f"the launcher answered {answer.status}"
+
+    def _wait_for_launch(self) -> CancellationRecord | JobRecord:
+        """Until the launching process finishes our record, or ends leaving the job to us."""
+        return poll_until(None, self._launch_outcome, LAUNCH_POLL_S, until=lambda outcome: outcome is not None)
+
+    def _launch_outcome(self) -> CancellationRecord | JobRecord | None:
+        """The finished record, the launched job to cancel here, or None while the launching process runs."""
+        rec = self.recorder
+        record = rec.latest()
+        if record.status.finished:
+            return record
+        job = rec.job()
+        if is_alive(job.supervisor_pid, job.supervisor_start_time, job.boot_id):
+            return None
+        if job.launcher_job_id:
+            return job  # it launched, then ended before seeing the flag: cancel it here
+        return rec.finish(CancellationStatus.COMPLETED, detail="the job was never launched")

@@ -1,0 +1,101 @@
+"""The cloud seam: every question to a cloud and every action on one goes through :func:`current`.
+
+:class:`CloudAdapter` is the whole of what oumi-jobs asks of a launcher.  Each
+call takes a time limit (``timeout_s``) and either answers within it, raises
+:class:`~oumi_jobs.errors.CloudCallError` (the cloud raised: its error's type
+name and message kept), or raises
+:class:`~oumi_jobs.errors.CloudUnreachableError` (no answer in time).  What
+goes in and comes out is plain data (:mod:`oumi_jobs.cloud.model`), so an
+implementation may live in another process: one that forwards each call to a
+long-running server, which keeps ``oumi.launcher`` imported, can be put in
+place with :func:`use` without any service changing.
+
+The default is :class:`~oumi_jobs.cloud.oumi_adapter.OumiAdapter`, which runs
+``oumi.launcher`` in this process (imported on the first call that needs it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from oumi_jobs.cloud.model import CloudJob, ClusterInfo, ClusterOutcome, LaunchResult, LogLines, Tree
+from oumi_jobs.cloud.oumi_adapter import OumiAdapter
+
+DEFAULT_CLOUD_TIMEOUT_S = 30.0
+
+
+class CloudAdapter(Protocol):
+    """What oumi-jobs asks of the clouds.  ``cloud`` and ``cluster`` are names; ids are the launcher's job ids."""
+
+    def prepare(self) -> None:
+        """Do the one-time set-up (importing the launcher: 10-15 s) now, outside any call's time limit.
+
+        Callers that ask several clouds at once, or that give a call a short
+        limit, call it first; every other call does it itself when needed.
+        """
+        ...
+
+    def known_clouds(self, *, timeout_s: float) -> list[str]:
+        """Every cloud the launcher has registered, custom ones included (see facts.listable)."""
+        ...
+
+    def get_job(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> CloudJob | None:
+        """One job's live status; None where its cluster no longer knows it (a missing cluster raises)."""
+        ...
+
+    def list_jobs(self, cloud: str, *, timeout_s: float) -> list[CloudJob]:
+        """Every job of every cluster of ``cloud``."""
+        ...
+
+    def list_clusters(self, cloud: str, *, timeout_s: float) -> list[ClusterInfo]: ...
+
+    def up(
+        self,
+        config: str | Mapping[str, Any],
+        cluster: str | None,
+        *,
+        timeout_s: float,
+        options: Mapping[str, Any] | None = None,
+    ) -> LaunchResult:
+        """Start a job: ``config`` is an oumi job config, as a YAML file's path or as its settings.
+
+        ``cluster`` None lets the cloud name a new one; ``options`` go to the
+        launcher as they are (e.g. ``idle_minutes_to_autostop`` for SkyPilot).
+        """
+        ...
+
+    def cancel(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> CloudJob:
+        """Ask the cloud to cancel the job; returns the job as the cloud answered (not necessarily ended yet)."""
+        ...
+
+    def log_stream(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> LogLines:
+        """The job's log, followed until the job ends; ``timeout_s`` bounds opening it, not reading it."""
+        ...
+
+    def stop(self, cloud: str, cluster: str, *, timeout_s: float) -> ClusterOutcome: ...
+
+    def down(self, cloud: str, cluster: str, *, timeout_s: float) -> ClusterOutcome: ...
+
+    def settings_schema(self, *, timeout_s: float) -> dict[str, Tree]:
+        """The settings each task command's oumi config class accepts (see :mod:`oumi_jobs.cloud.schema`)."""
+        ...
+
+
+_lock = threading.Lock()
+_current: CloudAdapter = OumiAdapter()  # cheap: oumi is imported on the first call, not here
+
+
+def current() -> CloudAdapter:
+    """The adapter every service calls."""
+    with _lock:
+        return _current
+
+
+def use(adapter: CloudAdapter) -> CloudAdapter:
+    """Make ``adapter`` the one every service calls from now on, in this process; returns the one it replaces."""
+    global _current
+    with _lock:
+        previous, _current = _current, adapter
+    return previous

@@ -1,0 +1,243 @@
+"""The in-process cloud adapter: the only module of oumi-jobs that imports ``oumi`` (and, through it, ``sky``).
+
+``import oumi.launcher`` costs 10-15 s (it pulls in torch and transformers),
+so it happens lazily, once per process, and only in commands that touch a
+cloud.  Telemetry of Oumi and SkyPilot is off unless the user turned it on.
+
+Every call into a cloud runs in a daemon thread with a time limit: a cloud
+that hangs makes its jobs ``unknown`` with the reason, never the command hang
+(the thread is abandoned; being a daemon it never delays the exit).  We do not
+use ``launcher.status()``: it builds every registered cloud even when asked for
+one, and one unreachable cloud then fails them all.
+
+What comes out is oumi-jobs' own data (:mod:`oumi_jobs.cloud.model`), never an
+oumi object: see :class:`oumi_jobs.cloud.adapter.CloudAdapter` for the contract.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from oumi_jobs.cloud import facts
+from oumi_jobs.cloud import schema as oumi_schema
+from oumi_jobs.cloud.model import CloudJob, ClusterInfo, ClusterOutcome, LaunchResult, LogLines, Tree
+from oumi_jobs.errors import CloudCallError, CloudUnreachableError, OumiJobsError
+from oumi_jobs.states import State
+
+T = TypeVar("T")
+
+_load_lock = threading.Lock()
+_module: Any = None
+
+
+def _quiet_telemetry() -> None:
+    # Off unless the user said otherwise: with no internet telemetry only costs time.
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+
+
+def load() -> Any:
+    """``oumi.launcher``, imported once."""
+    global _module
+    with _load_lock:
+        if _module is None:
+            _quiet_telemetry()
+            import oumi.launcher
+
+            _module = oumi.launcher
+    return _module
+
+
+# The first word of a launcher's status string, mapped to our states.  The
+# string is trusted over the JobState enum: oumi 0.9 maps Slurm's
+# "CANCELLED by 0" to PENDING while its status string says CANCELLED.
+_STATUS_WORDS: dict[str, State] = {
+    **dict.fromkeys(["PENDING", "QUEUED", "CONFIGURING", "REQUEUED", "RESIZING", "SETTING_UP", "INIT", "STARTING",
+                     "SUSPENDED"], State.PENDING),
+    **dict.fromkeys(["RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING"], State.RUNNING),
+    **dict.fromkeys(["SUCCEEDED", "COMPLETED", "DONE"], State.SUCCEEDED),
+    **dict.fromkeys(["FAILED", "FAILED_SETUP", "FAILED_DRIVER", "FAILED_PRECHECKS", "FAILED_NO_RESOURCE",
+                     "FAILED_CONTROLLER", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE",
+                     "PREEMPTED", "STOPPED", "ERROR"], State.FAILED),
+    **dict.fromkeys(["CANCELLED", "CANCELED", "CANCELLING", "REVOKED"], State.CANCELLED),
+}  # fmt: skip
+_ENUM_STATES = {
+    "pending": State.PENDING,
+    "running": State.RUNNING,
+    "succeeded": State.SUCCEEDED,
+    "failed": State.FAILED,
+    "cancelled": State.CANCELLED,
+}
+
+
+def map_state(status: str | None, state_value: str | None, done: bool | None) -> State:
+    """Our state for a launcher job, from its status string first and its enum second."""
+    word = (status or "").strip().split(" ", 1)[0].rstrip("+").upper()
+    if word in _STATUS_WORDS:
+        return _STATUS_WORDS[word]
+    mapped = _ENUM_STATES.get((state_value or "").lower())
+    if mapped is not None:
+        return mapped
+    return State.FAILED if done else State.UNKNOWN
+
+
+def _from_job_status(cloud: str, cluster: str, job_status: Any) -> CloudJob:
+    state_enum = getattr(job_status, "state", None)
+    state = map_state(job_status.status, getattr(state_enum, "value", None), job_status.done)
+    return CloudJob(
+        cloud=cloud,
+        cluster=job_status.cluster or cluster,
+        launcher_job_id=str(job_status.id),
+        name=job_status.name or None,
+        state=state,
+        status=job_status.status,
+        done=state.done,
+        submit_time=job_status.submit_time,
+        end_time=job_status.end_at,
+        start_time=getattr(job_status, "start_at", None),
+        cost_per_hour=getattr(job_status, "cost_per_hour", None),
+        metadata=str(getattr(job_status, "metadata", "") or ""),
+    )
+
+
+def with_time_limit(call: Callable[[], T], timeout_s: float, what: str) -> T:
+    """Run ``call`` in a daemon thread; CloudUnreachableError if it outlasts ``timeout_s``, CloudCallError if it
+    raises (with the error's type name and message)."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # reported to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"oumi-jobs {what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if thread.is_alive():
+        raise CloudUnreachableError(f"{what} did not answer within {timeout_s:g} s")
+    if "error" in outcome:
+        error = outcome["error"]
+        if isinstance(error, CloudUnreachableError):
+            raise error
+        raise CloudCallError(
+            f"{what} failed: {type(error).__name__}: {error}", error_type=type(error).__name__, error_message=str(error)
+        ) from error
+    return outcome["value"]
+
+
+def _cluster(cloud: str, cluster: str) -> Any:
+    found = load().get_cloud(cloud).get_cluster(cluster)
+    if found is None:
+        raise CloudUnreachableError(f"cluster {cluster!r} of cloud {cloud!r} not found")
+    return found
+
+
+def _job_config(config: str | Mapping[str, Any]) -> Any:
+    """An oumi JobConfig from a job-config YAML path, or from the same settings as a dict."""
+    import yaml
+    from oumi.core.configs import JobConfig
+
+    if isinstance(config, str):
+        return JobConfig.from_yaml(config)
+    # Through a file, so a dict is read exactly as the YAML file would be
+    # (from_yaml escapes ${...}, which oumi's from_str would interpolate).
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix="oumi-jobs-") as handle:
+        yaml.safe_dump(dict(config), handle, sort_keys=False)
+        handle.flush()
+        return JobConfig.from_yaml(handle.name)
+
+
+def _config_classes() -> dict[str, type]:
+    """The oumi config class of each task command that this oumi has."""
+    _quiet_telemetry()
+    import oumi.core.configs as oumi_configs
+
+    classes = {command: getattr(oumi_configs, name, None) for command, name in oumi_schema.CONFIG_CLASSES.items()}
+    return {command: found for command, found in classes.items() if found is not None}
+
+
+class OumiAdapter:
+    """:class:`~oumi_jobs.cloud.adapter.CloudAdapter` over ``oumi.launcher`` in this process."""
+
+    def prepare(self) -> None:
+        load()
+
+    def known_clouds(self, *, timeout_s: float) -> list[str]:
+        return with_time_limit(lambda: list(load().which_clouds()), timeout_s, "oumi.launcher's clouds")
+
+    def get_job(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> CloudJob | None:
+        def ask() -> CloudJob | None:
+            job_status = _cluster(cloud, cluster).get_job(launcher_job_id)
+            return None if job_status is None else _from_job_status(cloud, cluster, job_status)
+
+        return with_time_limit(ask, timeout_s, f"cloud {cloud!r}")
+
+    def list_jobs(self, cloud: str, *, timeout_s: float) -> list[CloudJob]:
+        def ask() -> list[CloudJob]:
+            found = []
+            for cluster in load().get_cloud(cloud).list_clusters():
+                name = cluster.name()
+                found += [_from_job_status(cloud, name, js) for js in cluster.get_jobs()]
+            return found
+
+        return with_time_limit(ask, timeout_s, f"cloud {cloud!r}")
+
+    def list_clusters(self, cloud: str, *, timeout_s: float) -> list[ClusterInfo]:
+        def ask() -> list[ClusterInfo]:
+            return [ClusterInfo(cloud, cluster.name()) for cluster in load().get_cloud(cloud).list_clusters()]
+
+        return with_time_limit(ask, timeout_s, f"cloud {cloud!r}")
+
+    def up(
+        self,
+        config: str | Mapping[str, Any],
+        cluster: str | None,
+        *,
+        timeout_s: float,
+        options: Mapping[str, Any] | None = None,
+    ) -> LaunchResult:
+        def launch() -> LaunchResult:
+            job_config = _job_config(config)
+            launched, job_status = load().up(job_config, cluster, **dict(options or {}))
+            name = job_status.cluster or launched.name()
+            return LaunchResult(name, _from_job_status(job_config.resources.cloud, name, job_status))
+
+        return with_time_limit(launch, timeout_s, "launcher.up")
+
+    def cancel(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> CloudJob:
+        def ask() -> CloudJob:
+            return _from_job_status(cloud, cluster, load().cancel(launcher_job_id, cloud, cluster))
+
+        return with_time_limit(ask, timeout_s, f"cancel on {cloud!r}")
+
+    def log_stream(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> LogLines:
+        def open_stream() -> Any:
+            found = load().get_cloud(cloud).get_cluster(cluster)
+            if found is None:
+                raise OumiJobsError(f"cluster {cluster} of {cloud} not found")
+            return found.get_logs_stream(cluster, launcher_job_id)
+
+        stream = with_time_limit(open_stream, timeout_s, f"logs of {cloud!r}")
+        return LogLines(iter(stream.readline, ""), stream.close)
+
+    def stop(self, cloud: str, cluster: str, *, timeout_s: float) -> ClusterOutcome:
+        return self._cluster_action("stop", cloud, cluster, timeout_s)
+
+    def down(self, cloud: str, cluster: str, *, timeout_s: float) -> ClusterOutcome:
+        return self._cluster_action("down", cloud, cluster, timeout_s)
+
+    def _cluster_action(self, action: str, cloud: str, cluster: str, timeout_s: float) -> ClusterOutcome:
+        # Called on every cloud, the no-op ones too: oumi still checks that the cluster exists.
+        with_time_limit(lambda: getattr(load(), action)(cloud, cluster), timeout_s, f"{action} on {cloud!r}")
+        if not facts.stops_and_downs(cloud):
+            detail = f"{cloud} clusters have no {action}: oumi.launcher does nothing for it, jobs keep running"
+            return ClusterOutcome(cloud, cluster, action, acted=False, detail=detail)
+        return ClusterOutcome(cloud, cluster, action, acted=True, detail=f"{action} of {cluster} requested")
+
+    def settings_schema(self, *, timeout_s: float) -> dict[str, Tree]:
+        return with_time_limit(lambda: oumi_schema.build(_config_classes()), timeout_s, "oumi's config classes")

@@ -1,0 +1,78 @@
+"""Asking several clouds at once, through the cloud adapter: what ``list`` and ``prune`` read."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud.model import CloudJob
+from oumi_jobs.errors import CloudUnreachableError
+
+
+@dataclass(frozen=True)
+class CloudAnswer:
+    cloud: str
+    jobs: list[CloudJob]
+    error: str | None  # why the cloud could not be read, or None
+    elapsed_s: float = 0.0
+
+
+class CloudWatcher(Protocol):
+    """Told which clouds are asked and as each answers (a progress display)."""
+
+    def asking(self, clouds: list[str]) -> None: ...
+
+    def answered(self, answer: CloudAnswer) -> None: ...
+
+
+def registered_clouds(*, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> list[str]:
+    """Every cloud the launcher has registered, custom ones too (its one-time import is not timed)."""
+    clouds = adapter.current()
+    clouds.prepare()
+    return clouds.known_clouds(timeout_s=timeout_s)
+
+
+def list_clouds(
+    clouds: Iterable[str],
+    *,
+    timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
+    watcher: CloudWatcher | None = None,
+) -> dict[str, CloudAnswer]:
+    """Ask several clouds at once, each within ``timeout_s``; a failing cloud does not stop the others."""
+    names = list(dict.fromkeys(clouds))
+    if not names:
+        return {}
+    seam = adapter.current()
+    seam.prepare()  # once, before the threads: the import is not something to race on
+    if watcher is not None:
+        watcher.asking(names)
+    answers: dict[str, CloudAnswer] = {}
+    lock = threading.Lock()
+
+    def ask(cloud: str) -> None:
+        started = time.monotonic()
+        try:
+            jobs, error = seam.list_jobs(cloud, timeout_s=timeout_s), None
+        except CloudUnreachableError as exc:
+            jobs, error = [], str(exc)
+        answer = CloudAnswer(cloud, jobs, error, time.monotonic() - started)
+        with lock:
+            answers[cloud] = answer
+        if watcher is not None:
+            watcher.answered(answer)
+
+    threads = [threading.Thread(target=ask, args=(c,), daemon=True) for c in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s + 5)
+    for cloud in names:  # a thread that did not even finish its time limit
+        answers.setdefault(
+            cloud, CloudAnswer(cloud, [], f"cloud {cloud!r} did not answer within {timeout_s:g} s", timeout_s)
+        )
+    return answers
