@@ -171,41 +171,64 @@ def plan_launch(
         raise UsageError(f"unknown cloud {chosen_cloud!r}; known clouds: {', '.join(sorted(KNOWN_CLOUDS))}")
     if chosen_cloud == LOCAL_CLOUD and (gpus is not None or nodes is not None):
         raise UsageError("--gpus and --nodes are for cloud jobs; a local job uses this machine's GPUs")
-    resources_asked = {"accelerators": gpus, "num_nodes": nodes}
-
+    common = _PlanBase(path, config, chosen_cloud, cluster, env_overrides, gpus, nodes)
     if job_config:
-        run = config.get("run")
-        if not isinstance(run, str) or not run.strip():
-            raise UsageError(f"job config {path} has no `run:` script")
-        setup = config.get("setup")
-        if setup is not None and not isinstance(setup, str):
-            raise UsageError(f"job config {path}: `setup:` must be a script (a string)")
-        envs = config.get("envs") or {}
-        if not isinstance(envs, Mapping):
-            raise UsageError(f"job config {path}: `envs:` must be a mapping of NAME: value")
-        job_env = {str(k): "" if v is None else str(v) for k, v in envs.items()}
-        argv: tuple[str, ...]
-        if setup and setup.strip():
-            argv = ("/bin/bash", "-c", _SETUP_THEN_RUN, "oumi-job", setup, run)
-        else:
-            argv = ("/bin/bash", "-c", run)
-        chosen_workdir = workdir or config.get("working_dir")
-        return LaunchPlan(
-            kind="job",
-            command="job",
-            config_path=path,
-            cloud=chosen_cloud,
-            cluster=cluster,
-            argv=argv,
-            workdir=_resolve_workdir(chosen_workdir, cwd),
-            # --env on the command line wins over the config's envs.
-            env_overrides=job_env | env_overrides,
-            model_name=_nested(config, "model", "model_name"),
-            output_dir=_nested(config, "envs", "OUTPUT_DIR"),
-            config=config,
-            **resources_asked,
-        )
+        return _job_plan(common, workdir, cwd)
+    return _task_plan(common, command, workdir, cwd)
 
+
+@dataclass(frozen=True)
+class _PlanBase:
+    """What every plan shares, checked: the config, where it runs and the options given."""
+
+    path: Path
+    config: Mapping[str, Any]
+    cloud: str
+    cluster: str | None
+    env_overrides: dict[str, str]
+    gpus: str | None
+    nodes: int | None
+
+
+def _job_plan(base: _PlanBase, workdir: str | None, cwd: Path) -> LaunchPlan:
+    """A job config: ``setup`` then ``run`` in bash, with its ``envs`` (``--env`` wins)."""
+    config, path = base.config, base.path
+    run = config.get("run")
+    if not isinstance(run, str) or not run.strip():
+        raise UsageError(f"job config {path} has no `run:` script")
+    setup = config.get("setup")
+    if setup is not None and not isinstance(setup, str):
+        raise UsageError(f"job config {path}: `setup:` must be a script (a string)")
+    envs = config.get("envs") or {}
+    if not isinstance(envs, Mapping):
+        raise UsageError(f"job config {path}: `envs:` must be a mapping of NAME: value")
+    job_env = {str(k): "" if v is None else str(v) for k, v in envs.items()}
+    argv: tuple[str, ...]
+    if setup and setup.strip():
+        argv = ("/bin/bash", "-c", _SETUP_THEN_RUN, "oumi-job", setup, run)
+    else:
+        argv = ("/bin/bash", "-c", run)
+    return LaunchPlan(
+        kind="job",
+        command="job",
+        config_path=path,
+        cloud=base.cloud,
+        cluster=base.cluster,
+        argv=argv,
+        workdir=_resolve_workdir(workdir or config.get("working_dir"), cwd),
+        # --env on the command line wins over the config's envs.
+        env_overrides=job_env | base.env_overrides,
+        model_name=_nested(config, "model", "model_name"),
+        output_dir=_nested(config, "envs", "OUTPUT_DIR"),
+        config=config,
+        accelerators=base.gpus,
+        num_nodes=base.nodes,
+    )
+
+
+def _task_plan(base: _PlanBase, command: str | None, workdir: str | None, cwd: Path) -> LaunchPlan:
+    """A task config (train, evaluate...): ``oumi <command> -c CONFIG``, the command inferred if not given."""
+    config, path = base.config, base.path
     task_command = command or infer_task_command(config)
     if task_command is None:
         if "model" in config:
@@ -217,17 +240,18 @@ def plan_launch(
         kind="task",
         command=task_command,
         config_path=path,
-        cloud=chosen_cloud,
-        cluster=cluster,
+        cloud=base.cloud,
+        cluster=base.cluster,
         argv=(oumi_executable(), task_command, "-c", str(path)),
         workdir=_resolve_workdir(workdir, cwd),
-        env_overrides=env_overrides,
+        env_overrides=base.env_overrides,
         model_name=_nested(config, "model", "model_name"),
         output_dir=(
             _nested(config, "training", "output_dir") or _nested(config, "output_dir") or _nested(config, "output_path")
         ),
         config=config,
-        **resources_asked,
+        accelerators=base.gpus,
+        num_nodes=base.nodes,
     )
 
 

@@ -220,3 +220,30 @@ def test_the_sql_finder_finds_sql() -> None:
         "m.py:6: SQL in a string",
     ]
     assert _sql_offences('"""Select a job, then update its record and delete the rest."""\n', "m.py") == []
+
+
+# A function's body (its docstring and signature aside: Typer commands declare
+# their options there) longer than this needs a reason written beside it.
+MAX_BODY_LINES = 60
+LONG_REASON = "# long function:"
+
+
+def _long_functions() -> list[str]:
+    found = []
+    for path in MODULES.values():
+        source = path.read_text()
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source, str(path))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            body = node.body[1:] if ast.get_docstring(node) is not None and len(node.body) > 1 else node.body
+            length = (node.end_lineno or node.lineno) - body[0].lineno + 1
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            explained = any(LONG_REASON in line for line in lines[max(0, first - 3) : body[0].lineno])
+            if length > MAX_BODY_LINES and not explained:
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({length} lines)")
+    return found
+
+
+def test_no_function_is_long_without_a_reason() -> None:
+    assert _long_functions() == [], f"split them, or write '{LONG_REASON} why' just above the def"
