@@ -9,6 +9,7 @@ renames it).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.states import State
@@ -17,14 +18,17 @@ from oumi_jobs.store.registry import Registry
 from oumi_jobs.timestamps import from_iso
 from oumi_jobs.views import view_of
 
+if TYPE_CHECKING:  # prometheus-client is imported when metrics are written, not at start-up
+    from prometheus_client import CollectorRegistry
+
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
-def build_registry(registry: Registry):  # -> prometheus_client.CollectorRegistry
+def build_registry(registry: Registry) -> CollectorRegistry:
     import prometheus_client
     from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped in prometheus-client
 
     metrics = CollectorRegistry()
     labels = ("cloud", "mode")

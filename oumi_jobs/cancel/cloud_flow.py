@@ -85,7 +85,9 @@ class CloudFlow:
 
     def _wait_for_launch(self) -> CancellationRecord | JobRecord:
         """Until the launching process finishes our record, or ends leaving the job to us."""
-        return poll_until(None, self._launch_outcome, LAUNCH_POLL_S, until=lambda outcome: outcome is not None)
+        outcome = poll_until(None, self._launch_outcome, LAUNCH_POLL_S, until=lambda found: found is not None)
+        assert outcome is not None  # no limit: poll_until returns only once there is one
+        return outcome
 
     def _launch_outcome(self) -> CancellationRecord | JobRecord | None:
         """The finished record, the launched job to cancel here, or None while the launching process runs."""

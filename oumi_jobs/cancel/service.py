@@ -13,12 +13,12 @@ written to the cancellation record as it happens and to the event log, by
 from __future__ import annotations
 
 import dataclasses
-import signal
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from signal import Signals
 
 from oumi_jobs.cancel.cloud_flow import CloudFlow
 from oumi_jobs.cancel.local_flow import LocalFlow
@@ -58,13 +58,15 @@ class CancelOptions:
     metrics_file: Path | None = None
     cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S
 
-    def checked(self) -> tuple[signal.Signals, float]:
+    def checked(self) -> tuple[Signals, float]:
         if self.timeout_s < 0:
             raise UsageError("--timeout must not be negative")
         return terminator.parse_signal(self.signal), float(self.timeout_s)
 
 
-def _not_needed(tracker: CancellationTracker, job: JobRecord, state: State, options: CancelOptions, sig: str):
+def _not_needed(
+    tracker: CancellationTracker, job: JobRecord, state: State, options: CancelOptions, sig: str
+) -> CancellationRecord:
     """Record a cancel of a finished job: nothing to do, the job's real final state kept."""
     claim = tracker.claim(
         job.job_id, cloud=job.cloud, reason=options.reason, force=options.force, timeout_s=options.timeout_s,
@@ -116,7 +118,7 @@ def _run(
     claim: Claim,
     job: JobRecord,
     view: JobView,
-    sig: signal.Signals,
+    sig: Signals,
     options: CancelOptions,
     caused_by: str | None,
 ) -> CancellationRecord:
@@ -185,7 +187,6 @@ def cancel_jobs(
     """Cancel several jobs in parallel; every job is reported, failures included."""
     options.checked()
     if all_jobs:
-
         wanted = parse_states(list(states)) or [State.PENDING, State.RUNNING, State.CANCELLING]
         refs = [view.job_id for view in list_jobs(paths, states=wanted)]
     elif states:

@@ -78,7 +78,7 @@ class CloudAdapter(Protocol):
 
     def down(self, cloud: str, cluster: str, *, timeout_s: float) -> ClusterOutcome: ...
 
-    def settings_schema(self, *, timeout_s: float) -> dict[str, Tree]:
+    def settings_schema(self, *, timeout_s: float) -> dict[str, Tree | None]:
         """The settings each task command's oumi config class accepts (see :mod:`oumi_jobs.cloud.schema`)."""
         ...
 

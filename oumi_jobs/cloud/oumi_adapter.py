@@ -127,7 +127,8 @@ def with_time_limit(call: Callable[[], T], timeout_s: float, what: str) -> T:
         raise CloudCallError(
             f"{what} failed: {type(error).__name__}: {error}", error_type=type(error).__name__, error_message=str(error)
         ) from error
-    return outcome["value"]
+    value: T = outcome["value"]
+    return value
 
 
 def _cluster(cloud: str, cluster: str) -> Any:
@@ -239,5 +240,5 @@ class OumiAdapter:
             return ClusterOutcome(cloud, cluster, action, acted=False, detail=detail)
         return ClusterOutcome(cloud, cluster, action, acted=True, detail=f"{action} of {cluster} requested")
 
-    def settings_schema(self, *, timeout_s: float) -> dict[str, Tree]:
+    def settings_schema(self, *, timeout_s: float) -> dict[str, Tree | None]:
         return with_time_limit(lambda: oumi_schema.build(_config_classes()), timeout_s, "oumi's config classes")

@@ -45,7 +45,8 @@ def schema_file(paths: Paths, version: str) -> Path:
     return paths.cache_dir / f"oumi-{version}-settings.json"
 
 
-def build(config_classes: Mapping[str, type]) -> dict[str, Tree]:
+def build(config_classes: Mapping[str, type]) -> dict[str, Tree | None]:
+    # None: a class whose settings cannot be read, which accepts anything (see unknown_settings)
     """The setting trees of every task command, from the config class each reads (see CONFIG_CLASSES)."""
     return {command: _tree(config_class, ()) for command, config_class in config_classes.items()}
 
@@ -73,7 +74,7 @@ def _subtree(annotation: Any, seen: tuple[type, ...]) -> Tree | None:
     return None
 
 
-def write_cache(paths: Paths, version: str | None, read: Callable[[], dict[str, Tree]]) -> Path | None:
+def write_cache(paths: Paths, version: str | None, read: Callable[[], dict[str, Tree | None]]) -> Path | None:
     """Write oumi ``version``'s trees, from ``read``, to the cache once per version (atomic: readers never
     see half a file); ``read`` is not called where the file exists."""
     if version is None:
@@ -88,12 +89,13 @@ def write_cache(paths: Paths, version: str | None, read: Callable[[], dict[str, 
     return target
 
 
-def cached(paths: Paths, version: str) -> dict[str, Tree] | None:
+def cached(paths: Paths, version: str) -> dict[str, Tree | None] | None:
     """The trees of oumi ``version`` from the cache, or None where no launch has written them yet."""
     try:
-        return json.loads(schema_file(paths, version).read_text(encoding="utf-8"))
+        trees: dict[str, Tree | None] = json.loads(schema_file(paths, version).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return trees
 
 
 def unknown_settings(tree: Tree, config: Mapping[str, Any], prefix: str = "") -> Iterator[str]:

@@ -280,7 +280,8 @@ def job_filter(
     finished_local: bool = True,
 ) -> tuple[str, dict[str, object]]:
     """A ``WHERE`` clause over the jobs table and its named parameters (shared by the listings)."""
-    clauses, params = [], {}
+    clauses: list[str] = []
+    params: dict[str, object] = {}
     for clause, name, value in (
         ("cloud = :cloud", "cloud", cloud), ("cluster = :cluster", "cluster", cluster),
         ("submit_time >= :since", "since", since), ("submit_time < :before", "before", before),
