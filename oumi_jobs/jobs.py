@@ -75,7 +75,6 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     )
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
     if plan.cloud != facts.LOCAL_CLOUD:
-
         warnings = tuple(cloud_guidance(plan, request.cwd, paths))
         return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
     cluster = plan.cluster or facts.DEFAULT_LOCAL_CLUSTER
@@ -112,7 +111,6 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
 def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: str) -> JobView:
     """Register a cloud job and start its detached launching process (which runs launcher.up)."""
     import yaml
-
 
     if request.after or request.parallel is not None:
         raise UsageError("--after and --parallel are for local jobs")

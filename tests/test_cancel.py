@@ -155,7 +155,9 @@ def test_cancel_of_a_job_not_yet_started_prevents_the_start(paths, cli, tmp_path
             return registry.get(job_id).cancel_requested  # type: ignore[union-attr]
 
     wait_until(flagged)
-    supervisor_pid = detach.spawn_daemon(paths, detach.SUPERVISOR, job_id, dict(os.environ))  # its supervisor starts late
+    supervisor_pid = detach.spawn_daemon(
+        paths, detach.SUPERVISOR, job_id, dict(os.environ)
+    )  # its supervisor starts late
     canceller.join(timeout=30)
     record = outcome["record"]
     assert record.status.value == "completed"

@@ -37,14 +37,29 @@ def _fill(paths: Paths) -> None:
         make_record("killed", submit_time=_at(58), exit_signal=9, cluster="gpu", **ended),
         make_record("odd-signal", submit_time=_at(57), exit_signal=77, **ended),
         make_record("cancelled", submit_time=_at(56), exit_signal=15, cancel_requested=True, **ended),
-        make_record("never-ran", submit_time=_at(55), end_time=_at(2), end_detail="never started: dep failed",
-                    cancel_requested=True, depends_on=("exit-3", "ok")),  # fmt: skip
+        make_record(
+            "never-ran",
+            submit_time=_at(55),
+            end_time=_at(2),
+            end_detail="never started: dep failed",
+            cancel_requested=True,
+            depends_on=("exit-3", "ok"),
+        ),  # fmt: skip
         make_record("no-detail", submit_time=_at(54), end_time=_at(2)),
         make_record("exit-127", submit_time=_at(53), exit_code=127, end_detail="cannot start 'nope'", **ended),
         make_record(
-            "odd-text", submit_time=_at(52), exit_code=0, name='quote " back\\slash \n\t\x01 ünï 日本 \u2028',
-            output_dir="/tmp/ü", stdout_path="/x/stdout.log", stderr_path="/x/stderr.log", model_name="m",
-            config_path="/c.yaml", command="train", launcher_job_id="L1", **ended,
+            "odd-text",
+            submit_time=_at(52),
+            exit_code=0,
+            name='quote " back\\slash \n\t\x01 ünï 日本 \u2028',
+            output_dir="/tmp/ü",
+            stdout_path="/x/stdout.log",
+            stderr_path="/x/stderr.log",
+            model_name="m",
+            config_path="/c.yaml",
+            command="train",
+            launcher_job_id="L1",
+            **ended,
         ),  # fmt: skip
         make_record("same-second-a", submit_time=_at(10), exit_code=0, **ended),
         # Not finished: these take the general path inside the lean listing too.
