@@ -145,14 +145,12 @@ def status_json(cli: Sequence[str], job_id: str, env: Mapping[str, str]) -> dict
 
 
 def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: {what} not within {timeout} s")
-        time.sleep(0.1)
+    from oumi_jobs.polling import poll_until
+
+    value = poll_until(timeout, predicate, 0.1)
+    if not value:
+        raise SystemExit(f"bench: {what} not within {timeout} s")
+    return value
 
 
 def end_job(cli: Sequence[str], job_id: str, env: Mapping[str, str]) -> None:

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from oumi_jobs.cli.app import app
 from oumi_jobs.paths import Paths
+from oumi_jobs.polling import poll_until
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
@@ -68,14 +69,10 @@ def add_record(paths: Paths, record: JobRecord) -> str:
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 20.0, interval: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
+    value = poll_until(timeout, predicate, interval)
+    if not value:
+        raise AssertionError(f"condition not met within {timeout} s")
+    return value
 
 
 def wait_done(cli: Cli, job_id: str, timeout: float = 20.0) -> dict:
