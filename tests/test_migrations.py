@@ -69,6 +69,10 @@ ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("0004_queues", "jobs", {
         "job_id": "queued-job", "cloud": "local", "submit_time": T1, "cluster": "gpu", "ready_at": T1,
     }),
+    ("0005_containment", "jobs", {
+        "job_id": "contained-job", "cloud": "local", "submit_time": T1, "pid": 4244, "containment": "cgroup",
+        "cgroup": "/sys/fs/cgroup/oumi-jobs-contained-job",
+    }),
 ]  # fmt: skip
 
 
@@ -190,6 +194,9 @@ def test_every_earlier_version_migrates_with_its_data(tmp_path: Path, fresh_sche
             assert cancellation is None
         assert registry.parallel_of("gpu") == (3 if "0004_queues" in had else 1)
         assert (queued.ready_at if queued else None) == (T1 if "0004_queues" in had else None)
+        assert done.containment is None and done.cgroup is None  # started before jobs had a containment
+        contained = registry.get("contained-job")
+        assert (contained.containment if contained else None) == ("cgroup" if "0005_containment" in had else None)
 
     after = _contents(paths.registry_file)
     for table, rows in before.items():  # every row kept, every value kept; later columns only added

@@ -114,4 +114,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX jobs_queue ON jobs (cloud, cluster, end_time, pid);
         """,
     ),
+    (
+        "0005_containment",
+        """
+        ALTER TABLE jobs ADD COLUMN containment TEXT;
+        ALTER TABLE jobs ADD COLUMN cgroup TEXT;
+        """,
+    ),
 ]

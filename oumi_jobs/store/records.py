@@ -49,6 +49,9 @@ class JobRecord:
     cancel_requested: bool = False
     # When a queued local job's dependencies were met and it joined its cluster's queue.
     ready_at: str | None = None
+    # How the supervisor keeps the job's processes findable (local.containment), and the job's cgroup.
+    containment: str | None = None
+    cgroup: str | None = None
     depends_on: tuple[str, ...] = field(default=())
 
     @property
