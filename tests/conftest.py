@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from oumi_jobs.errors import RegistryError
+from oumi_jobs.local import containment
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
-from oumi_jobs.store.registry import Registry
+from oumi_jobs.polling import poll_until
+from oumi_jobs.store.registry import JobRecord, Registry
 
 from .helpers import Cli
 
@@ -53,6 +55,20 @@ def end_jobs_of(paths: Paths) -> None:
                 os.kill(record.supervisor_pid, signal.SIGKILL)  # type: ignore[arg-type]
             except ProcessLookupError:
                 pass
+    _end_cgroups_of(records)
+
+
+def _end_cgroups_of(records: list[JobRecord]) -> None:
+    """Kill every process in the jobs' cgroups and remove them: a killed supervisor leaves its job's behind,
+    also one it made but had not recorded yet (supervisors make theirs under this process's cgroup)."""
+    own = containment.own_cgroup()
+    for record in records:
+        cgroup = Path(record.cgroup) if record.cgroup else own / f"oumi-jobs-{record.job_id}" if own else None
+        if cgroup is None or not cgroup.exists():
+            continue
+        containment.kill(cgroup)
+        poll_until(10, lambda: not containment.pids_in(cgroup), 0.02)  # noqa: B023 (called at once)
+        containment.remove(cgroup)
 
 
 @pytest.fixture

@@ -6,8 +6,12 @@ process), reports its pid, and then, on its own:
 
 1. starts the job in a session and process group of its own, stdout and
    stderr to files in the state dir;
-2. records the job's pid, process group, start time and boot id;
-3. waits, and writes the exit record (exit code or signal, end time).
+2. records the job's pid, process group, start time, boot id and containment
+   (:mod:`oumi_jobs.local.containment`: a cgroup of its own where the system
+   allows it; the supervisor is the subreaper of the job's orphans);
+3. waits, and writes the exit record (exit code or signal, end time);
+4. stays while an orphan of the job lives (reaping it, so cancel still finds
+   it among its descendants), then removes the job's cgroup.
 
 It ignores SIGHUP and SIGINT, so closing the submitting terminal does not
 touch the job, and passes a SIGTERM on to the job's group (a shutdown), still
@@ -20,8 +24,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from oumi_jobs.local import containment
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.local.procs import boot_id, identify, start_time_of
 from oumi_jobs.local.queues import wait_for_turn
@@ -54,6 +60,7 @@ def supervise(paths: Paths, job_id: str) -> int:
 def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     assert record.stdout_path and record.stderr_path
     stdout_fd, stderr_fd = _open_log(record.stdout_path), _open_log(record.stderr_path)
+    contained = containment.JobContainment(record.job_id)
     try:
         process = subprocess.Popen(
             list(record.argv),
@@ -66,8 +73,10 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
             pass_fds=(slot_fd,),
             # Inherited by every descendant: cancel finds workers that left the group.
             env=os.environ | {JOB_MARKER_ENV: record.job_id},
+            preexec_fn=contained.preexec_fn,
         )
     except OSError as exc:
+        contained.release()
         detail = f"cannot start {record.argv[0]!r}: {exc.strerror or exc}"
         os.write(stderr_fd, f"oumi-jobs: {detail}\n".encode())
         with Registry.open(paths) as registry:
@@ -85,6 +94,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     identity = identify(process.pid)
+    kind = contained.settle(process.pid)
     with Registry.open(paths) as registry:
         registry.update(
             record.job_id,
@@ -93,6 +103,8 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
             process_start_time=identity.start_time if identity else None,
             boot_id=boot_id(),
             started_at=now_iso(),
+            containment=kind.value,
+            cgroup=str(contained.cgroup) if contained.cgroup else None,
         )
     returncode = _wait_recording_descendants(paths, record.job_id, process)
     with Registry.open(paths) as registry:
@@ -101,6 +113,8 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
             exit_code=returncode if returncode >= 0 else None,
             exit_signal=-returncode if returncode < 0 else None,
         )
+    os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
+    contained.outlive_orphans()
     return 0
 
 
@@ -114,14 +128,17 @@ def _wait_recording_descendants(paths: Paths, job_id: str, process: subprocess.P
 
     seen: set[tuple[int, float]] = set()
     interval = 0.2
+    reaper = containment.Reaper(process.pid)
     while True:
-        try:
-            return process.wait(timeout=interval)
-        except subprocess.TimeoutExpired:
-            pass
+        deadline = time.monotonic() + interval
+        while (remaining := deadline - time.monotonic()) > 0:
+            if (returncode := reaper.wait(remaining)) is not None:
+                process.returncode = returncode
+                return returncode
         interval = min(interval * 1.5, 2.0)
         try:
-            children = psutil.Process(process.pid).children(recursive=True)
+            # The supervisor's own descendants: the job's, and its orphans (adopted by this subreaper).
+            children = psutil.Process().children(recursive=True)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         found = {(c.pid, started) for c in children if (started := start_time_of(c.pid)) is not None}
