@@ -1,15 +1,19 @@
 """Cancelling a job on this machine: its graceful signal across its whole process tree, a wait of up to
 the cancellation's timeout, SIGKILL for whatever is left, then a re-scan that must find no process of the
-job before the cancellation counts as completed (otherwise it fails, naming the survivors)."""
+job before the cancellation counts as completed (otherwise it fails, naming the survivors).
+
+A job in a cgroup of its own (``local.containment``) is killed through ``cgroup.kill`` as well, which no
+fork can race, and counts as gone only when its ``cgroup.procs`` lists no live process."""
 
 from __future__ import annotations
 
 import signal
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from oumi_jobs.cancel.recorder import Recorder
-from oumi_jobs.local import terminator
+from oumi_jobs.local import containment, terminator
 from oumi_jobs.polling import Deadline, poll_until
 from oumi_jobs.states import State
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, StepStatus
@@ -105,9 +109,13 @@ class LocalFlow:
     def _send(self, sig: signal.Signals, procs: list[terminator.Proc]) -> terminator.SignalReport:
         name = "signal_kill" if sig == signal.SIGKILL else f"signal_{sig.name.removeprefix('SIG').lower()}"
         with self.recorder.step(name) as step:
+            # The whole cgroup first: a process forked after the scan is in it too.
+            whole_cgroup = sig == signal.SIGKILL and terminator.kill_cgroup(self.recorder.job())
             report = terminator.signal_processes(procs, sig)
             self.recorder.add_signalled(len(report.signalled))
             parts = [f"{sig.name} to {len(report.signalled)} process(es): {list(report.signalled)}"]
+            if whole_cgroup:
+                parts.append("and to the job's cgroup (cgroup.kill)")
             if report.failed:
                 parts.append("could not signal " + ", ".join(f"{pid} ({why})" for pid, why in report.failed))
                 step.status = StepStatus.FAILED
@@ -136,19 +144,24 @@ class LocalFlow:
     def _verify(self, watch: _ProcessWatch) -> list[int]:
         with self.recorder.step("verify") as step:
             remaining = watch.until_gone(Deadline.after(KILL_GRACE_S))
-            survivors = {p.pid for p in remaining} | (terminator.gpu_pids() & watch.seen)
+            in_cgroup = terminator.cgroup_left(watch.job)
+            survivors = {p.pid for p in remaining} | set(in_cgroup) | (terminator.gpu_pids() & watch.seen)
             if survivors:
                 step.fail(f"processes still alive: {sorted(survivors)}")
             else:
-                step.detail = "no process of the job is left"
+                checked = "; its cgroup.procs is empty" if watch.job.cgroup else ""
+                step.detail = f"no process of the job is left{checked}"
         return sorted(survivors)
 
     def _cleanup_and_finish(self, survivors: Sequence[int] = ()) -> CancellationRecord:
         rec = self.recorder
         with rec.step("cleanup") as step:
+            job = rec.job()
             if not survivors:
                 # The supervisor writes the exit record once it has reaped the job.
                 poll_until(KILL_GRACE_S, rec.job, POLL_S, until=_reaped)
+                if job.cgroup:  # its supervisor removes it too, unless it was killed
+                    containment.remove(Path(job.cgroup))
             step.detail = "logs and output dir kept"
         if survivors:
             return rec.finish(CancellationStatus.FAILED, survivors, f"{len(survivors)} process(es) survived")

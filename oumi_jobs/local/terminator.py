@@ -1,9 +1,13 @@
 """Finding every process of a local job, signalling them, and checking they are gone.
 
-A job's processes are found four ways, since a job may fork workers that
+A job's processes are found six ways, since a job may fork workers that
 leave its process group or session (``torchrun``-style launchers whose
 workers call ``setsid``), or whose parent dies so they are re-parented:
 
+* the members of the job's cgroup, where it has one (:mod:`.containment`);
+  no process of the job can leave it;
+* live descendants of its supervisor (verified by its start time), which is
+  the subreaper of the job's orphans where the OS has subreapers;
 * members of the job's process group and session (only while the job's own
   process is verified alive, so a reused group number is never taken);
 * live descendants of the job's process;
@@ -23,9 +27,11 @@ import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from oumi_jobs.errors import UsageError
-from oumi_jobs.local.procs import boot_id, same_process, start_time_of
+from oumi_jobs.local import containment
+from oumi_jobs.local.procs import boot_id, is_alive, same_process, start_time_of
 from oumi_jobs.store.registry import JobRecord
 
 JOB_MARKER_ENV = "OUMI_JOBS_JOB_ID"
@@ -82,7 +88,7 @@ def find_job_processes(record: JobRecord, recorded: list[tuple[int, float]]) -> 
 
     def add(process: psutil.Process) -> None:
         try:
-            if process.status() == psutil.STATUS_ZOMBIE:
+            if process.pid == os.getpid() or process.status() == psutil.STATUS_ZOMBIE:
                 return
             found[process.pid] = Proc(process.pid, _start_time(process), process.name())
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -107,6 +113,8 @@ def find_job_processes(record: JobRecord, recorded: list[tuple[int, float]]) -> 
                 add(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
+    for process in _contained(record):
+        add(process)
 
     marker = f"{JOB_MARKER_ENV}={record.job_id}".encode()
     group = record.pgid or record.pid
@@ -120,6 +128,43 @@ def find_job_processes(record: JobRecord, recorded: list[tuple[int, float]]) -> 
         if same_group or _has_marker(process, marker):
             add(process)
     return sorted(found.values(), key=lambda p: p.pid)
+
+
+def _contained(record: JobRecord) -> list[object]:
+    """The job's processes its containment keeps: its cgroup's members, its supervisor's descendants."""
+    import psutil
+
+    found: list[object] = []
+    if record.cgroup:
+        for pid in containment.pids_in(Path(record.cgroup)):
+            try:
+                found.append(psutil.Process(pid))
+            except psutil.NoSuchProcess:
+                pass
+    if record.supervisor_pid and is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id):
+        try:
+            found.extend(psutil.Process(record.supervisor_pid).children(recursive=True))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def cgroup_left(record: JobRecord) -> list[int]:
+    """Live (non-zombie) pids still in the job's cgroup: the proof a cgroup job is gone is an empty list."""
+    if not record.cgroup or record.boot_id != boot_id():
+        return []
+    return [pid for pid in containment.pids_in(Path(record.cgroup)) if (start := start_time_of(pid)) is not None
+            and same_process(pid, start)]  # fmt: skip
+
+
+def kill_cgroup(record: JobRecord) -> bool:
+    """SIGKILL the job's whole cgroup at once; False where it has none (or the kernel no ``cgroup.kill``).
+
+    Not when this very process is in it (a job cancelling itself): the signals go one by one then."""
+    if not record.cgroup or record.boot_id != boot_id():
+        return False
+    cgroup = Path(record.cgroup)
+    return os.getpid() not in containment.pids_in(cgroup) and containment.kill(cgroup)
 
 
 def is_running(proc: Proc) -> bool:
