@@ -56,6 +56,7 @@ def job_document(view: JobView) -> dict[str, Any]:
         "exit_code": record.exit_code,
         "exit_signal": record.exit_signal,
         "pid": record.pid,
+        "containment": record.containment,
         "external": view.external,
         "cancel_requested": record.cancel_requested,
         "depends_on": list(record.depends_on),

@@ -24,7 +24,7 @@ from .helpers import make_cancellation, make_record, submit_id, wait_done, wait_
 JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
     "command", "config_path", "model_name", "output_dir", "submit_time", "start_time", "end_time", "exit_code",
-    "exit_signal", "pid", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
+    "exit_signal", "pid", "containment", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
     "as_of",
 }  # fmt: skip
 CANCELLATION_KEYS = {

@@ -32,8 +32,10 @@ def _fill(paths: Paths) -> None:
     """Jobs of every shape a document can take, finished or not, local or cloud."""
     ended = {"end_time": _at(1), "started_at": _at(50), "pid": 4242}
     records = [
-        make_record("ok", submit_time=_at(60), exit_code=0, cluster="local", **ended),
-        make_record("exit-3", submit_time=_at(59), exit_code=3, cluster="gpu", name="three", **ended),
+        make_record("ok", submit_time=_at(60), exit_code=0, cluster="local", containment="cgroup", **ended),
+        make_record(
+            "exit-3", submit_time=_at(59), exit_code=3, cluster="gpu", name="three", containment="subreaper", **ended
+        ),
         make_record("killed", submit_time=_at(58), exit_signal=9, cluster="gpu", **ended),
         make_record("odd-signal", submit_time=_at(57), exit_signal=77, **ended),
         make_record("cancelled", submit_time=_at(56), exit_signal=15, cancel_requested=True, **ended),

@@ -44,7 +44,8 @@ _DOCUMENT = f"""json_object(
     'cloud', cloud, 'cluster', cluster, 'launcher_job_id', launcher_job_id, 'command', command,
     'config_path', config_path, 'model_name', model_name, 'output_dir', output_dir,
     'submit_time', submit_time, 'start_time', started_at, 'end_time', end_time,
-    'exit_code', exit_code, 'exit_signal', exit_signal, 'pid', pid, 'external', json('false'),
+    'exit_code', exit_code, 'exit_signal', exit_signal, 'pid', pid,
+    'containment', containment, 'external', json('false'),
     'cancel_requested', json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END),
     'depends_on', {_DEPENDS_ON}, 'detail', end_detail,
     'stdout_path', stdout_path, 'stderr_path', stderr_path, 'as_of', :as_of)"""
