@@ -60,6 +60,20 @@ class CloudUnreachableError(OumiJobsError):
     exit_code = ExitCode.CLOUD_UNREACHABLE
 
 
+class ClusterNotFoundError(CloudUnreachableError):
+    """The cloud answered, and has no cluster of that name.
+
+    Typed (not told by its message) so a view can decide whether that means the
+    cluster is gone (see ``cloud.facts.missing_cluster_is_gone``); a subclass of
+    CloudUnreachableError so that callers that only need an answer stop as before.
+    """
+
+    def __init__(self, cloud: str, cluster: str) -> None:
+        super().__init__(f"cluster {cluster!r} of cloud {cloud!r} not found")
+        self.cloud = cloud
+        self.cluster = cluster
+
+
 class CloudCallError(CloudUnreachableError):
     """A call into a cloud raised: the cloud's own error, kept as its type's name and its message.
 

@@ -195,7 +195,7 @@ def status_by_identity(
         job_id="", cloud=cloud, submit_time="", cluster=cluster, launcher_job_id=launcher_job_id, source="external"
     )
     view = live_cloud_view(external, timeout_s=cloud_timeout_s, external=True)
-    if view.status is None and view.state is State.UNKNOWN and "no longer reports" in (view.detail or ""):
+    if view.missing:
         raise JobNotFoundError(f"cluster {cluster} of {cloud} reports no job {launcher_job_id}")
     return view
 
