@@ -24,7 +24,7 @@ from oumi_jobs.cancel.cloud_flow import CloudFlow
 from oumi_jobs.cancel.local_flow import LocalFlow
 from oumi_jobs.cancel.recorder import Recorder
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
+from oumi_jobs.errors import CloudUnreachableError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.jobs import list_jobs
 from oumi_jobs.local import terminator
@@ -210,8 +210,8 @@ def cancellation_status(paths: Paths, ref: str) -> CancellationRecord:
     with Registry.open(paths) as registry:
         try:
             job_id = registry.resolve(ref).job_id
-        except OumiJobsError:
-            job_id = ref  # a pruned job keeps its cancellation history
+        except JobNotFoundError:
+            job_id = ref  # a pruned job keeps its cancellation history (an ambiguous prefix is still an error)
         return CancellationTracker(registry).latest_for_job(job_id)
 
 
@@ -232,6 +232,6 @@ def cancellation_history(
         if job is not None:
             try:
                 job_id = registry.resolve(job).job_id
-            except OumiJobsError:
-                job_id = job
+            except JobNotFoundError:
+                job_id = job  # a pruned job keeps its history; an ambiguous prefix is still an error
         return CancellationTracker(registry).history(limit=limit, offset=offset, job_id=job_id, status=status)
