@@ -15,6 +15,7 @@ class ExitCode:
     CONFLICT = 4
     CLOUD_UNREACHABLE = 5
     SURVIVORS = 6
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
 class OumiJobsError(Exception):
@@ -86,3 +87,10 @@ class CloudCallError(CloudUnreachableError):
         super().__init__(message)
         self.error_type = error_type
         self.error_message = error_message
+
+
+class CancelInterrupted(OumiJobsError):
+    """Ctrl-C during a cancel this process owned: the message says who carries it on (a detached finisher),
+    or that it was recorded failed because nobody could."""
+
+    exit_code = ExitCode.INTERRUPTED
