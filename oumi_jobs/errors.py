@@ -15,6 +15,7 @@ class ExitCode:
     CONFLICT = 4
     CLOUD_UNREACHABLE = 5
     SURVIVORS = 6
+    INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
 class OumiJobsError(Exception):
@@ -60,6 +61,20 @@ class CloudUnreachableError(OumiJobsError):
     exit_code = ExitCode.CLOUD_UNREACHABLE
 
 
+class ClusterNotFoundError(CloudUnreachableError):
+    """The cloud answered, and has no cluster of that name.
+
+    Typed (not told by its message) so a view can decide whether that means the
+    cluster is gone (see ``cloud.facts.missing_cluster_is_gone``); a subclass of
+    CloudUnreachableError so that callers that only need an answer stop as before.
+    """
+
+    def __init__(self, cloud: str, cluster: str) -> None:
+        super().__init__(f"cluster {cluster!r} of cloud {cloud!r} not found")
+        self.cloud = cloud
+        self.cluster = cluster
+
+
 class CloudCallError(CloudUnreachableError):
     """A call into a cloud raised: the cloud's own error, kept as its type's name and its message.
 
@@ -72,3 +87,10 @@ class CloudCallError(CloudUnreachableError):
         super().__init__(message)
         self.error_type = error_type
         self.error_message = error_message
+
+
+class CancelInterrupted(OumiJobsError):
+    """Ctrl-C during a cancel this process owned: the message says who carries it on (a detached finisher),
+    or that it was recorded failed because nobody could."""
+
+    exit_code = ExitCode.INTERRUPTED

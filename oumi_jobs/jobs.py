@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from oumi_jobs import configs
+from oumi_jobs.cancel import takeover
 from oumi_jobs.cloud import facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.cloud.guidance import cloud_guidance
@@ -178,6 +179,9 @@ def _resolve_dependencies(registry: Registry, job_id: str, refs: Sequence[str]) 
 def get_status(paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> JobView:
     with Registry.open(paths) as registry:
         record = registry.resolve(ref)
+        if record.cancel_requested:
+            # A cancellation whose owner died (kill -9, a reboot) is handed on, never left in progress.
+            takeover.adopt_orphan(paths, registry, record.job_id, cloud_timeout_s=cloud_timeout_s)
         if record.is_local:
             return _with_queue_detail(registry, view_of(record))
     return live_cloud_view(record, timeout_s=cloud_timeout_s)
@@ -195,7 +199,7 @@ def status_by_identity(
         job_id="", cloud=cloud, submit_time="", cluster=cluster, launcher_job_id=launcher_job_id, source="external"
     )
     view = live_cloud_view(external, timeout_s=cloud_timeout_s, external=True)
-    if view.status is None and view.state is State.UNKNOWN and "no longer reports" in (view.detail or ""):
+    if view.missing:
         raise JobNotFoundError(f"cluster {cluster} of {cloud} reports no job {launcher_job_id}")
     return view
 

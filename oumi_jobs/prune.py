@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from oumi_jobs.cloud import survey
+from oumi_jobs.cloud import adapter, facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.durations import parse_duration
+from oumi_jobs.errors import CloudUnreachableError
 from oumi_jobs.events import log_event
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -38,7 +39,8 @@ def prune(
     A job that is not done is never removed, and neither is a done job that a
     job still waiting names in ``--after``.  Log files stay unless ``logs``.
     Old cloud jobs are asked of their clouds (all at once, each within
-    ``cloud_timeout_s``); one whose cloud does not answer is kept.
+    ``cloud_timeout_s``); one whose cloud does not answer is kept, one whose
+    cluster the cloud confirms gone is done (it ended with its cluster).
     """
     age = parse_duration(older_than) if isinstance(older_than, str) else older_than
     cutoff = to_iso(now() - age)
@@ -47,9 +49,12 @@ def prune(
         needed = registry.needed_by_waiting_jobs()
         old = registry.jobs(before=cutoff, newest_first=False)
         done_on_clouds = _done_on_their_clouds(old, cloud_timeout_s)
+        gone = _gone_clusters([r for r in old if _launched(r) and _key(r) not in done_on_clouds], cloud_timeout_s)
         for record in old:
-            key = (record.cloud, record.cluster, record.launcher_job_id)
-            done = key in done_on_clouds if record.launcher_job_id and not record.is_local else view_of(record).done
+            if _launched(record):
+                done = _key(record) in done_on_clouds or (record.cloud, record.cluster) in gone
+            else:
+                done = view_of(record).done
             if not done or record.job_id in needed:
                 kept += 1
                 continue
@@ -59,15 +64,36 @@ def prune(
         else:
             removed = registry.delete(record.job_id for record in candidates)
     if not dry_run:
-        gone = set(removed)
+        deleted = set(removed)
         for record in candidates:
-            if record.job_id not in gone:
+            if record.job_id not in deleted:
                 continue
             paths.supervisor_log(record.job_id).unlink(missing_ok=True)
             if logs:
                 _remove_job_logs(paths, record.job_id, record.stdout_path, record.stderr_path)
         log_event(paths, "prune", removed=len(removed), kept_running=kept, older_than_s=age.total_seconds(), logs=logs)
     return PruneResult(removed, kept, dry_run, age.total_seconds(), logs and not dry_run)
+
+
+def _launched(record: JobRecord) -> bool:
+    return not record.is_local and bool(record.launcher_job_id)
+
+
+def _key(record: JobRecord) -> tuple[str, str | None, str | None]:
+    return (record.cloud, record.cluster, record.launcher_job_id)
+
+
+def _gone_clusters(records: list[JobRecord], timeout_s: float) -> set[tuple[str, str | None]]:
+    """``(cloud, cluster)`` of ``records`` whose cloud answered and no longer has the cluster (see
+    ``facts.missing_cluster_is_gone``): their jobs ended with it (``status`` shows them ``lost``)."""
+    gone = set()
+    for cloud in sorted({r.cloud for r in records if facts.missing_cluster_is_gone(r.cloud)}):
+        try:
+            alive = {c.name for c in adapter.current().list_clusters(cloud, timeout_s=timeout_s)}
+        except CloudUnreachableError:
+            continue  # no answer: nothing is confirmed gone, the jobs are kept
+        gone |= {(cloud, r.cluster) for r in records if r.cloud == cloud and r.cluster not in alive}
+    return gone
 
 
 def _done_on_their_clouds(records: list[JobRecord], timeout_s: float) -> set[tuple[str, str | None, str | None]]:

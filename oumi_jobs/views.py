@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud import adapter, facts
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob
-from oumi_jobs.errors import CloudUnreachableError
+from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError
 from oumi_jobs.states import State, launch_state, recorded_state
 from oumi_jobs.store.registry import JobRecord
 from oumi_jobs.timestamps import from_epoch, now_iso
@@ -29,6 +29,9 @@ class JobView:
     detail: str | None
     as_of: str
     external: bool = False
+    # The source answered and does not know the job (its cluster no longer lists it, or is gone): typed,
+    # so no caller reads it from ``detail``'s words.
+    missing: bool = False
 
     @property
     def job_id(self) -> str:
@@ -57,11 +60,17 @@ def live_cloud_view(
         return JobView(record, State.UNKNOWN, None, "no cluster recorded", now_iso(), external)
     try:
         job = adapter.current().get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
+    except ClusterNotFoundError as exc:
+        if not facts.missing_cluster_is_gone(record.cloud):
+            return JobView(record, State.UNKNOWN, None, str(exc), now_iso(), external)
+        # The cloud answered that the cluster is no more: the job ended with it, and nothing can tell how.
+        detail = f"cluster {record.cluster} of {record.cloud} no longer exists; the job ended with it"
+        return JobView(record, State.LOST, "cluster gone", detail, now_iso(), external, missing=True)
     except CloudUnreachableError as exc:
         return JobView(record, State.UNKNOWN, None, str(exc), now_iso(), external)
     if job is None:
         detail = f"cluster {record.cluster} no longer reports job {record.launcher_job_id}"
-        return JobView(record, State.UNKNOWN, None, detail, now_iso(), external)
+        return JobView(record, State.UNKNOWN, None, detail, now_iso(), external, missing=True)
     return JobView(record, job.state, job.status, None, now_iso(), external)
 
 
@@ -73,7 +82,8 @@ def cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, a
     if not record.launcher_job_id:
         state, status, detail = launch_state(record)
         return JobView(record, state, status, detail, as_of)
-    return JobView(record, State.UNKNOWN, None, f"{record.cloud} no longer reports job {record.launcher_job_id}", as_of)
+    detail = f"{record.cloud} no longer reports job {record.launcher_job_id}"
+    return JobView(record, State.UNKNOWN, None, detail, as_of, missing=True)
 
 
 def external_view(job: CloudJob, as_of: str) -> JobView:

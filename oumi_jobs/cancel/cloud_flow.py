@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from oumi_jobs.cancel.recorder import Recorder
 from oumi_jobs.cloud import adapter
-from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import CloudUnreachableError
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.polling import Deadline, poll_until
@@ -60,8 +59,8 @@ class CloudFlow:
         deadline = Deadline.after(timeout)
 
         def ask() -> JobView:
-            # Each question gets what is left of the wait, but at least a second to answer.
-            return live_cloud_view(job, timeout_s=max(1.0, deadline.remaining()))
+            # Each question gets what is left of the wait (at least a second), at most `--cloud-timeout`.
+            return live_cloud_view(job, timeout_s=min(rec.cloud_timeout_s, max(1.0, deadline.remaining())))
 
         with rec.step("verify", f"up to {timeout:g} s for {job.cloud} to report it ended") as step:
             current = poll_until(deadline, ask, CLOUD_POLL_S, until=lambda view: view.done)
@@ -75,10 +74,19 @@ class CloudFlow:
             )  # fmt: skip
         return rec.finish(CancellationStatus.COMPLETED, final_state=current.state.value)
 
+    def resume(self) -> CancellationRecord:
+        """Carry on a cancellation whose owner is gone: verify if the launcher's cancel was answered, else
+        ask it (again: cancelling a job twice is harmless)."""
+        rec = self.recorder
+        if any(s.name == "launcher_cancel" and s.status is StepStatus.COMPLETED for s in rec.latest().steps):
+            rec.under_way()
+            return self.finish()
+        job = rec.job()
+        return self.start(job, live_cloud_view(job, timeout_s=rec.cloud_timeout_s))
+
     def _request(self, job: JobRecord) -> None:
         assert job.cluster and job.launcher_job_id
-        # The request gets the cancellation's own timeout (the usual cloud limit where that is 0).
-        limit = self.recorder.record.timeout_s or DEFAULT_CLOUD_TIMEOUT_S
+        limit = self.recorder.cloud_timeout_s  # `cancel --cloud-timeout`, as every other cloud call of the command
         with self.recorder.step("launcher_cancel") as step:
             answer = adapter.current().cancel(job.cloud, job.cluster, job.launcher_job_id, timeout_s=limit)
             step.detail = f"the launcher answered {answer.status}"

@@ -1,42 +1,42 @@
-"""The detached finisher of a ``cancel --no-wait``: waits, escalates and verifies after the command returned."""
+"""The detached finisher: carries a cancellation on after the command that owned it returned (``--no-wait``),
+was interrupted (Ctrl-C), or died (adopted by ``status`` or ``cancel-status``)."""
 
 from __future__ import annotations
 
 import os
 import sys
 
-from oumi_jobs.cancel.cloud_flow import CloudFlow
-from oumi_jobs.cancel.local_flow import LocalFlow
-from oumi_jobs.cancel.recorder import Recorder
+from oumi_jobs.cancel.recorder import FINISHER_CLOUD_TIMEOUT_ENV, Recorder
+from oumi_jobs.cancel.takeover import resume
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.cancellations import CancellationTracker
 from oumi_jobs.store.registry import Registry
 
-# The cancelling command makes this process the record's owner right after starting it.
+# The process that starts this one makes it the record's owner right after starting it.
 HANDOVER_WAIT_S = 10.0
 HANDOVER_POLL_S = 0.02
+# Exit status when the record was never handed over: whoever started us still owns it, or it is gone.
+EXIT_NOT_OWNER = 1
 
 
 def main(argv: list[str] | None = None) -> int:
     paths, cancellation_id = Paths.parse_helper_argv("oumi-jobs-cancel-finisher", "cancellation_id", argv)
+    cloud_timeout_s = float(os.environ.get(FINISHER_CLOUD_TIMEOUT_ENV) or DEFAULT_CLOUD_TIMEOUT_S)
     with Registry.open(paths) as registry:
         tracker = CancellationTracker(registry)
-        # Wait until the cancelling command has handed the record over to us (or the record is gone).
-        record = poll_until(
+        poll_until(
             HANDOVER_WAIT_S,
-            lambda: tracker.get(cancellation_id),
+            lambda: tracker.get(cancellation_id) is None or tracker.is_owner(cancellation_id),
             HANDOVER_POLL_S,
-            until=lambda found: found is None or tracker.owner_pid(cancellation_id) == os.getpid(),
         )
-        if record is None:
-            return 1
-        recorder = Recorder(paths, registry, record)
-        if recorder.job().is_local:
-            LocalFlow(recorder).finish()
-        else:
-            CloudFlow(recorder).finish()
+        record = tracker.get(cancellation_id)
+        # Only the recorded owner may act: after the wait, a record not ours is someone else's to run.
+        if record is None or not tracker.is_owner(cancellation_id):
+            return EXIT_NOT_OWNER
+        resume(Recorder(paths, registry, record, cloud_timeout_s=cloud_timeout_s))
         write_metrics(paths, registry, None)
     return 0
 

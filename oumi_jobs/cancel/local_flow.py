@@ -86,14 +86,32 @@ class LocalFlow:
             return rec.hand_over_to_finisher()
         return self.finish()
 
+    def resume(self) -> CancellationRecord:
+        """Carry on a cancellation whose owner is gone: from its first signal if that was never sent, else
+        from the wait (whose deadline still counts from that signal), or at once with SIGKILL if forced."""
+        rec = self.recorder
+        if not self._sent():
+            return self.start(terminator.parse_signal(rec.record.signal), detached_finish=False)
+        rec.under_way()
+        return self.finish()
+
     def finish(self) -> CancellationRecord:
         """Wait, escalate, verify, clean up: the part a ``--no-wait`` finisher runs detached."""
         rec = self.recorder
         job = rec.job()
         watch = _ProcessWatch(job, rec.registry.recorded_processes(job.job_id))
-        if not rec.record.force and self._wait(watch):
+        if rec.record.force:
+            # A --force that took over a graceful cancellation: SIGKILL now, not after the graceful wait.
+            if not self._sent(signal.SIGKILL) and (left := watch.scan()):
+                self._send(signal.SIGKILL, left)
+        elif self._wait(watch):
             self._send(signal.SIGKILL, watch.scan())
         return self._cleanup_and_finish(self._verify(watch))
+
+    def _sent(self, sig: signal.Signals | None = None) -> bool:
+        """Whether a signal step (of ``sig``, or any) is recorded as done."""
+        prefix = "signal_kill" if sig == signal.SIGKILL else "signal_"
+        return any(s.name.startswith(prefix) and s.status is StepStatus.COMPLETED for s in self.recorder.latest().steps)
 
     def _prevent_start(self) -> JobRecord:
         """Give the job's supervisor time to see the cancel flag, or the job time to show its pid."""
@@ -156,13 +174,24 @@ class LocalFlow:
     def _cleanup_and_finish(self, survivors: Sequence[int] = ()) -> CancellationRecord:
         rec = self.recorder
         with rec.step("cleanup") as step:
-            job = rec.job()
+            step.detail = "logs and output dir kept"
             if not survivors:
                 # The supervisor writes the exit record once it has reaped the job.
-                poll_until(KILL_GRACE_S, rec.job, POLL_S, until=_reaped)
+                job = poll_until(KILL_GRACE_S, rec.job, POLL_S, until=_reaped)
                 if job.cgroup:  # its supervisor removes it too, unless it was killed
                     containment.remove(Path(job.cgroup))
-            step.detail = "logs and output dir kept"
+                if view_of(job).state is State.LOST and self._record_end_for_dead_supervisor(job):
+                    step.detail = "its supervisor was gone: the job's end recorded by this cancellation; " + step.detail
         if survivors:
             return rec.finish(CancellationStatus.FAILED, survivors, f"{len(survivors)} process(es) survived")
         return rec.finish(CancellationStatus.COMPLETED)
+
+    def _record_end_for_dead_supervisor(self, job: JobRecord) -> bool:
+        """No process of the job is left and its supervisor died (kill -9, OOM) before writing the exit record:
+        write it here, so the job reads ``cancelled`` (what happened) rather than ``lost``.  Its exit status is
+        unknowable (we are not its parent), and the detail says so."""
+        detail = (
+            f"ended while cancellation {self.recorder.cancellation_id} ran; its supervisor was gone, "
+            "so no exit status was recorded"
+        )
+        return self.recorder.registry.record_exit(job.job_id, detail=detail)

@@ -8,11 +8,13 @@ that a cancel reached during ``launcher.up``, all record through this.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.events import log_event
 from oumi_jobs.local import detach
@@ -20,6 +22,9 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationTracker, StepStatus
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.views import view_of
+
+# How the cancelling command tells its detached finisher `--cloud-timeout` (its argv names only the record).
+FINISHER_CLOUD_TIMEOUT_ENV = "OUMI_JOBS_FINISHER_CLOUD_TIMEOUT_S"
 
 
 @dataclass
@@ -38,11 +43,20 @@ class Step:
 class Recorder:
     """Writes the steps and the outcome of one cancellation this process owns."""
 
-    def __init__(self, paths: Paths, registry: Registry, record: CancellationRecord) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        registry: Registry,
+        record: CancellationRecord,
+        *,
+        cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
+    ) -> None:
         self.paths = paths
         self.registry = registry
         self.tracker = CancellationTracker(registry)
         self.record = record
+        # Each call to a cloud gets this long (`cancel --cloud-timeout`); a finisher is told it at its start.
+        self.cloud_timeout_s = cloud_timeout_s
 
     @classmethod
     def for_active_cancellation(cls, paths: Paths, registry: Registry, job_id: str) -> Recorder | None:
@@ -82,6 +96,9 @@ class Recorder:
         started = time.monotonic()
         try:
             yield step
+        except KeyboardInterrupt:
+            step.fail("interrupted (Ctrl-C)")
+            raise
         except BaseException as exc:
             step.fail(f"error: {exc}")
             raise
@@ -121,6 +138,12 @@ class Recorder:
 
         Returns the record as it stands, for the command to report now.
         """
-        pid = detach.spawn_detached(self.paths, detach.CANCEL_FINISHER, self.cancellation_id)
-        self.tracker.hand_over(self.cancellation_id, pid)
+        self.start_finisher()
         return self.latest()
+
+    def start_finisher(self) -> int:
+        """Start a detached finisher and make it the record's owner; its pid.  OSError where it cannot start."""
+        env = os.environ | {FINISHER_CLOUD_TIMEOUT_ENV: repr(self.cloud_timeout_s)}
+        pid = detach.spawn_detached(self.paths, detach.CANCEL_FINISHER, self.cancellation_id, env=env)
+        self.tracker.hand_over(self.cancellation_id, pid)
+        return pid

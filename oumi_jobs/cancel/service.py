@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from signal import Signals
 
+from oumi_jobs.cancel import takeover
 from oumi_jobs.cancel.cloud_flow import CloudFlow
 from oumi_jobs.cancel.local_flow import LocalFlow
 from oumi_jobs.cancel.recorder import Recorder
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
+from oumi_jobs.errors import CancelInterrupted, CloudUnreachableError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.jobs import list_jobs
 from oumi_jobs.local import terminator
@@ -83,7 +84,24 @@ def _not_needed(
 def cancel_job(
     paths: Paths, ref: str, options: CancelOptions = CancelOptions(), *, caused_by: str | None = None
 ) -> CancellationRecord:
-    """Cancel one job (a full id or unique prefix); returns its cancellation record."""
+    """Cancel one job (a full id or unique prefix); returns its cancellation record.
+
+    Ctrl-C while this process runs the cancellation hands the rest to a
+    detached finisher and raises :class:`CancelInterrupted` saying so.
+    """
+    record = _cancel_one(paths, ref, options, caused_by)
+    _write_metrics(paths, options.metrics_file)
+    return record
+
+
+def _write_metrics(paths: Paths, extra_file: Path | None) -> None:
+    """Once per command, after all its cancellations: the metrics are derived from every record and job."""
+    with Registry.open(paths) as registry:
+        write_metrics(paths, registry, extra_file)
+
+
+def _cancel_one(paths: Paths, ref: str, options: CancelOptions, caused_by: str | None) -> CancellationRecord:
+    """One job's cancellation (and its cascade), without writing the metrics."""
     sig, _ = options.checked()
     with Registry.open(paths) as registry:
         job = registry.resolve(ref)
@@ -95,7 +113,6 @@ def cancel_job(
             record = _not_needed(tracker, job, view.state, options, sig.name)
             log_event(paths, "cancel_finished", job_id=job.job_id, cancellation_id=record.cancellation_id,
                       status=record.status.value, final_state=record.final_state)  # fmt: skip
-            write_metrics(paths, registry, options.metrics_file)
             return record
         if options.cascade:
             # Dependants first: once flagged they can never start, whatever happens to this job.
@@ -104,30 +121,46 @@ def cancel_job(
             job.job_id, cloud=job.cloud, reason=options.reason, force=options.force, timeout_s=options.timeout_s,
             signal_name=sig.name, caused_by=caused_by,
         )  # fmt: skip
-        if claim.owner:
-            record = _run(paths, registry, claim, job, view, sig, options, caused_by)
-        else:
-            record = _join(tracker, claim.record.cancellation_id)
-        write_metrics(paths, registry, options.metrics_file)
-        return record
+        if not claim.owner:
+            return _join(tracker, claim.record.cancellation_id)
+        recorder = Recorder(paths, registry, claim.record, cloud_timeout_s=options.cloud_timeout_s)
+        try:
+            return _run(paths, recorder, claim, view, sig, options, caused_by)
+        except KeyboardInterrupt:
+            raise _interrupted(recorder) from None
+
+
+def _interrupted(recorder: Recorder) -> CancelInterrupted:
+    """Ctrl-C: the rest goes to a detached finisher (or, where none starts, the record ends failed)."""
+    record = takeover.hand_on(recorder, "interrupted (Ctrl-C)")
+    job_id = record.job_id
+    if record.status.finished:
+        return CancelInterrupted(f"interrupted: cancellation {record.cancellation_id} of {job_id} "
+                                 f"ended {record.status.value}: {record.detail}")  # fmt: skip
+    return CancelInterrupted(
+        f"interrupted: the cancellation of {job_id} goes on in a detached process; "
+        f"follow it with `oumi-jobs cancel-status {job_id} --watch`"
+    )
 
 
 def _run(
     paths: Paths,
-    registry: Registry,
+    recorder: Recorder,
     claim: Claim,
-    job: JobRecord,
     view: JobView,
     sig: Signals,
     options: CancelOptions,
     caused_by: str | None,
 ) -> CancellationRecord:
     """Carry out the cancellation this process owns: the job's cloud flow or its local flow."""
-    recorder = Recorder(paths, registry, claim.record)
+    job = recorder.job()
+    if claim.dead_owner is not None:  # taken over from an owner that died: carry on where it stopped
+        how = "; --force: SIGKILL now" if options.force and job.is_local else ""
+        recorder.note("take_over", f"its owner (pid {claim.dead_owner}) died before it ended; this cancel "
+                                   f"carries it on{how}")  # fmt: skip
+        return takeover.resume(recorder)
     if not job.is_local:
-        return CloudFlow(recorder).start(recorder.job(), view, wait=options.wait)
-    if claim.record.steps:  # taken over from an owner that died: carry on where it stopped
-        return LocalFlow(recorder).finish()
+        return CloudFlow(recorder).start(job, view, wait=options.wait)
     log_event(paths, "cancel_requested", job_id=job.job_id, cancellation_id=claim.record.cancellation_id,
               reason=options.reason, force=options.force, timeout_s=options.timeout_s,
               signal=sig.name, caused_by=caused_by)  # fmt: skip
@@ -154,7 +187,7 @@ def _cascade(paths: Paths, registry: Registry, job_id: str, options: CancelOptio
         record = registry.get(dependant)
         if record is None or view_of(record).done:
             continue
-        records.append(cancel_job(paths, dependant, quiet, caused_by=parent))
+        records.append(_cancel_one(paths, dependant, quiet, parent))
     return records
 
 
@@ -198,20 +231,25 @@ def cancel_jobs(
 
     def one(job_id: str) -> BulkOutcome:
         try:
-            return BulkOutcome(job_id, cancel_job(paths, job_id, options), None)
+            return BulkOutcome(job_id, _cancel_one(paths, job_id, options, None), None)
         except OumiJobsError as exc:
             return BulkOutcome(job_id, None, exc)
 
     with ThreadPoolExecutor(max_workers=min(16, len(job_ids))) as pool:
-        return list(pool.map(one, job_ids))
+        outcomes = list(pool.map(one, job_ids))
+    _write_metrics(paths, options.metrics_file)  # once for the lot, not once per job
+    return outcomes
 
 
 def cancellation_status(paths: Paths, ref: str) -> CancellationRecord:
+    """The job's latest cancellation; one whose owner died is first handed to a detached finisher."""
     with Registry.open(paths) as registry:
         try:
             job_id = registry.resolve(ref).job_id
-        except OumiJobsError:
-            job_id = ref  # a pruned job keeps its cancellation history
+        except JobNotFoundError:
+            job_id = ref  # a pruned job keeps its cancellation history (an ambiguous prefix is still an error)
+        else:
+            takeover.adopt_orphan(paths, registry, job_id)
         return CancellationTracker(registry).latest_for_job(job_id)
 
 
@@ -232,6 +270,6 @@ def cancellation_history(
         if job is not None:
             try:
                 job_id = registry.resolve(job).job_id
-            except OumiJobsError:
-                job_id = job
+            except JobNotFoundError:
+                job_id = job  # a pruned job keeps its history; an ambiguous prefix is still an error
         return CancellationTracker(registry).history(limit=limit, offset=offset, job_id=job_id, status=status)

@@ -110,39 +110,28 @@ def watch_cancellation(records: Iterator[CancellationRecord]) -> CancellationRec
 
 
 def run_with_progress(work: Callable[[], T], poll: Callable[[], CancellationRecord], *, live: bool) -> T:
-    """Run ``work`` (a cancellation); on a terminal, show its steps live from ``poll``."""
+    """Run ``work`` (a cancellation); on a terminal, show its steps live from ``poll``.
+
+    ``work`` runs in this, the main, thread, so Ctrl-C reaches the cancellation
+    itself (which hands the rest on, see ``cancel.takeover``); Rich's refresh
+    thread draws the steps.
+    """
     if not live:
         return work()  # --json: not even rich is imported
     out = console()
     if not out.is_terminal:
         return work()
-    import threading
-    import time
-
     from rich.live import Live
+    from rich.text import Text
 
-    values: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
+    def panel() -> Any:
         try:
-            values.append(work())
-        except BaseException as exc:  # re-raised in the calling thread
-            errors.append(exc)
+            return cancellation_panel(poll())
+        except Exception:
+            return Text("")  # no record yet
 
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    with Live(console=out, auto_refresh=False, transient=True) as view:
-        while worker.is_alive():
-            try:
-                view.update(cancellation_panel(poll()), refresh=True)
-            except Exception:
-                pass  # no record yet
-            time.sleep(0.1)
-    worker.join()
-    if errors:
-        raise errors[0]
-    return values[0]
+    with Live(console=out, get_renderable=panel, refresh_per_second=10, transient=True):
+        return work()
 
 
 def with_cloud_progress(work: Callable[[CloudWatcher | None], T], *, live: bool) -> T:

@@ -48,6 +48,17 @@ def stops_and_downs(cloud: str) -> bool:
     return cloud not in NO_STOP_OR_DOWN
 
 
+def missing_cluster_is_gone(cloud: str) -> bool:
+    """Whether a cluster ``cloud`` does not know is gone (torn down, with its jobs).
+
+    Not for Slurm-like clouds, whose clusters are shared machines a process
+    finds through its own connection settings (``OUMI_SLURM_CONNECTIONS``):
+    there a missing cluster means this process was not told of it.  Nor for
+    oumi's in-process ``local``, whose clusters live in one process's memory.
+    """
+    return cloud not in NO_STOP_OR_DOWN and cloud not in NOT_LISTED
+
+
 def cluster_user(cluster: str | None) -> str | None:
     """The user of a ``user@host`` cluster name (how oumi's Slurm clouds name a cluster), else None.
 

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from oumi_jobs.cloud import facts
 from oumi_jobs.cloud import schema as oumi_schema
 from oumi_jobs.cloud.model import CloudJob, ClusterInfo, ClusterOutcome, LaunchResult, LogLines, Tree
-from oumi_jobs.errors import CloudCallError, CloudUnreachableError, OumiJobsError
+from oumi_jobs.errors import CloudCallError, CloudUnreachableError, ClusterNotFoundError
 from oumi_jobs.states import State
 
 T = TypeVar("T")
@@ -134,7 +134,7 @@ def with_time_limit(call: Callable[[], T], timeout_s: float, what: str) -> T:
 def _cluster(cloud: str, cluster: str) -> Any:
     found = load().get_cloud(cloud).get_cluster(cluster)
     if found is None:
-        raise CloudUnreachableError(f"cluster {cluster!r} of cloud {cloud!r} not found")
+        raise ClusterNotFoundError(cloud, cluster)
     return found
 
 
@@ -218,10 +218,7 @@ class OumiAdapter:
 
     def log_stream(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> LogLines:
         def open_stream() -> Any:
-            found = load().get_cloud(cloud).get_cluster(cluster)
-            if found is None:
-                raise OumiJobsError(f"cluster {cluster} of {cloud} not found")
-            return found.get_logs_stream(cluster, launcher_job_id)
+            return _cluster(cloud, cluster).get_logs_stream(cluster, launcher_job_id)
 
         stream = with_time_limit(open_stream, timeout_s, f"logs of {cloud!r}")
         return LogLines(iter(stream.readline, ""), stream.close)

@@ -63,12 +63,15 @@ def spawn_daemon(paths: Paths, module: str, target: str, env: Mapping[str, str])
     return int(out.strip())
 
 
-def spawn_detached(paths: Paths, module: str, target: str) -> int:
-    """Start ``module``'s helper for ``target`` in a session of its own, without a handshake; returns its pid."""
+def spawn_detached(paths: Paths, module: str, target: str, env: Mapping[str, str] | None = None) -> int:
+    """Start ``module``'s helper for ``target`` in a session of its own, without a handshake; returns its pid.
+
+    ``env``: the helper's environment (default: this process's).
+    """
     process = subprocess.Popen(
         python_argv(module, *paths.as_options(), target),
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, close_fds=True,
+        start_new_session=True, close_fds=True, env=None if env is None else dict(env),
     )  # fmt: skip
     return process.pid
 

@@ -128,6 +128,7 @@ class Claim:
 
     record: CancellationRecord
     owner: bool  # True: this process runs the cancellation; False: it only waits for it
+    dead_owner: int | None = None  # the pid of the owner that died, where this claim took its record over
 
 
 class CancellationTracker:
@@ -154,39 +155,47 @@ class CancellationTracker:
         One transaction sets the job's persisted ``cancel_requested`` flag and
         either finds an unfinished record (joined if its owner lives, taken over
         if not) or creates ours; two concurrent cancels therefore produce one
-        termination and report one record.
+        termination and report one record.  A ``force`` that takes over a
+        graceful record makes it a forced one: the record says what was done.
         """
         me = identify_self()
         with self.registry._transaction() as db:
             if set_flag:
                 db.execute("UPDATE jobs SET cancel_requested = 1 WHERE job_id = ?", (job_id,))
-            row = db.execute(
-                "SELECT * FROM cancellations WHERE job_id = ? AND status IN ('requested', 'in_progress') "
-                "ORDER BY requested_at DESC LIMIT 1",
-                (job_id,),
-            ).fetchone()
+            row = _active_row(db, job_id)
             if row is not None:
-                if is_alive(row["owner_pid"], row["owner_start_time"], row["owner_boot_id"]):
-                    cancellation_id, owner = row["cancellation_id"], False
-                else:
-                    cancellation_id, owner = row["cancellation_id"], True
-                    db.execute(
-                        "UPDATE cancellations SET owner_pid = ?, owner_start_time = ?, owner_boot_id = ? "
-                        "WHERE cancellation_id = ?",
-                        (me[0], me[1], me[2], cancellation_id),
-                    )
-            else:
-                cancellation_id, owner = new_cancellation_id(), True
-                db.execute(
-                    "INSERT INTO cancellations (cancellation_id, job_id, cloud, requested_at, reason, force, "
-                    "timeout_s, signal, status, caused_by, owner_pid, owner_start_time, owner_boot_id) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?)",
-                    (cancellation_id, job_id, cloud, now_iso(), reason, int(force), timeout_s, signal_name,
-                     caused_by, *me),
-                )  # fmt: skip
+                cancellation_id = row["cancellation_id"]
+                if _owner_alive(row):
+                    return self._claimed(cancellation_id, owner=False)
+                _take_ownership(db, cancellation_id, me, force=force)
+                return self._claimed(cancellation_id, owner=True, dead_owner=row["owner_pid"])
+            cancellation_id = new_cancellation_id()
+            db.execute(
+                "INSERT INTO cancellations (cancellation_id, job_id, cloud, requested_at, reason, force, "
+                "timeout_s, signal, status, caused_by, owner_pid, owner_start_time, owner_boot_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'requested', ?, ?, ?, ?)",
+                (cancellation_id, job_id, cloud, now_iso(), reason, int(force), timeout_s, signal_name,
+                 caused_by, *me),
+            )  # fmt: skip
+        return self._claimed(cancellation_id, owner=True)
+
+    def adopt_orphan(self, job_id: str) -> Claim | None:
+        """Take over the job's unfinished cancellation if its owner died (killed, Ctrl-C, a reboot); else None.
+
+        What ``status`` and ``cancel-status`` call: one transaction, so of
+        several readers that find the same dead owner only one adopts it.
+        """
+        with self.registry._transaction() as db:
+            row = _active_row(db, job_id)
+            if row is None or _owner_alive(row):
+                return None
+            _take_ownership(db, row["cancellation_id"], identify_self(), force=False)
+        return self._claimed(row["cancellation_id"], owner=True, dead_owner=row["owner_pid"])
+
+    def _claimed(self, cancellation_id: str, *, owner: bool, dead_owner: int | None = None) -> Claim:
         record = self.get(cancellation_id)
-        assert record is not None
-        return Claim(record, owner)
+        assert record is not None  # read after the transaction that found or made it
+        return Claim(record, owner, dead_owner)
 
     def hand_over(self, cancellation_id: str, pid: int) -> None:
         """Make another process (the detached finisher of ``--no-wait``) the owner."""
@@ -316,13 +325,39 @@ class CancellationTracker:
         ).fetchall()
         return [CancellationSummary(r[0], bool(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
-    def owner_pid(self, cancellation_id: str) -> int | None:
+    def is_owner(self, cancellation_id: str) -> bool:
+        """Whether this very process (pid and start time, not a reused pid) owns the cancellation."""
         row = self.registry._execute(
-            "SELECT owner_pid FROM cancellations WHERE cancellation_id = ?", (cancellation_id,)
+            "SELECT owner_pid, owner_start_time, owner_boot_id FROM cancellations WHERE cancellation_id = ?",
+            (cancellation_id,),
         ).fetchone()
-        return None if row is None else row[0]
+        return row is not None and tuple(row) == identify_self()
 
 
 def identify_self() -> tuple[int, float | None, str]:
     identity = identify(os.getpid())
     return os.getpid(), identity.start_time if identity else None, boot_id()
+
+
+def _active_row(db: sqlite3.Connection, job_id: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM cancellations WHERE job_id = ? AND status IN ('requested', 'in_progress') "
+        "ORDER BY requested_at DESC LIMIT 1",
+        (job_id,),
+    ).fetchone()
+    return row
+
+
+def _owner_alive(row: sqlite3.Row) -> bool:
+    """Whether the recorded owner is still that very process (pid, start time and boot id, as for jobs)."""
+    return is_alive(row["owner_pid"], row["owner_start_time"], row["owner_boot_id"])
+
+
+def _take_ownership(
+    db: sqlite3.Connection, cancellation_id: str, me: tuple[int, float | None, str], *, force: bool
+) -> None:
+    db.execute(
+        "UPDATE cancellations SET owner_pid = ?, owner_start_time = ?, owner_boot_id = ?, "
+        "force = MAX(force, ?) WHERE cancellation_id = ?",
+        (*me, int(force), cancellation_id),
+    )

@@ -10,7 +10,9 @@ nothing overwrites it.
   127 when its command cannot be started), by submit (``jobs._start_detached``:
   the supervisor or launching process could not be started, "not started:
   why"), and by the cloud launching process (``cloud/launching.py``:
-  ``launcher.up`` failed).
+  ``launcher.up`` failed), and by a local cancellation whose job's supervisor
+  died before writing it (``cancel/local_flow.py``: no process of the job is
+  left, so the job reads ``cancelled`` rather than ``lost``).
 * :meth:`JobStore.end_before_start`: the job will never start because it was
   cancelled or a dependency failed; it sets ``cancel_requested`` too, in the
   same transaction.  Called by the queue (``local/queues.wait_for_turn``) and by
