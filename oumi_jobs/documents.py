@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # annotations only: building a document needs none of these m
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.prune import PruneResult
+    from oumi_jobs.registry_repair import Recovery, RegistryCheck
     from oumi_jobs.store.cancellations import CancellationRecord
     from oumi_jobs.views import JobView
 
@@ -130,6 +131,43 @@ def import_document(result: ImportResult) -> dict[str, Any]:
         "imported": result.imported,
         "already_present": result.already_present,
         "skipped": [{"index": s.index, "job_id": s.job_id, "reason": s.reason} for s in result.skipped],
+    }
+
+
+def registry_check_document(check: RegistryCheck) -> dict[str, Any]:
+    """``registry check``: ``ok`` false with ``problems`` when the registry is damaged (exit 1)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "path": str(check.path),
+        "exists": check.exists,
+        "ok": check.ok,
+        "problems": list(check.problems),
+        "migrations_applied": list(check.migrations_applied),
+        "migrations_pending": list(check.migrations_pending),
+        "jobs": check.jobs,
+        "cancellations": check.cancellations,
+    }
+
+
+def recovery_document(recovery: Recovery) -> dict[str, Any]:
+    """``registry recover``: where the damaged file went, and per table what was saved and lost (null: unknown)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "path": str(recovery.path),
+        "moved_to": [str(p) for p in recovery.moved_to],
+        "problems": list(recovery.problems),
+        "saved_jobs": recovery.saved_jobs,
+        "lost_rows": recovery.lost_rows,
+        "tables": [
+            {
+                "table": t.table,
+                "saved": t.saved,
+                "lost": t.lost,
+                "errors": list(t.errors),
+                "lost_keys": list(t.lost_keys),
+            }
+            for t in recovery.tables
+        ],
     }
 
 

@@ -47,16 +47,49 @@ def build_registry(registry: Registry) -> CollectorRegistry:
         key = (cloud, "force" if force else "graceful")
         requests.labels(*key).inc()
         terminated.labels(*key).inc(signalled)
-        if status == "failed":
-            failures.labels(*key).inc()
+        # Every label set from its first cancellation on, at 0 too: increase() misses a series' first sample.
+        failures.labels(*key).inc(int(status == "failed"))
         if finished_at:
             duration.labels(*key).observe((from_iso(finished_at) - from_iso(requested_at)).total_seconds())
     counts = {state: 0 for state in State}
+    oldest: dict[State, float] = {}
     for record in registry.jobs():
-        counts[view_of(record).state] += 1
+        state = view_of(record).state
+        counts[state] += 1
+        # A launched cloud job reads `unknown` here only because its cloud is not asked: not a job to alert on.
+        if state in (State.LOST, State.UNKNOWN) and (record.is_local or not record.launcher_job_id):
+            submitted = from_iso(record.submit_time).timestamp()
+            oldest[state] = min(oldest.get(state, submitted), submitted)
     for state, count in counts.items():
         jobs.labels(state.value).set(count)
+    _alerting_metrics(metrics, registry, oldest)
     return metrics
+
+
+def _alerting_metrics(metrics: CollectorRegistry, registry: Registry, oldest: dict[State, float]) -> None:
+    """What contrib/prometheus/oumi-jobs.rules.yml alerts on, beside the counters above."""
+    from prometheus_client import Counter, Gauge
+
+    labels = ("cloud", "mode")
+    survived = Counter(
+        "oumi_jobs_cancellation_survivors", "Cancellations that left processes alive.", labels, registry=metrics
+    )
+    killed = Counter("oumi_jobs_cancellation_sigkills", "Cancellations that sent SIGKILL.", labels, registry=metrics)
+    cleanup = Counter(
+        "oumi_jobs_cancellation_cleanup_failures", "Cancellations whose cleanup failed.", labels, registry=metrics
+    )
+    for facts in CancellationTracker(registry).alert_facts():
+        key = (facts.cloud, "force" if facts.force else "graceful")
+        survived.labels(*key).inc(int(facts.survived))
+        killed.labels(*key).inc(int(facts.killed))
+        cleanup.labels(*key).inc(int(facts.cleanup_failed))
+    unresolved = Gauge(
+        "oumi_jobs_oldest_unresolved_job_submit_timestamp_seconds",
+        "Submit time of the oldest job lost, or unknown without its cloud being the reason.",
+        ("state",), registry=metrics,
+    )  # fmt: skip
+    for state, submitted in oldest.items():
+        unresolved.labels(state.value).set(submitted)
 
 
 def write_metrics(paths: Paths, registry: Registry, extra_file: Path | None = None) -> None:

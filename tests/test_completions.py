@@ -75,6 +75,7 @@ def test_show_completion_prints_the_same_script(shell):
     [
         ("oumi-jobs su", 1, "submit"),
         ("oumi-jobs im", 1, "import-registry"),
+        ("oumi-jobs registry re", 2, "recover"),
         ("oumi-jobs list --st", 2, "--state"),
         ("oumi-jobs status --wa", 2, "--watch"),
     ],

@@ -13,10 +13,14 @@ from oumi_jobs.documents import (
     job_document,
     log_document,
     prune_document,
+    recovery_document,
+    registry_check_document,
 )
 from oumi_jobs.errors import JobNotFoundError
 from oumi_jobs.prune import PruneResult
+from oumi_jobs.registry_repair import Recovery, RegistryCheck
 from oumi_jobs.store.cancellations import CancellationStep, StepStatus
+from oumi_jobs.store.repair import TableSalvage
 from oumi_jobs.views import view_of
 
 from .helpers import make_cancellation, make_record, submit_id, wait_done, wait_state
@@ -95,3 +99,20 @@ def test_no_colour_when_piped_or_no_color(cli, job_config, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     for args in (["list"], ["status", job_id]):
         assert "\x1b[" not in cli(*args).stdout
+
+
+REGISTRY_CHECK_KEYS = {
+    "schema_version", "path", "exists", "ok", "problems", "migrations_applied", "migrations_pending", "jobs",
+    "cancellations",
+}  # fmt: skip
+RECOVERY_KEYS = {"schema_version", "path", "moved_to", "problems", "saved_jobs", "lost_rows", "tables"}
+RECOVERY_TABLE_KEYS = {"table", "saved", "lost", "errors", "lost_keys"}
+
+
+def test_registry_check_and_recover_documents(tmp_path):
+    check = RegistryCheck(tmp_path / "r", True, ("bad",), ("0001_jobs",), (), None, None)
+    assert set(registry_check_document(check)) == REGISTRY_CHECK_KEYS and registry_check_document(check)["ok"] is False
+    table = TableSalvage("jobs", 3, None, ("malformed",), ())
+    recovery = recovery_document(Recovery(tmp_path / "r", (tmp_path / "r.broken",), ("bad",), (table,)))
+    assert set(recovery) == RECOVERY_KEYS and set(recovery["tables"][0]) == RECOVERY_TABLE_KEYS
+    assert (recovery["saved_jobs"], recovery["lost_rows"]) == (3, None)

@@ -33,6 +33,7 @@ def test_corrupt_registry_is_left_byte_for_byte(paths, cli, job_config, content)
         result = cli(*args)
         assert result.exit_code == 1, (args, result.stdout, result.stderr)
         assert str(paths.registry_file) in result.stderr
+        assert "oumi-jobs registry recover" in result.stderr  # the way out, never taken automatically
         assert len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr
     assert _snapshot(paths.data_dir) == before

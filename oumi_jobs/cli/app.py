@@ -31,6 +31,8 @@ from oumi_jobs.documents import (
     job_document,
     log_document,
     prune_document,
+    recovery_document,
+    registry_check_document,
 )
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
@@ -39,6 +41,7 @@ from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
 from oumi_jobs.prune import prune as prune_jobs
+from oumi_jobs.registry_repair import check_registry, recover_registry
 from oumi_jobs.states import parse_states
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 
@@ -309,6 +312,40 @@ def import_registry(
 
     result = import_legacy(_paths(ctx), file)
     Output.from_flags(as_json=as_json).result(import_document(result), human=lambda: render.print_import(result))
+
+
+registry_app = typer.Typer(
+    cls=TyperGroup,
+    help="Check the registry; recover a damaged one (never done automatically).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("check")
+def registry_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Check the registry's integrity and schema; exit 1 listing what is wrong.  Writes nothing."""
+
+    out = Output.from_flags(as_json=as_json)
+    check = check_registry(_paths(ctx))
+    out.result(registry_check_document(check), human=lambda: render.print_registry_check(check))
+    if not check.ok:
+        out.error(f"the registry {check.path} failed its check; `oumi-jobs registry recover` salvages what can be read")
+        raise typer.Exit(ExitCode.FAILURE)
+
+
+@registry_app.command("recover")
+def registry_recover(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Move a damaged registry aside (kept, with a timestamp) and salvage every readable row into a new one.
+
+    Run it while no other oumi-jobs command runs.  It refuses a registry that passes its check.
+    """
+
+    recovery = recover_registry(_paths(ctx))
+    Output.from_flags(as_json=as_json).result(
+        recovery_document(recovery), human=lambda: render.print_recovery(recovery)
+    )
 
 
 @app.command()

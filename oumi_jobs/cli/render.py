@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.prune import PruneResult
+    from oumi_jobs.registry_repair import Recovery, RegistryCheck
     from oumi_jobs.store.cancellations import CancellationRecord
 
 STATE_STYLES = {
@@ -134,6 +135,34 @@ def print_import(result: ImportResult) -> None:
         who = f" ({skipped.job_id})" if skipped.job_id else ""
         sys.stderr.write(f"skipped entry {skipped.index}{who}: {skipped.reason}\n")
     sys.stderr.flush()
+
+
+# -- the registry itself -----------------------------------------------------------
+def print_registry_check(check: RegistryCheck) -> None:
+    if not check.exists:
+        print_line(f"no registry yet at {check.path} (it is made on first use)")
+        return
+    if check.ok:
+        pending = (
+            f"; {len(check.migrations_pending)} migration(s) to apply on next use" if check.migrations_pending else ""
+        )
+        print_line(f"{check.path}: ok ({check.jobs} job(s), {check.cancellations} cancellation(s){pending})")
+        return
+    print_line(f"{check.path} is damaged:")
+    for problem in check.problems:
+        print_line(f"  {problem}")
+
+
+def print_recovery(recovery: Recovery) -> None:
+    print_line(f"moved the damaged registry aside: {', '.join(str(p) for p in recovery.moved_to)}")
+    print_line(f"new registry {recovery.path}:")
+    for table in recovery.tables:
+        lost = "an unknown number" if table.lost is None else str(table.lost)
+        print_line(f"  {table.table}: {table.saved} row(s) saved, {lost} lost")
+        for why in table.errors:
+            print_line(f"    {why}")
+        if table.lost_keys:
+            print_line(f"    not saved: {', '.join(table.lost_keys[:20])}{' ...' if len(table.lost_keys) > 20 else ''}")
 
 
 # -- cancellations -------------------------------------------------------------

@@ -122,6 +122,16 @@ class CancellationSummary(NamedTuple):
     runners_signalled: int
 
 
+class AlertFacts(NamedTuple):
+    """What the alerting rules watch of one cancellation."""
+
+    cloud: str
+    force: bool
+    survived: bool  # processes were left alive
+    killed: bool  # SIGKILL was sent (--force, or a graceful cancel that escalated)
+    cleanup_failed: bool
+
+
 @dataclass(frozen=True)
 class Claim:
     """The outcome of asking to cancel: our own new record, or one we join or take over."""
@@ -324,6 +334,18 @@ class CancellationTracker:
             "SELECT cloud, force, status, requested_at, finished_at, runners_signalled FROM cancellations"
         ).fetchall()
         return [CancellationSummary(r[0], bool(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    def alert_facts(self) -> list[AlertFacts]:
+        """Per cancellation, what the alerting rules watch (contrib/prometheus): survivors, SIGKILL, failed cleanup."""
+        rows = self.registry._execute(
+            "SELECT c.cloud, c.force, c.survivors != '[]', "
+            "EXISTS (SELECT 1 FROM cancellation_steps s WHERE s.cancellation_id = c.cancellation_id "
+            "AND s.name = 'signal_kill'), "
+            "EXISTS (SELECT 1 FROM cancellation_steps s WHERE s.cancellation_id = c.cancellation_id "
+            "AND s.name = 'cleanup' AND s.status = 'failed') "
+            "FROM cancellations c"
+        ).fetchall()
+        return [AlertFacts(r[0], bool(r[1]), bool(r[2]), bool(r[3]), bool(r[4])) for r in rows]
 
     def is_owner(self, cancellation_id: str) -> bool:
         """Whether this very process (pid and start time, not a reused pid) owns the cancellation."""

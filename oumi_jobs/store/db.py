@@ -28,6 +28,8 @@ from oumi_jobs.store.migrations import MIGRATIONS
 from oumi_jobs.timestamps import now_iso
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+# The way out of a damaged registry, named in the error that stops every command (never done automatically).
+RECOVER_HINT = "; `oumi-jobs registry check` says what is wrong, `oumi-jobs registry recover` salvages what can be read"
 BUSY_TIMEOUT_S = 60.0
 # Connections this process has open, per database file, and the lock that
 # guards the count together with every raw touch of the file (see Database.open).
@@ -135,7 +137,10 @@ class Database:
         try:
             yield
         except sqlite3.DatabaseError as exc:
-            raise RegistryError(f"cannot use the registry {self.path}: {exc}") from exc
+            # Plain DatabaseError is SQLite's "malformed"/"not a database"; its
+            # subclasses (locked, read-only, constraint...) are no damage to the file.
+            damaged = type(exc) is sqlite3.DatabaseError
+            raise RegistryError(f"cannot use the registry {self.path}: {exc}{RECOVER_HINT if damaged else ''}") from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -194,4 +199,19 @@ def _refuse_foreign_file(path: Path) -> None:
     except OSError as exc:
         raise RegistryError(f"cannot read the registry {path}: {exc.strerror}") from exc
     if header and header != SQLITE_HEADER:
-        raise RegistryError(f"the registry {path} is not an SQLite database (corrupt?); it was left untouched")
+        raise RegistryError(
+            f"the registry {path} is not an SQLite database (corrupt?); it was left untouched{RECOVER_HINT}"
+        )
+
+
+@contextmanager
+def raw_file_access(path: Path) -> Iterator[None]:
+    """Touch the database file itself (read its header, move it): only while this process has no connection to it.
+
+    See :meth:`Database.open`: closing any descriptor of the file would drop
+    the POSIX locks of this process's SQLite connections to it.
+    """
+    with _OPEN_LOCK:
+        if _open_connections.get(path, 0):
+            raise RegistryError(f"the registry {path} is open in this process; close it first")
+        yield

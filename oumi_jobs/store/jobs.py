@@ -114,10 +114,22 @@ class JobStore(Database):
             )
 
     def add_many_if_absent(self, records: Iterable[JobRecord]) -> list[str]:
-        """Insert the records whose ids are not present yet; returns the ids inserted."""
+        """Insert the records whose ids and cloud identities are not present yet; returns the ids inserted.
+
+        A cloud job already registered under another id (cloud, cluster and
+        launcher job id) is present: importing it twice would show it twice.
+        """
         inserted = []
         with self._transaction() as db:
             for record in records:
+                if (
+                    record.launcher_job_id is not None
+                    and db.execute(
+                        "SELECT 1 FROM jobs WHERE cloud = ? AND cluster IS ? AND launcher_job_id = ?",
+                        (record.cloud, record.cluster, record.launcher_job_id),
+                    ).fetchone()
+                ):
+                    continue
                 row = record_to_row(record)
                 if db.execute(_insert_job_sql(row, or_ignore=True), row).rowcount:
                     inserted.append(record.job_id)
