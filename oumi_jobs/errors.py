@@ -72,3 +72,11 @@ class CloudCallError(CloudUnreachableError):
         super().__init__(message)
         self.error_type = error_type
         self.error_message = error_message
+
+
+class SideOutputError(OumiJobsError):
+    """A side output (a metrics file) could not be written; the operation it reports on stands.
+
+    Services catch it and report it as a warning with their result: a cancel
+    that worked is still reported, with its own exit code.
+    """

@@ -24,7 +24,7 @@ from oumi_jobs.cancel.cloud_flow import CloudFlow
 from oumi_jobs.cancel.local_flow import LocalFlow
 from oumi_jobs.cancel.recorder import Recorder
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, UsageError
+from oumi_jobs.errors import CloudUnreachableError, OumiJobsError, SideOutputError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.jobs import list_jobs
 from oumi_jobs.local import terminator
@@ -95,8 +95,7 @@ def cancel_job(
             record = _not_needed(tracker, job, view.state, options, sig.name)
             log_event(paths, "cancel_finished", job_id=job.job_id, cancellation_id=record.cancellation_id,
                       status=record.status.value, final_state=record.final_state)  # fmt: skip
-            write_metrics(paths, registry, options.metrics_file)
-            return record
+            return _with_metrics(paths, registry, options, record)
         if options.cascade:
             # Dependants first: once flagged they can never start, whatever happens to this job.
             _cascade(paths, registry, job.job_id, options)
@@ -108,8 +107,18 @@ def cancel_job(
             record = _run(paths, registry, claim, job, view, sig, options, caused_by)
         else:
             record = _join(tracker, claim.record.cancellation_id)
+        return _with_metrics(paths, registry, options, record)
+
+
+def _with_metrics(
+    paths: Paths, registry: Registry, options: CancelOptions, record: CancellationRecord
+) -> CancellationRecord:
+    """Write the metrics; a file that cannot be written is a warning that goes with the record, not its outcome."""
+    try:
         write_metrics(paths, registry, options.metrics_file)
-        return record
+    except SideOutputError as exc:
+        return dataclasses.replace(record, warnings=(*record.warnings, str(exc)))
+    return record
 
 
 def _run(
