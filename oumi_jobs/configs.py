@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oumi_jobs import bounds
 from oumi_jobs.cloud import facts, survey
 from oumi_jobs.cloud.facts import KNOWN_CLOUDS, LOCAL_CLOUD
 from oumi_jobs.errors import UsageError
@@ -46,6 +47,10 @@ _COMMAND_MARKERS: list[tuple[str, tuple[str, ...]]] = [
 
 _JOB_CONFIG_KEYS = {"run", "setup", "resources", "envs", "working_dir", "num_nodes", "file_mounts", "storage_mounts"}
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Far deeper than any Oumi config (a handful of levels), far shallower than the recursion limit.
+MAX_DEPTH = 100
+# A cluster name must fit in a file name (NAME_MAX, in bytes) wherever a cloud or we make one of it.
+MAX_CLUSTER_BYTES = 255
 
 # Task commands Oumi runs across GPUs and nodes under `oumi distributed
 # torchrun`.  The others run once per node: inference engines spread a model
@@ -82,9 +87,13 @@ class LaunchPlan:
 def load_yaml(path: Path) -> Mapping[str, Any]:
     import yaml
 
-    if not path.exists():
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        raise UsageError(f"cannot read config {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not exists:
         raise UsageError(f"config file not found: {path}")
-    if not path.is_file():
+    if not is_file:
         raise UsageError(f"config path is not a file: {path}")
     try:
         text = path.read_text(encoding="utf-8")
@@ -97,9 +106,29 @@ def load_yaml(path: Path) -> Mapping[str, Any]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise UsageError(f"cannot parse config {path}{where}: {problem}") from exc
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise UsageError(f"cannot parse config {path}: nested more than {MAX_DEPTH} levels deep") from None
+    except (ValueError, OverflowError) as exc:  # a scalar YAML tags as a date or number that is none (2001-02-30)
+        raise UsageError(f"cannot parse config {path}: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config {path} is not a YAML mapping of Oumi settings")
+    if _depth(data) > MAX_DEPTH:
+        # Loaded, but dumping it for a cloud or walking it for guidance would recurse past Python's limit.
+        raise UsageError(f"config {path} is nested more than {MAX_DEPTH} levels deep")
     return data
+
+
+def _depth(data: Any) -> int:
+    """How deeply ``data``'s mappings and lists nest, without recursion; each shared node (a YAML alias) once."""
+    deepest, seen, stack = 0, set(), [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, (dict, list)) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def parse_env_assignments(pairs: Sequence[str]) -> dict[str, str]:
@@ -108,8 +137,27 @@ def parse_env_assignments(pairs: Sequence[str]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         if not sep or not _ENV_NAME.match(name):
             raise UsageError(f"invalid --env {pair!r}: expected NAME=VALUE with NAME a valid variable name")
+        _no_nul(f"--env {name}", value)
         env[name] = value
     return env
+
+
+def _no_nul(what: str, text: str) -> None:
+    """A NUL byte cannot cross exec(2) (argv, environment): refused here rather than when the job starts."""
+    if "\0" in text:
+        raise UsageError(f"{what} contains a NUL byte")
+
+
+def check_cluster_name(cluster: str | None) -> None:
+    """A ``--cluster`` must be a usable name: not blank, no control characters, short enough for a file name."""
+    if cluster is None:
+        return
+    if not cluster.strip():
+        raise UsageError("--cluster must not be empty")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in cluster):
+        raise UsageError("--cluster must not contain control characters")
+    if len(cluster.encode("utf-8", "surrogateescape")) > MAX_CLUSTER_BYTES:
+        raise UsageError(f"--cluster is longer than {MAX_CLUSTER_BYTES} bytes")
 
 
 def is_job_config(config: Mapping[str, Any]) -> bool:
@@ -157,15 +205,18 @@ def plan_launch(
     env_overrides = parse_env_assignments(env)
     if gpus is not None and not _ACCELERATORS.match(gpus):
         raise UsageError(f"invalid --gpus {gpus!r}: expected a type, or TYPE:COUNT (e.g. A100 or A100:8)")
-    if nodes is not None and nodes < 1:
-        raise UsageError("--nodes must be at least 1")
+    if nodes is not None:
+        bounds.check_count("--nodes", nodes, low=1, high=bounds.MAX_NODES)
+    check_cluster_name(cluster)
+    if workdir is not None:
+        _no_nul("--workdir", workdir)
+    _no_nul("the config path", str(path))
     config = load_yaml(path)
     if command is not None and command not in TASK_COMMANDS:
         raise UsageError(f"unknown --command {command!r}; choose one of {', '.join(TASK_COMMANDS)}")
 
     job_config = is_job_config(config) and command is None
-    resources = config.get("resources") if job_config else None
-    config_cloud = resources.get("cloud") if isinstance(resources, Mapping) else None
+    config_cloud = _config_cloud(config, path) if job_config else None
     chosen_cloud = (cloud or config_cloud or LOCAL_CLOUD).strip()
     if chosen_cloud not in KNOWN_CLOUDS and chosen_cloud not in _registered_clouds():
         raise UsageError(f"unknown cloud {chosen_cloud!r}; known clouds: {', '.join(sorted(KNOWN_CLOUDS))}")
@@ -175,6 +226,19 @@ def plan_launch(
     if job_config:
         return _job_plan(common, workdir, cwd)
     return _task_plan(common, command, workdir, cwd)
+
+
+def _config_cloud(config: Mapping[str, Any], path: Path) -> str | None:
+    """A job config's ``resources.cloud``, checked: ``resources`` a mapping, the cloud a name."""
+    resources = config.get("resources")
+    if resources is None:
+        return None
+    if not isinstance(resources, Mapping):
+        raise UsageError(f"job config {path}: `resources:` must be a mapping (cloud, accelerators...)")
+    cloud = resources.get("cloud")
+    if cloud is not None and not isinstance(cloud, str):
+        raise UsageError(f"job config {path}: `resources.cloud` must be a cloud name, not {type(cloud).__name__}")
+    return cloud
 
 
 @dataclass(frozen=True)
@@ -199,10 +263,10 @@ def _job_plan(base: _PlanBase, workdir: str | None, cwd: Path) -> LaunchPlan:
     setup = config.get("setup")
     if setup is not None and not isinstance(setup, str):
         raise UsageError(f"job config {path}: `setup:` must be a script (a string)")
-    envs = config.get("envs") or {}
-    if not isinstance(envs, Mapping):
-        raise UsageError(f"job config {path}: `envs:` must be a mapping of NAME: value")
-    job_env = {str(k): "" if v is None else str(v) for k, v in envs.items()}
+    _no_nul(f"job config {path}: `run:`", run)
+    if setup is not None:
+        _no_nul(f"job config {path}: `setup:`", setup)
+    job_env = _config_envs(config, path)
     argv: tuple[str, ...]
     if setup and setup.strip():
         argv = ("/bin/bash", "-c", _SETUP_THEN_RUN, "oumi-job", setup, run)
@@ -224,6 +288,22 @@ def _job_plan(base: _PlanBase, workdir: str | None, cwd: Path) -> LaunchPlan:
         accelerators=base.gpus,
         num_nodes=base.nodes,
     )
+
+
+def _config_envs(config: Mapping[str, Any], path: Path) -> dict[str, str]:
+    """A job config's ``envs``: names a process environment takes, values plain text (a number or bool is written out)."""
+    envs = config.get("envs") or {}
+    if not isinstance(envs, Mapping):
+        raise UsageError(f"job config {path}: `envs:` must be a mapping of NAME: value")
+    job_env = {}
+    for name, value in envs.items():
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            raise UsageError(f"job config {path}: `envs:` has {name!r}, which is not a variable name")
+        if isinstance(value, (Mapping, list)):
+            raise UsageError(f"job config {path}: `envs.{name}` must be text or a number, not a {type(value).__name__}")
+        job_env[name] = "" if value is None else str(value)
+        _no_nul(f"job config {path}: `envs.{name}`", job_env[name])
+    return job_env
 
 
 def _task_plan(base: _PlanBase, command: str | None, workdir: str | None, cwd: Path) -> LaunchPlan:
@@ -258,8 +338,15 @@ def _task_plan(base: _PlanBase, command: str | None, workdir: str | None, cwd: P
 def _resolve_workdir(workdir: Any, cwd: Path) -> Path:
     if workdir in (None, ""):
         return cwd
-    resolved = (cwd / Path(str(workdir)).expanduser()).absolute()
-    if not resolved.is_dir():
+    if not isinstance(workdir, str):
+        raise UsageError(f"`working_dir:` must be a path, not a {type(workdir).__name__}")
+    _no_nul("the working directory", workdir)
+    resolved = (cwd / Path(workdir).expanduser()).absolute()
+    try:
+        is_dir = resolved.is_dir()
+    except OSError as exc:  # a name too long for the file system, say
+        raise UsageError(f"working directory {resolved}: {exc.strerror or exc}") from None
+    if not is_dir:
         raise UsageError(f"working directory does not exist: {resolved}")
     return resolved
 

@@ -94,3 +94,11 @@ class CancelInterrupted(OumiJobsError):
     or that it was recorded failed because nobody could."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+class SideOutputError(OumiJobsError):
+    """A side output (a metrics file) could not be written; the operation it reports on stands.
+
+    Services catch it and report it as a warning with their result: a cancel
+    that worked is still reported, with its own exit code.
+    """

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs import configs
+from oumi_jobs import bounds, configs
 from oumi_jobs.cancel import takeover
 from oumi_jobs.cloud import facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
@@ -19,7 +21,7 @@ from oumi_jobs.cloud.guidance import cloud_guidance
 from oumi_jobs.cloud.launching import staged_config
 from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
 from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document
-from oumi_jobs.durations import parse_duration
+from oumi_jobs.durations import is_duration, parse_duration
 from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
@@ -27,6 +29,7 @@ from oumi_jobs.local import detach, queues
 from oumi_jobs.local.procs import boot_id, identify
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.states import State
+from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import from_iso, now, now_iso, to_iso
 from oumi_jobs.views import JobView, cloud_job_view, external_view, live_cloud_view, view_of
@@ -61,8 +64,16 @@ class Submitted:
 
 
 def submit(paths: Paths, request: SubmitRequest) -> Submitted:
-    """Validate the request, register the job and start it.  Nothing is written on bad input."""
+    """Validate the request, register the job and start it.  Nothing is written on bad input.
 
+    A submit that fails after the job was registered (its supervisor or launching
+    process cannot be started, a file cannot be written, Ctrl-C) takes the
+    record back out: no half-made job is ever left "pending" for a process
+    that will not come.
+    """
+
+    if request.parallel is not None:
+        bounds.check_count("--parallel", request.parallel, low=1, high=MAX_PARALLEL)
     plan = configs.plan_launch(
         request.config,
         cwd=request.cwd,
@@ -98,14 +109,14 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     )
     with Registry.open(paths) as registry:
         depends_on = _resolve_dependencies(registry, job_id, request.after)
-        if request.parallel is not None:
-            registry.set_parallel(cluster, request.parallel)
         registry.add(dataclasses.replace(record, depends_on=depends_on))
-        ensure_private_dir(log_dir)
-        env = dict(os.environ) | dict(plan.env_overrides)
-        stored = _start_detached(
-            paths, registry, plan, job_id, env, module=detach.SUPERVISOR, verb="start", past="started"
-        )
+        with _taken_back_on_failure(registry, job_id, log_dir):
+            if request.parallel is not None:
+                registry.set_parallel(cluster, request.parallel)
+            ensure_private_dir(log_dir)
+            env = dict(os.environ) | dict(plan.env_overrides)
+            pid = _spawn(paths, job_id, env, module=detach.SUPERVISOR, verb="start")
+        stored = _record_started(paths, registry, plan, job_id, pid)
     return Submitted(view_of(stored))
 
 
@@ -123,37 +134,45 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
     )  # fmt: skip
     with Registry.open(paths) as registry:
         registry.add(record)
-        ensure_private_dir(staged.parent)
-        job_config = configs.cloud_job_config(plan, job_id=job_id, staging_dir=staged.parent)
-        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            yaml.safe_dump(job_config, handle, sort_keys=False)
-        stored = _start_detached(
-            paths,
-            registry,
-            plan,
-            job_id,
-            dict(os.environ),
-            module=detach.CLOUD_LAUNCHER,
-            verb="launch",
-            past="launched",
-        )
+        with _taken_back_on_failure(registry, job_id, staged.parent):
+            ensure_private_dir(staged.parent)
+            job_config = configs.cloud_job_config(plan, job_id=job_id, staging_dir=staged.parent)
+            fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                yaml.safe_dump(job_config, handle, sort_keys=False)
+            pid = _spawn(paths, job_id, dict(os.environ), module=detach.CLOUD_LAUNCHER, verb="launch")
+        stored = _record_started(paths, registry, plan, job_id, pid)
     return view_of(stored)
 
 
-def _start_detached(
-    paths: Paths, registry: Registry, plan: Any, job_id: str, env: dict[str, str], *, module: str, verb: str, past: str
-) -> JobRecord:
-    """Start the registered job's detached process (its supervisor, or its launching process) and record it.
+@contextmanager
+def _taken_back_on_failure(registry: Registry, job_id: str, job_dir: Path) -> Iterator[None]:
+    """Until its detached process runs, a new job is undone by any failure: its record goes, and its folder
+    (logs, a staged config) if this submit made it; a reused ``--name`` may have kept an old job's logs there.
 
-    A process that cannot be started ends the job at once ("not started: why"),
-    so it is never left waiting for a process that will not come.
+    BaseException too: a Ctrl-C between the insert and the spawn must not leave
+    a job waiting for a supervisor that was never started.
     """
+    made_here = not job_dir.exists()
     try:
-        pid = detach.spawn_daemon(paths, module, job_id, env)
-    except (OSError, RuntimeError) as exc:
-        registry.record_exit(job_id, detail=f"not {past}: {exc}")
+        yield
+    except BaseException:
+        registry.delete([job_id])
+        if made_here:
+            shutil.rmtree(job_dir, ignore_errors=True)
+        raise
+
+
+def _spawn(paths: Paths, job_id: str, env: dict[str, str], *, module: str, verb: str) -> int:
+    """Start the registered job's detached process (its supervisor, or its launching process); its pid."""
+    try:
+        return detach.spawn_daemon(paths, module, job_id, env)
+    except (OSError, RuntimeError, ValueError) as exc:  # ValueError: the environment cannot cross exec
         raise OumiJobsError(f"cannot {verb} job {job_id}: {exc}") from exc
+
+
+def _record_started(paths: Paths, registry: Registry, plan: Any, job_id: str, pid: int) -> JobRecord:
+    """Record the running detached process of a new job; from here on the job exists, whatever fails."""
     identity = identify(pid)
     registry.update(job_id, supervisor_pid=pid, supervisor_start_time=identity.start_time if identity else None)
     log_event(paths, "submit", job_id=job_id, cloud=plan.cloud, command=plan.command, config=str(plan.config_path))
@@ -168,7 +187,7 @@ def _resolve_dependencies(registry: Registry, job_id: str, refs: Sequence[str]) 
     for ref in refs:
         try:
             dep = registry.resolve(ref).job_id
-        except (JobNotFoundError, AmbiguousJobError) as exc:
+        except (JobNotFoundError, AmbiguousJobError, UsageError) as exc:
             raise UsageError(f"--after {ref}: {exc}") from None
         if dep == job_id:
             raise UsageError(f"--after {ref}: a job cannot wait for itself")
@@ -177,6 +196,7 @@ def _resolve_dependencies(registry: Registry, job_id: str, refs: Sequence[str]) 
 
 
 def get_status(paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> JobView:
+    bounds.check_cloud_timeout(cloud_timeout_s)
     with Registry.open(paths) as registry:
         record = registry.resolve(ref)
         if record.cancel_requested:
@@ -191,6 +211,7 @@ def status_by_identity(
     paths: Paths, cloud: str, cluster: str, launcher_job_id: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S
 ) -> JobView:
     """A job named by its cloud identity; one launched outside oumi-jobs is marked external."""
+    bounds.check_cloud_timeout(cloud_timeout_s)
     with Registry.open(paths) as registry:
         record = registry.find_by_launcher_identity(cloud, cluster, launcher_job_id)
     if record is not None:
@@ -215,14 +236,11 @@ def _with_queue_detail(registry: Registry, view: JobView) -> JobView:
 def parse_since(text: str, *, reference: datetime | None = None) -> str:
     """``--since``: an age (``2h``, ``7d``) or an ISO date/time; returns an ISO lower bound."""
 
-    try:
-        return to_iso((reference or now()) - parse_duration(text))
-    except UsageError:
-        pass
-
+    if is_duration(text):
+        return to_iso((reference or now()) - parse_duration(text))  # too long an age: its own usage error
     try:
         return to_iso(from_iso(text))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UsageError(
             f"invalid --since {text!r}: use an age such as 2h or 7d, or a date such as 2026-11-01"
         ) from None
@@ -280,8 +298,9 @@ def _list_query(
     cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
     watcher: CloudWatcher | None = None,
 ) -> _ListQuery:
-    if limit is not None and limit < 0:
-        raise UsageError("--limit must not be negative")
+    if limit is not None:
+        bounds.check_count("--limit", limit)
+    cloud_timeout_s = bounds.check_cloud_timeout(cloud_timeout_s)
     if all_clouds and (local_only or cloud is not None):
         raise UsageError("--all-clouds asks every cloud: it goes with neither --local-only nor --cloud")
     lower_bound = parse_since(since) if since else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from oumi_jobs.errors import SideOutputError
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.states import State
 from oumi_jobs.store.cancellations import CancellationTracker
@@ -93,12 +94,25 @@ def _alerting_metrics(metrics: CollectorRegistry, registry: Registry, oldest: di
 
 
 def write_metrics(paths: Paths, registry: Registry, extra_file: Path | None = None) -> None:
-    """Write the metrics file in the state dir (and ``extra_file``, e.g. for node_exporter)."""
+    """Write the metrics file in the state dir (and ``extra_file``, e.g. for node_exporter).
+
+    Each file is tried; any that cannot be written raises one
+    :class:`~oumi_jobs.errors.SideOutputError` naming them all, after the others were written.
+    """
     from prometheus_client import write_to_textfile
 
     metrics = build_registry(registry)
-    ensure_private_dir(paths.state_dir)
-    write_to_textfile(str(paths.metrics_file), metrics)
-    if extra_file is not None:
-        extra_file.parent.mkdir(parents=True, exist_ok=True)
-        write_to_textfile(str(extra_file), metrics)
+    problems = []
+    for target, folder_of_ours in ((paths.metrics_file, True), (extra_file, False)):
+        if target is None:
+            continue
+        try:
+            if folder_of_ours:
+                ensure_private_dir(target.parent)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            write_to_textfile(str(target), metrics)  # a temporary file renamed over it, removed if that fails
+        except OSError as exc:
+            problems.append(f"{target}: {exc}")
+    if problems:
+        raise SideOutputError(f"metrics not written: {'; '.join(problems)}")

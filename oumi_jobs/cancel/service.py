@@ -25,7 +25,14 @@ from oumi_jobs.cancel.cloud_flow import CloudFlow
 from oumi_jobs.cancel.local_flow import LocalFlow
 from oumi_jobs.cancel.recorder import Recorder
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.errors import CancelInterrupted, CloudUnreachableError, JobNotFoundError, OumiJobsError, UsageError
+from oumi_jobs.errors import (
+    CancelInterrupted,
+    CloudUnreachableError,
+    JobNotFoundError,
+    OumiJobsError,
+    SideOutputError,
+    UsageError,
+)
 from oumi_jobs.events import log_event
 from oumi_jobs.jobs import list_jobs
 from oumi_jobs.local import terminator
@@ -90,14 +97,24 @@ def cancel_job(
     detached finisher and raises :class:`CancelInterrupted` saying so.
     """
     record = _cancel_one(paths, ref, options, caused_by)
-    _write_metrics(paths, options.metrics_file)
-    return record
+    return _with_warnings(record, _write_metrics(paths, options.metrics_file))
 
 
-def _write_metrics(paths: Paths, extra_file: Path | None) -> None:
-    """Once per command, after all its cancellations: the metrics are derived from every record and job."""
-    with Registry.open(paths) as registry:
-        write_metrics(paths, registry, extra_file)
+def _write_metrics(paths: Paths, extra_file: Path | None) -> tuple[str, ...]:
+    """Once per command, after all its cancellations: the metrics are derived from every record and job.
+
+    A file that cannot be written is a warning that goes with the result, not its outcome: the warnings.
+    """
+    try:
+        with Registry.open(paths) as registry:
+            write_metrics(paths, registry, extra_file)
+    except SideOutputError as exc:
+        return (str(exc),)
+    return ()
+
+
+def _with_warnings(record: CancellationRecord, warnings: tuple[str, ...]) -> CancellationRecord:
+    return dataclasses.replace(record, warnings=(*record.warnings, *warnings)) if warnings else record
 
 
 def _cancel_one(paths: Paths, ref: str, options: CancelOptions, caused_by: str | None) -> CancellationRecord:
@@ -237,8 +254,8 @@ def cancel_jobs(
 
     with ThreadPoolExecutor(max_workers=min(16, len(job_ids))) as pool:
         outcomes = list(pool.map(one, job_ids))
-    _write_metrics(paths, options.metrics_file)  # once for the lot, not once per job
-    return outcomes
+    warnings = _write_metrics(paths, options.metrics_file)  # once for the lot, not once per job
+    return [dataclasses.replace(o, record=_with_warnings(o.record, warnings)) if o.record else o for o in outcomes]
 
 
 def cancellation_status(paths: Paths, ref: str) -> CancellationRecord:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -19,7 +20,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, jobs
+from oumi_jobs import __version__, bounds, jobs
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
 from oumi_jobs.cli.output import Mode, Output
@@ -44,6 +45,7 @@ from oumi_jobs.prune import prune as prune_jobs
 from oumi_jobs.registry_repair import check_registry, recover_registry
 from oumi_jobs.states import parse_states
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
+from oumi_jobs.store.queues import MAX_PARALLEL
 
 DEBUG_ENV = "OUMI_JOBS_DEBUG"
 
@@ -87,15 +89,46 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
+# -- option checks: every bad value is one line and exit 2 (through _Group.invoke) --
+def _job_ref(value: Any) -> Any:
+    """A job id or prefix (or a list of them) must not be blank: ``""`` would be a prefix of every id."""
+    for ref in value if isinstance(value, (list, tuple)) else [value]:
+        if ref is not None and not ref.strip():
+            raise OumiJobsUsage("an empty job id names no job")
+    return value
+
+
+def _count(option: str, low: int = 0, high: int = bounds.MAX_COUNT) -> Callable[[Optional[int]], Optional[int]]:
+    def check(value: Optional[int]) -> Optional[int]:
+        return value if value is None else bounds.check_count(option, value, low=low, high=high)
+
+    return check
+
+
+def _seconds(option: str, low: float = 0.0) -> Callable[[float], float]:
+    def check(value: float) -> float:
+        return bounds.check_seconds(option, value, low=low)  # nan and inf too, which click's ranges let through
+
+    return check
+
+
 # -- option types, declared once ---------------------------------------------
-JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job id, or a unique prefix of one.")]
+JobArg = Annotated[str, typer.Argument(metavar="JOB", help="Job id, or a unique prefix of one.", callback=_job_ref)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Refresh in place until it is done.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only the essential value.")]
 CloudOpt = Annotated[
     Optional[str], typer.Option("--cloud", help="Cloud to run on (default: the config's, else local).")
 ]
-CloudTimeoutOpt = Annotated[float, typer.Option("--cloud-timeout", help="Seconds each cloud gets to answer.", min=0.1)]
+CloudTimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--cloud-timeout",
+        help=f"Seconds each cloud gets to answer (at least {bounds.MIN_CLOUD_TIMEOUT_S:g}).",
+        callback=_seconds("--cloud-timeout", bounds.MIN_CLOUD_TIMEOUT_S),
+    ),
+]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Cluster to run on.")]
 
 
@@ -141,15 +174,24 @@ def submit(
         Optional[str], typer.Option("--workdir", help="Working directory (relative to the current one).")
     ] = None,
     after: Annotated[
-        list[str], typer.Option("--after", help="Start only when this job has succeeded (repeatable).")
+        list[str],
+        typer.Option("--after", help="Start only when this job has succeeded (repeatable).", callback=_job_ref),
     ] = [],  # noqa: B006
     parallel: Annotated[
-        Optional[int], typer.Option("--parallel", help="Let N jobs of this local cluster run at once (kept).", min=1)
+        Optional[int],
+        typer.Option(
+            "--parallel",
+            help="Let N jobs of this local cluster run at once (kept).",
+            callback=_count("--parallel", 1, MAX_PARALLEL),
+        ),
     ] = None,
     gpus: Annotated[
         Optional[str], typer.Option("--gpus", help="Accelerators per node of a cloud job, TYPE[:COUNT] (e.g. A100:8).")
     ] = None,
-    nodes: Annotated[Optional[int], typer.Option("--nodes", help="Nodes of a cloud job.", min=1)] = None,
+    nodes: Annotated[
+        Optional[int],
+        typer.Option("--nodes", help="Nodes of a cloud job.", callback=_count("--nodes", 1, bounds.MAX_NODES)),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end; exit with its outcome.")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -179,7 +221,9 @@ def submit(
 @app.command()
 def status(
     ctx: typer.Context,
-    job: Annotated[Optional[str], typer.Argument(metavar="[JOB]", help="Job id, or a unique prefix of one.")] = None,
+    job: Annotated[
+        Optional[str], typer.Argument(metavar="[JOB]", help="Job id, or a unique prefix of one.", callback=_job_ref)
+    ] = None,
     cloud: Annotated[
         Optional[str], typer.Option("--cloud", help="With --cluster and --launcher-id: a job by its cloud identity.")
     ] = None,
@@ -225,7 +269,9 @@ def list_(
     since: Annotated[
         Optional[str], typer.Option("--since", help="Only jobs submitted since an age (2h, 7d) or a date.")
     ] = None,
-    limit: Annotated[Optional[int], typer.Option("--limit", help="At most this many jobs.", min=0)] = None,
+    limit: Annotated[
+        Optional[int], typer.Option("--limit", help="At most this many jobs.", callback=_count("--limit"))
+    ] = None,
     local_only: Annotated[bool, typer.Option("--local-only", help="Query no cloud.")] = False,
     all_clouds: Annotated[
         bool, typer.Option("--all-clouds", help="Ask every enabled cloud, to find jobs launched elsewhere too.")
@@ -266,7 +312,9 @@ def logs(
     job: JobArg,
     stderr: Annotated[bool, typer.Option("--stderr", help="Print stderr instead of stdout.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job is done.")] = False,
-    tail: Annotated[Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.", min=0)] = None,
+    tail: Annotated[
+        Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.", callback=_count("--tail"))
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a job's output."""
@@ -352,13 +400,19 @@ def registry_recover(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def cancel(
     ctx: typer.Context,
     jobs_: Annotated[
-        Optional[list[str]], typer.Argument(metavar="JOB...", help="Jobs to cancel (ids or unique prefixes).")
+        Optional[list[str]],
+        typer.Argument(metavar="JOB...", help="Jobs to cancel (ids or unique prefixes).", callback=_job_ref),
     ] = None,
     all_jobs: Annotated[bool, typer.Option("--all", help="Cancel every job not done (see --state).")] = False,
     state: Annotated[list[str], typer.Option("--state", help="With --all: only jobs in this state.")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option("--force", help="SIGKILL the whole process tree at once.")] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Seconds to wait after the graceful signal before SIGKILL.", min=0)
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds to wait after the graceful signal before SIGKILL.",
+            callback=_seconds("--timeout"),
+        ),
     ] = 30.0,
     signal_name: Annotated[
         str, typer.Option("--signal", help="Graceful signal: TERM (default), INT, USR1...")
@@ -405,7 +459,10 @@ def cancel(
 
 
 def _say_nothing_to_cancel(out: Output, records: list[CancellationRecord]) -> None:
-    """Jobs that had already ended are a conflict (exit 4): each gets its error line, whatever the format."""
+    """Side outputs that failed are warnings; jobs that had already ended are a conflict (exit 4): each gets
+    its line on stderr, whatever the format."""
+    for warning in dict.fromkeys(w for record in records for w in record.warnings):
+        out.warn(warning)
     for record in records:
         if record.status == CancellationStatus.NOT_NEEDED:
             out.error(f"job {record.job_id} is already {record.final_state}; nothing to cancel")
@@ -433,9 +490,13 @@ def cancel_status(
 @app.command()
 def cancellations(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.", min=0)] = 20,
-    offset: Annotated[int, typer.Option("--offset", help="Skip this many first.", min=0)] = 0,
-    job: Annotated[Optional[str], typer.Option("--job", help="Only cancellations of this job.")] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", help="At most this many, newest first.", callback=_count("--limit"))
+    ] = 20,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many first.", callback=_count("--offset"))] = 0,
+    job: Annotated[
+        Optional[str], typer.Option("--job", help="Only cancellations of this job.", callback=_job_ref)
+    ] = None,
     status_: Annotated[Optional[str], typer.Option("--status", help="Only cancellations with this status.")] = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -2,11 +2,13 @@
 and progress while a job, a cancellation or the clouds are followed.
 
 Everything here falls back to plain lines (or nothing) when stdout is not a
-terminal; :mod:`oumi_jobs.cli.render` has the static renderings they reuse.
+terminal, or ``NO_COLOR`` is set (SPEC principle 4: no colour and no spinners);
+:mod:`oumi_jobs.cli.render` has the static renderings they reuse.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -16,10 +18,21 @@ from oumi_jobs.states import State
 from oumi_jobs.views import JobView
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from oumi_jobs.cloud.survey import CloudWatcher
     from oumi_jobs.store.cancellations import CancellationRecord
 
 T = TypeVar("T")
+
+
+def animated(out: Console) -> bool:
+    """Whether ``out`` may show displays refreshed in place: a terminal, and no ``NO_COLOR``.
+
+    rich drops colour for ``NO_COLOR`` itself but would still spin and redraw;
+    no-color.org: set to anything but the empty string.
+    """
+    return out.is_terminal and not os.environ.get("NO_COLOR")
 
 
 def watch(views: Iterator[JobView]) -> JobView:
@@ -30,7 +43,7 @@ def watch(views: Iterator[JobView]) -> JobView:
     """
     out = console()
     last: JobView | None = None
-    if out.is_terminal:
+    if animated(out):
         from rich.console import Group
         from rich.live import Live
 
@@ -93,7 +106,7 @@ def _clock(seconds: float) -> str:
 def watch_cancellation(records: Iterator[CancellationRecord]) -> CancellationRecord:
     out = console()
     last: CancellationRecord | None = None
-    if out.is_terminal:
+    if animated(out):
         from rich.live import Live
 
         with Live(console=out, auto_refresh=False) as live:
@@ -119,7 +132,7 @@ def run_with_progress(work: Callable[[], T], poll: Callable[[], CancellationReco
     if not live:
         return work()  # --json: not even rich is imported
     out = console()
-    if not out.is_terminal:
+    if not animated(out):
         return work()
     from rich.live import Live
     from rich.text import Text
@@ -139,7 +152,7 @@ def with_cloud_progress(work: Callable[[CloudWatcher | None], T], *, live: bool)
     if not live:
         return work(None)  # --json: not even rich is imported
     out = console(stderr=True)
-    if not out.is_terminal:
+    if not animated(out):
         return work(None)
     from rich.status import Status
 

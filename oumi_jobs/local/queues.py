@@ -15,13 +15,14 @@ them has succeeded; if one fails, is cancelled or is lost, the job ends
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from oumi_jobs.cloud.facts import DEFAULT_LOCAL_CLUSTER as DEFAULT_CLUSTER
-from oumi_jobs.ids import slugify
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.states import State, recorded_state
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -42,8 +43,24 @@ class Lease:
     fd: int
 
 
+# Cluster names that are their own folder name: lower case (a case-insensitive
+# file system must not merge "GPU" and "gpu"), no leading dot, short.
+_PLAIN_CLUSTER = re.compile(r"[a-z0-9_-][a-z0-9_.-]{0,63}")
+
+
 def slot_file(paths: Paths, cluster: str, slot: int) -> Path:
-    return paths.state_dir / "clusters" / (slugify(cluster) or "cluster") / f"slot-{slot}.lock"
+    """The lock file of one slot of ``cluster``: one folder per cluster name, compared exactly.
+
+    A plain name is its own folder (``local``, ``gpu0``); any other is ``~`` and
+    the SHA-256 of the name, so ``q/1`` and ``q-1``, or ``日本`` and ``中国``, are
+    different queues, and a name of any length fits.  ``~`` never starts a plain
+    name, so the two kinds cannot meet.
+    """
+    if _PLAIN_CLUSTER.fullmatch(cluster):
+        folder = cluster
+    else:
+        folder = "~" + hashlib.sha256(cluster.encode("utf-8", "surrogateescape")).hexdigest()
+    return paths.state_dir / "clusters" / folder / f"slot-{slot}.lock"
 
 
 def _try_lock(path: Path) -> int | None:

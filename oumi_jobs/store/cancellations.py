@@ -73,6 +73,8 @@ class CancellationRecord:
     runners_signalled: int
     detail: str | None
     steps: tuple[CancellationStep, ...]
+    # Not stored: what this process could not do beside the cancel (a metrics file it could not write).
+    warnings: tuple[str, ...] = ()
 
     @property
     def mode(self) -> str:

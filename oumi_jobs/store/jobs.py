@@ -7,12 +7,12 @@ nothing overwrites it.
 
 * :meth:`JobStore.record_exit`: the job ended, or will never run.  Called by
   the supervisor (``local/supervisor.py``: the job's exit code or signal; exit
-  127 when its command cannot be started), by submit (``jobs._start_detached``:
-  the supervisor or launching process could not be started, "not started:
-  why"), and by the cloud launching process (``cloud/launching.py``:
-  ``launcher.up`` failed), and by a local cancellation whose job's supervisor
+  127 when its command cannot be started) and by the cloud launching process
+  (``cloud/launching.py``: ``launcher.up`` failed), and by a local cancellation whose job's supervisor
   died before writing it (``cancel/local_flow.py``: no process of the job is
-  left, so the job reads ``cancelled`` rather than ``lost``).
+  left, so the job reads ``cancelled`` rather than ``lost``).  A submit whose supervisor
+  or launching process cannot be started deletes the record instead
+  (``jobs._taken_back_on_failure``): the job never existed.
 * :meth:`JobStore.end_before_start`: the job will never start because it was
   cancelled or a dependency failed; it sets ``cancel_requested`` too, in the
   same transaction.  Called by the queue (``local/queues.wait_for_turn``) and by
@@ -35,7 +35,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-from oumi_jobs.errors import AmbiguousJobError, ConflictError, JobNotFoundError
+from oumi_jobs.errors import AmbiguousJobError, ConflictError, JobNotFoundError, UsageError
 from oumi_jobs.store.db import Database
 from oumi_jobs.store.records import (
     RECORD_COLUMNS,
@@ -175,7 +175,13 @@ class JobStore(Database):
         return [r[0] for r in rows]
 
     def resolve(self, ref: str) -> JobRecord:
-        """The job named by a full id or a unique prefix of one."""
+        """The job named by a full id or a unique prefix of one.
+
+        An empty or blank ref names no job: it would be a prefix of every id, and
+        ``cancel "$UNSET"`` in a script must not cancel the only job there is.
+        """
+        if not ref.strip():
+            raise UsageError("an empty job id names no job")
         record = self.get(ref)
         if record is not None:
             return record
