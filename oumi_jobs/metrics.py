@@ -2,8 +2,8 @@
 
 The numbers are derived from the cancellation records each time, so they are
 cumulative across every oumi-jobs process without shared counters, and the
-file is replaced atomically (prometheus-client writes a temporary file and
-renames it).
+file is replaced atomically (a temporary file renamed over it): the one in
+the state dir 0600, like every file there.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.paths import Paths, write_private_file
 from oumi_jobs.states import State
 from oumi_jobs.store.cancellations import CancellationTracker
 from oumi_jobs.store.registry import Registry
@@ -61,11 +61,11 @@ def build_registry(registry: Registry) -> CollectorRegistry:
 
 def write_metrics(paths: Paths, registry: Registry, extra_file: Path | None = None) -> None:
     """Write the metrics file in the state dir (and ``extra_file``, e.g. for node_exporter)."""
-    from prometheus_client import write_to_textfile
+    from prometheus_client import generate_latest, write_to_textfile
 
     metrics = build_registry(registry)
-    ensure_private_dir(paths.state_dir)
-    write_to_textfile(str(paths.metrics_file), metrics)
-    if extra_file is not None:
+    paths.private_dir(paths.state_dir)
+    write_private_file(paths.metrics_file, generate_latest(metrics))
+    if extra_file is not None:  # node_exporter's folder: its reader is another user, so the umask decides
         extra_file.parent.mkdir(parents=True, exist_ok=True)
         write_to_textfile(str(extra_file), metrics)
