@@ -1,18 +1,24 @@
-"""Reading a local job's log files: whole, the last N lines, or followed live."""
+"""Reading a local job's log files: whole, the last N lines, or followed live.
+
+A log file is never read through a symbolic link (one planted in the state
+dir could show another file's contents).
+"""
 
 from __future__ import annotations
 
 import codecs
+import os
 import time
 from collections import deque
 from collections.abc import Generator, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import CloudCallError, OumiJobsError, UsageError
 from oumi_jobs.jobs import get_status
-from oumi_jobs.paths import Paths
+from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.store.registry import JobRecord, Registry
 
 _CHUNK = 64 * 1024
@@ -32,7 +38,7 @@ def log_path(paths: Paths, ref: str, *, stderr: bool = False) -> tuple[str, Path
 
 def _tail_lines(path: Path, count: int) -> tuple[str, int]:
     """The last ``count`` lines of ``path`` and the offset where the file ended."""
-    with open(path, "rb") as handle:
+    with _open(path) as handle:
         lines = deque(handle, maxlen=count) if count else deque()
         end = handle.tell()
     return b"".join(lines).decode(errors="replace"), end
@@ -104,10 +110,14 @@ def cloud_log(record: JobRecord, *, stderr: bool = False, tail: int | None = Non
 
 def _read_from(path: Path, offset: int, decoder: codecs.IncrementalDecoder) -> Generator[str, None, int]:
     """Yield the text after ``offset``; returns the new offset."""
-    with open(path, "rb") as handle:
+    with _open(path) as handle:
         handle.seek(offset)
         while chunk := handle.read(_CHUNK):
             offset += len(chunk)
             if text := decoder.decode(chunk):
                 yield text
     return offset
+
+
+def _open(path: Path) -> BinaryIO:
+    return os.fdopen(open_private_file(path, os.O_RDONLY, create=False), "rb")

@@ -2,8 +2,8 @@
 
 The numbers are derived from the cancellation records each time, so they are
 cumulative across every oumi-jobs process without shared counters, and the
-file is replaced atomically (prometheus-client writes a temporary file and
-renames it).
+file is replaced atomically (a temporary file renamed over it): the one in
+the state dir 0600, like every file there.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from oumi_jobs.errors import SideOutputError
-from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.errors import OumiJobsError, SideOutputError
+from oumi_jobs.paths import Paths, write_private_file
 from oumi_jobs.states import State
 from oumi_jobs.store.cancellations import CancellationTracker
 from oumi_jobs.store.registry import Registry
@@ -99,20 +99,20 @@ def write_metrics(paths: Paths, registry: Registry, extra_file: Path | None = No
     Each file is tried; any that cannot be written raises one
     :class:`~oumi_jobs.errors.SideOutputError` naming them all, after the others were written.
     """
-    from prometheus_client import write_to_textfile
+    from prometheus_client import generate_latest, write_to_textfile
 
     metrics = build_registry(registry)
     problems = []
-    for target, folder_of_ours in ((paths.metrics_file, True), (extra_file, False)):
-        if target is None:
-            continue
+    try:
+        paths.private_dir(paths.state_dir)
+        write_private_file(paths.metrics_file, generate_latest(metrics))  # 0600, atomic, no symlink followed
+    except (OSError, OumiJobsError) as exc:  # a full disk, or a planted link refused
+        problems.append(f"{paths.metrics_file}: {exc}")
+    if extra_file is not None:  # node_exporter's folder: its reader is another user, so the umask decides
         try:
-            if folder_of_ours:
-                ensure_private_dir(target.parent)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-            write_to_textfile(str(target), metrics)  # a temporary file renamed over it, removed if that fails
+            extra_file.parent.mkdir(parents=True, exist_ok=True)
+            write_to_textfile(str(extra_file), metrics)  # a temporary file renamed over it, removed if that fails
         except OSError as exc:
-            problems.append(f"{target}: {exc}")
+            problems.append(f"{extra_file}: {exc}")
     if problems:
         raise SideOutputError(f"metrics not written: {'; '.join(problems)}")

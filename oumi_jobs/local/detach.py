@@ -15,7 +15,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.errors import OumiJobsError
+from oumi_jobs.paths import Paths, open_private_file
 
 SUPERVISOR = "oumi_jobs.local.supervisor"
 CLOUD_LAUNCHER = "oumi_jobs.cloud.launching"
@@ -41,25 +42,28 @@ def spawn_daemon(paths: Paths, module: str, target: str, env: Mapping[str, str])
     is nobody's child (never a zombie of this process) and its pid is known
     before this returns.
     """
-    ensure_private_dir(paths.supervisors_dir)
+    paths.private_dir(paths.supervisors_dir)
     starter = subprocess.Popen(
         python_argv(module, *paths.as_options(), target),
         env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,  # why it could not start (the daemon's own goes to its log file)
         start_new_session=True,
         close_fds=True,
         cwd="/",
     )
     try:
-        out, _ = starter.communicate(timeout=HANDSHAKE_TIMEOUT_S)
+        out, err = starter.communicate(timeout=HANDSHAKE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         starter.kill()
         starter.wait()
         raise RuntimeError(f"the supervisor of {target} did not start within {HANDSHAKE_TIMEOUT_S} s") from None
     if starter.returncode != 0 or not out.strip().isdigit():
-        raise RuntimeError(f"the supervisor of {target} failed to start (exit {starter.returncode})")
+        why = err.decode(errors="replace").strip().splitlines()[-1:]
+        raise RuntimeError(
+            f"the supervisor of {target} failed to start (exit {starter.returncode}){': ' if why else ''}{''.join(why)}"
+        )
     return int(out.strip())
 
 
@@ -77,12 +81,23 @@ def spawn_detached(paths: Paths, module: str, target: str, env: Mapping[str, str
 
 
 def daemonize(log_file: Path) -> None:
-    """Fork; the parent prints the child's pid and exits.  The child keeps no terminal."""
+    """Fork; the parent prints the child's pid and exits.  The child keeps no terminal.
+
+    The log file is opened first (never through a symbolic link): where it
+    cannot be, the helper exits 1 with the reason, and the caller reports it.
+    """
+    try:
+        fd = open_private_file(log_file)
+    except OumiJobsError as exc:
+        os.write(2, f"{exc}\n".encode())
+        os._exit(1)
+    except OSError as exc:
+        os.write(2, f"cannot open {log_file}: {exc.strerror}\n".encode())
+        os._exit(1)
     child = os.fork()
     if child:
         os.write(1, f"{child}\n".encode())
         os._exit(0)
-    fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(fd, 1)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oumi_jobs.cloud.facts import DEFAULT_LOCAL_CLUSTER as DEFAULT_CLUSTER
-from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file
 from oumi_jobs.states import State, recorded_state
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
@@ -65,7 +65,7 @@ def slot_file(paths: Paths, cluster: str, slot: int) -> Path:
 
 def _try_lock(path: Path) -> int | None:
     ensure_private_dir(path.parent)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_private_file(path, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -16,6 +16,10 @@ process), reports its pid, and then, on its own:
 It ignores SIGHUP and SIGINT, so closing the submitting terminal does not
 touch the job, and passes a SIGTERM on to the job's group (a shutdown), still
 recording the exit.  It imports nothing heavy: it starts once per job.
+
+The records it writes exist nowhere else: where the registry refuses one (a
+full disk), it keeps it and tries again with backoff until it is taken, so
+a job that ended on a full disk is never left ``lost``.
 """
 
 from __future__ import annotations
@@ -25,23 +29,43 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.local import containment
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.local.procs import boot_id, identify, start_time_of
 from oumi_jobs.local.queues import wait_for_turn
 from oumi_jobs.local.terminator import JOB_MARKER_ENV
-from oumi_jobs.paths import Paths
+from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
 EXIT_CANNOT_START = 127
+RETRY_MAX_DELAY_S = 5.0
 
 
-def _open_log(path: str) -> int:
-    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+def _open_log(paths: Paths, path: str) -> int:
+    paths.private_dir(Path(path).parent)
+    return open_private_file(path)  # never through a planted symbolic link
+
+
+def _store(paths: Paths, what: str, write: Callable[[Registry], object]) -> None:
+    """Write to the registry, retrying with backoff (at most 5 s apart) until it takes the write."""
+    delay = 0.1
+    while True:
+        try:
+            with Registry.open(paths) as registry:
+                write(registry)
+            return
+        except (OumiJobsError, OSError) as exc:
+            try:  # the log may be on the full disk too
+                print(f"oumi-jobs supervisor: cannot record {what} yet ({exc}); retrying", file=sys.stderr)
+            except OSError:
+                pass
+        time.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_DELAY_S)
 
 
 def supervise(paths: Paths, job_id: str) -> int:
@@ -59,7 +83,10 @@ def supervise(paths: Paths, job_id: str) -> int:
 
 def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     assert record.stdout_path and record.stderr_path
-    stdout_fd, stderr_fd = _open_log(record.stdout_path), _open_log(record.stderr_path)
+    try:
+        stdout_fd, stderr_fd = _open_log(paths, record.stdout_path), _open_log(paths, record.stderr_path)
+    except (OumiJobsError, OSError) as exc:
+        return _cannot_start(paths, record.job_id, f"cannot open its log: {exc}")
     contained = containment.JobContainment(record.job_id)
     try:
         process = subprocess.Popen(
@@ -79,9 +106,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
         contained.release()
         detail = f"cannot start {record.argv[0]!r}: {exc.strerror or exc}"
         os.write(stderr_fd, f"oumi-jobs: {detail}\n".encode())
-        with Registry.open(paths) as registry:
-            registry.record_exit(record.job_id, exit_code=EXIT_CANNOT_START, detail=detail)
-        return 0
+        return _cannot_start(paths, record.job_id, detail)
     finally:
         os.close(stdout_fd)
         os.close(stderr_fd)
@@ -95,26 +120,28 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     identity = identify(process.pid)
     kind = contained.settle(process.pid)
-    with Registry.open(paths) as registry:
-        registry.update(
-            record.job_id,
-            pid=process.pid,
-            pgid=process.pid,
-            process_start_time=identity.start_time if identity else None,
-            boot_id=boot_id(),
-            started_at=now_iso(),
-            containment=kind.value,
-            cgroup=str(contained.cgroup) if contained.cgroup else None,
-        )
+    _store(
+        paths, "the job's process",
+        lambda registry: registry.update(
+            record.job_id, pid=process.pid, pgid=process.pid,
+            process_start_time=identity.start_time if identity else None, boot_id=boot_id(), started_at=now_iso(),
+            containment=kind.value, cgroup=str(contained.cgroup) if contained.cgroup else None,
+        ),
+    )  # fmt: skip
     returncode = _wait_recording_descendants(paths, record.job_id, process)
-    with Registry.open(paths) as registry:
-        registry.record_exit(
-            record.job_id,
-            exit_code=returncode if returncode >= 0 else None,
-            exit_signal=-returncode if returncode < 0 else None,
-        )
+    ended = now_iso()  # kept, with the rest, should the registry refuse the record for a while
+    code, signum = (returncode, None) if returncode >= 0 else (None, -returncode)
+    _store(
+        paths, "the exit record",
+        lambda r: r.record_exit(record.job_id, exit_code=code, exit_signal=signum, end_time=ended),
+    )  # fmt: skip
     os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
     contained.outlive_orphans()
+    return 0
+
+
+def _cannot_start(paths: Paths, job_id: str, detail: str) -> int:
+    _store(paths, "the exit record", lambda r: r.record_exit(job_id, exit_code=EXIT_CANNOT_START, detail=detail))
     return 0
 
 
@@ -143,8 +170,11 @@ def _wait_recording_descendants(paths: Paths, job_id: str, process: subprocess.P
             continue
         found = {(c.pid, started) for c in children if (started := start_time_of(c.pid)) is not None}
         if found - seen:
-            with Registry.open(paths) as registry:
-                registry.record_processes(job_id, found - seen)
+            try:
+                with Registry.open(paths) as registry:
+                    registry.record_processes(job_id, found - seen)
+            except (OumiJobsError, OSError):
+                continue  # a full disk: tried again next round, while the job runs on
             seen |= found
 
 

@@ -58,11 +58,20 @@ class JobStore(Database):
 
     # -- the life of a job: the only writers of the exit record ----------------
     def record_exit(
-        self, job_id: str, *, exit_code: int | None = None, exit_signal: int | None = None, detail: str | None = None
+        self,
+        job_id: str,
+        *,
+        exit_code: int | None = None,
+        exit_signal: int | None = None,
+        detail: str | None = None,
+        end_time: str | None = None,
     ) -> bool:
-        """Write the job's exit record, ended now, unless it has one (the first writer wins); True if written."""
+        """Write the job's exit record, ended at ``end_time`` (default now), unless it has one (the first writer
+        wins); True if written.  A supervisor that could only write it later (a full disk) gives the real end."""
         with self._transaction() as db:
-            return _write_exit(db, job_id, exit_code=exit_code, exit_signal=exit_signal, detail=detail)
+            return _write_exit(
+                db, job_id, exit_code=exit_code, exit_signal=exit_signal, detail=detail, end_time=end_time
+            )
 
     def end_before_start(self, job_id: str, detail: str) -> bool:
         """The job will never start: flag it cancelled and write its exit record, in one transaction.
@@ -268,12 +277,14 @@ def _write_exit(
     exit_code: int | None = None,
     exit_signal: int | None = None,
     detail: str | None = None,
+    end_time: str | None = None,
 ) -> bool:
-    """The exit record rule, inside the caller's transaction: written once, ended now; True if written."""
+    """The exit record rule, inside the caller's transaction: written once, ended now (or at ``end_time``);
+    True if written."""
     cursor = db.execute(
         "UPDATE jobs SET exit_code = ?, exit_signal = ?, end_time = ?, end_detail = ? "
         "WHERE job_id = ? AND end_time IS NULL",
-        (exit_code, exit_signal, now_iso(), detail, job_id),
+        (exit_code, exit_signal, end_time or now_iso(), detail, job_id),
     )
     return cursor.rowcount == 1
 
