@@ -10,6 +10,7 @@ share a slot.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -189,31 +190,37 @@ def test_the_library_resolves_no_empty_id(paths):
 
 
 # -- no half-made records --------------------------------------------------------------
+def _helper_processes_cannot_start(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A fault that strikes after the record is written: a new interpreter (the supervisor, the launching
+    process) cannot start with this PYTHONHOME, while the command itself, already running here, goes on."""
+    monkeypatch.setenv("PYTHONHOME", str(tmp_path / "no-python-here"))
+
+
 @pytest.mark.parametrize("cloud", [[], ["--cloud", "gcp"]], ids=["local", "cloud"])
-def test_a_submit_that_cannot_start_its_process_leaves_no_record(paths, cli, job_config, cloud):
-    # The folder of supervisor logs is a file: the detached process cannot be started.
-    paths.supervisors_dir.parent.mkdir(parents=True)
-    paths.supervisors_dir.write_text("in the way\n")
-    result = cli("submit", "--name", "doomed", str(job_config("echo never")), *cloud)
+def test_a_submit_that_cannot_start_its_process_leaves_no_record(paths, cli, job_config, cloud, monkeypatch, tmp_path):
+    config = str(job_config("echo never"))
+    _helper_processes_cannot_start(monkeypatch, tmp_path)
+    result = cli("submit", "--name", "doomed", config, *cloud)
     assert result.exit_code == 1 and "cannot" in result.stderr, result.stderr
     assert "internal error" not in result.stderr
+    monkeypatch.delenv("PYTHONHOME")
     with Registry.open(paths) as registry:
         assert registry.jobs() == []
     assert not paths.job_log_dir("doomed").exists()
     assert not staged_config(paths, "doomed").parent.exists()  # a cloud job's staged config went too
-    # Once the way is clear, the same name is free: nothing of the failed submit is left.
-    paths.supervisors_dir.unlink()
+    # Once the fault is gone, the same name is free: nothing of the failed submit is left.
     assert submit_id(cli, "--name", "doomed", str(job_config("echo now"))) == "doomed"
 
 
-def test_a_failed_submit_keeps_the_logs_of_an_earlier_job_of_that_name(paths, cli, job_config):
+def test_a_failed_submit_keeps_the_logs_of_an_earlier_job_of_that_name(paths, cli, job_config, monkeypatch, tmp_path):
     first = submit_id(cli, "--name", "again", str(job_config("echo first")))
     log = wait_done(cli, first)["stdout_path"]
     time.sleep(1.1)
     assert cli.json("prune", "--older-than", "1s")["removed"] == ["again"]  # logs are kept
-    paths.supervisors_dir.rename(paths.supervisors_dir.with_name("moved"))
-    paths.supervisors_dir.write_text("in the way\n")
-    assert cli("submit", "--name", "again", str(job_config("echo second"))).exit_code == 1
+    config = str(job_config("echo second"))
+    _helper_processes_cannot_start(monkeypatch, tmp_path)
+    assert cli("submit", "--name", "again", config).exit_code == 1
+    monkeypatch.delenv("PYTHONHOME")
     with open(log) as handle:
         assert handle.read() == "first\n"
 
