@@ -1,10 +1,17 @@
 """Shared fixtures: a private OUMI_JOBS_HOME per test, the CLI in-process, and
-cleanup that ends only the processes the test's own jobs started (by pid)."""
+cleanup that ends only the processes the test's own jobs started (by pid).
+
+Every process the tests start inherits ``OUMI_JOBS_TEST_RUN``; a SkyPilot API
+server carrying it that outlives a test (SkyPilot auto-starts one in HOME
+when a SkyPilot cloud is asked with no server running) fails that test, and
+is ended, so no run leaves one behind on a user's machine and port.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import textwrap
 from collections.abc import Callable, Iterator
@@ -21,6 +28,57 @@ from .helpers import Cli
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+# No test reaches, or starts, a SkyPilot API server of the user's: SkyPilot is pointed at a closed loopback
+# port that it does not take for "local" (only :46580 is), so it never auto-starts one in HOME.  Set for the
+# whole run, not per test: a cloud call a test gave up on (its time limit passed) runs on in a daemon thread
+# and may read this after the test ended (tests/test_skypilot.py gives its own server's endpoint).
+os.environ["SKYPILOT_API_SERVER_ENDPOINT"] = "http://127.0.0.1:1"
+TEST_RUN_MARK = "OUMI_JOBS_TEST_RUN"
+os.environ[TEST_RUN_MARK] = f"{os.getpid()}-{secrets.token_hex(4)}"
+# Set on the SkyPilot API server tests/test_skypilot.py starts on purpose (and ends itself).
+INTENDED_SKY_SERVER = "OUMI_JOBS_TEST_SKY_SERVER"
+
+
+def _left_sky_servers() -> list[tuple[int, dict[bytes, bytes]]]:
+    """SkyPilot API servers this test run started and did not mean to (pid, environment)."""
+    mark = os.environ[TEST_RUN_MARK].encode()
+    found: list[tuple[int, dict[bytes, bytes]]] = []
+    if not Path("/proc").is_dir():  # no procfs to read (macOS): nothing is checked
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"sky.server.server" not in Path(entry.path, "cmdline").read_bytes():
+                continue
+            raw = Path(entry.path, "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+        if env.get(TEST_RUN_MARK.encode()) == mark and INTENDED_SKY_SERVER.encode() not in env:
+            found.append((int(entry.name), env))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_sky_server_left_behind() -> Iterator[None]:
+    yield
+    left = _left_sky_servers()
+    for pid, _ in left:
+        try:  # SkyPilot starts its server in a session of its own: the group is the server and its workers
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if left:
+        where = "; ".join(
+            f"pid {pid} HOME={env.get(b'HOME', b'?').decode()} endpoint="
+            f"{env.get(b'SKYPILOT_API_SERVER_ENDPOINT', b'(default)').decode()}"
+            for pid, env in left
+        )
+        pytest.fail(f"a SkyPilot API server was started during this test and left running (now ended): {where}")
 
 
 @pytest.fixture
