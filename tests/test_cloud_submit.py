@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from importlib.metadata import version
@@ -243,3 +245,28 @@ def test_the_in_process_adapter_answers_in_our_own_types(paths, file_cloud, tmp_
     assert (stopped.action, stopped.acted) == ("stop", True)
     assert "oj-file" in seam.known_clouds(timeout_s=30)
     assert "output_dir" in seam.settings_schema(timeout_s=60)["train"]["training"]
+
+
+def test_stdout_carries_only_our_output_when_oumi_logs(paths, cli, file_cloud, tmp_path):
+    """A custom cloud through OUMI_EXTRA_DEPS_FILE makes oumi log at INFO: those lines go to stderr."""
+    config = tmp_path / "job.yaml"
+    config.write_text("run: echo hi\n")
+    executable = shutil.which("oumi-jobs")
+    assert executable, "the oumi-jobs entry point is not installed"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([executable, *args], env=dict(os.environ), capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    quiet = run("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", "fq1")
+    assert re.fullmatch(r"[\w.-]+-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}\n", quiet.stdout), quiet.stdout
+    assert "Loading user-defined registry" in quiet.stderr  # oumi did log: on stderr
+    job_id = quiet.stdout.strip()
+    as_json = run("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fq1")
+    assert json.loads(as_json.stdout)["cloud"] == "oj-file"
+    wait_until(lambda: state_of(cli, job_id)["state"] == "running", timeout=300)  # in this process: quicker
+    status = run("status", job_id, "--json")  # a new process that asks the cloud, loading it again
+    assert json.loads(status.stdout)["state"] == "running" and "Loading user-defined registry" in status.stderr
+    listed = json.loads(run("list", "--json", "--cloud", "oj-file").stdout)
+    assert job_id in {d["job_id"] for d in listed}
