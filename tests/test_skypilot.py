@@ -146,3 +146,37 @@ def test_list_all_clouds_shows_skypilot_clouds_reachable_with_no_jobs(sky_server
     for cloud in SKY_CLOUDS:
         assert rows.get(cloud, [None])[:2] == ["reachable", "0"], (cloud, result.stdout, result.stderr)
     assert "local" not in rows  # oumi's in-memory local cloud is never asked
+    assert "note:" not in result.stderr  # a server answers: nothing is started
+
+
+# What the adapter says before SkyPilot's clouds are asked, and whether SkyPilot got imported for it.
+NOTE_PROBE = """
+import sys
+from oumi_jobs.cloud.oumi_adapter import OumiAdapter
+note = OumiAdapter().server_start_note(sys.argv[1:], timeout_s=120)
+print(repr(note), "sky" in sys.modules)
+"""
+
+
+def _note(env: dict[str, str], *clouds: str) -> tuple[str, str]:
+    result = subprocess.run(
+        [sys.executable, "-c", NOTE_PROBE, *clouds], env=env, capture_output=True, text=True, timeout=300
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    note, imported = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    return note, imported
+
+
+def test_the_note_before_skypilot_starts_a_server_comes_exactly_when_it_would(sky_server, tmp_path):
+    endpoint, _ = sky_server
+    env = dict(os.environ, HOME=str(tmp_path))  # no SkyPilot settings of the user's
+    assert _note(env | {"SKYPILOT_API_SERVER_ENDPOINT": endpoint}, "gcp") == ("None", "True")  # one answers
+    # conftest.py's closed endpoint is not SkyPilot's local one: SkyPilot fails there rather than start a server.
+    assert _note(env, "gcp", "aws")[0] == "None"
+    assert _note(env, "slurm", "oj-custom") == ("None", "False")  # no SkyPilot cloud: SkyPilot is not imported
+    default = {k: v for k, v in env.items() if k != "SKYPILOT_API_SERVER_ENDPOINT"}
+    note, _ = _note(default, "gcp")  # only looks: nothing is started
+    if _healthy("http://127.0.0.1:46580"):  # someone's server answers at SkyPilot's default: SkyPilot uses it
+        assert note == "None"
+    else:
+        assert "SkyPilot starts one now" in note and "127.0.0.1:46580" in note, note

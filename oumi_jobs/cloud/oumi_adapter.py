@@ -268,6 +268,31 @@ class OumiAdapter:
 
         return with_time_limit(ask, timeout_s, f"cloud {cloud!r}")
 
+    def server_start_note(self, clouds: list[str], *, timeout_s: float) -> str | None:
+        if not any(facts.is_sky_cloud(cloud) for cloud in clouds):
+            return None  # and SkyPilot is not even imported
+
+        def ask() -> str | None:
+            _before_oumi()
+            from sky.server import common
+
+            # SkyPilot's own test before it starts a server: a local endpoint that does not answer.
+            url = common.get_server_url()
+            if not common.is_api_server_local(url):
+                return None
+            if common.get_api_server_status(url).status != common.ApiServerStatus.UNHEALTHY:
+                return None
+            return (
+                f"no SkyPilot API server answers at {url}: SkyPilot starts one now, in the background (about "
+                "20 s; its log: ~/.sky/api_server/server.log). It keeps running after this command; "
+                "`sky api stop` ends it, SKYPILOT_API_SERVER_ENDPOINT names another"
+            )
+
+        try:
+            return with_time_limit(ask, timeout_s, "SkyPilot's API server")
+        except CloudUnreachableError:  # SkyPilot missing or odd: asking the clouds will say what is wrong
+            return None
+
     def up(
         self,
         config: str | Mapping[str, Any],
