@@ -24,7 +24,7 @@ from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.registry import Registry
 
-from .helpers import Cli
+from .helpers import TEST_RUN_MARK, Cli, left_sky_servers
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
@@ -33,37 +33,13 @@ os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
 # whole run, not per test: a cloud call a test gave up on (its time limit passed) runs on in a daemon thread
 # and may read this after the test ended (tests/test_skypilot.py gives its own server's endpoint).
 os.environ["SKYPILOT_API_SERVER_ENDPOINT"] = "http://127.0.0.1:1"
-TEST_RUN_MARK = "OUMI_JOBS_TEST_RUN"
-os.environ[TEST_RUN_MARK] = f"{os.getpid()}-{secrets.token_hex(4)}"
-# Set on the SkyPilot API server tests/test_skypilot.py starts on purpose (and ends itself).
-INTENDED_SKY_SERVER = "OUMI_JOBS_TEST_SKY_SERVER"
-
-
-def _left_sky_servers() -> list[tuple[int, dict[bytes, bytes]]]:
-    """SkyPilot API servers this test run started and did not mean to (pid, environment)."""
-    mark = os.environ[TEST_RUN_MARK].encode()
-    found: list[tuple[int, dict[bytes, bytes]]] = []
-    if not Path("/proc").is_dir():  # no procfs to read (macOS): nothing is checked
-        return found
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            if b"sky.server.server" not in Path(entry.path, "cmdline").read_bytes():
-                continue
-            raw = Path(entry.path, "environ").read_bytes()
-        except OSError:  # gone meanwhile, or not ours to read
-            continue
-        env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-        if env.get(TEST_RUN_MARK.encode()) == mark and INTENDED_SKY_SERVER.encode() not in env:
-            found.append((int(entry.name), env))
-    return found
+os.environ[TEST_RUN_MARK] = f"{os.getpid()}-{secrets.token_hex(4)}"  # every process the tests start has it
 
 
 @pytest.fixture(autouse=True)
 def no_sky_server_left_behind() -> Iterator[None]:
     yield
-    left = _left_sky_servers()
+    left = left_sky_servers()
     for pid, _ in left:
         try:  # SkyPilot starts its server in a session of its own: the group is the server and its workers
             if os.getpgid(pid) == pid:

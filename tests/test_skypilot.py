@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import free_loopback_port
+from .helpers import INTENDED_SKY_SERVER, free_loopback_port, left_sky_servers
 
 HERE = Path(__file__).resolve().parent
 # The clouds oumi.launcher 0.9 reaches through SkyPilot.
@@ -96,7 +96,7 @@ def sky_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
         DO_NOT_TRACK="1",
         SKYPILOT_DISABLE_USAGE_COLLECTION="1",
         PYTHONPATH=path,
-        OUMI_JOBS_TEST_SKY_SERVER="1",
+        **{INTENDED_SKY_SERVER: "1"},
     )
     env.pop("SKYPILOT_API_SERVER_ENDPOINT", None)
     log = (home / "server.log").open("wb")
@@ -180,3 +180,18 @@ def test_the_note_before_skypilot_starts_a_server_comes_exactly_when_it_would(sk
         assert note == "None"
     else:
         assert "SkyPilot starts one now" in note and "127.0.0.1:46580" in note, note
+
+
+def test_the_guard_sees_a_skypilot_server_the_tests_started_and_left():
+    """conftest.py fails a test after which such a server still runs: its finder, on stand-ins (no SkyPilot)."""
+    stand_in = [sys.executable, "-c", "import time; time.sleep(60)", "sky.server.server"]
+    stray = subprocess.Popen(stand_in, start_new_session=True)  # inherits this run's mark, as SkyPilot's would
+    meant = subprocess.Popen(stand_in, start_new_session=True, env=dict(os.environ, **{INTENDED_SKY_SERVER: "1"}))
+    try:
+        found = {pid for pid, _ in left_sky_servers()}
+        assert stray.pid in found and meant.pid not in found
+    finally:
+        for process in (stray, meant):
+            process.kill()
+            process.wait(10)
+    assert stray.pid not in {pid for pid, _ in left_sky_servers()}
