@@ -1,10 +1,17 @@
 """Shared fixtures: a private OUMI_JOBS_HOME per test, the CLI in-process, and
-cleanup that ends only the processes the test's own jobs started (by pid)."""
+cleanup that ends only the processes the test's own jobs started (by pid).
+
+Every process the tests start inherits ``OUMI_JOBS_TEST_RUN``; a SkyPilot API
+server carrying it that outlives a test (SkyPilot auto-starts one in HOME
+when a SkyPilot cloud is asked with no server running) fails that test, and
+is ended, so no run leaves one behind on a user's machine and port.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import textwrap
 from collections.abc import Callable, Iterator
@@ -19,10 +26,37 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.registry import JobRecord, Registry
 
-from .helpers import Cli
+from .helpers import TEST_RUN_MARK, Cli, left_sky_servers
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+# No test reaches, or starts, a SkyPilot API server of the user's: SkyPilot is pointed at a closed loopback
+# port that it does not take for "local" (only :46580 is), so it never auto-starts one in HOME.  Set for the
+# whole run, not per test: a cloud call a test gave up on (its time limit passed) runs on in a daemon thread
+# and may read this after the test ended (tests/test_skypilot.py gives its own server's endpoint).
+os.environ["SKYPILOT_API_SERVER_ENDPOINT"] = "http://127.0.0.1:1"
+os.environ[TEST_RUN_MARK] = f"{os.getpid()}-{secrets.token_hex(4)}"  # every process the tests start has it
+
+
+@pytest.fixture(autouse=True)
+def no_sky_server_left_behind() -> Iterator[None]:
+    yield
+    left = left_sky_servers()
+    for pid, _ in left:
+        try:  # SkyPilot starts its server in a session of its own: the group is the server and its workers
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    if left:
+        where = "; ".join(
+            f"pid {pid} HOME={env.get(b'HOME', b'?').decode()} endpoint="
+            f"{env.get(b'SKYPILOT_API_SERVER_ENDPOINT', b'(default)').decode()}"
+            for pid, env in left
+        )
+        pytest.fail(f"a SkyPilot API server was started during this test and left running (now ended): {where}")
 
 
 @pytest.fixture

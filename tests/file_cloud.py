@@ -4,9 +4,11 @@ sees it: the test, and the detached launching process of oumi-jobs.
 Registered through Oumi's own ``register_cloud_builder``; other processes load
 it through Oumi's ``OUMI_EXTRA_DEPS_FILE``.  The file is ``$OJ_FILE_CLOUD``:
 ``{"up_delay_s": float, "up_error": str|null, "next_id": int,
-   "run_s": float|null, "final_status": str,
+   "run_s": float|null, "final_status": str, "cancel_error": str|null,
    "clusters": {name: [{"id", "name", "status", ...}]}}``: a job reads RUNNING
-for ``run_s`` seconds (forever if null), then ``final_status``.
+for ``run_s`` seconds (forever if null), then ``final_status``.  A long
+``up_delay_s`` is a cloud that hangs in ``up``; ``cancel_error`` makes
+``cancel_job`` raise it.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ def state(write: bool = False):
 def init(path: str, **settings: Any) -> None:
     with open(path, "w") as handle:
         json.dump({"up_delay_s": 0.0, "up_error": None, "next_id": 1, "clusters": {}, "cancelled": [],
-                   "run_s": None, "final_status": "COMPLETED"} | settings, handle)  # fmt: skip
+                   "run_s": None, "final_status": "COMPLETED", "cancel_error": None} | settings, handle)  # fmt: skip
+
+
+def update(**settings: Any) -> None:
+    """Change settings, keeping the clusters and jobs."""
+    with state(write=True) as data:
+        data.update(settings)
 
 
 def _status(cluster: str, job: dict[str, Any]) -> JobStatus:
@@ -71,6 +79,8 @@ class FileCluster(BaseCluster):
 
     def cancel_job(self, job_id: str) -> JobStatus:
         with state(write=True) as data:
+            if data.get("cancel_error"):
+                raise RuntimeError(data["cancel_error"])
             for job in data["clusters"][self._name]:
                 if job["id"] == job_id:
                     job["status"] = "CANCELLED"

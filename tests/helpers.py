@@ -6,9 +6,11 @@ Test files import these from here, never from each other or from conftest.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
@@ -96,3 +98,30 @@ def free_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+# Every process the tests start carries this (conftest.py sets it), so what they start can be told apart.
+TEST_RUN_MARK = "OUMI_JOBS_TEST_RUN"
+# Set on the SkyPilot API server tests/test_skypilot.py starts on purpose (and ends itself).
+INTENDED_SKY_SERVER = "OUMI_JOBS_TEST_SKY_SERVER"
+
+
+def left_sky_servers() -> list[tuple[int, dict[bytes, bytes]]]:
+    """SkyPilot API servers this test run started and did not mean to: (pid, environment) of each."""
+    mark = os.environ[TEST_RUN_MARK].encode()
+    found: list[tuple[int, dict[bytes, bytes]]] = []
+    if not Path("/proc").is_dir():  # no procfs to read (macOS): nothing is checked
+        return found
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"sky.server.server" not in Path(entry.path, "cmdline").read_bytes():
+                continue
+            raw = Path(entry.path, "environ").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+        if env.get(TEST_RUN_MARK.encode()) == mark and INTENDED_SKY_SERVER.encode() not in env:
+            found.append((int(entry.name), env))
+    return found

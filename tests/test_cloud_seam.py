@@ -26,6 +26,7 @@ class MemoryAdapter:
     def __init__(self) -> None:
         self.jobs: dict[str, dict[str, list[CloudJob]]] = {}
         self.calls: list[str] = []
+        self.server_note: str | None = None  # what server_start_note answers
 
     def add(self, cloud: str, cluster: str, job_id: str, status: str, state: State) -> None:
         job = CloudJob(cloud, cluster, job_id, "job", state, status, state.done, cost_per_hour=1.5, start_time=1.0)
@@ -48,6 +49,10 @@ class MemoryAdapter:
 
     def list_clusters(self, cloud: str, *, timeout_s: float) -> list[ClusterInfo]:
         return [ClusterInfo(cloud, name) for name in self.jobs.get(cloud, {})]
+
+    def server_start_note(self, clouds: list[str], *, timeout_s: float) -> str | None:
+        self.calls.append(f"server_start_note {' '.join(clouds)}")
+        return self.server_note
 
     def up(
         self, config: str | Mapping[str, Any], cluster: str | None, *, timeout_s: float, options: Any = None
@@ -114,6 +119,22 @@ def test_list_all_clouds_asks_the_adapter_which_clouds_exist(paths, cli, memory)
     assert "known_clouds" in memory.calls and "list_jobs local" not in memory.calls  # local is never listed
     assert memory.calls.index("prepare") < memory.calls.index("list_jobs mem")
     assert cli("list", "--cloud", "nowhere").exit_code == 2
+
+
+def test_list_says_on_stderr_before_a_server_is_started_for_the_clouds(paths, cli, memory):
+    """SkyPilot auto-starts its API server (and leaves it running): list says so first, in every mode."""
+    memory.add("mem", "c1", "1", "RUNNING", State.RUNNING)
+    memory.server_note = "SkyPilot starts one now"
+    for mode in ([], ["--json"]):
+        result = cli("list", "--all-clouds", *mode)
+        assert result.exit_code == 0, result.stderr
+        assert "oumi-jobs: note: SkyPilot starts one now" in result.stderr, mode
+        assert "SkyPilot starts one" not in result.stdout  # stdout stays the listing
+    last = {call.split()[0]: i for i, call in enumerate(memory.calls)}
+    assert last["server_start_note"] < last["list_jobs"]  # said before the clouds are asked
+    assert "mem" in memory.calls[last["server_start_note"]].split()  # about the clouds to be asked
+    memory.server_note = None
+    assert "note:" not in cli("list", "--all-clouds").stderr
 
 
 def test_a_cloud_without_log_streams_says_so(paths, cli, memory):

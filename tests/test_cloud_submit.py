@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import time
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+
+from oumi_jobs.local.procs import is_alive
+from oumi_jobs.store.registry import Registry
 
 from .helpers import wait_until
 
@@ -37,7 +43,7 @@ def file_cloud(tmp_path, monkeypatch):
         cloud.init(str(state), **settings)
 
     cloud.read = read
-    cloud.configure = configure
+    cloud.configure = configure  # anew: no clusters, no jobs
     return cloud
 
 
@@ -143,11 +149,93 @@ def test_cancel_during_launch_cancels_the_job_when_up_returns(paths, cli, file_c
     )  # fmt: skip
     assert canceller.returncode == 0, canceller.stderr
     doc = json.loads(canceller.stdout)
-    assert doc["status"] == "completed" and doc["final_state"] == "cancelled"
-    assert [s["name"] for s in doc["steps"]] == ["check_state", "request", "launcher_cancel"]
+    assert doc["status"] == "completed" and doc["final_state"] == "cancelled"  # up returned within its timeout
+    assert [s["name"] for s in doc["steps"]] == ["check_state", "request", "launcher_cancel", "verify"]
     cloud = file_cloud.read()
     assert cloud["cancelled"] == ["1"] and cloud["clusters"]["fc4"][0]["status"] == "CANCELLED"
     assert state_of(cli, job_id)["state"] == "cancelled"
+
+
+def cancel_in_a_new_process(job_id: str, *args: str) -> tuple[dict, float]:
+    """``cancel JOB --json ARGS`` as a command of its own (which ends, as a user's does): its document and time."""
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "oumi_jobs", "cancel", job_id, "--json", *args],
+        env=dict(os.environ), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), time.monotonic() - started
+
+
+def launching(cli, file_cloud, tmp_path, cluster: str) -> str:
+    """A job submitted to oj-file whose launcher.up is under way."""
+    config = tmp_path / "job.yaml"
+    config.write_text("run: sleep 1000\n")
+    job_id = cli("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", cluster).stdout.strip()
+    wait_until(lambda: file_cloud.read().get("provisioning"), timeout=120)
+    return job_id
+
+
+def test_cancel_during_a_slow_launch_returns_within_its_timeout(paths, cli, file_cloud, tmp_path):
+    """The request is persisted and recorded at once; the launching process cancels the job when up returns."""
+    file_cloud.configure(up_delay_s=25.0)
+    job_id = launching(cli, file_cloud, tmp_path, "fs1")
+    first, took = cancel_in_a_new_process(job_id, "--timeout", "1", "--reason", "wrong cluster")
+    assert took < 15, took  # up still has most of its 25 s to go
+    assert first["status"] == "in_progress" and first["reason"] == "wrong cluster"
+    assert [s["name"] for s in first["steps"]] == ["check_state", "request"]
+    assert "launching process" in first["steps"][1]["detail"]
+    assert state_of(cli, job_id)["state"] == "launching" and state_of(cli, job_id)["cancel_requested"]
+    # Another cancel meanwhile carries the same cancellation on (its first owner has ended) and returns too.
+    second, took = cancel_in_a_new_process(job_id, "--timeout", "1")
+    assert took < 15 and second["cancellation_id"] == first["cancellation_id"] and second["status"] == "in_progress"
+    assert [s["name"] for s in second["steps"]].count("request") == 1
+
+    final = cli.json("cancel-status", job_id, "--watch")  # followed to the end the launching process makes
+    assert final["status"] == "completed" and final["final_state"] == "cancelled", final
+    assert [s["name"] for s in final["steps"]][-2:] == ["launcher_cancel", "verify"]
+    assert "the moment launcher.up returned" in final["steps"][-2]["detail"]
+    assert file_cloud.read()["cancelled"] == ["1"]
+    assert state_of(cli, job_id)["state"] == "cancelled"
+
+
+def test_a_launch_that_hangs_ends_at_its_time_limit_with_the_cancel_recorded(
+    paths, cli, file_cloud, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("OUMI_JOBS_LAUNCH_TIMEOUT", "3s")  # the launching process inherits it
+    file_cloud.configure(up_delay_s=100_000.0)  # a cloud that never answers up
+    job_id = launching(cli, file_cloud, tmp_path, "fh1")
+    requested, took = cancel_in_a_new_process(job_id, "--timeout", "1")
+    assert requested["status"] == "in_progress" and took < 15, (requested, took)
+    final = cli.json("cancel-status", job_id, "--watch")
+    assert final["status"] == "failed"  # up may yet have started a job: nobody can say it is gone
+    last = final["steps"][-1]
+    assert (last["name"], last["status"]) == ("launcher_up", "failed")
+    assert "did not answer within 3 s" in last["detail"] and "oumi-jobs list --cloud oj-file" in last["detail"]
+    doc = state_of(cli, job_id)
+    assert doc["done"] and "launch failed: launcher.up did not answer within 3 s" in doc["detail"]
+    with Registry.open(paths) as registry:
+        launcher = registry.get(job_id)
+    assert launcher is not None  # the launching process ended, leaving the hung call behind
+    wait_until(
+        lambda: not is_alive(launcher.supervisor_pid, launcher.supervisor_start_time, launcher.boot_id), timeout=30
+    )
+
+
+def test_a_cancel_the_cloud_refuses_after_up_is_recorded_and_can_be_made_again(paths, cli, file_cloud, tmp_path):
+    file_cloud.configure(up_delay_s=3.0, cancel_error="the cloud refused")
+    job_id = launching(cli, file_cloud, tmp_path, "fr1")
+    cancel_in_a_new_process(job_id, "--timeout", "0")
+    final = cli.json("cancel-status", job_id, "--watch")
+    assert final["status"] == "failed" and "may still run" in final["detail"], final
+    step = final["steps"][-1]
+    assert (step["name"], step["status"]) == ("launcher_cancel", "failed") and "the cloud refused" in step["detail"]
+    assert state_of(cli, job_id)["state"] == "running"  # recorded as launched, and it does run
+
+    file_cloud.update(cancel_error=None)
+    again = cli.json("cancel", job_id, "--timeout", "10")
+    assert again["status"] == "completed" and again["final_state"] == "cancelled"
+    assert file_cloud.read()["cancelled"] == ["1"]
 
 
 def test_logs_of_a_cloud_job_come_from_its_log_stream(paths, cli, file_cloud, tmp_path):
@@ -243,3 +331,28 @@ def test_the_in_process_adapter_answers_in_our_own_types(paths, file_cloud, tmp_
     assert (stopped.action, stopped.acted) == ("stop", True)
     assert "oj-file" in seam.known_clouds(timeout_s=30)
     assert "output_dir" in seam.settings_schema(timeout_s=60)["train"]["training"]
+
+
+def test_stdout_carries_only_our_output_when_oumi_logs(paths, cli, file_cloud, tmp_path):
+    """A custom cloud through OUMI_EXTRA_DEPS_FILE makes oumi log at INFO: those lines go to stderr."""
+    config = tmp_path / "job.yaml"
+    config.write_text("run: echo hi\n")
+    executable = shutil.which("oumi-jobs")
+    assert executable, "the oumi-jobs entry point is not installed"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([executable, *args], env=dict(os.environ), capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result
+
+    quiet = run("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", "fq1")
+    assert re.fullmatch(r"[\w.-]+-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}\n", quiet.stdout), quiet.stdout
+    assert "Loading user-defined registry" in quiet.stderr  # oumi did log: on stderr
+    job_id = quiet.stdout.strip()
+    as_json = run("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fq1")
+    assert json.loads(as_json.stdout)["cloud"] == "oj-file"
+    wait_until(lambda: state_of(cli, job_id)["state"] == "running", timeout=300)  # in this process: quicker
+    status = run("status", job_id, "--json")  # a new process that asks the cloud, loading it again
+    assert json.loads(status.stdout)["state"] == "running" and "Loading user-defined registry" in status.stderr
+    listed = json.loads(run("list", "--json", "--cloud", "oj-file").stdout)
+    assert job_id in {d["job_id"] for d in listed}

@@ -1,15 +1,19 @@
 """Cancelling a job on a cloud: the launcher's cancel, then the job's status polled until its cloud
 reports it ended (or the cancellation's timeout passes: failed).
 
-A job still being launched has no launcher id to cancel: its launching
-process cancels it the moment ``launcher.up`` returns (see
-:mod:`oumi_jobs.cloud.launching`), and this flow waits for that.
+A job still being launched has no launcher id to cancel: the request is
+persisted and recorded, and its launching process cancels the job the moment
+``launcher.up`` returns (see :mod:`oumi_jobs.cloud.launching`).  This flow
+waits for that only within the cancellation's own timeout: provisioning takes
+minutes, and an unreachable cloud can hold ``up`` for hours.  The launching
+process finishes the record; ``cancel-status --watch`` follows it.
 """
 
 from __future__ import annotations
 
 from oumi_jobs.cancel.recorder import Recorder
 from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import CloudUnreachableError
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.polling import Deadline, poll_until
@@ -33,17 +37,17 @@ class CloudFlow:
         """Ask the cloud to cancel the job, then verify here or in a detached finisher (``wait`` False)."""
         rec = self.recorder
         rec.under_way()
-        rec.note("check_state", f"{job.cloud} reports {view.status or view.state.value} (job {job.launcher_job_id})")
+        which = f"job {job.launcher_job_id}" if job.launcher_job_id else "no launcher job id yet"
+        rec.note("check_state", f"{job.cloud} reports {view.status or view.state.value} ({which})")
         if not job.launcher_job_id:
-            rec.note("request", "launcher.up is still running; the launching process cancels the job when it returns")
-            if not wait:
-                return rec.latest()
-            outcome = self._wait_for_launch()
+            outcome = self._during_launch(job, wait)
             if isinstance(outcome, CancellationRecord):
                 return outcome
             job = outcome
         try:
-            self._request(job)
+            self._request(
+                job, rec.cloud_timeout_s
+            )  # `cancel --cloud-timeout`, as every other cloud call of the command
         except CloudUnreachableError as exc:
             return rec.finish(CancellationStatus.FAILED, detail=str(exc))
         rec.add_signalled(1)
@@ -51,11 +55,12 @@ class CloudFlow:
             return rec.hand_over_to_finisher()
         return self.finish()
 
-    def finish(self) -> CancellationRecord:
-        """Poll the job's status until its cloud reports it ended: the part a ``--no-wait`` finisher runs."""
+    def finish(self, timeout_s: float | None = None) -> CancellationRecord:
+        """Poll the job's status until its cloud reports it ended (within ``timeout_s``, by default the
+        cancellation's timeout): the part a ``--no-wait`` finisher runs."""
         rec = self.recorder
         job = rec.job()
-        timeout = rec.record.timeout_s
+        timeout = rec.record.timeout_s if timeout_s is None else timeout_s
         deadline = Deadline.after(timeout)
 
         def ask() -> JobView:
@@ -84,18 +89,48 @@ class CloudFlow:
         job = rec.job()
         return self.start(job, live_cloud_view(job, timeout_s=rec.cloud_timeout_s))
 
-    def _request(self, job: JobRecord) -> None:
-        assert job.cluster and job.launcher_job_id
-        limit = self.recorder.cloud_timeout_s  # `cancel --cloud-timeout`, as every other cloud call of the command
-        with self.recorder.step("launcher_cancel") as step:
-            answer = adapter.current().cancel(job.cloud, job.cluster, job.launcher_job_id, timeout_s=limit)
-            step.detail = f"the launcher answered {answer.status}"
+    def cancel_launched(self) -> CancellationRecord:
+        """The launching process's part: ``up`` returned after the cancel was requested.
 
-    def _wait_for_launch(self) -> CancellationRecord | JobRecord:
-        """Until the launching process finishes our record, or ends leaving the job to us."""
-        outcome = poll_until(None, self._launch_outcome, LAUNCH_POLL_S, until=lambda found: found is not None)
-        assert outcome is not None  # no limit: poll_until returns only once there is one
-        return outcome
+        Cancel the new job now and verify that it ended; a launcher that fails
+        or does not answer ends the cancellation failed, saying the job may
+        still run (a new ``cancel`` then calls the launcher itself).
+        """
+        rec = self.recorder
+        job = rec.job()
+        # Nobody waits on this process: the launcher gets at least the usual cloud limit to answer and to end
+        # the job, whatever the cancel's own (perhaps short) timeout.
+        limit = max(rec.record.timeout_s, DEFAULT_CLOUD_TIMEOUT_S)
+        try:
+            self._request(job, limit, when="the moment launcher.up returned")
+        except CloudUnreachableError as exc:
+            detail = f"{exc}; job {job.launcher_job_id} on {job.cluster} may still run: cancel it again"
+            return rec.finish(CancellationStatus.FAILED, detail=detail)
+        rec.add_signalled(1)
+        return self.finish(limit)
+
+    def _request(self, job: JobRecord, limit: float, when: str | None = None) -> None:
+        assert job.cluster and job.launcher_job_id
+        with self.recorder.step("launcher_cancel", f"job {job.launcher_job_id}, within {limit:g} s") as step:
+            answer = adapter.current().cancel(job.cloud, job.cluster, job.launcher_job_id, timeout_s=limit)
+            step.detail = f"the launcher answered {answer.status}" + (f" ({when})" if when else "")
+
+    def _during_launch(self, job: JobRecord, wait: bool) -> CancellationRecord | JobRecord:
+        """Record the request for the launching process; wait for its outcome within the cancellation's timeout.
+
+        Returns the record (finished, or still in progress: the launching process finishes it) or, where the
+        launching process ended leaving a launched job behind, that job, to cancel here.
+        """
+        rec = self.recorder
+        if not any(step.name == "request" for step in rec.record.steps):  # not again when taken over
+            rec.note(
+                "request",
+                f"launcher.up is still running (launching process {job.supervisor_pid}); "
+                "it cancels the job the moment up returns",
+            )
+        limit = rec.record.timeout_s if wait else 0.0
+        outcome = poll_until(limit, self._launch_outcome, LAUNCH_POLL_S, until=lambda found: found is not None)
+        return rec.latest() if outcome is None else outcome
 
     def _launch_outcome(self) -> CancellationRecord | JobRecord | None:
         """The finished record, the launched job to cancel here, or None while the launching process runs."""
@@ -108,4 +143,4 @@ class CloudFlow:
             return None
         if job.launcher_job_id:
             return job  # it launched, then ended before seeing the flag: cancel it here
-        return rec.finish(CancellationStatus.COMPLETED, detail="the job was never launched")
+        return rec.finish(CancellationStatus.COMPLETED, detail="the launching process ended without launching the job")

@@ -290,7 +290,9 @@ def list_(
     # local jobs come out of SQLite as JSON (bench/bench_local.py times it).
     report: jobs.JobList | jobs.JobDocuments
     if out.mode is Mode.JSON:
-        report = jobs.list_job_documents(_paths(ctx), **filters)
+        report = live.with_cloud_progress(
+            lambda watcher: jobs.list_job_documents(_paths(ctx), watcher=watcher, **filters), live=False
+        )
         out.encoded_results(report.documents)
     else:
         report = live.with_cloud_progress(

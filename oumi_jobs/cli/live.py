@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from oumi_jobs.cli.output import console, print_line
+from oumi_jobs.cli.output import console, print_line, print_stderr
 from oumi_jobs.cli.render import STATE_STYLES, cancellation_panel, job_panel, print_cancellation, styled_state
 from oumi_jobs.states import State
 from oumi_jobs.views import JobView
@@ -147,17 +147,33 @@ def run_with_progress(work: Callable[[], T], poll: Callable[[], CancellationReco
         return work()
 
 
-def with_cloud_progress(work: Callable[[CloudWatcher | None], T], *, live: bool) -> T:
-    """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet."""
+def with_cloud_progress(work: Callable[[CloudWatcher], T], *, live: bool) -> T:
+    """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet.
+
+    Notices (SkyPilot about to start its API server) reach stderr in every mode, before the wait they explain.
+    """
     if not live:
-        return work(None)  # --json: not even rich is imported
+        return work(_Notices())  # --json: not even rich is imported
     out = console(stderr=True)
     if not animated(out):
-        return work(None)
+        return work(_Notices())
     from rich.status import Status
 
     with Status("loading oumi.launcher (about 12 s)...", console=out) as status:
         return work(_CloudSpinner(status))
+
+
+class _Notices:
+    """A :class:`~oumi_jobs.cloud.survey.CloudWatcher` that shows nothing but the notices, as plain lines."""
+
+    def asking(self, clouds: list[str]) -> None:
+        pass
+
+    def answered(self, answer: Any) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        print_stderr(f"oumi-jobs: note: {message}")
 
 
 class _CloudSpinner:
@@ -175,6 +191,9 @@ class _CloudSpinner:
         with self._lock:
             self._waiting, self._total = list(clouds), len(clouds)
             self._show()
+
+    def notice(self, message: str) -> None:
+        print_stderr(f"oumi-jobs: note: {message}")  # rich shows it above the spinner
 
     def answered(self, answer: Any) -> None:
         with self._lock:

@@ -51,6 +51,15 @@ class CloudAdapter(Protocol):
 
     def list_clusters(self, cloud: str, *, timeout_s: float) -> list[ClusterInfo]: ...
 
+    def server_start_note(self, clouds: list[str], *, timeout_s: float) -> str | None:
+        """What asking ``clouds`` will start in the background first, said before it happens, else None.
+
+        SkyPilot starts a local API server in the user's HOME the first time a
+        SkyPilot cloud is asked with no server running (about 20 s), and the
+        server keeps running after the command.
+        """
+        ...
+
     def up(
         self,
         config: str | Mapping[str, Any],

@@ -5,105 +5,156 @@ job's supervisor, runs ``launcher.up`` (minutes of provisioning) and records
 the cluster and launcher job id.  The job is ``launching`` meanwhile.
 
 The pre-launch race guard: a ``cancel`` that arrives while ``up`` runs only
-persists ``cancel_requested``.  When ``up`` returns, one transaction records
-the launcher's identity *and* reads that flag; if it is set the new job is
-cancelled at once and the steps go into the same cancellation record.
+persists ``cancel_requested`` and records its request; it does not wait for
+``up`` beyond its own timeout.  When ``up`` returns, one transaction records
+the launcher's identity *and* reads that flag; if it is set, this process
+cancels the new job at once and verifies it ended, the steps going into the
+same cancellation record, which this process finishes.  A cancel that
+arrives while the launcher is still being imported stops ``up`` from
+starting at all.
 
-Both calls run under a time limit, ``up``'s a generous one: provisioning
-takes minutes, but a launcher that never returns must not leave the job
-``launching`` for ever.
+``up`` runs under a time limit (:func:`up_timeout_s`), and so does the cancel
+right after it; a failure of either is recorded, in the job's end detail and
+in the cancellation's steps, and ends the cancellation.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+from oumi_jobs.cancel.cloud_flow import CloudFlow
 from oumi_jobs.cancel.recorder import Recorder
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud import schema as oumi_schema
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S, CloudAdapter
 from oumi_jobs.cloud.model import LaunchResult
 from oumi_jobs.configs import installed_oumi_version
+from oumi_jobs.durations import parse_duration
 from oumi_jobs.errors import CloudCallError, CloudUnreachableError
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.paths import Paths
-from oumi_jobs.store.cancellations import CancellationStatus
+from oumi_jobs.store.cancellations import CancellationStatus, StepStatus
 from oumi_jobs.store.registry import Registry
 
 # Provisioning takes minutes, and SkyPilot may try zone after zone before it
 # gives up; a launcher silent for this long is taken for hung.
 UP_TIMEOUT_S = 3 * 3600.0
+# Where a site knows its clouds answer sooner (or later): a duration, e.g. 20m.
+UP_TIMEOUT_ENV = "OUMI_JOBS_LAUNCH_TIMEOUT"
 
 
 def staged_config(paths: Paths, job_id: str) -> Path:
     return paths.state_dir / "launch" / job_id / "job.yaml"
 
 
+def up_timeout_s() -> float:
+    """How long ``launcher.up`` may take: ``$OUMI_JOBS_LAUNCH_TIMEOUT`` (90s, 20m, 3h), else 3 hours.
+
+    A value that is not a duration raises UsageError, which fails the launch with that message.
+    """
+    text = os.environ.get(UP_TIMEOUT_ENV)
+    if not text:
+        return UP_TIMEOUT_S
+    return parse_duration(text).total_seconds()
+
+
 def _finish_cancellation(
-    paths: Paths, registry: Registry, job_id: str, step: str, detail: str, final_state: str
+    paths: Paths,
+    registry: Registry,
+    job_id: str,
+    step: str,
+    detail: str,
+    *,
+    status: CancellationStatus = CancellationStatus.COMPLETED,
 ) -> None:
-    """End the job's cancellation, if one is under way, with its last step: the launch did not happen."""
+    """End the job's cancellation, if one is under way, with its last step: what became of the launch."""
     recorder = Recorder.for_active_cancellation(paths, registry, job_id)
     if recorder is None:
         return
-    recorder.note(step, detail)
-    recorder.finish(CancellationStatus.COMPLETED, final_state=final_state)
+    failed = status is CancellationStatus.FAILED
+    with recorder.step(step) as recorded:
+        recorded.detail = detail
+        if failed:
+            recorded.status = StepStatus.FAILED
+    recorder.finish(status, detail=detail if failed else None)
 
 
 def _cancel_at_once(
-    paths: Paths, registry: Registry, job_id: str, cloud: str, launched: LaunchResult, clouds: CloudAdapter
+    paths: Paths, registry: Registry, job_id: str, launched: LaunchResult, clouds: CloudAdapter
 ) -> None:
-    """A cancel came while ``up`` ran: cancel the new job now, as the last step of that cancellation."""
-    launcher_id = launched.launcher_job_id
-
-    def cancel() -> str:
-        answer = clouds.cancel(cloud, launched.cluster, launcher_id, timeout_s=DEFAULT_CLOUD_TIMEOUT_S)
-        return f"cancelled the moment launcher.up returned (job {launcher_id}): {answer.status}"
-
+    """A cancel came while ``up`` ran: cancel the new job now and verify it, as the rest of that cancellation."""
     recorder = Recorder.for_active_cancellation(paths, registry, job_id)
-    if recorder is None:  # the cancellation ended meanwhile: the flag still means no job is left running
-        cancel()
+    if recorder is not None:
+        CloudFlow(recorder).cancel_launched()  # records its own failures and ends the cancellation
         return
-    # An error fails the step and ends this process; a cancel waiting on the launch then cancels the job
-    # itself (see cancel/cloud_flow.py).
-    with recorder.step("launcher_cancel") as step:
-        step.detail = cancel()
-    recorder.finish(CancellationStatus.COMPLETED, final_state="cancelled")
+    # The cancellation ended meanwhile: the flag still means that no job may be left running.
+    cloud, cluster, launcher_id = launched.job.cloud, launched.cluster, launched.launcher_job_id
+    try:
+        clouds.cancel(cloud, cluster, launcher_id, timeout_s=DEFAULT_CLOUD_TIMEOUT_S)
+    except CloudUnreachableError as exc:
+        print(f"oumi-jobs: could not cancel job {launcher_id} on {cluster}: {exc}", file=sys.stderr)
+
+
+def _cancelled_before_up(paths: Paths, job_id: str) -> bool:
+    """A cancel came before ``up`` started: the job is ended here and ``up`` never runs."""
+    with Registry.open(paths) as registry:
+        record = registry.get(job_id)
+        if record is None:
+            return True  # removed meanwhile: nobody is left to want it launched
+        if not record.cancel_requested:
+            return False
+        registry.end_before_start(job_id, "cancelled before launch")
+        _finish_cancellation(paths, registry, job_id, "prevent_start", "cancelled before launcher.up")
+    return True
 
 
 def launch(paths: Paths, job_id: str) -> int:
     with Registry.open(paths) as registry:
         record = registry.get(job_id)
-        if record is None:
-            return 1
-        if record.cancel_requested:
-            registry.end_before_start(job_id, "cancelled before launch")
-            _finish_cancellation(paths, registry, job_id, "prevent_start", "cancelled before launcher.up", "cancelled")
-            return 0
+    if record is None:
+        return 1
+    if _cancelled_before_up(paths, job_id):
+        return 0
     clouds = adapter.current()
     clouds.prepare()  # the launcher's import, before the launch's time limit starts
     _write_settings_schema(paths)
+    if _cancelled_before_up(paths, job_id):  # the import takes 10-15 s: a cancel may have come meanwhile
+        return 0
 
     try:
-        launched = clouds.up(str(staged_config(paths, job_id)), record.cluster, timeout_s=UP_TIMEOUT_S)
+        launched = clouds.up(str(staged_config(paths, job_id)), record.cluster, timeout_s=up_timeout_s())
     except Exception as exc:  # the launcher's own message is what the user needs
-        end_detail, step_detail = _launch_failure(exc)
-        with Registry.open(paths) as registry:
-            registry.record_exit(job_id, detail=end_detail)
-            _finish_cancellation(paths, registry, job_id, "launcher_up", step_detail, "failed")
+        _record_failed_up(paths, job_id, record.cloud, exc)
         return 0
     with Registry.open(paths) as registry:
         if registry.record_launch(job_id, launched.cluster, launched.launcher_job_id):
-            _cancel_at_once(paths, registry, job_id, record.cloud, launched, clouds)
+            _cancel_at_once(paths, registry, job_id, launched, clouds)
     return 0
+
+
+def _record_failed_up(paths: Paths, job_id: str, cloud: str, exc: Exception) -> None:
+    """``up`` failed: the job ends failed with the launcher's words, and a cancel waiting on it ends too.
+
+    An ``up`` that raised started nothing, so that cancel is done; one that did
+    not answer in time may yet have started a job, so that cancel failed.
+    """
+    end_detail, step_detail = _launch_failure(exc)
+    status = CancellationStatus.COMPLETED
+    if isinstance(exc, CloudUnreachableError) and not isinstance(exc, CloudCallError):
+        status = CancellationStatus.FAILED
+        step_detail += f"; whether {cloud} started the job is unknown: look with `oumi-jobs list --cloud {cloud}`"
+    with Registry.open(paths) as registry:
+        registry.record_exit(job_id, detail=end_detail)
+        _finish_cancellation(paths, registry, job_id, "launcher_up", step_detail, status=status)
 
 
 def _launch_failure(exc: Exception) -> tuple[str, str]:
     """The job's end detail and the cancellation step's detail for a failed ``up``: the launcher's own words."""
     if isinstance(exc, CloudCallError):  # the launcher raised: its error, as if it had been raised here
         return f"launch failed: {exc.error_type}: {exc.error_message}", f"launch failed: {exc.error_message}"
-    if isinstance(exc, CloudUnreachableError):  # no answer within UP_TIMEOUT_S
+    if isinstance(exc, CloudUnreachableError):  # no answer within the time limit
         return f"launch failed: {exc}", f"launch failed: {exc}"
     return f"launch failed: {type(exc).__name__}: {exc}", f"launch failed: {exc}"
 

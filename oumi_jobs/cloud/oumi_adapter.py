@@ -4,6 +4,13 @@
 so it happens lazily, once per process, and only in commands that touch a
 cloud.  Telemetry of Oumi and SkyPilot is off unless the user turned it on.
 
+stdout belongs to oumi-jobs (``id=$(oumi-jobs submit -q ...)``, ``--json``),
+but oumi's and SkyPilot's loggers write to stdout, and with a custom cloud
+loaded through ``OUMI_EXTRA_DEPS_FILE`` oumi logs at INFO.  Their handlers are
+pointed at stderr: those the import of ``oumi.launcher`` made (other
+libraries' too), and any that oumi or SkyPilot makes later, before it writes
+its first line (see :func:`_route_library_logs`).
+
 Every call into a cloud runs in a daemon thread with a time limit: a cloud
 that hangs makes its jobs ``unknown`` with the reason, never the command hang
 (the thread is abandoned; being a daemon it never delays the exit).  We do not
@@ -16,10 +23,12 @@ oumi object: see :class:`oumi_jobs.cloud.adapter.CloudAdapter` for the contract.
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from oumi_jobs.cloud import facts
@@ -32,12 +41,20 @@ T = TypeVar("T")
 
 _load_lock = threading.Lock()
 _module: Any = None
+# The top-level logger names whose handlers must never write to stdout: oumi's, SkyPilot's, and those of
+# the libraries that the import of oumi.launcher set up.  Only these: a program using oumi_jobs as a
+# library keeps its own loggers as it made them.
+_routed: set[str] = {"oumi", "sky"}
+_routing_lock = threading.Lock()
+_routing_on = False
 
 
-def _quiet_telemetry() -> None:
-    # Off unless the user said otherwise: with no internet telemetry only costs time.
+def _before_oumi() -> None:
+    """What every import of oumi is preceded by."""
+    # Telemetry off unless the user said otherwise: with no internet it only costs time.
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
+    _route_library_logs()
 
 
 def load() -> Any:
@@ -45,11 +62,66 @@ def load() -> Any:
     global _module
     with _load_lock:
         if _module is None:
-            _quiet_telemetry()
+            _before_oumi()
+            known = set(logging.Logger.manager.loggerDict)
             import oumi.launcher
 
+            made = {name.split(".", 1)[0] for name in logging.Logger.manager.loggerDict} - known
+            _route_library_logs(made)
             _module = oumi.launcher
     return _module
+
+
+def _route_library_logs(namespaces: Iterable[str] = ()) -> None:
+    """Point the stdout handlers of the ``_routed`` loggers (plus ``namespaces``) at stderr, now and from now on.
+
+    Now: every such logger's handlers.  From now on: a log record factory that,
+    before a record of those loggers reaches a handler, re-points the handlers
+    on its way (SkyPilot makes some as its modules are imported, inside a
+    cloud call, and logs through them at once).
+    """
+    global _routing_on
+    with _routing_lock:
+        _routed.update(namespaces)
+        for name, logger in list(logging.Logger.manager.loggerDict.items()):
+            if isinstance(logger, logging.Logger) and name.split(".", 1)[0] in _routed:
+                _to_stderr(logger)
+        if _routing_on:
+            return
+        _routing_on = True
+        previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        if record.name.split(".", 1)[0] in _routed:
+            logger: logging.Logger | None = logging.getLogger(record.name)
+            while logger is not None:  # the handlers this record will reach
+                _to_stderr(logger)
+                logger = logger.parent if logger.propagate else None
+        return record
+
+    logging.setLogRecordFactory(factory)
+
+
+def _to_stderr(logger: logging.Logger) -> None:
+    stderr = sys.__stderr__ or sys.stderr
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and _is_stdout(handler.stream):
+            handler.setStream(stderr)
+        console = getattr(handler, "console", None)  # rich's RichHandler (oumi's on a terminal)
+        if console is not None and _is_stdout(getattr(console, "file", None)):
+            console.file = stderr
+
+
+def _is_stdout(stream: Any) -> bool:
+    if stream is None:
+        return False
+    if stream is sys.stdout or stream is sys.__stdout__:
+        return True
+    try:
+        return bool(stream.fileno() == 1)
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture), or closed
+        return False
 
 
 # The first word of a launcher's status string, mapped to our states.  The
@@ -141,6 +213,8 @@ def _cluster(cloud: str, cluster: str) -> Any:
 def _job_config(config: str | Mapping[str, Any]) -> Any:
     """An oumi JobConfig from a job-config YAML path, or from the same settings as a dict."""
     import yaml
+
+    _before_oumi()
     from oumi.core.configs import JobConfig
 
     if isinstance(config, str):
@@ -155,7 +229,7 @@ def _job_config(config: str | Mapping[str, Any]) -> Any:
 
 def _config_classes() -> dict[str, type]:
     """The oumi config class of each task command that this oumi has."""
-    _quiet_telemetry()
+    _before_oumi()
     import oumi.core.configs as oumi_configs
 
     classes = {command: getattr(oumi_configs, name, None) for command, name in oumi_schema.CONFIG_CLASSES.items()}
@@ -193,6 +267,31 @@ class OumiAdapter:
             return [ClusterInfo(cloud, cluster.name()) for cluster in load().get_cloud(cloud).list_clusters()]
 
         return with_time_limit(ask, timeout_s, f"cloud {cloud!r}")
+
+    def server_start_note(self, clouds: list[str], *, timeout_s: float) -> str | None:
+        if not any(facts.is_sky_cloud(cloud) for cloud in clouds):
+            return None  # and SkyPilot is not even imported
+
+        def ask() -> str | None:
+            _before_oumi()
+            from sky.server import common
+
+            # SkyPilot's own test before it starts a server: a local endpoint that does not answer.
+            url = common.get_server_url()
+            if not common.is_api_server_local(url):
+                return None
+            if common.get_api_server_status(url).status != common.ApiServerStatus.UNHEALTHY:
+                return None
+            return (
+                f"no SkyPilot API server answers at {url}: SkyPilot starts one now, in the background (about "
+                "20 s; its log: ~/.sky/api_server/server.log). It keeps running after this command; "
+                "`sky api stop` ends it, SKYPILOT_API_SERVER_ENDPOINT names another"
+            )
+
+        try:
+            return with_time_limit(ask, timeout_s, "SkyPilot's API server")
+        except CloudUnreachableError:  # SkyPilot missing or odd: asking the clouds will say what is wrong
+            return None
 
     def up(
         self,

@@ -29,6 +29,10 @@ class CloudWatcher(Protocol):
 
     def answered(self, answer: CloudAnswer) -> None: ...
 
+    def notice(self, message: str) -> None:
+        """Something the user should know before the clouds are asked (a server about to be started)."""
+        ...
+
 
 def registered_clouds(*, timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> list[str]:
     """Every cloud the launcher has registered, custom ones too (its one-time import is not timed)."""
@@ -50,6 +54,9 @@ def list_clouds(
     seam = adapter.current()
     seam.prepare()  # once, before the threads: the import is not something to race on
     if watcher is not None:
+        note = seam.server_start_note(names, timeout_s=timeout_s)
+        if note is not None:
+            watcher.notice(note)
         watcher.asking(names)
     answers: dict[str, CloudAnswer] = {}
     lock = threading.Lock()
