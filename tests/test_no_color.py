@@ -78,8 +78,10 @@ def test_cloud_progress_shows_no_spinner_with_no_color(monkeypatch):
         assert live.with_cloud_progress(work, live=True) == "answer"
         monkeypatch.delenv("NO_COLOR")
         assert live.with_cloud_progress(work, live=True) == "answer"
-        assert watchers[0] is None  # no spinner to tell which clouds are still asked
-        assert watchers[1] is not None  # on the same terminal without NO_COLOR: the spinner
+        assert live.with_cloud_progress(work, live=False) == "answer"  # what --json and pipes get
+        plain = type(watchers[2])
+        assert type(watchers[0]) is plain  # no spinner to tell which clouds are still asked: plain notices only
+        assert type(watchers[1]) is not plain  # on the same terminal without NO_COLOR: the spinner
     finally:
         terminal.close()
         os.close(master)

@@ -139,7 +139,10 @@ def _cancel_one(paths: Paths, ref: str, options: CancelOptions, caused_by: str |
             signal_name=sig.name, caused_by=caused_by,
         )  # fmt: skip
         if not claim.owner:
-            return _join(tracker, claim.record.cancellation_id)
+            # A job still being launched: its owner (the launching process, a finisher) may wait on launcher.up
+            # for hours, so a second cancel waits no longer than its own timeout, as the first did.
+            launching = not job.is_local and not job.launcher_job_id
+            return _join(tracker, claim.record.cancellation_id, options.timeout_s if launching else None)
         recorder = Recorder(paths, registry, claim.record, cloud_timeout_s=options.cloud_timeout_s)
         try:
             return _run(paths, recorder, claim, view, sig, options, caused_by)
@@ -208,15 +211,15 @@ def _cascade(paths: Paths, registry: Registry, job_id: str, options: CancelOptio
     return records
 
 
-def _join(tracker: CancellationTracker, cancellation_id: str) -> CancellationRecord:
-    """Wait for the cancellation another process runs, and report the same record."""
+def _join(tracker: CancellationTracker, cancellation_id: str, limit_s: float | None) -> CancellationRecord:
+    """Wait for the cancellation another process runs (at most ``limit_s``), and report the same record."""
 
     def read() -> CancellationRecord:
         record = tracker.get(cancellation_id)
         assert record is not None
         return record
 
-    return poll_until(None, read, JOIN_POLL_S, until=lambda record: record.status.finished)
+    return poll_until(limit_s, read, JOIN_POLL_S, until=lambda record: record.status.finished)
 
 
 @dataclass(frozen=True)
