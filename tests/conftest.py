@@ -130,3 +130,19 @@ def job_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+# The controllable clouds of tests/fake_clouds.py, registered with the real oumi.launcher (imported once per
+# module that asks for them); `clouds` starts each test with no behaviour set.
+@pytest.fixture(scope="module")
+def fake():
+    from . import fake_clouds  # imports oumi.launcher once for this module
+
+    yield fake_clouds
+    fake_clouds.BEHAVIOUR.clear()
+
+
+@pytest.fixture
+def clouds(fake):
+    fake.BEHAVIOUR.clear()
+    return fake

@@ -32,20 +32,6 @@ def test_launcher_states_map_from_the_status_string_first(status, enum_value, do
     assert map_state(status, enum_value, done) is expected
 
 
-@pytest.fixture(scope="module")
-def fake():
-    from . import fake_clouds  # imports oumi.launcher once for this module
-
-    yield fake_clouds
-    fake_clouds.BEHAVIOUR.clear()
-
-
-@pytest.fixture
-def clouds(fake):
-    fake.BEHAVIOUR.clear()
-    return fake
-
-
 def register(paths, job_id: str, cloud: str, cluster: str, launcher_id: str) -> None:
     add_record(paths, make_record(job_id, cloud=cloud, cluster=cluster, launcher_job_id=launcher_id, command="train"))
 

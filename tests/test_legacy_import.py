@@ -28,20 +28,6 @@ def mcp():
     return job_registry
 
 
-@pytest.fixture(scope="module")
-def fake():
-    from . import fake_clouds  # imports oumi.launcher once for this module
-
-    yield fake_clouds
-    fake_clouds.BEHAVIOUR.clear()
-
-
-@pytest.fixture
-def clouds(fake):
-    fake.BEHAVIOUR.clear()
-    return fake
-
-
 def _record(mcp, job_id: str, cloud: str, cluster: str = "", **extra):
     fields = {"command": "train", "config_path": "/c/train.yaml", "model_name": "SmolLM2-135M",
               "submit_time": to_iso(now() - timedelta(hours=1)), "output_dir": "./output"} | extra  # fmt: skip
