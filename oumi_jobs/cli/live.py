@@ -177,7 +177,7 @@ class _Notices:
 
 
 class _CloudSpinner:
-    """A :class:`~oumi_jobs.launcher.CloudWatcher` that shows the clouds still being asked."""
+    """A :class:`~oumi_jobs.cloud.survey.CloudWatcher` that shows the clouds still being asked."""
 
     def __init__(self, status: Any) -> None:
         import threading

@@ -13,8 +13,9 @@ never branch on the format:
 Warnings and errors go to stderr in every mode, as plain lines scripts can
 read.  rich is imported only when something is rendered for a person, so
 ``--json`` and ``-q`` never load it (``list --json`` over 10,000 jobs depends
-on that); rich already drops colour and animation when stdout is not a
-terminal or ``NO_COLOR`` is set.
+on that).  rich drops colour when stdout is not a terminal or ``NO_COLOR``
+is set; live displays check both themselves (``live.animated``), since rich
+would still animate under ``NO_COLOR``.
 """
 
 from __future__ import annotations
