@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -186,10 +187,15 @@ def test_cancel_during_a_slow_launch_returns_within_its_timeout(paths, cli, file
     assert [s["name"] for s in first["steps"]] == ["check_state", "request"]
     assert "launching process" in first["steps"][1]["detail"]
     assert state_of(cli, job_id)["state"] == "launching" and state_of(cli, job_id)["cancel_requested"]
-    # Another cancel meanwhile carries the same cancellation on (its first owner has ended) and returns too.
+    # Another cancel meanwhile joins the same cancellation (the launching process owns it now) and returns too.
     second, took = cancel_in_a_new_process(job_id, "--timeout", "1")
     assert took < 15 and second["cancellation_id"] == first["cancellation_id"] and second["status"] == "in_progress"
     assert [s["name"] for s in second["steps"]].count("request") == 1
+    # The cancels that asked have ended, but the record is not an orphan: a reader adopting it would start a
+    # finisher that cancels and verifies beside the launching process (and could end the record failed).
+    meanwhile = cli.json("cancel-status", job_id)
+    assert meanwhile["status"] == "in_progress"
+    assert not {"hand_over", "take_over"} & {s["name"] for s in meanwhile["steps"]}, meanwhile["steps"]
 
     final = cli.json("cancel-status", job_id, "--watch")  # followed to the end the launching process makes
     assert final["status"] == "completed" and final["final_state"] == "cancelled", final
@@ -197,6 +203,27 @@ def test_cancel_during_a_slow_launch_returns_within_its_timeout(paths, cli, file
     assert "the moment launcher.up returned" in final["steps"][-2]["detail"]
     assert file_cloud.read()["cancelled"] == ["1"]
     assert state_of(cli, job_id)["state"] == "cancelled"
+
+
+def test_a_launching_process_killed_during_up_leaves_no_cancel_waiting_forever(paths, cli, file_cloud, tmp_path):
+    """It owned the cancellation: once it is dead, a reader adopts the record and a finisher ends it."""
+    file_cloud.configure(up_delay_s=100_000.0)
+    job_id = launching(cli, file_cloud, tmp_path, "fk1")
+    requested, _ = cancel_in_a_new_process(job_id, "--timeout", "1")
+    assert requested["status"] == "in_progress"
+    with Registry.open(paths) as registry:
+        launcher = registry.get(job_id)
+    os.kill(launcher.supervisor_pid, signal.SIGKILL)  # the launching process this test's submit started
+    wait_until(lambda: not is_alive(launcher.supervisor_pid, launcher.supervisor_start_time, launcher.boot_id))
+    watched = subprocess.run(
+        [sys.executable, "-m", "oumi_jobs", "cancel-status", job_id, "--watch", "--json"],
+        env=dict(os.environ), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    final = json.loads(watched.stdout)
+    assert final["status"] == "completed" and final["detail"] == "the launching process ended without launching the job"
+    adopted = next(step for step in final["steps"] if step["name"] == "hand_over")
+    assert f"its owner (pid {launcher.supervisor_pid}) died" in adopted["detail"]  # the launching process owned it
+    assert file_cloud.read()["clusters"] == {}  # up never returned: nothing to cancel on the cloud
 
 
 def test_a_launch_that_hangs_ends_at_its_time_limit_with_the_cancel_recorded(

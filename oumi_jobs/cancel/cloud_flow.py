@@ -60,6 +60,7 @@ class CloudFlow:
         cancellation's timeout): the part a ``--no-wait`` finisher runs."""
         rec = self.recorder
         job = rec.job()
+        adapter.current().prepare()  # a finisher's first question must not spend the wait importing the launcher
         timeout = rec.record.timeout_s if timeout_s is None else timeout_s
         deadline = Deadline.after(timeout)
 
@@ -128,6 +129,10 @@ class CloudFlow:
                 f"launcher.up is still running (launching process {job.supervisor_pid}); "
                 "it cancels the job the moment up returns",
             )
+        if job.supervisor_pid and is_alive(job.supervisor_pid, job.supervisor_start_time, job.boot_id):
+            # The launching process finishes the record: while it lives, no reader may adopt the record and run
+            # a second cancel beside its own (the one waiting here ends at its timeout, and its owner with it).
+            rec.hand_over(job.supervisor_pid)
         limit = rec.record.timeout_s if wait else 0.0
         outcome = poll_until(limit, self._launch_outcome, LAUNCH_POLL_S, until=lambda found: found is not None)
         return rec.latest() if outcome is None else outcome

@@ -57,6 +57,8 @@ class Recorder:
         self.record = record
         # Each call to a cloud gets this long (`cancel --cloud-timeout`); a finisher is told it at its start.
         self.cloud_timeout_s = cloud_timeout_s
+        # The pid this process gave the record to (a finisher, the launching process): it is no longer ours.
+        self.handed_to: int | None = None
 
     @classmethod
     def for_active_cancellation(cls, paths: Paths, registry: Registry, job_id: str) -> Recorder | None:
@@ -145,5 +147,11 @@ class Recorder:
         """Start a detached finisher and make it the record's owner; its pid.  OSError where it cannot start."""
         env = os.environ | {FINISHER_CLOUD_TIMEOUT_ENV: repr(self.cloud_timeout_s)}
         pid = detach.spawn_detached(self.paths, detach.CANCEL_FINISHER, self.cancellation_id, env=env)
-        self.tracker.hand_over(self.cancellation_id, pid)
+        self.hand_over(pid)
         return pid
+
+    def hand_over(self, pid: int) -> None:
+        """Make the live process ``pid`` the record's owner: only it may end the record from now on, and the
+        record is orphaned (for ``status`` to adopt) only when that process dies."""
+        self.tracker.hand_over(self.cancellation_id, pid)
+        self.handed_to = pid if pid != os.getpid() else None

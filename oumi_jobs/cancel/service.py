@@ -152,6 +152,11 @@ def _cancel_one(paths: Paths, ref: str, options: CancelOptions, caused_by: str |
 
 def _interrupted(recorder: Recorder) -> CancelInterrupted:
     """Ctrl-C: the rest goes to a detached finisher (or, where none starts, the record ends failed)."""
+    if recorder.handed_to is not None:  # already another process's (the launching process's) to finish
+        return CancelInterrupted(
+            f"interrupted: process {recorder.handed_to} finishes the cancellation of {recorder.record.job_id}; "
+            f"follow it with `oumi-jobs cancel-status {recorder.record.job_id} --watch`"
+        )
     record = takeover.hand_on(recorder, "interrupted (Ctrl-C)")
     job_id = record.job_id
     if record.status.finished:

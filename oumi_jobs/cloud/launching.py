@@ -87,6 +87,7 @@ def _cancel_at_once(
     """A cancel came while ``up`` ran: cancel the new job now and verify it, as the rest of that cancellation."""
     recorder = Recorder.for_active_cancellation(paths, registry, job_id)
     if recorder is not None:
+        recorder.hand_over(os.getpid())  # ours to finish, whoever requested it (see CloudFlow._during_launch)
         CloudFlow(recorder).cancel_launched()  # records its own failures and ends the cancellation
         return
     # The cancellation ended meanwhile: the flag still means that no job may be left running.
