@@ -61,6 +61,10 @@ class CloudUnreachableError(OumiJobsError):
     exit_code = ExitCode.CLOUD_UNREACHABLE
 
 
+class CloudTimeoutError(CloudUnreachableError):
+    """The cloud (or the server that asks it) did not answer within the call's time limit."""
+
+
 class ClusterNotFoundError(CloudUnreachableError):
     """The cloud answered, and has no cluster of that name.
 

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from oumi_jobs.cloud import facts
 from oumi_jobs.cloud import schema as oumi_schema
 from oumi_jobs.cloud.model import CloudJob, ClusterInfo, ClusterOutcome, LaunchResult, LogLines, Tree
-from oumi_jobs.errors import CloudCallError, CloudUnreachableError, ClusterNotFoundError
+from oumi_jobs.errors import CloudCallError, CloudTimeoutError, CloudUnreachableError, ClusterNotFoundError
 from oumi_jobs.states import State
 
 T = TypeVar("T")
@@ -191,7 +191,7 @@ def with_time_limit(call: Callable[[], T], timeout_s: float, what: str) -> T:
     thread.start()
     thread.join(timeout_s)
     if thread.is_alive():
-        raise CloudUnreachableError(f"{what} did not answer within {timeout_s:g} s")
+        raise CloudTimeoutError(f"{what} did not answer within {timeout_s:g} s")
     if "error" in outcome:
         error = outcome["error"]
         if isinstance(error, CloudUnreachableError):

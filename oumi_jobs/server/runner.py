@@ -1,0 +1,277 @@
+"""The server process: binds its sockets, serves the app with uvicorn, and exits when idle or told to.
+
+``oumi-jobs server run`` runs :func:`serve` in the foreground (systemd,
+containers); ``server start`` and the commands that auto-start a server run
+:func:`main` detached (see :mod:`oumi_jobs.server.lifecycle`).
+
+* The unix socket is bound under a temporary name, made 0600, then renamed
+  into place, so it never exists with a wider mode; each connection's peer
+  uid is read with ``SO_PEERCRED`` and any other uid is answered 403 and
+  dropped (:class:`PeerCheckedH11`).
+* ``server.lock`` is held for the server's whole life.  Whoever holds it may
+  replace a socket left by a dead server; a second server of the same key
+  cannot start.
+* The idle exit: after ``idle_timeout_s`` with no request, never while one is
+  under way (a launch, a cancel, a followed log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fcntl
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oumi_jobs.errors import ConflictError, OumiJobsError, UsageError
+from oumi_jobs.local.detach import daemonize
+from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
+from oumi_jobs.server.activity import Activity, ServerSettings
+from oumi_jobs.server.app import create_app, warm_up
+from oumi_jobs.server.location import ServerFiles
+
+log = logging.getLogger("oumi_jobs.server")
+
+DEFAULT_IDLE_TIMEOUT_S = 15 * 60.0
+# A stop lets requests under way end for this long; then their connections are closed.
+GRACEFUL_STOP_S = 10
+TOKEN_BYTES = 32
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str | None = None  # also listen on TCP, with the bearer token
+    port: int | None = None
+    allow_remote: bool = False
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # 0: never exit when idle
+
+
+def read_or_create_token(files: ServerFiles, *, rotate: bool = False) -> str:
+    """The state dir's bearer token (created on first use, 0600); ``rotate`` replaces it."""
+    ensure_private_dir(files.root)
+    if not rotate:
+        try:
+            fd = open_private_file(files.token, os.O_RDONLY, create=False)
+        except FileNotFoundError:
+            pass
+        else:
+            with os.fdopen(fd) as handle:
+                token = handle.read().strip()
+            if token:
+                return token
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    write_private_file(files.token, f"{token}\n".encode())
+    return token
+
+
+def _peer_uid(sock: socket.socket) -> int:
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+_FORBIDDEN = json.dumps({"error": "this server answers only its own user", "exit_code": 2}).encode()
+
+
+def _peer_checked_h11() -> type[asyncio.Protocol]:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class PeerCheckedH11(H11Protocol):
+        """uvicorn's h11 protocol that answers 403 and drops a unix-socket peer of another uid."""
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            sock = transport.get_extra_info("socket")
+            unix = sock is not None and sock.family == socket.AF_UNIX
+            if unix and _peer_uid(sock) == os.getuid():
+                return
+            if not unix and self.server is not None:
+                return  # TCP: the token is checked per request (scope["server"] is set)
+            transport.write(
+                b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                + f"content-length: {len(_FORBIDDEN)}\r\n\r\n".encode()
+                + _FORBIDDEN
+            )
+            transport.close()
+
+    return PeerCheckedH11
+
+
+def _take_server_lock(files: ServerFiles) -> int:
+    fd = open_private_file(files.server_lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise ConflictError(f"an oumi-jobs server already runs for this environment (see {files.info})") from None
+    return fd
+
+
+def _bind_unix(path: Path) -> socket.socket:
+    """Bind the socket 0600 at ``path``, replacing a dead server's (we hold the server lock)."""
+    ensure_private_dir(path.parent)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.unlink(missing_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(str(partial))
+    finally:
+        os.umask(old_umask)
+    os.chmod(partial, 0o600)
+    os.replace(partial, path)
+    sock.listen(128)
+    return sock
+
+
+def _bind_tcp(options: ServeOptions) -> socket.socket:
+    assert options.host is not None
+    try:
+        loopback = ipaddress.ip_address(options.host).is_loopback
+    except ValueError:
+        loopback = options.host == "localhost"
+    if not loopback and not options.allow_remote:
+        raise UsageError(f"{options.host} is not a loopback address: pass --allow-remote to serve it")
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((options.host, options.port or 0))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {options.host}:{options.port}: {exc.strerror}") from None
+    sock.listen(128)
+    return sock
+
+
+def _watch_idle(server: Any, activity: Activity, idle_timeout_s: float) -> None:
+    """Ask uvicorn to exit once idle for ``idle_timeout_s``, or at once when idle after a drain was asked."""
+    while not server.should_exit:
+        idle = activity.idle_for()
+        draining = activity.drain_requested and activity.in_flight == 0
+        if draining or (idle_timeout_s > 0 and idle >= idle_timeout_s):
+            log.info("exiting: %s", "drained" if draining else f"idle for {idle:.0f} s")
+            server.should_exit = True
+            return
+        time.sleep(min(1.0, idle_timeout_s / 10) if idle_timeout_s > 0 else 1.0)
+
+
+# long function: the server's life in order (lock, sockets, app, info, threads, serve, clean-up) reads best whole
+def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listening: Any = None) -> int:
+    """Run a server until it is stopped or idle; ``on_listening`` is called once its sockets accept."""
+    import uvicorn
+
+    ensure_private_dir(files.folder, paths.state_dir)
+    lock_fd = _take_server_lock(files)
+    sockets = [_bind_unix(files.socket)]
+    bound = os.stat(files.socket).st_ino
+    token = None
+    if options.host:
+        sockets.append(_bind_tcp(options))
+        token = read_or_create_token(files)
+    address = str(files.socket)
+    if options.host:
+        host, port = sockets[1].getsockname()[:2]
+        address = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    settings = ServerSettings(files.version, address, "tcp" if options.host else "unix", options.idle_timeout_s,
+                              token, time.time())  # fmt: skip
+    activity, warm = Activity(), threading.Event()
+    app = create_app(paths, settings, activity, warm=warm, shutdown=activity.request_stop)
+    config = uvicorn.Config(
+        app, interface="asgi3", http=_peer_checked_h11(), lifespan="off", proxy_headers=False, server_header=False,
+        log_config=None, access_log=False, loop="asyncio", timeout_graceful_shutdown=GRACEFUL_STOP_S,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    info = {
+        "schema_version": 1, "pid": os.getpid(), "version": files.version, "key": files.key,
+        "socket": str(files.socket), "address": address, "transport": settings.transport,
+        "idle_timeout_s": options.idle_timeout_s, "started_at": settings.started_at, "log": str(files.log),
+    }  # fmt: skip
+    write_private_file(files.info, json.dumps(info).encode())
+    warm_up(warm)
+    threading.Thread(target=_watch_idle, args=(server, activity, options.idle_timeout_s), daemon=True).start()
+    threading.Thread(target=_stop_when_asked, args=(server, activity), daemon=True).start()
+    if options.host and not ipaddress.ip_address(sockets[1].getsockname()[0]).is_loopback:
+        log.warning("serving %s beyond this machine: anyone who can reach it and has the token can act", address)
+    log.info("oumi-jobs server %s (pid %d) listening on %s", files.version, os.getpid(), address)
+    if on_listening is not None:
+        on_listening(info)
+    try:
+        server.run(sockets=sockets)
+    finally:
+        _remove_if_ours(files.info, os.getpid())
+        _unlink_if(files.socket, bound)
+        os.close(lock_fd)
+    return 0
+
+
+def _stop_when_asked(server: Any, activity: Activity) -> None:
+    """``POST /server/stop`` without drain: stop now (requests under way get GRACEFUL_STOP_S to end)."""
+    activity.stop_event.wait()
+    if not activity.drain_requested:
+        server.should_exit = True
+
+
+def _unlink_if(path: Path, inode: int) -> None:
+    """Remove our socket, not one a later server bound there (our folder may have been removed under us)."""
+    try:
+        if os.stat(path).st_ino == inode:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def _remove_if_ours(info: Path, pid: int) -> None:
+    try:
+        if json.loads(info.read_text()).get("pid") == pid:
+            info.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def _configure_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[Paths, ServerFiles, ServeOptions]:
+    parser = argparse.ArgumentParser(prog="oumi-jobs-server")
+    for flag in ("--data-dir", "--state-dir", "--cache-dir"):
+        parser.add_argument(flag, required=True, type=Path)
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--allow-remote", action="store_true")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S)
+    args = parser.parse_args(argv)
+    paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
+    options = ServeOptions(args.host, args.port, args.allow_remote, args.idle_timeout)
+    return paths, ServerFiles.for_env(paths), options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The detached server: daemonizes into its log file, then serves."""
+    paths, files, options = parse_args(argv)
+    ensure_private_dir(files.folder, paths.state_dir)
+    daemonize(files.log)
+    _configure_logging()
+    try:
+        return serve(paths, files, options)
+    except OumiJobsError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
