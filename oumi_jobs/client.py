@@ -35,7 +35,14 @@ CALL_SLACK_S = 15.0
 
 
 class ServerUnavailableError(CloudUnreachableError):
-    """The server could not be reached, or it dropped a request (killed, restarted) before answering."""
+    """The server could not be reached, or it dropped a request (killed, restarted) before answering.
+
+    ``before_request``: nothing reached the server (no connection), so the request is safe to send again.
+    """
+
+    def __init__(self, message: str, *, before_request: bool = False) -> None:
+        super().__init__(message)
+        self.before_request = before_request
 
 
 class Client:
@@ -167,7 +174,7 @@ def _unavailable(address: str, exc: Exception) -> ServerUnavailableError:
     import httpx
 
     if isinstance(exc, httpx.ConnectError):
-        return ServerUnavailableError(f"cannot reach the oumi-jobs server at {address}: {exc}")
+        return ServerUnavailableError(f"cannot reach the oumi-jobs server at {address}: {exc}", before_request=True)
     return ServerUnavailableError(
         f"the oumi-jobs server at {address} dropped the request before answering ({type(exc).__name__}); "
         "it may have been stopped or killed: run the command again"

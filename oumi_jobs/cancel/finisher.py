@@ -12,6 +12,7 @@ from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
+from oumi_jobs.server import forwarding
 from oumi_jobs.store.cancellations import CancellationTracker
 from oumi_jobs.store.registry import Registry
 
@@ -25,6 +26,7 @@ EXIT_NOT_OWNER = 1
 def main(argv: list[str] | None = None) -> int:
     paths, cancellation_id = Paths.parse_helper_argv("oumi-jobs-cancel-finisher", "cancellation_id", argv)
     cloud_timeout_s = float(os.environ.get(FINISHER_CLOUD_TIMEOUT_ENV) or DEFAULT_CLOUD_TIMEOUT_S)
+    forwarding.install(paths)  # a cloud job's cancel and verify run in the warm server, unless it is off
     with Registry.open(paths) as registry:
         tracker = CancellationTracker(registry)
         poll_until(

@@ -23,7 +23,9 @@ from typer.core import TyperGroup
 from oumi_jobs import __version__, bounds, jobs
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
+from oumi_jobs.cli.context import paths_of as _paths
 from oumi_jobs.cli.output import Mode, Output
+from oumi_jobs.cli.server_cli import server_app
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.documents import (
     bulk_document,
@@ -40,9 +42,9 @@ from oumi_jobs.errors import UsageError as OumiJobsUsage
 from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code
 from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
-from oumi_jobs.paths import Paths
 from oumi_jobs.prune import prune as prune_jobs
 from oumi_jobs.registry_repair import check_registry, recover_registry
+from oumi_jobs.server import forwarding
 from oumi_jobs.states import parse_states
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 from oumi_jobs.store.queues import MAX_PARALLEL
@@ -132,14 +134,6 @@ CloudTimeoutOpt = Annotated[
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Cluster to run on.")]
 
 
-def _paths(ctx: click.Context) -> Paths:
-    root = ctx.find_root()
-    if root.obj is None:
-        root.obj = Paths.from_env()
-    paths: Paths = root.obj  # click types obj as Any
-    return paths
-
-
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"oumi-jobs {__version__}")
@@ -148,6 +142,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -157,6 +152,12 @@ def _root(
     Exit codes: 0 success, 1 failure, 2 usage error, 3 job not found or ambiguous,
     4 conflict, 5 cloud unreachable, 6 cancelled but processes survived.
     """
+    if ctx.invoked_subcommand != "server":
+        # Cloud calls go to the warm server (started on the first one); local commands never make any.
+        forwarding.install(_paths(ctx), on_start=output.hint)
+
+
+app.add_typer(server_app, name="server")
 
 
 @app.command()

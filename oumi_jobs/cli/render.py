@@ -274,3 +274,30 @@ def print_log(chunks: Iterable[str]) -> None:
     for chunk in chunks:
         sys.stdout.write(chunk)
         sys.stdout.flush()
+
+
+def print_server_started(pid: int, address: str) -> None:
+    print_line(f"the oumi-jobs server runs (pid {pid}) at {address}")
+
+
+def print_server_stopped(pid: int | None, how: str) -> None:
+    print_line("no oumi-jobs server was running" if pid is None else f"the oumi-jobs server (pid {pid}) {how}")
+
+
+def print_server_status(document: dict[str, Any]) -> None:
+    memory = document.get("memory_rss_bytes")
+    idle = document["idle_timeout_s"]
+    rows = [
+        ("pid", str(document["pid"])),
+        ("version", document["version"]),
+        ("address", document["address"]),
+        ("uptime", f"{document['uptime_s']:.0f} s"),
+        ("idle timeout", "never" if not idle else f"{idle:g} s (idle now {document['idle_s']:.0f} s)"),
+        ("launcher", "imported" if document["warm"] else "importing"),
+        ("clouds asked", ", ".join(document["clouds_loaded"]) or "none yet"),
+        ("requests served", str(document["requests_served"])),
+        ("memory", "unknown" if memory is None else f"{memory / 2**20:.0f} MiB"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print_line(f"{name:<{width}}  {value}")

@@ -35,6 +35,7 @@ from oumi_jobs.durations import parse_duration
 from oumi_jobs.errors import CloudCallError, CloudUnreachableError
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.paths import Paths
+from oumi_jobs.server import forwarding
 from oumi_jobs.store.cancellations import CancellationStatus, StepStatus
 from oumi_jobs.store.registry import Registry
 
@@ -176,6 +177,7 @@ def _write_settings_schema(paths: Paths) -> None:
 def main(argv: list[str] | None = None) -> int:
     paths, job_id = Paths.parse_helper_argv("oumi-jobs-launch", "job_id", argv)
     daemonize(paths.supervisor_log(job_id))
+    forwarding.install(paths)  # up and the cancel after it run in the warm server, unless it is off
     try:
         return launch(paths, job_id)
     except Exception as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from oumi_jobs.errors import OumiJobsError
@@ -21,6 +21,7 @@ from oumi_jobs.paths import Paths, open_private_file
 SUPERVISOR = "oumi_jobs.local.supervisor"
 CLOUD_LAUNCHER = "oumi_jobs.cloud.launching"
 CANCEL_FINISHER = "oumi_jobs.cancel.finisher"
+SERVER = "oumi_jobs.server.runner"
 HANDSHAKE_TIMEOUT_S = 60
 
 
@@ -35,7 +36,7 @@ def python_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, "-c", bootstrap, package_root, *args]
 
 
-def spawn_daemon(paths: Paths, module: str, target: str, env: Mapping[str, str]) -> int:
+def spawn_daemon(paths: Paths, module: str, target: str, env: Mapping[str, str], extra: Sequence[str] = ()) -> int:
     """Start ``module``'s helper for ``target``, which :func:`daemonize` s itself; returns the daemon's pid.
 
     The helper forks once more and prints the grandchild's pid, so the daemon
@@ -44,7 +45,7 @@ def spawn_daemon(paths: Paths, module: str, target: str, env: Mapping[str, str])
     """
     paths.private_dir(paths.supervisors_dir)
     starter = subprocess.Popen(
-        python_argv(module, *paths.as_options(), target),
+        python_argv(module, *paths.as_options(), *extra, target),
         env=dict(env),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -10,6 +10,26 @@ import threading
 import time
 from dataclasses import dataclass
 
+DEFAULT_IDLE_TIMEOUT_S = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How to run a server (``server run`` / ``server start`` options)."""
+
+    host: str | None = None  # also listen on TCP, with the bearer token
+    port: int | None = None
+    allow_remote: bool = False
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # 0: never exit when idle
+
+    def as_args(self) -> list[str]:
+        args = ["--idle-timeout", repr(self.idle_timeout_s)]
+        if self.host:
+            args += ["--host", self.host, "--port", str(self.port or 0)]
+        if self.allow_remote:
+            args.append("--allow-remote")
+        return args
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -19,7 +39,7 @@ class ServerSettings:
     address: str  # the unix socket's path, or http://host:port
     transport: str  # "unix" or "tcp"
     idle_timeout_s: float  # 0: never exits when idle
-    token: str | None  # required of TCP clients; None on the socket (the peer's uid is checked instead)
+    token_file: str | None  # the bearer token TCP clients must send (read anew when it changes: `--rotate`)
     started_at: float  # epoch seconds
 
 

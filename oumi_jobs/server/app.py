@@ -50,6 +50,7 @@ class Guard:
 
     def __init__(self, app: ASGIApp, settings: ServerSettings, activity: Activity) -> None:
         self.app, self.settings, self.activity = app, settings, activity
+        self._token: tuple[int, bytes] | None = None  # (the file's mtime_ns, its token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -71,11 +72,24 @@ class Guard:
             self.activity.end()
 
     def _token_ok(self, scope: Scope) -> bool:
-        expected = self.settings.token
+        expected = self._expected_token()
         if not expected:
             return False  # a TCP listener always has a token; without one, nobody gets in
         sent = dict(scope.get("headers") or []).get(b"authorization", b"")
-        return hmac.compare_digest(sent, b"Bearer " + expected.encode())
+        return hmac.compare_digest(sent, b"Bearer " + expected)
+
+    def _expected_token(self) -> bytes | None:
+        """The token file's content, read again only when the file changed (`server token --rotate`)."""
+        if self.settings.token_file is None:
+            return None
+        try:
+            changed = os.stat(self.settings.token_file).st_mtime_ns
+            if self._token is None or self._token[0] != changed:
+                with open(self.settings.token_file, "rb") as handle:
+                    self._token = (changed, handle.read().strip())
+        except OSError:
+            return None  # no token file: nobody gets in over TCP until one is made
+        return self._token[1]
 
 
 def _bounded(receive: Receive) -> Receive:

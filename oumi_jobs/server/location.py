@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from importlib.metadata import version as installed_version
 from pathlib import Path
 
-from oumi_jobs.paths import Paths
+from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
 
 # Variables that change which clouds and credentials the launcher uses, or which oumi it imports.
 KEY_VARIABLES = frozenset({
@@ -44,6 +45,7 @@ NOT_KEY_PREFIXES = ("OUMI_JOBS_",)
 
 # A unix socket's path must fit sun_path (108 bytes on Linux); past this, the socket moves to /tmp.
 MAX_SOCKET_PATH = 100
+TOKEN_BYTES = 32
 
 
 def oumi_jobs_version() -> str:
@@ -120,3 +122,21 @@ class ServerFiles:
             if folder.is_dir() and other != self.version:
                 found.append(ServerFiles(self.root, self.key, other))
         return found
+
+
+def read_or_create_token(files: ServerFiles, *, rotate: bool = False) -> str:
+    """The state dir's bearer token for TCP clients (created on first use, 0600); ``rotate`` replaces it."""
+    ensure_private_dir(files.root)
+    if not rotate:
+        try:
+            fd = open_private_file(files.token, os.O_RDONLY, create=False)
+        except FileNotFoundError:
+            pass
+        else:
+            with os.fdopen(fd) as handle:
+                token = handle.read().strip()
+            if token:
+                return token
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    write_private_file(files.token, f"{token}\n".encode())
+    return token

@@ -24,56 +24,29 @@ import ipaddress
 import json
 import logging
 import os
-import secrets
 import socket
 import struct
 import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from oumi_jobs.errors import ConflictError, OumiJobsError, UsageError
 from oumi_jobs.local.detach import daemonize
+from oumi_jobs.local.procs import boot_id, start_time_of
 from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
-from oumi_jobs.server.activity import Activity, ServerSettings
+from oumi_jobs.server.activity import DEFAULT_IDLE_TIMEOUT_S, Activity, ServeOptions, ServerSettings
 from oumi_jobs.server.app import create_app, warm_up
-from oumi_jobs.server.location import ServerFiles
+from oumi_jobs.server.location import ServerFiles, read_or_create_token
 
 log = logging.getLogger("oumi_jobs.server")
 
-DEFAULT_IDLE_TIMEOUT_S = 15 * 60.0
 # A stop lets requests under way end for this long; then their connections are closed.
 GRACEFUL_STOP_S = 10
-TOKEN_BYTES = 32
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    host: str | None = None  # also listen on TCP, with the bearer token
-    port: int | None = None
-    allow_remote: bool = False
-    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # 0: never exit when idle
-
-
-def read_or_create_token(files: ServerFiles, *, rotate: bool = False) -> str:
-    """The state dir's bearer token (created on first use, 0600); ``rotate`` replaces it."""
-    ensure_private_dir(files.root)
-    if not rotate:
-        try:
-            fd = open_private_file(files.token, os.O_RDONLY, create=False)
-        except FileNotFoundError:
-            pass
-        else:
-            with os.fdopen(fd) as handle:
-                token = handle.read().strip()
-            if token:
-                return token
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    write_private_file(files.token, f"{token}\n".encode())
-    return token
+# A server that is exiting still holds its lock for a moment: a new one waits this long before giving up.
+LOCK_WAIT_S = 3.0
 
 
 def _peer_uid(sock: socket.socket) -> int:
@@ -110,12 +83,18 @@ def _peer_checked_h11() -> type[asyncio.Protocol]:
 
 def _take_server_lock(files: ServerFiles) -> int:
     fd = open_private_file(files.server_lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise ConflictError(f"an oumi-jobs server already runs for this environment (see {files.info})") from None
-    return fd
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise ConflictError(
+                    f"an oumi-jobs server already runs for this environment (see {files.info})"
+                ) from None
+            time.sleep(0.02)
 
 
 def _bind_unix(path: Path) -> socket.socket:
@@ -176,16 +155,17 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
     lock_fd = _take_server_lock(files)
     sockets = [_bind_unix(files.socket)]
     bound = os.stat(files.socket).st_ino
-    token = None
+    token_file = None
     if options.host:
         sockets.append(_bind_tcp(options))
-        token = read_or_create_token(files)
+        read_or_create_token(files)
+        token_file = str(files.token)
     address = str(files.socket)
     if options.host:
         host, port = sockets[1].getsockname()[:2]
         address = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     settings = ServerSettings(files.version, address, "tcp" if options.host else "unix", options.idle_timeout_s,
-                              token, time.time())  # fmt: skip
+                              token_file, time.time())  # fmt: skip
     activity, warm = Activity(), threading.Event()
     app = create_app(paths, settings, activity, warm=warm, shutdown=activity.request_stop)
     config = uvicorn.Config(
@@ -197,6 +177,7 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
         "schema_version": 1, "pid": os.getpid(), "version": files.version, "key": files.key,
         "socket": str(files.socket), "address": address, "transport": settings.transport,
         "idle_timeout_s": options.idle_timeout_s, "started_at": settings.started_at, "log": str(files.log),
+        "start_time": start_time_of(os.getpid()), "boot_id": boot_id(),  # so a stop signals only this process
     }  # fmt: skip
     write_private_file(files.info, json.dumps(info).encode())
     warm_up(warm)
@@ -246,7 +227,7 @@ def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[Paths, ServerFiles, ServeOptions]:
+def parse_args(argv: Sequence[str] | None) -> tuple[Paths, ServerFiles, ServeOptions, bool]:
     parser = argparse.ArgumentParser(prog="oumi-jobs-server")
     for flag in ("--data-dir", "--state-dir", "--cache-dir"):
         parser.add_argument(flag, required=True, type=Path)
@@ -254,23 +235,33 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Paths, ServerFiles, ServeOpt
     parser.add_argument("--port", type=int)
     parser.add_argument("--allow-remote", action="store_true")
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S)
+    parser.add_argument("--foreground", action="store_true", help="log to stderr; do not daemonize")
+    parser.add_argument("key", nargs="?", help="the key its starter computed: it must be this process's own")
     args = parser.parse_args(argv)
     paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
     options = ServeOptions(args.host, args.port, args.allow_remote, args.idle_timeout)
-    return paths, ServerFiles.for_env(paths), options
+    files = ServerFiles.for_env(paths)
+    if args.key and args.key != files.key:
+        parser.error(f"this environment's server key is {files.key}, not {args.key}")
+    return paths, files, options, args.foreground
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The detached server: daemonizes into its log file, then serves."""
-    paths, files, options = parse_args(argv)
+    """The server: daemonized into its log file (started by a command), or in the foreground (``server run``)."""
+    paths, files, options, foreground = parse_args(argv)
     ensure_private_dir(files.folder, paths.state_dir)
-    daemonize(files.log)
+    if not foreground:
+        daemonize(files.log)
     _configure_logging()
     try:
         return serve(paths, files, options)
     except OumiJobsError as exc:
         log.error("%s", exc)
+        if foreground:
+            print(f"oumi-jobs: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

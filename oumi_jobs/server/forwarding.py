@@ -1,0 +1,134 @@
+"""The cloud adapter of a command: every call forwarded to this environment's warm server.
+
+A command's cloud work (status, list, cancel, logs of cloud jobs, and the
+launching process of a cloud submit) goes through
+:func:`oumi_jobs.cloud.adapter.current`; :func:`install` puts a
+:class:`ForwardingAdapter` there, so the services do not change and only the
+server imports ``oumi.launcher``.  Nothing happens until the first cloud
+call: commands that touch only local jobs never reach, or start, a server.
+
+``OUMI_JOBS_SERVER=off`` keeps the in-process adapter (each command imports
+the launcher itself, 10-15 s).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from oumi_jobs.client import Client, ServerUnavailableError
+from oumi_jobs.cloud import adapter, wire
+from oumi_jobs.cloud.adapter import CloudAdapter
+from oumi_jobs.cloud.model import CloudJob, ClusterInfo, ClusterOutcome, LaunchResult, LogLines, Tree
+from oumi_jobs.paths import Paths
+from oumi_jobs.server import lifecycle
+
+SERVER_ENV = "OUMI_JOBS_SERVER"
+OFF = frozenset({"off", "0", "false", "no"})
+# The server imports the launcher after it starts answering: the first call waits for that, outside its limit.
+WARM_UP_TIMEOUT_S = 300.0
+
+
+def server_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if environ is None else environ).get(SERVER_ENV, "").strip().lower() not in OFF
+
+
+def install(paths: Paths, on_start: Callable[[str], None] | None = None) -> bool:
+    """Make this process's cloud calls go to the server, unless ``OUMI_JOBS_SERVER=off``; whether it did."""
+    if not server_enabled():
+        return False
+    adapter.use(ForwardingAdapter(lambda: lifecycle.connect(paths, on_start=on_start)))
+    return True
+
+
+class ForwardingAdapter:
+    """A :class:`CloudAdapter` whose every call runs in the server (connected on the first call)."""
+
+    def __init__(self, connect: Callable[[], Client]) -> None:
+        self._connect = connect
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    def _warm_client(self) -> Client:
+        with self._lock:
+            if self._client is None:
+                client = self._connect()
+                client.adapter_call("prepare", {}, WARM_UP_TIMEOUT_S)  # returns once the launcher is imported
+                self._client = client
+            return self._client
+
+    def _call(self, method: str, timeout_s: float | None, **kwargs: Any) -> Any:
+        arguments = kwargs if timeout_s is None else {**kwargs, "timeout_s": timeout_s}
+        try:
+            data = self._warm_client().adapter_call(method, arguments, timeout_s)
+        except ServerUnavailableError as exc:
+            if not exc.before_request:
+                raise  # the server took the call and dropped it: running it again could act twice
+            with self._lock:
+                self._client = None  # it exited (idle, stopped) since we connected: once more, with a new one
+            data = self._warm_client().adapter_call(method, arguments, timeout_s)
+        return wire.decode(wire.return_type(CloudAdapter, method), data)
+
+    def prepare(self) -> None:
+        self._warm_client()
+
+    def known_clouds(self, *, timeout_s: float) -> list[str]:
+        result: list[str] = self._call("known_clouds", timeout_s)
+        return result
+
+    def get_job(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> CloudJob | None:
+        job: CloudJob | None = self._call("get_job", timeout_s, cloud=cloud, cluster=cluster,
+                                          launcher_job_id=launcher_job_id)  # fmt: skip
+        return job
+
+    def list_jobs(self, cloud: str, *, timeout_s: float) -> list[CloudJob]:
+        jobs: list[CloudJob] = self._call("list_jobs", timeout_s, cloud=cloud)
+        return jobs
+
+    def list_clusters(self, cloud: str, *, timeout_s: float) -> list[ClusterInfo]:
+        clusters: list[ClusterInfo] = self._call("list_clusters", timeout_s, cloud=cloud)
+        return clusters
+
+    def server_start_note(self, clouds: list[str], *, timeout_s: float) -> str | None:
+        note: str | None = self._call("server_start_note", timeout_s, clouds=clouds)
+        return note
+
+    def up(
+        self,
+        config: str | Mapping[str, Any],
+        cluster: str | None,
+        *,
+        timeout_s: float,
+        options: Mapping[str, Any] | None = None,
+    ) -> LaunchResult:
+        launched: LaunchResult = self._call("up", timeout_s, config=config, cluster=cluster, options=options)
+        return launched
+
+    def cancel(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> CloudJob:
+        job: CloudJob = self._call("cancel", timeout_s, cloud=cloud, cluster=cluster, launcher_job_id=launcher_job_id)
+        return job
+
+    def log_stream(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> LogLines:
+        kwargs = {"cloud": cloud, "cluster": cluster, "launcher_job_id": launcher_job_id, "timeout_s": timeout_s}
+        lines, close = self._warm_client().stream_lines(
+            "POST", "/adapter/log_stream", json={"kwargs": kwargs}, open_timeout_s=timeout_s + 15
+        )
+        return LogLines(lines, close)
+
+    def stop(self, cloud: str, cluster: str, *, timeout_s: float) -> ClusterOutcome:
+        outcome: ClusterOutcome = self._call("stop", timeout_s, cloud=cloud, cluster=cluster)
+        return outcome
+
+    def down(self, cloud: str, cluster: str, *, timeout_s: float) -> ClusterOutcome:
+        outcome: ClusterOutcome = self._call("down", timeout_s, cloud=cloud, cluster=cluster)
+        return outcome
+
+    def settings_schema(self, *, timeout_s: float) -> dict[str, Tree | None]:
+        schema: dict[str, Tree | None] = self._call("settings_schema", timeout_s)
+        return schema
+
+
+def _conforms(forwarding: ForwardingAdapter) -> CloudAdapter:
+    return forwarding  # mypy checks here that every Protocol method is forwarded
