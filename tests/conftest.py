@@ -36,6 +36,9 @@ os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
 # and may read this after the test ended (tests/test_skypilot.py gives its own server's endpoint).
 os.environ["SKYPILOT_API_SERVER_ENDPOINT"] = "http://127.0.0.1:1"
 os.environ[TEST_RUN_MARK] = f"{os.getpid()}-{secrets.token_hex(4)}"  # every process the tests start has it
+# Cloud calls run in this process (and in the processes tests start) unless a test turns the warm server on
+# (the `server_on` fixture): the in-process clouds of tests/fake_clouds.py exist only here.
+os.environ["OUMI_JOBS_SERVER"] = "off"
 
 
 @pytest.fixture(autouse=True)
@@ -67,6 +70,34 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     resolved = Paths.from_env()
     yield resolved
     end_jobs_of(resolved)
+    end_servers_of(resolved)
+
+
+def end_servers_of(paths: Paths) -> list[int]:
+    """SIGKILL the oumi-jobs servers of this home (a test's commands started them); their pids."""
+    ended = []
+    for info in (paths.state_dir / "server").glob("*/server.json"):
+        try:
+            record = json.loads(info.read_text())
+        except (OSError, ValueError):
+            continue
+        pid, start_time, boot = record.get("pid"), record.get("start_time"), record.get("boot_id")
+        if is_alive(pid, start_time, boot):
+            os.kill(pid, signal.SIGKILL)
+            poll_until(10, lambda pid=pid, start_time=start_time, boot=boot: not is_alive(pid, start_time, boot), 0.05)
+            ended.append(pid)
+    return ended
+
+
+@pytest.fixture
+def server_on(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
+    """Cloud calls go to this test's own warm server (started on the first one), as for a user."""
+    from oumi_jobs.cloud import adapter
+
+    monkeypatch.setenv("OUMI_JOBS_SERVER", "on")
+    in_process = adapter.current()
+    yield paths
+    adapter.use(in_process)  # the in-process CLI put a forwarding adapter in place
 
 
 def end_jobs_of(paths: Paths) -> None:
@@ -134,6 +165,32 @@ def job_config(tmp_path: Path) -> Callable[..., Path]:
 
 # The controllable clouds of tests/fake_clouds.py, registered with the real oumi.launcher (imported once per
 # module that asks for them); `clouds` starts each test with no behaviour set.
+@pytest.fixture
+def file_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """tests/file_cloud.py: a cloud whose state is a JSON file every process sees (the launching process,
+    a server), registered here and, through OUMI_EXTRA_DEPS_FILE, in every process the test starts."""
+    from . import fake_clouds  # noqa: F401  (imports oumi.launcher and registers oj-file here)
+    from . import file_cloud as cloud
+
+    deps = tmp_path / "oumi-deps.txt"
+    deps.write_text(f"{Path(__file__).resolve().parent / 'file_cloud.py'}\n")
+    monkeypatch.setenv("OUMI_EXTRA_DEPS_FILE", str(deps))  # how the launching process loads it
+    state = tmp_path / "cloud.json"
+    monkeypatch.setenv("OJ_FILE_CLOUD", str(state))
+    cloud.init(str(state))
+
+    def read() -> dict:
+        with cloud.state() as data:  # under its lock: a launching process may be rewriting the file
+            return data
+
+    def configure(**settings) -> None:
+        cloud.init(str(state), **settings)
+
+    cloud.read = read
+    cloud.configure = configure  # anew: no clusters, no jobs
+    return cloud
+
+
 @pytest.fixture(scope="module")
 def fake():
     from . import fake_clouds  # imports oumi.launcher once for this module

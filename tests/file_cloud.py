@@ -8,7 +8,7 @@ it through Oumi's ``OUMI_EXTRA_DEPS_FILE``.  The file is ``$OJ_FILE_CLOUD``:
    "clusters": {name: [{"id", "name", "status", ...}]}}``: a job reads RUNNING
 for ``run_s`` seconds (forever if null), then ``final_status``.  A long
 ``up_delay_s`` is a cloud that hangs in ``up``; ``cancel_error`` makes
-``cancel_job`` raise it.
+``cancel_job`` raise it; ``get_delay_s`` and ``cancel_delay_s`` slow its answers.
 """
 
 from __future__ import annotations
@@ -75,9 +75,18 @@ class FileCluster(BaseCluster):
 
     def get_jobs(self) -> list[JobStatus]:
         with state() as data:
-            return [_status(self._name, j) for j in data["clusters"].get(self._name, [])]
+            delay, jobs = (
+                data.get("get_delay_s") or 0.0,
+                [_status(self._name, j) for j in data["clusters"].get(self._name, [])],
+            )
+        time.sleep(delay)  # a slow cloud (or SSH): tests kill a server mid-answer
+        return jobs
 
     def cancel_job(self, job_id: str) -> JobStatus:
+        with state(write=True) as data:
+            delay = data.get("cancel_delay_s") or 0.0
+            data["cancelling"] = True  # tests wait for this to kill a server mid-cancel
+        time.sleep(delay)
         with state(write=True) as data:
             if data.get("cancel_error"):
                 raise RuntimeError(data["cancel_error"])

@@ -6,11 +6,21 @@ stream under way is never idle, however long that request takes.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from dataclasses import dataclass
 
+from oumi_jobs.errors import UsageError
+
 DEFAULT_IDLE_TIMEOUT_S = 15 * 60.0
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @dataclass(frozen=True)
@@ -21,6 +31,14 @@ class ServeOptions:
     port: int | None = None
     allow_remote: bool = False
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S  # 0: never exit when idle
+
+    def checked(self) -> ServeOptions:
+        """These options, or UsageError: a non-loopback --host needs --allow-remote; a port needs a host."""
+        if self.port is not None and not self.host:
+            raise UsageError("--port needs --host (the server's own socket is a unix socket)")
+        if self.host and not self.allow_remote and not is_loopback(self.host):
+            raise UsageError(f"{self.host} is not a loopback address: pass --allow-remote to serve it")
+        return self
 
     def as_args(self) -> list[str]:
         args = ["--idle-timeout", repr(self.idle_timeout_s)]

@@ -29,6 +29,9 @@ SERVER_ENV = "OUMI_JOBS_SERVER"
 OFF = frozenset({"off", "0", "false", "no"})
 # The server imports the launcher after it starts answering: the first call waits for that, outside its limit.
 WARM_UP_TIMEOUT_S = 300.0
+# Calls that only ask: safe to send again to a new server when the one asked died answering.
+QUESTIONS = frozenset({"prepare", "known_clouds", "get_job", "list_jobs", "list_clusters", "server_start_note",
+                       "settings_schema"})  # fmt: skip
 
 
 def server_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -64,10 +67,13 @@ class ForwardingAdapter:
         try:
             data = self._warm_client().adapter_call(method, arguments, timeout_s)
         except ServerUnavailableError as exc:
-            if not exc.before_request:
-                raise  # the server took the call and dropped it: running it again could act twice
+            # Gone before the call reached it (an idle exit since we connected), or killed while answering a
+            # question: ask a new server once.  An action it dropped (up, cancel, stop, down) may have
+            # happened: sending it again could act twice, so that error goes to the caller.
+            if not (exc.before_request or method in QUESTIONS):
+                raise
             with self._lock:
-                self._client = None  # it exited (idle, stopped) since we connected: once more, with a new one
+                self._client = None
             data = self._warm_client().adapter_call(method, arguments, timeout_s)
         return wire.decode(wire.return_type(CloudAdapter, method), data)
 

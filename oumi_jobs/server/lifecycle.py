@@ -109,6 +109,7 @@ def connect(
 
 def start(paths: Paths, options: ServeOptions, *, environ: Mapping[str, str] | None = None) -> ServerRecord:
     """``server start``: start this environment's server, detached; ConflictError if one already runs."""
+    options.checked()
     files = ServerFiles.for_env(paths, environ)
     with _StartLock(files):
         found = _answering(files)
@@ -125,6 +126,7 @@ def start(paths: Paths, options: ServeOptions, *, environ: Mapping[str, str] | N
 
 def run_foreground(paths: Paths, options: ServeOptions) -> None:
     """``server run``: become the server (same pid, for a service manager), serving until stopped or idle."""
+    options.checked()
     files = ServerFiles.for_env(paths)
     argv = detach.python_argv(detach.SERVER, *paths.as_options(), *options.as_args(), "--foreground", files.key)
     os.execv(argv[0], argv)

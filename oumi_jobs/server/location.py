@@ -31,10 +31,11 @@ from pathlib import Path
 
 from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
 
-# Variables that change which clouds and credentials the launcher uses, or which oumi it imports.
+# Variables that change which clouds and credentials the launcher uses, or which oumi it imports.  Not PATH:
+# a service manager's differs from a shell's, and the Python (sys.executable) already says which oumi runs.
 KEY_VARIABLES = frozenset({
-    "HOME", "PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "KUBECONFIG", "SSH_AUTH_SOCK",
-    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "OUMI_JOBS_HOME",
+    "HOME", "PYTHONPATH", "KUBECONFIG", "SSH_AUTH_SOCK", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME",
+    "XDG_CACHE_HOME", "OUMI_JOBS_HOME",
 })  # fmt: skip
 KEY_PREFIXES = (
     "OUMI_", "SKYPILOT_", "SKY_", "AWS_", "AZURE_", "GOOGLE_", "GCP_", "CLOUDSDK_", "KUBE", "LAMBDA_",

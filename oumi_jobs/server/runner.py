@@ -20,10 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
-import ipaddress
 import json
 import logging
 import os
+import signal
 import socket
 import struct
 import sys
@@ -37,7 +37,7 @@ from oumi_jobs.errors import ConflictError, OumiJobsError, UsageError
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.local.procs import boot_id, start_time_of
 from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
-from oumi_jobs.server.activity import DEFAULT_IDLE_TIMEOUT_S, Activity, ServeOptions, ServerSettings
+from oumi_jobs.server.activity import DEFAULT_IDLE_TIMEOUT_S, Activity, ServeOptions, ServerSettings, is_loopback
 from oumi_jobs.server.app import create_app, warm_up
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
 
@@ -116,12 +116,6 @@ def _bind_unix(path: Path) -> socket.socket:
 
 def _bind_tcp(options: ServeOptions) -> socket.socket:
     assert options.host is not None
-    try:
-        loopback = ipaddress.ip_address(options.host).is_loopback
-    except ValueError:
-        loopback = options.host == "localhost"
-    if not loopback and not options.allow_remote:
-        raise UsageError(f"{options.host} is not a loopback address: pass --allow-remote to serve it")
     family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -151,6 +145,7 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
     """Run a server until it is stopped or idle; ``on_listening`` is called once its sockets accept."""
     import uvicorn
 
+    options.checked()
     ensure_private_dir(files.folder, paths.state_dir)
     lock_fd = _take_server_lock(files)
     sockets = [_bind_unix(files.socket)]
@@ -183,11 +178,15 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
     warm_up(warm)
     threading.Thread(target=_watch_idle, args=(server, activity, options.idle_timeout_s), daemon=True).start()
     threading.Thread(target=_stop_when_asked, args=(server, activity), daemon=True).start()
-    if options.host and not ipaddress.ip_address(sockets[1].getsockname()[0]).is_loopback:
+    if options.host and not is_loopback(sockets[1].getsockname()[0]):
         log.warning("serving %s beyond this machine: anyone who can reach it and has the token can act", address)
     log.info("oumi-jobs server %s (pid %d) listening on %s", files.version, os.getpid(), address)
     if on_listening is not None:
         on_listening(info)
+    # uvicorn handles SIGTERM and SIGINT (a graceful stop), then raises them again with the handlers it found:
+    # these, so that the clean-up below runs and the server exits 0 rather than dying by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     try:
         server.run(sockets=sockets)
     finally:
