@@ -196,7 +196,7 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
 
     @routes.get(
         "/jobs/{job}/cancellation-status", tags=["cancellations"], summary="A job's latest cancellation",
-        response_model=CancellationDocument, responses=errors(404, 409),
+        response_model=CancellationDocument, responses=errors(404, 409, 422),
         description="`oumi-jobs cancel-status --json`, step by step.",
     )  # fmt: skip
     def cancellation_status(job: JobRef) -> Response:
