@@ -317,6 +317,45 @@ def test_a_followed_log_of_a_client_gone_away_stops_being_served(rest_server, jo
         client.post(f"/api/jobs/{job_id}/cancel", json={"force": True})
 
 
+# -- a cloud, asked by the server ----------------------------------------------------------------------------------
+@pytest.fixture
+def file_cloud_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """tests/file_cloud.py's cloud ``oj-file`` for a server started after this fixture: one cluster, two jobs."""
+    deps = tmp_path / "oumi-deps.txt"
+    deps.write_text(f"{REPO / 'tests' / 'file_cloud.py'}\n")
+    monkeypatch.setenv("OUMI_EXTRA_DEPS_FILE", str(deps))  # how oumi in the server process loads it
+    state = tmp_path / "cloud.json"
+    monkeypatch.setenv("OJ_FILE_CLOUD", str(state))
+    jobs = [{"id": "7", "name": "ours", "status": "RUNNING"}, {"id": "8", "name": "theirs", "status": "COMPLETED"}]
+    state.write_text(json.dumps({"up_delay_s": 0.0, "up_error": None, "next_id": 9, "clusters": {"c1": jobs},
+                                 "cancelled": [], "run_s": None, "final_status": "COMPLETED",
+                                 "cancel_error": None}))  # fmt: skip
+    return state
+
+
+def test_cloud_jobs_through_the_server(file_cloud_state, rest_server, paths):  # the cloud first: the server sees it
+    job_id = add_record(paths, make_record("job-cloudy", cloud="oj-file", cluster="c1", launcher_job_id="7"))
+    slow = {"cloud_timeout_s": 120}  # the server may still be importing oumi.launcher (10-15 s, more when busy)
+    with rest_server.unix() as client:
+        ours = client.get(f"/api/jobs/{job_id}", params=slow).json()
+        assert (ours["state"], ours["launcher_job_id"], ours["external"]) == ("running", "7", False), ours
+        theirs = client.get("/api/jobs/8", params={"cloud": "oj-file", "cluster": "c1"} | slow)
+        assert theirs.status_code == 200, theirs.text
+        assert (theirs.json()["job_id"], theirs.json()["state"], theirs.json()["external"]) == (None, "succeeded", True)
+        by_identity = client.get("/api/jobs/7", params={"cloud": "oj-file", "cluster": "c1"} | slow).json()
+        assert by_identity["job_id"] == job_id  # a registered job found by its cloud identity is ours
+        missing = client.get("/api/jobs/99", params={"cloud": "oj-file", "cluster": "c1"} | slow)
+        _error(missing, 404, exit_code=3, says="99")
+        listed = client.get("/api/jobs", params={"cloud": "oj-file"} | slow)
+        assert [(d["job_id"], d["launcher_job_id"]) for d in listed.json()] == [(job_id, "7"), (None, "8")]
+        assert "x-oumi-jobs-unreachable" not in listed.headers
+        assert client.get(f"/api/jobs/{job_id}/logs").text == "a line of the job's log\n"  # the cluster's stream
+        _error(client.get(f"/api/jobs/{job_id}/logs", params={"stream": "stderr"}), 400, exit_code=2, says="stderr")
+        cancelled = client.post(f"/api/jobs/{job_id}/cancel", json={"timeout_s": 30})
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "completed", cancelled.text
+    assert json.loads(file_cloud_state.read_text())["cancelled"] == ["7"]
+
+
 # -- error answers -------------------------------------------------------------------------------------------------
 def _error(answer: httpx.Response, status: int, *, exit_code: int, says: str) -> dict:
     assert answer.status_code == status, (answer.status_code, answer.text)
