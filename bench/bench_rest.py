@@ -5,10 +5,10 @@ Prints:
 * ``GET /api/jobs`` over 1,000 finished local jobs: the median (and min, max)
   wall time over ``--runs`` requests (default 30), on one kept-alive
   connection, over the unix socket and over loopback TCP with the token;
-* ``GET /api/jobs/{id}`` from ``--clients`` concurrent clients (default 50,
-  threads of this process, each with its own connection over the unix
-  socket) for ``--seconds`` (default 10): requests answered, errors, and the
-  50th and 99th percentile latencies.
+* ``GET /api/jobs/{id}`` from one client (median, as above), and from
+  ``--clients`` concurrent clients (default 50, threads of this process, each
+  with its own connection over the unix socket) for ``--seconds`` (default
+  10): requests answered, errors, and the 50th and 99th percentile latencies.
 
 The server is a real process (``runner.serve``, as the tests start it) with a
 private ``OUMI_JOBS_HOME`` in a temporary folder, removed at the end; the
@@ -117,14 +117,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def time_list(client: httpx.Client, runs: int) -> dict[str, float]:
+def time_get(client: httpx.Client, path: str, runs: int, count: int | None = None) -> dict[str, float]:
+    """Median, min and max of ``runs`` GETs of ``path`` (an array of ``count`` documents, or one)."""
     times = []
     for _ in range(runs + 1):  # the first warms the connection and SQLite's cache: not counted
         started = time.perf_counter()
-        answer = client.get("/api/jobs")
+        answer = client.get(path)
         times.append(time.perf_counter() - started)
-        if answer.status_code != 200 or len(answer.json()) != RECORDS:
-            raise SystemExit(f"bench: GET /api/jobs answered {answer.status_code}: {answer.text[:200]}")
+        body = answer.json() if answer.status_code == 200 else None
+        if body is None or (count is not None and len(body) != count):
+            raise SystemExit(f"bench: GET {path} answered {answer.status_code}: {answer.text[:200]}")
     times = times[1:]
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "runs": runs}
 
@@ -192,15 +194,17 @@ def main() -> None:
         process, info = start_server(home, env, home / "server.out")
         token = (home / "state" / "server" / "token").read_text().strip()
         with unix_client(info["socket"]) as client:
-            over_unix = time_list(client, args.runs)
+            over_unix = time_get(client, "/api/jobs", args.runs, RECORDS)
+            one_job = time_get(client, f"/api/jobs/{ids[RECORDS // 2]}", args.runs)
         with httpx.Client(base_url=info["address"], headers={"Authorization": f"Bearer {token}"}, timeout=60) as tcp:
-            over_tcp = time_list(tcp, args.runs)
+            over_tcp = time_get(tcp, "/api/jobs", args.runs, RECORDS)
         concurrent = hammer(info["socket"], ids, args.clients, args.seconds)
     finally:
         if process is not None:
             stop(process)
         shutil.rmtree(home, ignore_errors=True)
-    figures = {"list_1000_unix": over_unix, "list_1000_tcp": over_tcp, "get_job_concurrent": concurrent,
+    figures = {"list_1000_unix": over_unix, "list_1000_tcp": over_tcp, "get_job_one_client": one_job,
+               "get_job_concurrent": concurrent,
                "cpus": os.cpu_count()}  # fmt: skip
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -208,6 +212,8 @@ def main() -> None:
     for name, result in (("unix socket", over_unix), ("loopback TCP", over_tcp)):
         print(f"GET /api/jobs ({RECORDS:,} jobs) over the {name}: median {result['median_s'] * 1000:.1f} ms "
               f"(min {result['min_s'] * 1000:.1f}, max {result['max_s'] * 1000:.1f}; {result['runs']} runs)")  # fmt: skip
+    print(f"GET /api/jobs/{{id}}, one client over the unix socket: median {one_job['median_s'] * 1000:.1f} ms "
+          f"(min {one_job['min_s'] * 1000:.1f}, max {one_job['max_s'] * 1000:.1f})")  # fmt: skip
     c = concurrent
     kinds = f" ({', '.join(c['error_kinds'])})" if c["error_kinds"] else ""
     p50 = f"{c['p50_s'] * 1000:.1f} ms" if c["p50_s"] is not None else "-"
