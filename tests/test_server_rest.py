@@ -52,8 +52,9 @@ class Server:
     token: str
     log: Path
 
-    def unix(self) -> httpx.Client:
-        return httpx.Client(transport=httpx.HTTPTransport(uds=self.socket), base_url="http://oumi-jobs", timeout=60)
+    def unix(self, timeout: float = 60) -> httpx.Client:
+        return httpx.Client(transport=httpx.HTTPTransport(uds=self.socket), base_url="http://oumi-jobs",
+                            timeout=timeout)  # fmt: skip
 
     def tcp(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
@@ -222,8 +223,8 @@ def test_a_local_job_submitted_watched_and_cancelled_over_http(rest_server, cli,
         assert set(submitted) == set(job_document(view_of(make_record()))) | {"warnings"}
         assert (job_id, submitted["config_path"], submitted["warnings"]) == ("tree", str(config), [])
 
-        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["state"] == "running")
-        wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 4)
+        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["state"] == "running", 60)
+        wait_until(lambda: pids.exists() and len(pids.read_text().split()) == 4, 60)
         tree = [int(pid) for pid in pids.read_text().split()]
         assert all(_alive(pid) for pid in tree)
 
@@ -278,25 +279,28 @@ def test_a_cancel_that_does_not_wait_answers_202_and_finishes(rest_server, job_c
 
 
 def test_logs_are_streamed_and_followed_to_the_end(rest_server, job_config, tmp_path):
+    go = tmp_path / "go"
     config = job_config(
-        """
-        for i in 1 2 3 4 5; do echo "line $i"; echo "err $i" >&2; sleep 0.3; done
+        f"""
+        echo "line 1"; echo "err 1" >&2
+        while [ ! -e {go} ]; do sleep 0.05; done
+        for i in 2 3 4 5; do echo "line $i"; echo "err $i" >&2; sleep 0.2; done
         printf 'caf\\xc3\\xa9 no newline'
         """
     )
     with rest_server.unix() as client:
         job_id = client.post("/api/jobs", json={"config": str(config)}).json()["job_id"]
         started = time.monotonic()
-        text, chunks = "", 0
+        chunks: list[str] = []
         with client.stream("GET", f"/api/jobs/{job_id}/logs", params={"follow": "true"}) as answer:
             assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
             assert answer.headers["x-oumi-jobs-job-id"] == job_id
             for chunk in answer.iter_text():
-                text += chunk
-                chunks += 1
+                chunks.append(chunk)
+                go.touch()  # the rest is written once the first line came: streamed, not read at the end
         assert time.monotonic() - started < 60
-        assert text == "".join(f"line {i}\n" for i in range(1, 6)) + "café no newline"
-        assert chunks > 1  # streamed as written, not read at the end
+        assert chunks[0] == "line 1\n" and len(chunks) > 1
+        assert "".join(chunks) == "".join(f"line {i}\n" for i in range(1, 6)) + "café no newline"
         assert client.get(f"/api/jobs/{job_id}").json()["done"] is True
         tail = client.get(f"/api/jobs/{job_id}/logs", params={"tail": 2, "stream": "stderr"})
         assert tail.text == "err 4\nerr 5\n"
@@ -336,7 +340,7 @@ def file_cloud_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_cloud_jobs_through_the_server(file_cloud_state, rest_server, paths):  # the cloud first: the server sees it
     job_id = add_record(paths, make_record("job-cloudy", cloud="oj-file", cluster="c1", launcher_job_id="7"))
     slow = {"cloud_timeout_s": 120}  # the server may still be importing oumi.launcher (10-15 s, more when busy)
-    with rest_server.unix() as client:
+    with rest_server.unix(timeout=180) as client:
         ours = client.get(f"/api/jobs/{job_id}", params=slow).json()
         assert (ours["state"], ours["launcher_job_id"], ours["external"]) == ("running", "7", False), ours
         theirs = client.get("/api/jobs/8", params={"cloud": "oj-file", "cluster": "c1"} | slow)
