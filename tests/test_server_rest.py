@@ -395,6 +395,8 @@ def test_error_answers(rest_server, paths, tmp_path):
         _error(client.post("/api/jobs", json={"config": "job.yaml", "cwd": "tmp"}), 400, exit_code=2, says="absolute")
         gone = str(tmp_path / "gone")
         _error(client.post("/api/jobs", json={"config": "job.yaml", "cwd": gone}), 400, exit_code=2, says=gone)
+        _error(client.post("/api/jobs", json={"config": "/a\0b.yaml"}), 400, exit_code=2, says="NUL")
+        _error(client.post("/api/jobs", json={"config": "job.yaml", "cwd": "/\0"}), 400, exit_code=2, says="cwd")
         missing = str(tmp_path / "missing.yaml")
         _error(client.post("/api/jobs", json={"config": missing}), 400, exit_code=2, says="missing.yaml")
         _error(client.get("/api/jobs/4242", params={"cloud": "slurm"}), 400, exit_code=2, says="cluster")

@@ -117,13 +117,15 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
 
 def submit_request(body: SubmitBody) -> api.SubmitRequest:
     """The library's request for ``body``: never resolved against the server's own directory."""
+    if "\0" in body.config:
+        raise UsageError("the config path contains a NUL byte")
     if body.cwd is not None:
         if "\0" in body.cwd or not Path(body.cwd).is_absolute():
             raise UsageError(f"cwd must be an absolute directory, not {body.cwd!r}")
         cwd = Path(body.cwd)
         if not cwd.is_dir():
             raise UsageError(f"cwd {body.cwd} is not a directory")
-    elif "\0" not in body.config and Path(body.config).is_absolute():
+    elif Path(body.config).is_absolute():
         cwd = Path(body.config).parent  # what `submit` run in the config's folder would do
     else:
         raise UsageError(f"the config path {body.config!r} is relative: give cwd, the absolute directory it is in")
