@@ -83,12 +83,12 @@ class Client:
         """The answer's JSON document; an error answer raised as its exception."""
         import httpx
 
+        # httpx reads timeout=None as "no limit": unset means the client's default limit.
+        limit = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
         try:
-            response = self._http.request(method, path, json=json, params=_params(params), timeout=timeout_s)
+            response = self._http.request(method, path, json=json, params=_params(params), timeout=limit)
         except httpx.TimeoutException:
-            raise CloudTimeoutError(
-                f"the oumi-jobs server at {self.address} did not answer within {timeout_s} s"
-            ) from None
+            raise CloudTimeoutError(f"the oumi-jobs server at {self.address} did not answer within {limit} s") from None
         except httpx.TransportError as exc:
             raise _unavailable(self.address, exc) from None
         return _document(response)
@@ -136,6 +136,8 @@ class Client:
     def jobs(self, *, timeout_s: float | None = None, **filters: Any) -> list[dict[str, Any]]:
         """``list``: filters ``cloud``, ``cluster``, ``state`` (a list), ``since``, ``limit``, ``local_only``,
         ``all_clouds``, ``cloud_timeout_s``."""
+        if timeout_s is None and filters.get("cloud_timeout_s") is not None:
+            timeout_s = float(filters["cloud_timeout_s"]) + CALL_SLACK_S  # the server answers within that limit
         result: list[dict[str, Any]] = self.get("/api/jobs", params=filters, timeout_s=timeout_s)
         return result
 
@@ -143,7 +145,8 @@ class Client:
             cloud_timeout_s: float | None = None) -> dict[str, Any]:  # fmt: skip
         """``status``: by id or unique prefix, or (with ``cloud`` and ``cluster``) by the launcher's job id."""
         params = {"cloud": cloud, "cluster": cluster, "cloud_timeout_s": cloud_timeout_s}
-        result: dict[str, Any] = self.get(f"/api/jobs/{_segment(ref)}", params=params)
+        limit = None if cloud_timeout_s is None else cloud_timeout_s + CALL_SLACK_S
+        result: dict[str, Any] = self.get(f"/api/jobs/{_segment(ref)}", params=params, timeout_s=limit)
         return result
 
     def submit(self, config: str, *, cwd: str | None = None, **options: Any) -> dict[str, Any]:

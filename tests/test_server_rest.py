@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ import pytest
 
 from oumi_jobs.client import Client
 from oumi_jobs.documents import cancellation_document, job_document
-from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, UsageError
+from oumi_jobs.errors import AmbiguousJobError, CloudTimeoutError, JobNotFoundError, UsageError
 from oumi_jobs.paths import Paths
 from oumi_jobs.server import runner
 from oumi_jobs.server.activity import Activity, ServerSettings
@@ -537,3 +538,18 @@ def test_the_openapi_documents_are_the_json_contract(openapi):
     assert keys("CancelBody") == CANCEL_FIELDS and "required" not in schemas["CancelBody"]
     assert schemas["SubmitBody"]["additionalProperties"] is False  # a misspelt option is refused
     assert openapi["info"]["title"] == "oumi-jobs"
+
+
+def test_the_client_never_waits_without_a_limit(tmp_path, monkeypatch):
+    """A server that accepts and never answers: the client's own default limit ends the wait."""
+    from oumi_jobs import client as client_module
+
+    monkeypatch.setattr(client_module, "DEFAULT_TIMEOUT_S", 0.5)
+    path = str(tmp_path / "silent.sock")
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.bind(path)
+        silent.listen(1)
+        started = time.monotonic()
+        with Client.unix(path) as client, pytest.raises(CloudTimeoutError, match=r"did not answer within 0\.5 s"):
+            client.jobs()
+    assert time.monotonic() - started < 30
