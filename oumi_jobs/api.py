@@ -64,6 +64,7 @@ from oumi_jobs.jobs import (
 )
 from oumi_jobs.legacy import ImportResult, SkippedEntry, import_registry
 from oumi_jobs.logs import log_path, read_log
+from oumi_jobs.metrics import metrics_text
 from oumi_jobs.paths import Paths
 from oumi_jobs.prune import PruneResult, prune
 from oumi_jobs.states import DONE_STATES, State, parse_states
@@ -118,6 +119,7 @@ __all__ = [
     "list_jobs_report",
     "log_document",
     "log_path",
+    "metrics_text",
     "parse_states",
     "prune",
     "prune_document",

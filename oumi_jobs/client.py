@@ -19,6 +19,7 @@ limit.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -89,12 +90,12 @@ class Client:
         """The answer's JSON document; an error answer raised as its exception."""
         import httpx
 
+        # httpx reads timeout=None as "no limit": unset means the client's default limit.
+        limit = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
         try:
-            response = self._http.request(method, path, json=json, params=_params(params), timeout=timeout_s)
+            response = self._http.request(method, path, json=json, params=_params(params), timeout=limit)
         except httpx.TimeoutException:
-            raise CloudTimeoutError(
-                f"the oumi-jobs server at {self.address} did not answer within {timeout_s} s"
-            ) from None
+            raise CloudTimeoutError(f"the oumi-jobs server at {self.address} did not answer within {limit} s") from None
         except httpx.TransportError as exc:
             raise _unavailable(self.address, exc) from None
         return _document(response)
@@ -137,6 +138,59 @@ class Client:
         limit = None if timeout_s is None else timeout_s + CALL_SLACK_S
         answer = self.post(f"/adapter/{method}", json={"kwargs": wire.encode(dict(kwargs))}, timeout_s=limit)
         return answer["result"]
+
+    # -- the REST API: each returns the document ``--json`` prints -----------------
+    def jobs(self, *, timeout_s: float | None = None, **filters: Any) -> list[dict[str, Any]]:
+        """``list``: filters ``cloud``, ``cluster``, ``state`` (a list), ``since``, ``limit``, ``local_only``,
+        ``all_clouds``, ``cloud_timeout_s``."""
+        if timeout_s is None and filters.get("cloud_timeout_s") is not None:
+            timeout_s = float(filters["cloud_timeout_s"]) + CALL_SLACK_S  # the server answers within that limit
+        result: list[dict[str, Any]] = self.get("/api/jobs", params=filters, timeout_s=timeout_s)
+        return result
+
+    def job(self, ref: str, *, cloud: str | None = None, cluster: str | None = None,
+            cloud_timeout_s: float | None = None) -> dict[str, Any]:  # fmt: skip
+        """``status``: by id or unique prefix, or (with ``cloud`` and ``cluster``) by the launcher's job id."""
+        params = {"cloud": cloud, "cluster": cluster, "cloud_timeout_s": cloud_timeout_s}
+        limit = None if cloud_timeout_s is None else cloud_timeout_s + CALL_SLACK_S
+        result: dict[str, Any] = self.get(f"/api/jobs/{_segment(ref)}", params=params, timeout_s=limit)
+        return result
+
+    def submit(self, config: str, *, cwd: str | None = None, **options: Any) -> dict[str, Any]:
+        """``submit``: a relative ``config`` is resolved against ``cwd`` (default: this process's directory)."""
+        if cwd is None and not os.path.isabs(config):
+            cwd = os.getcwd()
+        result: dict[str, Any] = self.post("/api/jobs", json={"config": config, "cwd": cwd, **options})
+        return result
+
+    def cancel(self, ref: str, **options: Any) -> dict[str, Any]:
+        """``cancel`` of one job: ``reason``, ``force``, ``signal``, ``timeout_s``, ``cascade``, ``wait``."""
+        limit = float(options.get("timeout_s", 30.0)) + DEFAULT_TIMEOUT_S  # the server waits that long first
+        result: dict[str, Any] = self.post(f"/api/jobs/{_segment(ref)}/cancel", json=options, timeout_s=limit)
+        return result
+
+    def cancellation_status(self, ref: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.get(f"/api/jobs/{_segment(ref)}/cancellation-status")
+        return result
+
+    def cancellations(self, *, limit: int | None = None, offset: int | None = None, job_id: str | None = None,
+                      status: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        params = {"limit": limit, "offset": offset, "job_id": job_id, "status": status}
+        result: list[dict[str, Any]] = self.get("/api/cancellations", params=params)
+        return result
+
+    def logs(self, ref: str, *, stderr: bool = False, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        """``logs``: the log's lines as they come (with ``follow``, until the job is done)."""
+        params = {"stream": "stderr" if stderr else "stdout", "tail": tail, "follow": follow}
+        lines, _ = self.stream_lines("GET", f"/api/jobs/{_segment(ref)}/logs", params=params)
+        return lines
+
+
+def _segment(ref: str) -> str:
+    """A job reference as one path segment (a ``/`` or ``?`` in it must not change the route)."""
+    from urllib.parse import quote
+
+    return quote(ref, safe="")
 
 
 def _params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -52,8 +52,13 @@ def read_log(
     tail: int | None = None,
     follow: bool = False,
     poll_interval: float = 0.2,
+    heartbeat: bool = False,
 ) -> Iterator[str]:
-    """Yield the log's text in chunks; with ``follow``, keep yielding until the job is done."""
+    """Yield the log's text in chunks; with ``follow``, keep yielding until the job is done.
+
+    ``heartbeat``: while following, also yield ``""`` after each poll that found nothing new, so a caller
+    that streams the log (the server, to a client that may have gone away) gets a turn to stop.
+    """
     if tail is not None and tail < 0:
         raise UsageError("--tail must not be negative")
     with Registry.open(paths) as registry:
@@ -77,10 +82,13 @@ def read_log(
         return
     while follow:
         done = get_status(paths, job_id).done
+        before = offset
         if path.exists():
             offset = yield from _read_from(path, offset, decoder)
         if done:
             break
+        if heartbeat and offset == before:
+            yield ""
         time.sleep(poll_interval)
     if rest := decoder.decode(b"", final=True):
         yield rest

@@ -116,3 +116,15 @@ def write_metrics(paths: Paths, registry: Registry, extra_file: Path | None = No
             problems.append(f"{extra_file}: {exc}")
     if problems:
         raise SideOutputError(f"metrics not written: {'; '.join(problems)}")
+
+
+# What a Prometheus server expects of a text-format scrape.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def metrics_text(paths: Paths) -> bytes:
+    """The metrics of ``metrics.prom``, computed now from the registry (a scrape, e.g. the server's ``/metrics``)."""
+    from prometheus_client import generate_latest
+
+    with Registry.open(paths) as registry:
+        return generate_latest(build_registry(registry))

@@ -41,10 +41,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class Guard:
     """Counts each request while it runs (streams included), bounds its body, and checks TCP clients' token."""
 
@@ -65,9 +61,13 @@ class Guard:
             return
         self.activity.begin()
         try:
-            await self.app(scope, _bounded(receive), send)
-        except BodyTooLarge:
-            await _answer(scope, receive, send, 413, usage_body(f"request body over {MAX_BODY_BYTES} bytes"))
+            if length is None:  # a chunked body names no length: read it here, within the bound, first
+                body = await _whole_body(receive)
+                if body is None:
+                    await _answer(scope, receive, send, 413, usage_body(f"request body over {MAX_BODY_BYTES} bytes"))
+                    return
+                receive = _replaying(body, receive)
+            await self.app(scope, receive, send)
         finally:
             self.activity.end()
 
@@ -92,19 +92,30 @@ class Guard:
         return self._token[1]
 
 
-def _bounded(receive: Receive) -> Receive:
-    """``receive`` that stops a chunked body (which names no length) once it passes the bound."""
-    seen = 0
-
-    async def bounded() -> Message:
-        nonlocal seen
+async def _whole_body(receive: Receive) -> bytes | None:
+    """The request's body, or None once it passes the bound (FastAPI would turn an error raised while it
+    reads the body into a 400, so a body too large is refused before the app sees it)."""
+    body = b""
+    while True:
         message = await receive()
-        seen += len(message.get("body", b""))
-        if seen > MAX_BODY_BYTES:
-            raise BodyTooLarge()
-        return message
+        if message["type"] != "http.request":
+            return body  # the client went away: the app sees that on its own receive
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return None
+        if not message.get("more_body", False):
+            return body
 
-    return bounded
+
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that gives the body already read, then what the connection says next (a disconnect)."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 async def _answer(scope: Scope, receive: Receive, send: Send, status: int, body: dict[str, Any]) -> None:

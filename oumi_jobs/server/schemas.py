@@ -1,0 +1,163 @@
+"""The REST API's request bodies and the shapes of its documents, as pydantic models for OpenAPI.
+
+Request bodies are validated here (a bad field is a 422 naming it).  The
+document models only describe what ``oumi_jobs.documents`` builds: endpoints
+return those documents as they are (a ``Response``, which FastAPI does not
+re-validate), so the API serves exactly what ``--json`` prints;
+tests/test_server_rest.py checks each model names the same keys as its document.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from oumi_jobs import bounds
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.store.queues import MAX_PARALLEL
+
+JobState = Literal["pending", "launching", "running", "cancelling", "succeeded", "failed", "cancelled", "lost",
+                   "unknown"]  # fmt: skip
+CancellationState = Literal["requested", "in_progress", "completed", "failed", "not_needed"]
+# A name, a path, an id: nothing a person types is longer (the body as a whole is bounded at 1 MiB).
+_TEXT = 4096
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt option is a 422 naming it, never silently ignored
+
+
+class SubmitBody(_Body):
+    """``oumi-jobs submit``'s argument and options.  A relative ``config`` is resolved against ``cwd``."""
+
+    config: str = Field(min_length=1, max_length=_TEXT, description="An Oumi job config or task config (a path).")
+    cwd: str | None = Field(
+        None, max_length=_TEXT, description="Absolute directory that relative paths are resolved against "
+        "(required for a relative config; default: the config's folder).",
+    )  # fmt: skip
+    cloud: str | None = Field(
+        None, max_length=_TEXT, description="Cloud to run on (default: the config's, else local)."
+    )
+    cluster: str | None = Field(default=None, max_length=_TEXT, description="Cluster to run on.")
+    name: str | None = Field(default=None, max_length=_TEXT, description="A name that becomes the job id.")
+    command: str | None = Field(default=None, max_length=_TEXT, description="oumi command for a task config.")
+    env: list[str] = Field(default_factory=list, description="Environment variables K=V for the job.")
+    workdir: str | None = Field(default=None, max_length=_TEXT, description="Working directory (relative to cwd).")
+    after: list[str] = Field(default_factory=list, description="Start only when these jobs have succeeded.")
+    parallel: int | None = Field(
+        None, ge=1, le=MAX_PARALLEL, description="Let N jobs of this local cluster run at once."
+    )
+    gpus: str | None = Field(
+        default=None, max_length=_TEXT, description="Accelerators per node of a cloud job (A100:8)."
+    )
+    nodes: int | None = Field(default=None, ge=1, le=bounds.MAX_NODES, description="Nodes of a cloud job.")
+
+
+class CancelBody(_Body):
+    """``oumi-jobs cancel``'s options for one job; every field may be left out."""
+
+    reason: str | None = Field(default=None, max_length=_TEXT, description="Why; recorded with the cancellation.")
+    force: bool = Field(default=False, description="SIGKILL the whole process tree at once.")
+    signal: str = Field(default="TERM", max_length=32, description="Graceful signal: TERM, INT, USR1...")
+    timeout_s: float = Field(default=30.0, ge=0, le=bounds.MAX_SECONDS, allow_inf_nan=False,
+                             description="Seconds after the graceful signal before SIGKILL.")  # fmt: skip
+    cascade: bool = Field(default=True, description="Also cancel the jobs waiting on this one.")
+    wait: bool = Field(default=True, description="Answer once verified (200); false: once signalled (202).")
+    cloud_timeout_s: float = Field(default=DEFAULT_CLOUD_TIMEOUT_S, ge=bounds.MIN_CLOUD_TIMEOUT_S, le=bounds.MAX_SECONDS,
+                                   allow_inf_nan=False, description="Seconds the job's cloud gets to answer.")  # fmt: skip
+
+
+class JobDocument(BaseModel):
+    """A job, as ``status --json`` prints it (README "JSON")."""
+
+    schema_version: int
+    job_id: str | None = Field(description="null for an external job (launched elsewhere).")
+    name: str | None
+    state: JobState
+    status: str | None = Field(description="The source's own words, e.g. `exited 3`.")
+    done: bool
+    cloud: str
+    cluster: str | None
+    launcher_job_id: str | None
+    command: str | None
+    config_path: str | None
+    model_name: str | None
+    output_dir: str | None
+    submit_time: str | None
+    start_time: str | None
+    end_time: str | None
+    exit_code: int | None
+    exit_signal: int | None
+    pid: int | None
+    containment: Literal["cgroup", "subreaper", "session"] | None
+    external: bool
+    cancel_requested: bool
+    depends_on: list[str]
+    detail: str | None
+    stdout_path: str | None
+    stderr_path: str | None
+    as_of: str | None
+
+
+class SubmitDocument(JobDocument):
+    """``submit --json``: the new job, and the submit-time guidance."""
+
+    warnings: list[str]
+
+
+class CancellationStepDocument(BaseModel):
+    name: str
+    status: Literal["in_progress", "completed", "failed", "skipped"]
+    started_at: str
+    ended_at: str | None
+    detail: str | None
+
+
+class CancellationDocument(BaseModel):
+    """A cancellation, as ``cancel --json`` and ``cancel-status --json`` print it."""
+
+    schema_version: int
+    cancellation_id: str
+    job_id: str
+    cloud: str
+    status: CancellationState
+    reason: str | None
+    force: bool
+    signal: str
+    timeout_s: float
+    requested_at: str
+    finished_at: str | None
+    duration_s: float | None
+    final_state: str | None
+    caused_by: str | None
+    survivors: list[int]
+    runners_signalled: int
+    detail: str | None
+    steps: list[CancellationStepDocument]
+
+
+class ErrorDocument(BaseModel):
+    """Every error answer: the command line's message and exit code, and the exception to raise again."""
+
+    error: str
+    exit_code: int
+    type: str = Field(description="The oumi-jobs exception's class, e.g. JobNotFoundError.")
+    fields: dict[str, object]
+    candidates: list[str] | None = Field(default=None, description="An ambiguous job prefix (409): the jobs it names.")
+    detail: list[str] | None = Field(
+        default=None, description="A request refused before any service saw it: why, by field."
+    )
+
+
+def errors(*statuses: int, also: dict[int | str, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The documented answers of an endpoint: ``also``, these error statuses, and 401 (TCP without the token)."""
+    said = {400: "Bad input (exit code 2)", 401: "Missing or wrong bearer token (TCP)", 404: "No such job",
+            409: "Ambiguous job prefix (with `candidates`), or a conflict", 413: "Request body over 1 MiB",
+            422: "A field failed validation (`detail` names it)", 503: "A cloud could not be reached",
+            504: "A cloud did not answer in time"}  # fmt: skip
+    documented = dict(also or {})
+    documented.update(
+        {status: {"model": ErrorDocument, "description": said[status]} for status in sorted({*statuses, 401})}
+    )
+    return documented
