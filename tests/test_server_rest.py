@@ -29,20 +29,15 @@ from oumi_jobs.client import Client
 from oumi_jobs.documents import cancellation_document, job_document
 from oumi_jobs.errors import AmbiguousJobError, CloudTimeoutError, JobNotFoundError, UsageError
 from oumi_jobs.paths import Paths
-from oumi_jobs.server import runner
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.app import MAX_BODY_BYTES, create_app
-from oumi_jobs.server.location import ServerFiles
+from oumi_jobs.server.location import ServerFiles, read_or_create_token
 from oumi_jobs.views import view_of
 
 from .helpers import add_record, make_cancellation, make_record, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 NOBODY = 65534
-SERVE = (
-    "import sys; from oumi_jobs.server import runner; p, f, o = runner.parse_args(sys.argv[1:]); "
-    "runner._configure_logging(); sys.exit(runner.serve(p, f, o))"
-)
 
 
 @dataclass
@@ -74,10 +69,8 @@ def _healthy(socket_path: str) -> bool:
 def rest_server(paths: Paths, tmp_path: Path) -> Iterator[Server]:
     """A real server process for ``paths`` (unix socket and loopback TCP), ended by its pid at the end."""
     log = tmp_path / "server.out"
-    argv = [
-        sys.executable, "-c", SERVE, "--data-dir", str(paths.data_dir), "--state-dir", str(paths.state_dir),
-        "--cache-dir", str(paths.cache_dir), "--host", "127.0.0.1", "--port", "0", "--idle-timeout", "0",
-    ]  # fmt: skip
+    # `server run`: the command a service manager runs; it becomes the server (same pid).
+    argv = [sys.executable, "-m", "oumi_jobs", "server", "run", "--host", "127.0.0.1", "--port", "0"]
     env = os.environ | {"OUMI_JOBS_HOME": os.environ["OUMI_JOBS_HOME"], "OUMI_JOBS_SERVER": "off",
                         "PYTHONPATH": str(REPO)}  # fmt: skip
     with open(log, "wb") as out:
@@ -108,7 +101,7 @@ def rest_server(paths: Paths, tmp_path: Path) -> Iterator[Server]:
 # -- who may ask ---------------------------------------------------------------------------------------------------
 def test_tcp_answers_only_the_token_of_this_home(rest_server, tmp_path):
     other_home = Paths(tmp_path / "other" / "data", tmp_path / "other" / "state", tmp_path / "other" / "cache")
-    others_token = runner.read_or_create_token(ServerFiles.for_env(other_home))
+    others_token = read_or_create_token(ServerFiles.for_env(other_home))
     assert others_token != rest_server.token
     for token in (None, "wrong", others_token, rest_server.token[:-1]):
         with rest_server.tcp(token) as client:
