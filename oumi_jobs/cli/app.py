@@ -20,7 +20,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, bounds, jobs
+from oumi_jobs import __version__, bounds, jobs, waiting
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
 from oumi_jobs.cli.output import Mode, Output
@@ -37,7 +37,7 @@ from oumi_jobs.documents import (
 )
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
-from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code
+from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code, wait_exit_code
 from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
@@ -155,7 +155,7 @@ def _root(
     """Submit, watch and cancel Oumi jobs on this machine or on any cloud oumi.launcher reaches.
 
     Exit codes: 0 success, 1 failure, 2 usage error, 3 job not found or ambiguous,
-    4 conflict, 5 cloud unreachable, 6 cancelled but processes survived.
+    4 conflict, 5 cloud unreachable, 6 cancelled but processes survived, 7 `wait` timed out.
     """
 
 
@@ -211,7 +211,7 @@ def submit(
     out.value(view.job_id)
     out.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
     if wait:
-        view = out.follow(jobs.follow_until_done(paths, view.job_id), human=live.watch)
+        view = out.follow(waiting.follow_until_done(paths, view.job_id), human=live.watch)
     # The id was the result for a person and for -q; --json prints it all once the job is (or was) followed.
     out.result(job_document(view) | {"warnings": list(submitted.warnings)})
     if wait:
@@ -251,11 +251,38 @@ def status(
     if job is None:
         raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
     if watch:
-        view = out.follow(jobs.follow_until_done(paths, job), human=live.watch)
+        view = out.follow(waiting.follow_until_done(paths, job), human=live.watch)
         out.result(job_document(view))  # a person saw it live
         return
     view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
     out.result(job_document(view), human=lambda: render.print_job(view))
+
+
+@app.command()
+def wait(
+    ctx: typer.Context,
+    jobs_: Annotated[
+        list[str],
+        typer.Argument(metavar="JOB...", help="Jobs to wait for (ids or unique prefixes).", callback=_job_ref),
+    ],
+    timeout: Annotated[
+        Optional[str],
+        typer.Option("--timeout", help="Give up after this long: seconds, or 90s, 30m, 2h, 1d (exit 7)."),
+    ] = None,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait until every job is done.  Exit 0 if all succeeded, 1 if any failed or was lost, else 4 if any
+    was cancelled, else 7 if --timeout passed first."""
+
+    out = Output.from_flags(as_json=as_json)
+    timeout_s = waiting.parse_timeout(timeout) if timeout is not None else None
+    results = waiting.follow_jobs(_paths(ctx), jobs_, timeout_s=timeout_s, cloud_timeout_s=cloud_timeout)
+    result = out.follow(results, human=live.watch_jobs)
+    out.result([job_document(view) for view in result.views])  # a person saw them live
+    if result.timed_out and result.pending:
+        out.error(f"timed out after {timeout}; not done: {', '.join(v.job_id for v in result.pending)}")
+    raise typer.Exit(wait_exit_code(result))
 
 
 @app.command("list")
