@@ -56,6 +56,7 @@ from oumi_jobs.exits import (
     wait_exit_code,
     worst_exit_code,
 )
+from oumi_jobs.external import CloudIdentity, adopt_by_identity, find_by_identity
 from oumi_jobs.jobs import (
     JobDocuments,
     JobList,
@@ -86,6 +87,7 @@ __all__ = [
     "CancellationRecord",
     "CancellationStatus",
     "CancellationStep",
+    "CloudIdentity",
     "CloudUnreachableError",
     "ConflictError",
     "ExitCode",
@@ -106,6 +108,7 @@ __all__ = [
     "UsageError",
     "WaitInterrupted",
     "WaitResult",
+    "adopt_by_identity",
     "bulk_cancel_exit_code",
     "bulk_document",
     "cancel_job",
@@ -115,6 +118,7 @@ __all__ = [
     "cancellation_history",
     "cancellation_status",
     "encode_json",
+    "find_by_identity",
     "follow_cancellation",
     "follow_jobs",
     "follow_until_done",

@@ -38,6 +38,7 @@ from oumi_jobs.documents import (
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
 from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code, wait_exit_code
+from oumi_jobs.external import IDENTITY_USAGE, CloudIdentity
 from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
@@ -130,6 +131,12 @@ CloudTimeoutOpt = Annotated[
     ),
 ]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Cluster to run on.")]
+# A job by its cloud identity (instead of JOB): jobs launched elsewhere too.
+IdCloudOpt = Annotated[
+    Optional[str], typer.Option("--cloud", help="With --cluster and --launcher-id: a job by its cloud identity.")
+]
+IdClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="The job's cluster (with --cloud).")]
+LauncherIdOpt = Annotated[Optional[str], typer.Option("--launcher-id", help="The launcher's job id (with --cloud).")]
 
 
 def _paths(ctx: click.Context) -> Paths:
@@ -224,13 +231,9 @@ def status(
     job: Annotated[
         Optional[str], typer.Argument(metavar="[JOB]", help="Job id, or a unique prefix of one.", callback=_job_ref)
     ] = None,
-    cloud: Annotated[
-        Optional[str], typer.Option("--cloud", help="With --cluster and --launcher-id: a job by its cloud identity.")
-    ] = None,
-    cluster: Annotated[Optional[str], typer.Option("--cluster", help="The job's cluster (with --cloud).")] = None,
-    launcher_id: Annotated[
-        Optional[str], typer.Option("--launcher-id", help="The launcher's job id (with --cloud).")
-    ] = None,
+    cloud: IdCloudOpt = None,
+    cluster: IdClusterOpt = None,
+    launcher_id: LauncherIdOpt = None,
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     watch: WatchOpt = False,
     as_json: JsonOpt = False,
@@ -239,17 +242,17 @@ def status(
 
     out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
-    by_identity = (cloud, cluster, launcher_id)
-    if any(by_identity):
-        if job is not None or not all(by_identity):
-            raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
-        view = jobs.status_by_identity(paths, cloud, cluster, launcher_id, cloud_timeout_s=cloud_timeout)  # type: ignore[arg-type]
+    identity = CloudIdentity.from_options([job] if job else [], cloud, cluster, launcher_id)
+    if identity is not None:
+        view = jobs.status_by_identity(
+            paths, identity.cloud, identity.cluster, identity.launcher_job_id, cloud_timeout_s=cloud_timeout
+        )
         job = view.job_id or None
         if job is None or not watch:
             out.result(job_document(view), human=lambda: render.print_job(view))
             return
     if job is None:
-        raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
+        raise OumiJobsUsage(IDENTITY_USAGE)
     if watch:
         view = out.follow(waiting.follow_until_done(paths, job), human=live.watch)
         out.result(job_document(view))  # a person saw it live
@@ -338,24 +341,36 @@ def list_(
 @app.command()
 def logs(
     ctx: typer.Context,
-    job: JobArg,
+    job: Annotated[
+        Optional[str], typer.Argument(metavar="[JOB]", help="Job id, or a unique prefix of one.", callback=_job_ref)
+    ] = None,
+    cloud: IdCloudOpt = None,
+    cluster: IdClusterOpt = None,
+    launcher_id: LauncherIdOpt = None,
     stderr: Annotated[bool, typer.Option("--stderr", help="Print stderr instead of stdout.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job is done.")] = False,
     tail: Annotated[
         Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.", callback=_count("--tail"))
     ] = None,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a job's output."""
+    """Print a job's output (by id, or by its cloud identity: jobs launched elsewhere too)."""
 
     out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
-    chunks = read_log(paths, job, stderr=stderr, tail=tail, follow=follow)
+    ref: str | CloudIdentity | None = CloudIdentity.from_options([job] if job else [], cloud, cluster, launcher_id)
+    if ref is None:
+        if job is None:
+            raise OumiJobsUsage(IDENTITY_USAGE)
+        ref = job
+    which = ref
+    chunks = read_log(paths, which, stderr=stderr, tail=tail, follow=follow, cloud_timeout_s=cloud_timeout)
 
     def document() -> dict[str, Any]:
         text = "".join(chunks)  # the whole log first: reading it may fail before the path is asked for
-        job_id, path = log_path(paths, job, stderr=stderr)
-        return log_document(job_id, "stderr" if stderr else "stdout", path, text)
+        job_id, path = log_path(paths, which, stderr=stderr)
+        return log_document(job_id or None, "stderr" if stderr else "stdout", path, text)
 
     out.result(document, human=lambda: render.print_log(chunks))
 
@@ -432,6 +447,9 @@ def cancel(
         Optional[list[str]],
         typer.Argument(metavar="JOB...", help="Jobs to cancel (ids or unique prefixes).", callback=_job_ref),
     ] = None,
+    cloud: IdCloudOpt = None,
+    cluster: IdClusterOpt = None,
+    launcher_id: LauncherIdOpt = None,
     all_jobs: Annotated[bool, typer.Option("--all", help="Cancel every job not done (see --state).")] = False,
     state: Annotated[list[str], typer.Option("--state", help="With --all: only jobs in this state.")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option("--force", help="SIGKILL the whole process tree at once.")] = False,
@@ -459,12 +477,18 @@ def cancel(
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported."""
+    """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported.
+
+    A cloud job may be named by its identity (--cloud, --cluster, --launcher-id), one launched elsewhere too.
+    """
 
     out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
     refs = list(jobs_ or [])
-    if not refs and not all_jobs:
+    identity = CloudIdentity.from_options(refs, cloud, cluster, launcher_id)
+    if identity is not None and all_jobs:
+        raise OumiJobsUsage("name a job by its identity or use --all, not both")
+    if not refs and not all_jobs and identity is None:
         raise OumiJobsUsage("name the jobs to cancel, or use --all")
     if refs and all_jobs:
         raise OumiJobsUsage("name jobs or use --all, not both")
@@ -472,10 +496,11 @@ def cancel(
         force=force, timeout_s=timeout, signal=signal_name, reason=reason, wait=not no_wait,
         cascade=not no_cascade, metrics_file=metrics_file, cloud_timeout_s=cloud_timeout,
     )  # fmt: skip
-    if len(refs) == 1:
+    if identity is not None or len(refs) == 1:
+        which = identity if identity is not None else refs[0]
         record = live.run_with_progress(
-            lambda: service.cancel_job(paths, refs[0], options),
-            lambda: service.cancellation_status(paths, refs[0]),
+            lambda: service.cancel_job(paths, which, options),
+            lambda: service.cancellation_status(paths, which),
             live=out.live,
         )
         out.result(cancellation_document(record), human=lambda: render.print_cancellation(record))
