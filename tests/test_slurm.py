@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -109,3 +110,78 @@ def test_stop_and_down_say_that_slurm_does_nothing_for_them(slurm):
     for outcome in (seam.stop("slurm", CLUSTER, timeout_s=60), seam.down("slurm", CLUSTER, timeout_s=60)):
         assert (outcome.cluster, outcome.acted) == (CLUSTER, False) and "does nothing" in outcome.detail
     assert CLUSTER in [c.name for c in seam.list_clusters("slurm", timeout_s=60)]
+
+
+def _wait_process(*args: str) -> subprocess.Popen:
+    """`oumi-jobs wait ARGS` in a process of its own (it imports oumi.launcher, as any cloud command does)."""
+    return subprocess.Popen([sys.executable, "-m", "oumi_jobs", "wait", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def test_wait_exits_0_for_a_job_that_succeeds_and_4_for_one_cancelled(slurm, paths, cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    short = submit(cli, tmp_path, "echo short")
+    long = submit(cli, tmp_path, "sleep 600")
+    waiter = _wait_process(long, "--json")
+    try:
+        result = cli("wait", short, "--timeout", "5m", "--json")
+        assert result.exit_code == 0, result.stderr
+        [doc] = json.loads(result.stdout)
+        assert (doc["job_id"], doc["state"], doc["cloud"]) == (short, "succeeded", "slurm")
+
+        wait_until(lambda: status(cli, long)["state"] == "running", timeout=180, interval=1)
+        assert waiter.poll() is None, "the waiter is still waiting for the running job"
+        assert cli("cancel", long).exit_code == 0
+        out, err = waiter.communicate(timeout=120)
+    finally:
+        if waiter.poll() is None:
+            waiter.kill()
+        cli("cancel", long, "--force")
+    assert waiter.returncode == 4, err
+    assert [d["state"] for d in json.loads(out)] == ["cancelled"]
+    assert cli("wait", short, long).exit_code == 4  # one succeeded, one cancelled: 4
+
+
+def _sbatch(command: str) -> str:
+    """A job submitted with plain sbatch, not through oumi-jobs; its Slurm id.  Its output goes where oumi's
+    Slurm client reads a job's log (``~/oumi_slurm_logs/<id>.out`` on the cluster, here this machine)."""
+    logs = os.path.expanduser("~/oumi_slurm_logs")
+    os.makedirs(logs, exist_ok=True)
+    done = subprocess.run(["sbatch", "--parsable", "-o", f"{logs}/%j.out", "--wrap", command],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip().split(";")[0]
+
+
+def _by_identity(launcher_id: str) -> list[str]:
+    return ["--cloud", "slurm", "--cluster", CLUSTER, "--launcher-id", launcher_id, "--cloud-timeout", "60"]
+
+
+def test_cancel_and_logs_of_a_plain_sbatch_job_by_its_identity(slurm, paths, cli):
+    outside = _sbatch("echo the-sbatch-job-ran; sleep 600")
+    try:
+        # sacct lists a new job after a few seconds: until then its identity is unknown (exit 3)
+        wait_until(lambda: cli("status", *_by_identity(outside)).exit_code == 0, timeout=60, interval=1)
+        result = cli("cancel", *_by_identity(outside), "--reason", "launched elsewhere", "--json")
+        assert result.exit_code == 0, result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["status"] == "completed" and doc["final_state"] == "cancelled" and doc["job_id"]
+        assert [s["name"] for s in doc["steps"]] == ["check_state", "launcher_cancel", "verify"]
+        adopted = status(cli, doc["job_id"])
+        assert (adopted["external"], adopted["launcher_job_id"], adopted["state"]) == (True, outside, "cancelled")
+        again = cli("cancel", *_by_identity(outside), "--json")
+        assert again.exit_code == 4 and json.loads(again.stdout)["status"] == "not_needed"
+        assert [c["job_id"] for c in cli.json("cancellations")] == [doc["job_id"]] * 2
+    finally:
+        subprocess.run(["scancel", outside], check=False)
+
+    short = _sbatch("echo the-short-sbatch-job-ran")
+    try:
+        wait_until(lambda: cli.json("status", *_by_identity(short))["done"], timeout=120, interval=1)
+        logs = cli("logs", *_by_identity(short), "--json")
+        assert logs.exit_code == 0, logs.stderr
+        log = json.loads(logs.stdout)
+        assert "the-short-sbatch-job-ran" in log["text"] and log["job_id"] is None  # read, not registered
+    finally:
+        subprocess.run(["scancel", short], check=False)
+    unknown = cli("cancel", "--cloud", "slurm", "--cluster", CLUSTER, "--launcher-id", "987654321")
+    assert unknown.exit_code == 3, unknown.stderr
