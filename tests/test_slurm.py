@@ -10,11 +10,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .helpers import submit_id, wait_until
+from oumi_jobs import api
+
+from .helpers import add_record, make_record, submit_id, wait_until
 
 CLUSTER = "root@localhost"
 # Every process that did not itself call launcher.up needs this to find the cluster.
@@ -112,34 +115,28 @@ def test_stop_and_down_say_that_slurm_does_nothing_for_them(slurm):
     assert CLUSTER in [c.name for c in seam.list_clusters("slurm", timeout_s=60)]
 
 
-def _wait_process(*args: str) -> subprocess.Popen:
-    """`oumi-jobs wait ARGS` in a process of its own (it imports oumi.launcher, as any cloud command does)."""
-    return subprocess.Popen([sys.executable, "-m", "oumi_jobs", "wait", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def test_wait_exits_0_for_a_job_that_succeeds_and_4_for_one_cancelled(slurm, paths, cli, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    short = submit(cli, tmp_path, "echo short")
-    long = submit(cli, tmp_path, "sleep 600")
-    waiter = _wait_process(long, "--json")
+def test_wait_exits_0_for_a_job_that_succeeds_and_4_for_one_cancelled(slurm, paths, cli):
+    # Jobs registered as import-registry registers them: wait reads Slurm, with no launching process to wait for.
+    short, long = _sbatch("echo short"), _sbatch("sleep 600")
+    for launcher_id in (short, long):
+        add_record(paths, make_record(f"sb-{launcher_id}", cloud="slurm", cluster=CLUSTER, launcher_job_id=launcher_id))
     try:
-        result = cli("wait", short, "--timeout", "5m", "--json")
+        result = cli("wait", f"sb-{short}", "--timeout", "3m", "--json")
         assert result.exit_code == 0, result.stderr
         [doc] = json.loads(result.stdout)
-        assert (doc["job_id"], doc["state"], doc["cloud"]) == (short, "succeeded", "slurm")
+        assert (doc["state"], doc["launcher_job_id"], doc["cloud"]) == ("succeeded", short, "slurm")
 
-        wait_until(lambda: status(cli, long)["state"] == "running", timeout=180, interval=1)
-        assert waiter.poll() is None, "the waiter is still waiting for the running job"
-        assert cli("cancel", long).exit_code == 0
-        out, err = waiter.communicate(timeout=120)
+        wait_until(lambda: status(cli, f"sb-{long}")["state"] == "running", timeout=60, interval=1)
+        with ThreadPoolExecutor(1) as pool:  # the library's wait, while the command line cancels the job
+            waiting = pool.submit(api.wait_for_jobs, paths, [f"sb-{long}"], 120)
+            time.sleep(2)
+            assert not waiting.done(), "it waits for the running job"
+            assert cli("cancel", f"sb-{long}").exit_code == 0
+            waited = waiting.result(timeout=150)
+        assert [v.state.value for v in waited.views] == ["cancelled"] and api.wait_exit_code(waited) == 4
+        assert cli("wait", f"sb-{short}", f"sb-{long}").exit_code == 4  # one succeeded, one cancelled: 4
     finally:
-        if waiter.poll() is None:
-            waiter.kill()
-        cli("cancel", long, "--force")
-    assert waiter.returncode == 4, err
-    assert [d["state"] for d in json.loads(out)] == ["cancelled"]
-    assert cli("wait", short, long).exit_code == 4  # one succeeded, one cancelled: 4
+        subprocess.run(["scancel", long], check=False)
 
 
 def _sbatch(command: str) -> str:
