@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,7 @@ from oumi_jobs.states import State
 from oumi_jobs.views import JobView
 from oumi_jobs.waiting import WaitResult, parse_timeout
 
-from .helpers import make_record, submit_id, wait_state, wait_until
+from .helpers import make_record, on_a_terminal, submit_id, wait_state, wait_until
 
 
 def _submit(cli, job_config, run: str, cluster: str) -> str:
@@ -143,6 +145,21 @@ def _peek(process: subprocess.Popen) -> bytes:
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 0)
     return process.stdout.readline().encode() if ready else b""
+
+
+@pytest.mark.parametrize("no_color", [True, False], ids=["NO_COLOR", "colour"])
+def test_on_a_terminal_a_live_line_per_job_unless_no_color(paths, cli, job_config, no_color):
+    jobs = [_submit(cli, job_config, "sleep 1.5", "w-tty-a"), _submit(cli, job_config, "exit 1", "w-tty-b")]
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"} | {"PYTHONPATH": str(root), "COLUMNS": "100"}
+    shown = on_a_terminal(["oumi-jobs", "wait", *jobs], env | ({"NO_COLOR": "1"} if no_color else {}), root)
+    if no_color:
+        assert b"\x1b" not in shown, shown[:400]  # no colour, no cursor moves, no spinner frames
+        lines = shown.decode().splitlines()
+        assert f"{jobs[0]} succeeded exited 0" in lines and f"{jobs[1]} failed exited 1" in lines
+    else:
+        assert b"\x1b[" in shown and all(job.encode() in shown for job in jobs)  # drawn in place, in colour
+        assert "✓".encode() in shown and "✗".encode() in shown
 
 
 def test_the_library_waits_too(paths, cli, job_config):
