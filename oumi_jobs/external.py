@@ -52,6 +52,18 @@ class CloudIdentity:
         return cls(cloud, cluster, launcher_job_id)  # type: ignore[arg-type]  # none is None, checked above
 
 
+def job_or_identity(
+    job: str | None, cloud: str | None, cluster: str | None, launcher_job_id: str | None
+) -> str | CloudIdentity:
+    """The one job a command names: its JOB, or its whole identity (else a usage error, exit 2)."""
+    identity = CloudIdentity.from_options([job] if job is not None else [], cloud, cluster, launcher_job_id)
+    if identity is not None:
+        return identity
+    if job is None:
+        raise UsageError(IDENTITY_USAGE)
+    return job
+
+
 def registered(paths: Paths, identity: CloudIdentity) -> JobRecord | None:
     """The registered job with this identity, if any (the registry only: no cloud is asked)."""
     with Registry.open(paths) as registry:

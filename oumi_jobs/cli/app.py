@@ -38,7 +38,7 @@ from oumi_jobs.documents import (
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
 from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code, wait_exit_code
-from oumi_jobs.external import IDENTITY_USAGE, CloudIdentity
+from oumi_jobs.external import CloudIdentity, job_or_identity
 from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
@@ -242,17 +242,16 @@ def status(
 
     out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
-    identity = CloudIdentity.from_options([job] if job else [], cloud, cluster, launcher_id)
-    if identity is not None:
+    which = job_or_identity(job, cloud, cluster, launcher_id)
+    if isinstance(which, CloudIdentity):
         view = jobs.status_by_identity(
-            paths, identity.cloud, identity.cluster, identity.launcher_job_id, cloud_timeout_s=cloud_timeout
+            paths, which.cloud, which.cluster, which.launcher_job_id, cloud_timeout_s=cloud_timeout
         )
-        job = view.job_id or None
-        if job is None or not watch:
+        if not view.job_id or not watch:
             out.result(job_document(view), human=lambda: render.print_job(view))
             return
-    if job is None:
-        raise OumiJobsUsage(IDENTITY_USAGE)
+        which = view.job_id  # registered: watched as any job
+    job = which
     if watch:
         view = out.follow(waiting.follow_until_done(paths, job), human=live.watch)
         out.result(job_document(view))  # a person saw it live
@@ -359,12 +358,7 @@ def logs(
 
     out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
-    ref: str | CloudIdentity | None = CloudIdentity.from_options([job] if job else [], cloud, cluster, launcher_id)
-    if ref is None:
-        if job is None:
-            raise OumiJobsUsage(IDENTITY_USAGE)
-        ref = job
-    which = ref
+    which = job_or_identity(job, cloud, cluster, launcher_id)
     chunks = read_log(paths, which, stderr=stderr, tail=tail, follow=follow, cloud_timeout_s=cloud_timeout)
 
     def document() -> dict[str, Any]:
