@@ -47,14 +47,21 @@ from oumi_jobs.errors import (
     OumiJobsError,
     RegistryError,
     UsageError,
+    WaitInterrupted,
 )
-from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code, worst_exit_code
+from oumi_jobs.exits import (
+    bulk_cancel_exit_code,
+    cancellation_exit_code,
+    job_exit_code,
+    wait_exit_code,
+    worst_exit_code,
+)
+from oumi_jobs.external import CloudIdentity, adopt_by_identity, find_by_identity
 from oumi_jobs.jobs import (
     JobDocuments,
     JobList,
     SubmitRequest,
     Submitted,
-    follow_until_done,
     get_status,
     list_job_documents,
     list_jobs,
@@ -70,6 +77,7 @@ from oumi_jobs.prune import PruneResult, prune
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationStep, StepStatus
 from oumi_jobs.views import JobView
+from oumi_jobs.waiting import WaitResult, follow_jobs, follow_until_done, wait_for_jobs
 
 __all__ = [
     "DONE_STATES",
@@ -80,6 +88,7 @@ __all__ = [
     "CancellationRecord",
     "CancellationStatus",
     "CancellationStep",
+    "CloudIdentity",
     "CloudUnreachableError",
     "ConflictError",
     "ExitCode",
@@ -98,6 +107,9 @@ __all__ = [
     "SubmitRequest",
     "Submitted",
     "UsageError",
+    "WaitInterrupted",
+    "WaitResult",
+    "adopt_by_identity",
     "bulk_cancel_exit_code",
     "bulk_document",
     "cancel_job",
@@ -107,7 +119,9 @@ __all__ = [
     "cancellation_history",
     "cancellation_status",
     "encode_json",
+    "find_by_identity",
     "follow_cancellation",
+    "follow_jobs",
     "follow_until_done",
     "get_status",
     "import_document",
@@ -126,5 +140,7 @@ __all__ = [
     "read_log",
     "status_by_identity",
     "submit",
+    "wait_exit_code",
+    "wait_for_jobs",
     "worst_exit_code",
 ]

@@ -171,7 +171,8 @@ def recovery_document(recovery: Recovery) -> dict[str, Any]:
     }
 
 
-def log_document(job_id: str, stream: str, path: Path | None, text: str) -> dict[str, Any]:
-    """A job's log as one document (``path`` is None for a cloud job, whose log is a stream)."""
+def log_document(job_id: str | None, stream: str, path: Path | None, text: str) -> dict[str, Any]:
+    """A job's log as one document (``path`` is None for a cloud job, whose log is a stream; ``job_id`` None
+    for a job launched elsewhere that is not registered)."""
     return {"schema_version": SCHEMA_VERSION, "job_id": job_id, "stream": stream,
             "path": str(path) if path else None, "text": text}  # fmt: skip

@@ -15,6 +15,7 @@ class ExitCode:
     CONFLICT = 4
     CLOUD_UNREACHABLE = 5
     SURVIVORS = 6
+    TIMEOUT = 7  # `wait --timeout` passed before every job was done
     INTERRUPTED = 130  # 128 + SIGINT, as shells report a command ended by Ctrl-C
 
 
@@ -96,6 +97,12 @@ class CloudCallError(CloudUnreachableError):
 class CancelInterrupted(OumiJobsError):
     """Ctrl-C during a cancel this process owned: the message says who carries it on (a detached finisher),
     or that it was recorded failed because nobody could."""
+
+    exit_code = ExitCode.INTERRUPTED
+
+
+class WaitInterrupted(OumiJobsError):
+    """Ctrl-C during ``wait``: the waiting stops; the jobs go on untouched."""
 
     exit_code = ExitCode.INTERRUPTED
 

@@ -20,9 +20,13 @@ from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 
 if TYPE_CHECKING:  # annotations only: the service imports far more than this policy needs
     from oumi_jobs.cancel.service import BulkOutcome
+    from oumi_jobs.waiting import WaitResult
 
 # Most serious first: several cancels exit with the first of these any of them had.
 SEVERITY = (ExitCode.SURVIVORS, ExitCode.FAILURE, ExitCode.CLOUD_UNREACHABLE, ExitCode.NOT_FOUND, ExitCode.CONFLICT)
+
+# `wait`: a job that ended badly, then one that was cancelled, then a wait that ran out.
+WAIT_SEVERITY = (ExitCode.FAILURE, ExitCode.CONFLICT, ExitCode.TIMEOUT)
 
 
 def job_exit_code(state: State) -> int:
@@ -32,6 +36,19 @@ def job_exit_code(state: State) -> int:
     if state is State.CANCELLED:
         return ExitCode.CONFLICT
     return ExitCode.FAILURE
+
+
+def wait_exit_code(result: WaitResult) -> int:
+    """``wait JOB...``: 1 if any job failed or was lost, else 4 if any was cancelled, else 7 if the wait timed
+    out with jobs not done, else 0 (every job succeeded).
+
+    An outcome that is known wins over one that is not: a job that failed decides whatever the others would
+    still do, so 7 means that none of the jobs has ended badly yet.
+    """
+    codes = [job_exit_code(view.state) for view in result.views if view.done]
+    if result.timed_out and result.pending:
+        codes.append(ExitCode.TIMEOUT)
+    return next((code for code in WAIT_SEVERITY if code in codes), ExitCode.OK)
 
 
 def cancellation_exit_code(record: CancellationRecord) -> int:

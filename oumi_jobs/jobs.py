@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -405,19 +404,3 @@ def _ask_clouds(
         if all_clouds:
             clouds.update(facts.listable(known))
     return survey.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)
-
-
-# How often a followed job is asked about: a local job's state is a process
-# check; a cloud job's is a round trip to its cloud (SSH, an API server).
-LOCAL_POLL_S = 0.5
-CLOUD_POLL_S = 3.0
-
-
-def follow_until_done(paths: Paths, job_id: str, *, interval: float | None = None) -> Iterator[JobView]:
-    """Yield the job's view every ``interval`` seconds (by default, as suits its cloud), the last one done."""
-    while True:
-        view = get_status(paths, job_id)
-        yield view
-        if view.done:
-            return
-        time.sleep(interval or (LOCAL_POLL_S if view.record.is_local else CLOUD_POLL_S))

@@ -17,6 +17,7 @@ from typing import BinaryIO
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import CloudCallError, OumiJobsError, UsageError
+from oumi_jobs.external import CloudIdentity, find_by_identity, registered
 from oumi_jobs.jobs import get_status
 from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -24,8 +25,14 @@ from oumi_jobs.store.registry import JobRecord, Registry
 _CHUNK = 64 * 1024
 
 
-def log_path(paths: Paths, ref: str, *, stderr: bool = False) -> tuple[str, Path | None]:
-    """``(job_id, path)`` of the job's stdout or stderr log (no path: a cloud job's log is a stream)."""
+def log_path(paths: Paths, ref: str | CloudIdentity, *, stderr: bool = False) -> tuple[str, Path | None]:
+    """``(job_id, path)`` of the job's stdout or stderr log (no path: a cloud job's log is a stream).
+
+    A job named by its cloud identity that is not registered has no id here: ``""``.
+    """
+    if isinstance(ref, CloudIdentity):
+        known = registered(paths, ref)
+        return (known.job_id if known else ""), None
     with Registry.open(paths) as registry:
         record = registry.resolve(ref)
     if not record.is_local:
@@ -46,21 +53,27 @@ def _tail_lines(path: Path, count: int) -> tuple[str, int]:
 
 def read_log(
     paths: Paths,
-    ref: str,
+    ref: str | CloudIdentity,
     *,
     stderr: bool = False,
     tail: int | None = None,
     follow: bool = False,
     poll_interval: float = 0.2,
     heartbeat: bool = False,
+    cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
 ) -> Iterator[str]:
     """Yield the log's text in chunks; with ``follow``, keep yielding until the job is done.
 
+    ``ref`` is a job id (or unique prefix), or the cloud identity of a job launched here or elsewhere
+    (nothing is written for one this registry does not know; one its cloud does not know: exit 3).
     ``heartbeat``: while following, also yield ``""`` after each poll that found nothing new, so a caller
     that streams the log (the server, to a client that may have gone away) gets a turn to stop.
     """
     if tail is not None and tail < 0:
         raise UsageError("--tail must not be negative")
+    if isinstance(ref, CloudIdentity):
+        yield from cloud_log(find_by_identity(paths, ref, cloud_timeout_s=cloud_timeout_s), stderr=stderr, tail=tail)
+        return
     with Registry.open(paths) as registry:
         record = registry.resolve(ref)
     if not record.is_local:

@@ -15,6 +15,7 @@ from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob
 from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError
 from oumi_jobs.states import State, launch_state, recorded_state
+from oumi_jobs.store.records import EXTERNAL
 from oumi_jobs.store.registry import JobRecord
 from oumi_jobs.timestamps import from_epoch, now_iso
 
@@ -45,7 +46,7 @@ class JobView:
 def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
     """Read the live state of one registered job (``as_of``: when, if read as part of a batch)."""
     state, status, detail = recorded_state(record)
-    return JobView(record, state, status, detail, as_of or now_iso())
+    return JobView(record, state, status, detail, as_of or now_iso(), record.source == EXTERNAL)
 
 
 def live_cloud_view(
@@ -53,6 +54,7 @@ def live_cloud_view(
 ) -> JobView:
     """A cloud job's state, asked of its cloud, cluster and id only."""
 
+    external = external or record.source == EXTERNAL  # adopted by `cancel` or `logs` by its cloud identity
     if not record.launcher_job_id:
         state, status, detail = launch_state(record)
         return JobView(record, state, status, detail, now_iso(), external)
@@ -75,24 +77,30 @@ def live_cloud_view(
 
 
 def cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, as_of: str) -> JobView:
+    external = record.source == EXTERNAL
     if job is not None:
-        return JobView(record, job.state, job.status, None, as_of)
+        return JobView(record, job.state, job.status, None, as_of, external)
     if error is not None:
-        return JobView(record, State.UNKNOWN, None, error, as_of)
+        return JobView(record, State.UNKNOWN, None, error, as_of, external)
     if not record.launcher_job_id:
         state, status, detail = launch_state(record)
-        return JobView(record, state, status, detail, as_of)
+        return JobView(record, state, status, detail, as_of, external)
     detail = f"{record.cloud} no longer reports job {record.launcher_job_id}"
-    return JobView(record, State.UNKNOWN, None, detail, as_of, missing=True)
+    return JobView(record, State.UNKNOWN, None, detail, as_of, external, missing=True)
+
+
+def external_record(job: CloudJob, job_id: str = "") -> JobRecord:
+    """The record of a job its cloud reports that oumi-jobs did not launch (``job_id`` once adopted)."""
+    submitted = from_epoch(job.submit_time) if job.submit_time else None
+    return JobRecord(
+        job_id=job_id, cloud=job.cloud, submit_time=submitted or "", name=job.name, cluster=job.cluster,
+        launcher_job_id=job.launcher_job_id, source=EXTERNAL,
+        end_time=from_epoch(job.end_time) if job.end_time else None,
+    )  # fmt: skip
 
 
 def external_view(job: CloudJob, as_of: str) -> JobView:
     """A job its cloud reports that oumi-jobs did not launch."""
-    submitted = from_epoch(job.submit_time) if job.submit_time else None
-    record = JobRecord(
-        job_id="", cloud=job.cloud, submit_time=submitted or "", name=job.name, cluster=job.cluster,
-        launcher_job_id=job.launcher_job_id, source="external",
-        end_time=from_epoch(job.end_time) if job.end_time else None,
-    )  # fmt: skip
+    record = external_record(job)
     detail = f"launched outside oumi-jobs as {job.name!r}" if job.name else "launched outside oumi-jobs"
     return JobView(record, job.state, job.status, detail, as_of, external=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -98,6 +99,27 @@ def free_loopback_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def on_a_terminal(argv: list[str], env: dict[str, str], cwd: Path) -> bytes:
+    """Run ``argv`` with stdout and stderr on a new pseudo-terminal; everything it wrote there."""
+    master, slave = os.openpty()
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, cwd=cwd)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+        process.wait(timeout=60)
+    return b"".join(chunks)
 
 
 # Every process the tests start carries this (conftest.py sets it), so what they start can be told apart.

@@ -57,6 +57,8 @@ def test_job_documents(cli, job_config):
     assert set(logs) == {"schema_version", "job_id", "stream", "path", "text"} and logs["stream"] == "stdout"
     listed = cli.json("list")
     assert isinstance(listed, list) and set(listed[0]) == JOB_KEYS
+    waited = cli.json("wait", submitted["job_id"])  # an array of job objects, one per job named
+    assert isinstance(waited, list) and [set(doc) for doc in waited] == [JOB_KEYS]
 
 
 def test_cancellation_and_prune_documents(cli, job_config):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,30 +16,9 @@ import pytest
 
 from oumi_jobs.cli import live
 
-from .helpers import submit_id
+from .helpers import on_a_terminal, submit_id
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _on_a_terminal(argv: list[str], env: dict[str, str]) -> bytes:
-    """Run ``argv`` with stdout and stderr on a new pseudo-terminal; everything it wrote there."""
-    master, slave = os.openpty()
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, cwd=ROOT)
-    os.close(slave)
-    chunks = []
-    try:
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-        process.wait(timeout=60)
-    return b"".join(chunks)
 
 
 def _env(paths, **extra: str) -> dict[str, str]:
@@ -53,7 +31,7 @@ def test_status_watch_on_a_terminal_does_not_animate_with_no_color(paths, cli, j
     job_id = submit_id(cli, str(job_config("sleep 1.5")))
     extra = {"NO_COLOR": "1"} if no_color else {}
     argv = ["oumi-jobs", "status", "--watch", job_id]  # the installed entry point, importing this copy
-    shown = _on_a_terminal(argv, _env(paths, **extra))
+    shown = on_a_terminal(argv, _env(paths, **extra), ROOT)
     assert job_id.encode() in shown
     if no_color:
         assert b"\x1b" not in shown, shown[:400]  # no colour, no cursor moves, no spinner frames

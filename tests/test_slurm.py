@@ -10,10 +10,14 @@ import json
 import os
 import shutil
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from .helpers import submit_id, wait_until
+from oumi_jobs import api
+
+from .helpers import add_record, make_record, submit_id, wait_until
 
 CLUSTER = "root@localhost"
 # Every process that did not itself call launcher.up needs this to find the cluster.
@@ -109,3 +113,72 @@ def test_stop_and_down_say_that_slurm_does_nothing_for_them(slurm):
     for outcome in (seam.stop("slurm", CLUSTER, timeout_s=60), seam.down("slurm", CLUSTER, timeout_s=60)):
         assert (outcome.cluster, outcome.acted) == (CLUSTER, False) and "does nothing" in outcome.detail
     assert CLUSTER in [c.name for c in seam.list_clusters("slurm", timeout_s=60)]
+
+
+def test_wait_exits_0_for_a_job_that_succeeds_and_4_for_one_cancelled(slurm, paths, cli):
+    # Jobs registered as import-registry registers them: wait reads Slurm, with no launching process to wait for.
+    short, long = _sbatch("echo short"), _sbatch("sleep 600")
+    for launcher_id in (short, long):
+        add_record(paths, make_record(f"sb-{launcher_id}", cloud="slurm", cluster=CLUSTER, launcher_job_id=launcher_id))
+    try:
+        result = cli("wait", f"sb-{short}", "--timeout", "3m", "--json")
+        assert result.exit_code == 0, result.stderr
+        [doc] = json.loads(result.stdout)
+        assert (doc["state"], doc["launcher_job_id"], doc["cloud"]) == ("succeeded", short, "slurm")
+
+        wait_until(lambda: status(cli, f"sb-{long}")["state"] == "running", timeout=60, interval=1)
+        with ThreadPoolExecutor(1) as pool:  # the library's wait, while the command line cancels the job
+            waiting = pool.submit(api.wait_for_jobs, paths, [f"sb-{long}"], 120)
+            time.sleep(2)
+            assert not waiting.done(), "it waits for the running job"
+            assert cli("cancel", f"sb-{long}").exit_code == 0
+            waited = waiting.result(timeout=150)
+        assert [v.state.value for v in waited.views] == ["cancelled"] and api.wait_exit_code(waited) == 4
+        assert cli("wait", f"sb-{short}", f"sb-{long}").exit_code == 4  # one succeeded, one cancelled: 4
+    finally:
+        subprocess.run(["scancel", long], check=False)
+
+
+def _sbatch(command: str) -> str:
+    """A job submitted with plain sbatch, not through oumi-jobs; its Slurm id.  Its output goes where oumi's
+    Slurm client reads a job's log (``~/oumi_slurm_logs/<id>.out`` on the cluster, here this machine)."""
+    logs = os.path.expanduser("~/oumi_slurm_logs")
+    os.makedirs(logs, exist_ok=True)
+    done = subprocess.run(["sbatch", "--parsable", "-o", f"{logs}/%j.out", "--wrap", command],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return done.stdout.strip().split(";")[0]
+
+
+def _by_identity(launcher_id: str) -> list[str]:
+    return ["--cloud", "slurm", "--cluster", CLUSTER, "--launcher-id", launcher_id, "--cloud-timeout", "60"]
+
+
+def test_cancel_and_logs_of_a_plain_sbatch_job_by_its_identity(slurm, paths, cli):
+    outside = _sbatch("echo the-sbatch-job-ran; sleep 600")
+    try:
+        # sacct lists a new job after a few seconds: until then its identity is unknown (exit 3)
+        wait_until(lambda: cli("status", *_by_identity(outside)).exit_code == 0, timeout=60, interval=1)
+        result = cli("cancel", *_by_identity(outside), "--reason", "launched elsewhere", "--json")
+        assert result.exit_code == 0, result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["status"] == "completed" and doc["final_state"] == "cancelled" and doc["job_id"]
+        assert [s["name"] for s in doc["steps"]] == ["check_state", "launcher_cancel", "verify"]
+        adopted = status(cli, doc["job_id"])
+        assert (adopted["external"], adopted["launcher_job_id"], adopted["state"]) == (True, outside, "cancelled")
+        again = cli("cancel", *_by_identity(outside), "--json")
+        assert again.exit_code == 4 and json.loads(again.stdout)["status"] == "not_needed"
+        assert [c["job_id"] for c in cli.json("cancellations")] == [doc["job_id"]] * 2
+    finally:
+        subprocess.run(["scancel", outside], check=False)
+
+    short = _sbatch("echo the-short-sbatch-job-ran")
+    try:
+        wait_until(lambda: cli.json("status", *_by_identity(short))["done"], timeout=120, interval=1)
+        logs = cli("logs", *_by_identity(short), "--json")
+        assert logs.exit_code == 0, logs.stderr
+        log = json.loads(logs.stdout)
+        assert "the-short-sbatch-job-ran" in log["text"] and log["job_id"] is None  # read, not registered
+    finally:
+        subprocess.run(["scancel", short], check=False)
+    unknown = cli("cancel", "--cloud", "slurm", "--cluster", CLUSTER, "--launcher-id", "987654321")
+    assert unknown.exit_code == 3, unknown.stderr

@@ -34,6 +34,7 @@ from oumi_jobs.errors import (
     UsageError,
 )
 from oumi_jobs.events import log_event
+from oumi_jobs.external import CloudIdentity, adopt_by_identity, registered
 from oumi_jobs.jobs import list_jobs
 from oumi_jobs.local import terminator
 from oumi_jobs.metrics import write_metrics
@@ -89,13 +90,20 @@ def _not_needed(
 
 
 def cancel_job(
-    paths: Paths, ref: str, options: CancelOptions = CancelOptions(), *, caused_by: str | None = None
+    paths: Paths, ref: str | CloudIdentity, options: CancelOptions = CancelOptions(), *, caused_by: str | None = None
 ) -> CancellationRecord:
-    """Cancel one job (a full id or unique prefix); returns its cancellation record.
+    """Cancel one job (a full id or unique prefix, or a cloud job's identity); returns its cancellation record.
 
-    Ctrl-C while this process runs the cancellation hands the rest to a
-    detached finisher and raises :class:`CancelInterrupted` saying so.
+    A job named by its identity that the registry does not know (launched
+    elsewhere) is registered first, as an external job (see
+    :mod:`oumi_jobs.external`); one its cloud does not know raises
+    :class:`JobNotFoundError`.  Ctrl-C while this process runs the
+    cancellation hands the rest to a detached finisher and raises
+    :class:`CancelInterrupted` saying so.
     """
+    if isinstance(ref, CloudIdentity):
+        options.checked()  # a bad option is refused before any cloud is asked or anything registered
+        ref = adopt_by_identity(paths, ref, cloud_timeout_s=options.cloud_timeout_s).job_id
     record = _cancel_one(paths, ref, options, caused_by)
     return _with_warnings(record, _write_metrics(paths, options.metrics_file))
 
@@ -266,8 +274,16 @@ def cancel_jobs(
     return [dataclasses.replace(o, record=_with_warnings(o.record, warnings)) if o.record else o for o in outcomes]
 
 
-def cancellation_status(paths: Paths, ref: str) -> CancellationRecord:
-    """The job's latest cancellation; one whose owner died is first handed to a detached finisher."""
+def cancellation_status(paths: Paths, ref: str | CloudIdentity) -> CancellationRecord:
+    """The job's latest cancellation; one whose owner died is first handed to a detached finisher.
+
+    A cloud identity names the registered job with that identity (no cloud is asked).
+    """
+    if isinstance(ref, CloudIdentity):
+        job = registered(paths, ref)
+        if job is None:
+            raise JobNotFoundError(f"no job {ref.launcher_job_id} of {ref.cluster} ({ref.cloud}) in the registry")
+        ref = job.job_id
     with Registry.open(paths) as registry:
         try:
             job_id = registry.resolve(ref).job_id

@@ -20,7 +20,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, bounds, jobs
+from oumi_jobs import __version__, bounds, jobs, waiting
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
 from oumi_jobs.cli.context import paths_of as _paths
@@ -39,7 +39,8 @@ from oumi_jobs.documents import (
 )
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
-from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code
+from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code, wait_exit_code
+from oumi_jobs.external import CloudIdentity, job_or_identity
 from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.prune import prune as prune_jobs
@@ -132,6 +133,12 @@ CloudTimeoutOpt = Annotated[
     ),
 ]
 ClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="Cluster to run on.")]
+# A job by its cloud identity (instead of JOB): jobs launched elsewhere too.
+IdCloudOpt = Annotated[
+    Optional[str], typer.Option("--cloud", help="With --cluster and --launcher-id: a job by its cloud identity.")
+]
+IdClusterOpt = Annotated[Optional[str], typer.Option("--cluster", help="The job's cluster (with --cloud).")]
+LauncherIdOpt = Annotated[Optional[str], typer.Option("--launcher-id", help="The launcher's job id (with --cloud).")]
 
 
 def _version(value: bool) -> None:
@@ -150,7 +157,7 @@ def _root(
     """Submit, watch and cancel Oumi jobs on this machine or on any cloud oumi.launcher reaches.
 
     Exit codes: 0 success, 1 failure, 2 usage error, 3 job not found or ambiguous,
-    4 conflict, 5 cloud unreachable, 6 cancelled but processes survived.
+    4 conflict, 5 cloud unreachable, 6 cancelled but processes survived, 7 `wait` timed out.
     """
     if ctx.invoked_subcommand != "server":
         # Cloud calls go to the warm server (started on the first one); local commands never make any.
@@ -212,7 +219,7 @@ def submit(
     out.value(view.job_id)
     out.hint(f"submitted {view.job_id} ({view.record.cloud}); follow it with: oumi-jobs logs -f {view.job_id}")
     if wait:
-        view = out.follow(jobs.follow_until_done(paths, view.job_id), human=live.watch)
+        view = out.follow(waiting.follow_until_done(paths, view.job_id), human=live.watch)
     # The id was the result for a person and for -q; --json prints it all once the job is (or was) followed.
     out.result(job_document(view) | {"warnings": list(submitted.warnings)})
     if wait:
@@ -225,13 +232,9 @@ def status(
     job: Annotated[
         Optional[str], typer.Argument(metavar="[JOB]", help="Job id, or a unique prefix of one.", callback=_job_ref)
     ] = None,
-    cloud: Annotated[
-        Optional[str], typer.Option("--cloud", help="With --cluster and --launcher-id: a job by its cloud identity.")
-    ] = None,
-    cluster: Annotated[Optional[str], typer.Option("--cluster", help="The job's cluster (with --cloud).")] = None,
-    launcher_id: Annotated[
-        Optional[str], typer.Option("--launcher-id", help="The launcher's job id (with --cloud).")
-    ] = None,
+    cloud: IdCloudOpt = None,
+    cluster: IdClusterOpt = None,
+    launcher_id: LauncherIdOpt = None,
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     watch: WatchOpt = False,
     as_json: JsonOpt = False,
@@ -240,23 +243,49 @@ def status(
 
     out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
-    by_identity = (cloud, cluster, launcher_id)
-    if any(by_identity):
-        if job is not None or not all(by_identity):
-            raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
-        view = jobs.status_by_identity(paths, cloud, cluster, launcher_id, cloud_timeout_s=cloud_timeout)  # type: ignore[arg-type]
-        job = view.job_id or None
-        if job is None or not watch:
+    which = job_or_identity(job, cloud, cluster, launcher_id)
+    if isinstance(which, CloudIdentity):
+        view = jobs.status_by_identity(
+            paths, which.cloud, which.cluster, which.launcher_job_id, cloud_timeout_s=cloud_timeout
+        )
+        if not view.job_id or not watch:
             out.result(job_document(view), human=lambda: render.print_job(view))
             return
-    if job is None:
-        raise OumiJobsUsage("name a JOB, or give all of --cloud, --cluster and --launcher-id")
+        which = view.job_id  # registered: watched as any job
+    job = which
     if watch:
-        view = out.follow(jobs.follow_until_done(paths, job), human=live.watch)
+        view = out.follow(waiting.follow_until_done(paths, job), human=live.watch)
         out.result(job_document(view))  # a person saw it live
         return
     view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
     out.result(job_document(view), human=lambda: render.print_job(view))
+
+
+@app.command()
+def wait(
+    ctx: typer.Context,
+    jobs_: Annotated[
+        list[str],
+        typer.Argument(metavar="JOB...", help="Jobs to wait for (ids or unique prefixes).", callback=_job_ref),
+    ],
+    timeout: Annotated[
+        Optional[str],
+        typer.Option("--timeout", help="Give up after this long: seconds, or 90s, 30m, 2h, 1d (exit 7)."),
+    ] = None,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wait until every job is done.  Exit 0 if all succeeded, 1 if any failed or was lost, else 4 if any
+    was cancelled, else 7 if --timeout passed first."""
+
+    out = Output.from_flags(as_json=as_json)
+    timeout_s = waiting.parse_timeout(timeout) if timeout is not None else None
+    results = waiting.follow_jobs(_paths(ctx), jobs_, timeout_s=timeout_s, cloud_timeout_s=cloud_timeout)
+    result = out.follow(results, human=live.watch_jobs)
+    out.result([job_document(view) for view in result.views])  # a person saw them live
+    if result.timed_out and result.pending:
+        out.error(f"timed out after {timeout}; not done: {', '.join(v.job_id for v in result.pending)}")
+    raise typer.Exit(wait_exit_code(result))
 
 
 @app.command("list")
@@ -312,24 +341,31 @@ def list_(
 @app.command()
 def logs(
     ctx: typer.Context,
-    job: JobArg,
+    job: Annotated[
+        Optional[str], typer.Argument(metavar="[JOB]", help="Job id, or a unique prefix of one.", callback=_job_ref)
+    ] = None,
+    cloud: IdCloudOpt = None,
+    cluster: IdClusterOpt = None,
+    launcher_id: LauncherIdOpt = None,
     stderr: Annotated[bool, typer.Option("--stderr", help="Print stderr instead of stdout.")] = False,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job is done.")] = False,
     tail: Annotated[
         Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.", callback=_count("--tail"))
     ] = None,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print a job's output."""
+    """Print a job's output (by id, or by its cloud identity: jobs launched elsewhere too)."""
 
     out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
-    chunks = read_log(paths, job, stderr=stderr, tail=tail, follow=follow)
+    which = job_or_identity(job, cloud, cluster, launcher_id)
+    chunks = read_log(paths, which, stderr=stderr, tail=tail, follow=follow, cloud_timeout_s=cloud_timeout)
 
     def document() -> dict[str, Any]:
         text = "".join(chunks)  # the whole log first: reading it may fail before the path is asked for
-        job_id, path = log_path(paths, job, stderr=stderr)
-        return log_document(job_id, "stderr" if stderr else "stdout", path, text)
+        job_id, path = log_path(paths, which, stderr=stderr)
+        return log_document(job_id or None, "stderr" if stderr else "stdout", path, text)
 
     out.result(document, human=lambda: render.print_log(chunks))
 
@@ -406,6 +442,9 @@ def cancel(
         Optional[list[str]],
         typer.Argument(metavar="JOB...", help="Jobs to cancel (ids or unique prefixes).", callback=_job_ref),
     ] = None,
+    cloud: IdCloudOpt = None,
+    cluster: IdClusterOpt = None,
+    launcher_id: LauncherIdOpt = None,
     all_jobs: Annotated[bool, typer.Option("--all", help="Cancel every job not done (see --state).")] = False,
     state: Annotated[list[str], typer.Option("--state", help="With --all: only jobs in this state.")] = [],  # noqa: B006
     force: Annotated[bool, typer.Option("--force", help="SIGKILL the whole process tree at once.")] = False,
@@ -433,12 +472,18 @@ def cancel(
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported."""
+    """Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported.
+
+    A cloud job may be named by its identity (--cloud, --cluster, --launcher-id), one launched elsewhere too.
+    """
 
     out = Output.from_flags(as_json=as_json)
     paths = _paths(ctx)
     refs = list(jobs_ or [])
-    if not refs and not all_jobs:
+    identity = CloudIdentity.from_options(refs, cloud, cluster, launcher_id)
+    if identity is not None and all_jobs:
+        raise OumiJobsUsage("name a job by its identity or use --all, not both")
+    if not refs and not all_jobs and identity is None:
         raise OumiJobsUsage("name the jobs to cancel, or use --all")
     if refs and all_jobs:
         raise OumiJobsUsage("name jobs or use --all, not both")
@@ -446,10 +491,11 @@ def cancel(
         force=force, timeout_s=timeout, signal=signal_name, reason=reason, wait=not no_wait,
         cascade=not no_cascade, metrics_file=metrics_file, cloud_timeout_s=cloud_timeout,
     )  # fmt: skip
-    if len(refs) == 1:
+    if identity is not None or len(refs) == 1:
+        which = identity if identity is not None else refs[0]
         record = live.run_with_progress(
-            lambda: service.cancel_job(paths, refs[0], options),
-            lambda: service.cancellation_status(paths, refs[0]),
+            lambda: service.cancel_job(paths, which, options),
+            lambda: service.cancellation_status(paths, which),
             live=out.live,
         )
         out.result(cancellation_document(record), human=lambda: render.print_cancellation(record))

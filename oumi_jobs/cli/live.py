@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from oumi_jobs.cloud.survey import CloudWatcher
     from oumi_jobs.store.cancellations import CancellationRecord
+    from oumi_jobs.waiting import WaitResult
 
 T = TypeVar("T")
 
@@ -63,6 +64,62 @@ def watch(views: Iterator[JobView]) -> JobView:
                 previous = line
     assert last is not None
     return last
+
+
+def watch_jobs(results: Iterator[WaitResult]) -> WaitResult:
+    """``wait``: a line per job (its state, status and how long the wait has seen it so far), refreshed in
+    place on a terminal; elsewhere (a pipe, ``NO_COLOR``) a plain line each time a job's line changes."""
+    out = console()
+    last: WaitResult | None = None
+    if animated(out):
+        from rich.live import Live
+
+        board = _WaitBoard()
+        with Live(console=out, refresh_per_second=4, transient=False, get_renderable=board.render) as live:
+            for result in results:
+                last = board.result = result
+                live.refresh()
+    else:
+        shown: dict[str, str] = {}
+        for result in results:
+            last = result
+            for view in result.views:
+                line = f"{view.job_id} {view.state.value} {view.status or ''}".rstrip()
+                if shown.get(view.job_id) != line:
+                    print_line(line)
+                    shown[view.job_id] = line
+    assert last is not None
+    return last
+
+
+class _WaitBoard:
+    """The jobs of a ``wait``, one row each: a spinner while not done, then how it ended and when."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.result: WaitResult | None = None
+        self._started = time.monotonic()
+        self._ended: dict[str, float] = {}
+        self._spinners: dict[str, Any] = {}
+
+    def render(self) -> Any:
+        import time
+
+        from rich.spinner import Spinner
+        from rich.table import Table
+
+        grid = Table.grid(padding=(0, 1))
+        for view in self.result.views if self.result is not None else ():
+            if view.done:
+                ended = self._ended.setdefault(view.job_id, time.monotonic())
+                mark: Any = "[green]✓[/]" if view.state is State.SUCCEEDED else "[red]✗[/]"
+            else:
+                ended = time.monotonic()
+                mark = self._spinners.setdefault(view.job_id, Spinner("dots", style=STATE_STYLES[view.state]))
+            clock = _clock(ended - self._started)
+            grid.add_row(mark, view.job_id, styled_state(view.state), view.status or "", clock, view.detail or "")
+        return grid
 
 
 class _Phases:

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+# The source of a cloud job launched outside oumi-jobs: seen in a cloud's listing, or adopted to be acted on.
+EXTERNAL = "external"
+
 
 @dataclass(frozen=True, slots=True)
 class JobRecord:
@@ -27,7 +30,7 @@ class JobRecord:
     launcher_job_id: str | None = None
     model_name: str | None = None
     output_dir: str | None = None
-    source: str = "submit"  # "submit" or "import" (a legacy registry)
+    source: str = "submit"  # "submit", "import" (a legacy registry) or EXTERNAL
     argv: tuple[str, ...] = ()
     workdir: str | None = None
     stdout_path: str | None = None
