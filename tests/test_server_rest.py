@@ -380,6 +380,8 @@ def test_error_answers(rest_server, paths, tmp_path):
         for bad, field in (({"parallel": 0}, "parallel"), ({"bogus": 1}, "bogus"), ({"nodes": "two"}, "nodes")):
             _error(client.post("/api/jobs", json={"config": "/x.yaml"} | bad), 422, exit_code=2, says=field)
         _error(client.post("/api/jobs", json={}), 422, exit_code=2, says="config")
+        _error(client.get("/api/nothing-here"), 404, exit_code=2, says="Not Found")  # the same body as any error
+        _error(client.delete("/api/jobs"), 405, exit_code=2, says="Method Not Allowed")
         cancel = client.post("/api/jobs/job-twin-a/cancel", json={"timeout_s": "soon"})
         _error(cancel, 422, exit_code=2, says="timeout_s")
 

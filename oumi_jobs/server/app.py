@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oumi_jobs.cloud import adapter
 from oumi_jobs.documents import SCHEMA_VERSION
@@ -53,7 +54,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         if scope.get("server") is not None and not self._token_ok(scope):  # TCP (uvicorn: None on a unix socket)
-            await _answer(scope, receive, send, 401, {"error": "missing or wrong bearer token", "exit_code": 2})
+            await _answer(scope, receive, send, 401, usage_body("missing or wrong bearer token"))
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
@@ -185,6 +186,11 @@ def _rss_bytes() -> int | None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def routing(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # An unknown path or a wrong method: the same error body as every other error.
+        return JSONResponse(usage_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(OumiJobsError)
     async def known(request: Request, exc: OumiJobsError) -> JSONResponse:
         return JSONResponse(error_body(exc), status_code=http_status(exc))

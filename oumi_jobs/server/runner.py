@@ -39,6 +39,7 @@ from oumi_jobs.local.procs import boot_id, start_time_of
 from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
 from oumi_jobs.server.activity import DEFAULT_IDLE_TIMEOUT_S, Activity, ServeOptions, ServerSettings, is_loopback
 from oumi_jobs.server.app import create_app, warm_up
+from oumi_jobs.server.http_errors import usage_body
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
 
 log = logging.getLogger("oumi_jobs.server")
@@ -54,7 +55,7 @@ def _peer_uid(sock: socket.socket) -> int:
     return int(struct.unpack("3i", creds)[1])
 
 
-_FORBIDDEN = json.dumps({"error": "this server answers only its own user", "exit_code": 2}).encode()
+_FORBIDDEN = json.dumps(usage_body("this server answers only its own user")).encode()
 
 
 def _peer_checked_h11() -> type[asyncio.Protocol]:
