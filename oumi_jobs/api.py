@@ -12,6 +12,12 @@ The core returns frozen dataclasses and never prints; it raises
 :class:`OumiJobsError` subclasses, each with its ``exit_code``.  The
 ``*_document`` functions give the versioned JSON objects ``--json`` prints.
 
+Cloud calls run in this process (importing ``oumi.launcher``, 10-15 s, once).
+The warm server answers them in milliseconds: ``api.connect_server(paths)``
+returns a :class:`Client` of it (started if none runs) whose methods give the
+REST API's documents, and ``oumi_jobs.server.forwarding.install(paths)`` makes
+this process's own cloud calls go through it, as the command line does.
+
 A facade only: each name is re-exported from the module that defines it.
 Importing it loads neither oumi, torch, SkyPilot nor rich: ``oumi.launcher``
 is imported by the first call that asks a cloud.
@@ -28,6 +34,7 @@ from oumi_jobs.cancel.service import (
     cancellation_status,
     follow_cancellation,
 )
+from oumi_jobs.client import Client, ServerUnavailableError
 from oumi_jobs.documents import (
     SCHEMA_VERSION,
     bulk_document,
@@ -74,6 +81,7 @@ from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.metrics import metrics_text
 from oumi_jobs.paths import Paths
 from oumi_jobs.prune import PruneResult, prune
+from oumi_jobs.server.lifecycle import connect as connect_server
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationStep, StepStatus
 from oumi_jobs.views import JobView
@@ -88,6 +96,7 @@ __all__ = [
     "CancellationRecord",
     "CancellationStatus",
     "CancellationStep",
+    "Client",
     "CloudIdentity",
     "CloudUnreachableError",
     "ConflictError",
@@ -101,6 +110,7 @@ __all__ = [
     "Paths",
     "PruneResult",
     "RegistryError",
+    "ServerUnavailableError",
     "SkippedEntry",
     "State",
     "StepStatus",
@@ -118,6 +128,7 @@ __all__ = [
     "cancellation_exit_code",
     "cancellation_history",
     "cancellation_status",
+    "connect_server",
     "encode_json",
     "find_by_identity",
     "follow_cancellation",

@@ -1,7 +1,8 @@
 """Starting oumi-jobs' own detached helper processes, in one place.
 
-Three helpers outlive the command that starts them: a local job's supervisor,
-a cloud job's launching process and a ``--no-wait`` cancel's finisher.  Each
+Four helpers outlive the command that starts them: a local job's supervisor,
+a cloud job's launching process, a ``--no-wait`` cancel's finisher and the
+warm server.  Each
 runs ``module.main(argv)`` in a new interpreter, in a session of its own (so
 closing the terminal does not touch it), reads :meth:`Paths.as_options` and
 one id from its command line, and imports nothing heavy until it must.
