@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -182,3 +183,36 @@ def test_cancel_and_logs_of_a_plain_sbatch_job_by_its_identity(slurm, paths, cli
         subprocess.run(["scancel", short], check=False)
     unknown = cli("cancel", "--cloud", "slurm", "--cluster", CLUSTER, "--launcher-id", "987654321")
     assert unknown.exit_code == 3, unknown.stderr
+
+
+def test_status_cancel_and_list_of_slurm_jobs_through_the_server(slurm, server_on, tmp_path):
+    """The warm path on a real cluster: each command a new process, the launcher imported once, in the server."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "oumi_jobs", *args], capture_output=True, text=True,
+                              timeout=300, cwd=tmp_path)  # fmt: skip
+
+    config = tmp_path / "slurm-job.yaml"
+    config.write_text("run: sleep 600\nresources:\n  cloud: slurm\n")
+    job_id = run("submit", "-q", str(config), "--cluster", CLUSTER).stdout.strip()
+    outside = _sbatch("sleep 600")
+    try:
+        running = wait_until(
+            lambda: (d := json.loads(run("status", job_id, "--json").stdout))["state"] == "running" and d,
+            timeout=180, interval=1,
+        )  # fmt: skip
+        assert running["launcher_job_id"]
+
+        def external() -> dict | None:
+            docs = json.loads(run("list", "--all-clouds", "--json", "--cloud-timeout", "60").stdout)
+            return next((d for d in docs if d["launcher_job_id"] == outside), None)
+
+        found = wait_until(external, timeout=90, interval=1)  # sacct lists a new job after a few seconds
+        assert found["external"] is True and found["cloud"] == "slurm"
+        cancelled = run("cancel", job_id, "--json")
+        doc = json.loads(cancelled.stdout)
+        assert cancelled.returncode == 0 and doc["status"] == "completed" and doc["final_state"] == "cancelled"
+        server = json.loads(run("server", "status", "--json").stdout)
+        assert "slurm" in server["clouds_loaded"] and server["requests_served"] >= 5
+    finally:
+        subprocess.run(["scancel", outside], check=False)

@@ -26,9 +26,9 @@ import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.metadata import version as installed_version
 from pathlib import Path
 
+from oumi_jobs import __version__
 from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
 
 # Variables that change which clouds and credentials the launcher uses, or which oumi it imports.  Not PATH:
@@ -50,10 +50,7 @@ TOKEN_BYTES = 32
 
 
 def oumi_jobs_version() -> str:
-    try:
-        return installed_version("oumi-jobs")
-    except Exception:  # a checkout that is not installed
-        return "0+unknown"
+    return __version__
 
 
 def server_key(environ: Mapping[str, str]) -> str:
