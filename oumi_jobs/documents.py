@@ -11,12 +11,14 @@ Plain dictionaries of plain values; :func:`encode_json` is their compact encodin
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: building a document needs none of these modules
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.legacy import ImportResult
+    from oumi_jobs.progress import Progress
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.registry_repair import Recovery, RegistryCheck
     from oumi_jobs.store.cancellations import CancellationRecord
@@ -65,7 +67,15 @@ def job_document(view: JobView) -> dict[str, Any]:
         "stdout_path": record.stdout_path,
         "stderr_path": record.stderr_path,
         "as_of": view.as_of,
+        # Last, so that the lean listing can append it to a document SQLite built (store/listing.py).
+        "progress": progress_document(view.progress),
     }
+
+
+def progress_document(progress: Progress | None) -> dict[str, Any] | None:
+    """The ``progress`` object of a job document: its keys are :class:`~oumi_jobs.progress.Progress`'s fields
+    (the progress cache keeps the same dictionary, which the lean listing appends as it is); None when unknown."""
+    return None if progress is None else asdict(progress)
 
 
 def cancellation_document(record: CancellationRecord) -> dict[str, Any]:
