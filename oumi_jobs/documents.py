@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # annotations only: building a document needs none of these modules
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.legacy import ImportResult
+    from oumi_jobs.plots import Plot
     from oumi_jobs.progress import Progress
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.registry_repair import Recovery, RegistryCheck
@@ -76,6 +77,27 @@ def progress_document(progress: Progress | None) -> dict[str, Any] | None:
     """The ``progress`` object of a job document: its keys are :class:`~oumi_jobs.progress.Progress`'s fields
     (the progress cache keeps the same dictionary, which the lean listing appends as it is); None when unknown."""
     return None if progress is None else asdict(progress)
+
+
+def plot_document(plot: Plot, image: Path | None = None) -> dict[str, Any]:
+    """``plot``: each series (one per job and metric) with its points, and the image written (null: none)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "metrics": list(plot.metrics),
+        "done": plot.done,
+        "image": str(image) if image is not None else None,
+        "series": [
+            {
+                "job_id": s.job_id,
+                "metric": s.metric,
+                "source": s.source,
+                "steps": list(s.steps),
+                "values": list(s.values),
+                "metrics": list(s.metrics),
+            }
+            for s in plot.series
+        ],  # fmt: skip
+    }
 
 
 def cancellation_document(record: CancellationRecord) -> dict[str, Any]:
