@@ -100,7 +100,10 @@ def _numeric(entry: Mapping[str, Any], *, text_too: bool = False) -> dict[str, f
 
 def parse_tqdm(segment: str) -> tuple[int, int, float | None, str] | None:
     """``(n, total, steps per second, description)`` of one tqdm bar, else None."""
-    match = _TQDM.search(segment)
+    match, start = None, 0
+    for found in _TQDM.finditer(segment):  # the last bar of a segment is the current one
+        start = match.end() if match is not None else 0
+        match = found
     if match is None:
         return None
     n, total = int(match.group(1)), int(match.group(2))
@@ -108,7 +111,7 @@ def parse_tqdm(segment: str) -> tuple[int, int, float | None, str] | None:
     rate = None
     if raw != "?" and float(raw) > 0:
         rate = float(raw) if unit == "it/s" else 1.0 / float(raw)
-    prefix = _BAR_PREFIX.sub("", segment[: match.start()]).strip().rstrip(":").strip()
+    prefix = _BAR_PREFIX.sub("", segment[start : match.start()]).strip().lstrip("]").strip().rstrip(":").strip()
     return n, total, rate, prefix
 
 
@@ -177,13 +180,14 @@ def _save_state(paths: Paths, job_id: str, state: _State) -> None:
         pass
 
 
-def _read_new(state: _State, path: Path, *, cap: int = _FIRST_READ_CAP) -> tuple[str, float, bool] | None:
-    """The complete lines ``path`` got since the last read, its mtime, and whether it was read anew from its
-    start (replaced or truncated since the last read); None when nothing new.
+def _read_new(state: _State, path: Path, *, cap: int = _FIRST_READ_CAP) -> tuple[str, str, float, bool] | None:
+    """What ``path`` got since the last read: its complete lines, the line still being written after them, its
+    mtime, and whether it was read anew from its start (replaced or truncated since); None when nothing new.
 
-    A file that was replaced (another inode) or truncated is read from its
-    start; a last line without its newline yet is left for the next read.
-    Never through a symbolic link; files of the job (not ours) are only read.
+    Only the complete lines are consumed: the line being written is read again
+    next time (tqdm redraws its bar as ``\r`` and the bar, so its latest bar is
+    always that line).  Never through a symbolic link; the job's files are only
+    read.
     """
     key = str(path)
     try:
@@ -204,11 +208,10 @@ def _read_new(state: _State, path: Path, *, cap: int = _FIRST_READ_CAP) -> tuple
             return None
         handle.seek(offset)
         data = handle.read(info.st_size - offset)
-    end = max(data.rfind(b"\n"), data.rfind(b"\r"))
-    if end < 0:
-        return None
-    state.files[key] = [info.st_ino, offset + end + 1]
-    return data[: end + 1].decode("utf-8", errors="replace"), info.st_mtime, anew
+    end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    state.files[key] = [info.st_ino, offset + end]
+    text, rest = (data[:end].decode("utf-8", errors="replace"), data[end:].decode("utf-8", errors="replace"))
+    return text, rest, info.st_mtime, anew
 
 
 def _read_metrics(state: _State, output_dir: Path) -> None:
@@ -222,7 +225,7 @@ def _read_metrics(state: _State, output_dir: Path) -> None:
         got = _read_new(state, output_dir / name)
         if got is None:
             continue
-        text, mtime, anew = got
+        text, _, mtime, anew = got
         if anew:  # a new run wrote the file afresh: what the old one said is gone
             state.ranks.pop(rank, None)
             state.samples = []
@@ -309,7 +312,8 @@ def _read_log_text(state: _State, text: str, mtime: float, *, described_bars: bo
 def _read_logs(state: _State, record: JobRecord) -> None:
     for log in (record.stderr_path, record.stdout_path):
         if log and (got := _read_new(state, Path(log))) is not None:
-            _read_log_text(state, got[0], got[1], described_bars=record.command != "train")
+            text, rest, mtime, _ = got
+            _read_log_text(state, text + rest, mtime, described_bars=record.command != "train")
 
 
 def _config_total(state: _State, record: JobRecord) -> None:
@@ -349,7 +353,7 @@ def _summary(state: _State, *, done: bool) -> Progress | None:
     bar = _chosen_bar(state, total)
     if total is None and bar is not None:
         total = int(bar[0])
-    steps = [v for v in (rank.get("step"), state.trainer.get("step")) if v is not None]
+    steps = [v for v in (rank.get("step"), state.trainer.get("step"), state.logged.get("step")) if v is not None]
     if bar is not None and (not steps or total == bar[0]):
         steps.append(bar[1][0] or 0)
     if not steps and not metrics and not state.logged:
