@@ -439,29 +439,29 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
 def _encoded(paths: Paths, listed: list[tuple[str, str] | JobView], *, with_progress: bool) -> list[str]:
     """The documents as JSON texts.  A finished local job's progress, read once after it ended and kept in
     the progress cache, is appended to its document as it is; the others are read as for any view."""
+    found: dict[str, dict[str, Any] | None] = {}
+    if with_progress:
+        cached = progress.cached_documents(paths, [item[0] for item in listed if not isinstance(item, JobView)])
+        found = {job_id: document for job_id, (_, document) in cached.items()}
+        found.update(_final_progress(paths, [job_id for job_id, (final, _) in cached.items() if not final]))
     documents = []
     for item in listed:
         if isinstance(item, JobView):
             view = _with_progress(paths, item) if with_progress else item
             documents.append(encode_json(job_document(view)))
-            continue
-        job_id, document = item
-        found: dict[str, Any] | None = None
-        if with_progress:
-            final, found = progress.cached_document(paths, job_id)
-            if not final:
-                found = _final_progress(paths, job_id)
-        documents.append(document[:-1] + ',"progress":' + encode_json(found) + "}")
+        else:
+            job_id, document = item
+            documents.append(document[:-1] + ',"progress":' + encode_json(found.get(job_id)) + "}")
     return documents
 
 
-def _final_progress(paths: Paths, job_id: str) -> dict[str, Any] | None:
-    """A finished local job's progress read from its files (the first time after it ended)."""
+def _final_progress(paths: Paths, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Finished local jobs' progress read from their files (the first time since they ended)."""
+    if not job_ids:
+        return {}
     with Registry.open(paths) as registry:
-        record = registry.get(job_id)
-    if record is None:
-        return None
-    return progress_document(progress.local_progress(paths, record, done=True))
+        records = [r for job_id in job_ids if (r := registry.get(job_id)) is not None]
+    return {r.job_id: progress_document(progress.local_progress(paths, r, done=True)) for r in records}
 
 
 def _live_views(
