@@ -36,6 +36,8 @@ from oumi_jobs.documents import (
     import_document,
     job_document,
     log_document,
+    plot_document,
+    progress_document,
     prune_document,
 )
 from oumi_jobs.errors import (
@@ -55,16 +57,20 @@ from oumi_jobs.jobs import (
     SubmitRequest,
     Submitted,
     follow_until_done,
+    get_progress,
     get_status,
     list_job_documents,
     list_jobs,
     list_jobs_report,
+    metric_series,
     status_by_identity,
     submit,
 )
 from oumi_jobs.legacy import ImportResult, SkippedEntry, import_registry
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
+from oumi_jobs.plots import Plot, follow_plot, read_plot, write_image
+from oumi_jobs.progress import MetricSeries, Progress
 from oumi_jobs.prune import PruneResult, prune
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationStep, StepStatus
@@ -87,8 +93,11 @@ __all__ = [
     "JobList",
     "JobNotFoundError",
     "JobView",
+    "MetricSeries",
     "OumiJobsError",
     "Paths",
+    "Plot",
+    "Progress",
     "PruneResult",
     "RegistryError",
     "SkippedEntry",
@@ -107,7 +116,9 @@ __all__ = [
     "cancellation_status",
     "encode_json",
     "follow_cancellation",
+    "follow_plot",
     "follow_until_done",
+    "get_progress",
     "get_status",
     "import_document",
     "import_registry",
@@ -118,11 +129,16 @@ __all__ = [
     "list_jobs_report",
     "log_document",
     "log_path",
+    "metric_series",
     "parse_states",
+    "plot_document",
+    "progress_document",
     "prune",
     "prune_document",
     "read_log",
+    "read_plot",
     "status_by_identity",
     "submit",
     "worst_exit_code",
+    "write_image",
 ]

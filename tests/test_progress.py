@@ -281,3 +281,19 @@ def test_metric_series_for_the_library(paths: Paths, two_jobs: tuple[str, str]) 
     series = metric_series(paths, two_jobs[1], "loss")
     assert series.steps == (1.0, 2.0, 3.0, 4.0, 5.0) and series.values[0] == 2.0 and series.source == "metrics"
     assert series.metrics == ("learning_rate", "loss")
+
+
+def test_plotting_libraries_load_only_for_a_plot() -> None:
+    """plotext and matplotlib are imported by ``plot`` alone: not by the library, the CLI, status or list."""
+    import subprocess
+
+    code = (
+        "import json, sys, oumi_jobs.api, oumi_jobs.cli.app\n"
+        "from typer.testing import CliRunner\n"
+        "CliRunner().invoke(oumi_jobs.cli.app.app, ['list'])\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('plotext', 'matplotlib'))))\n"
+    )
+    env = dict(os.environ)
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
