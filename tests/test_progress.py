@@ -290,10 +290,88 @@ def test_plotting_libraries_load_only_for_a_plot() -> None:
     code = (
         "import json, sys, oumi_jobs.api, oumi_jobs.cli.app\n"
         "from typer.testing import CliRunner\n"
-        "CliRunner().invoke(oumi_jobs.cli.app.app, ['list'])\n"
+        "from oumi_jobs.cli.app import app\n"
+        "CliRunner().invoke(app, ['list'])\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('plotext', 'matplotlib'))))\n"
     )
     env = dict(os.environ)
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
+# -- cloud jobs: their log stream, read for a few seconds by status, never by list ---------------------------
+class StreamingCloud:
+    """A cloud adapter (tests/test_cloud_seam.py has the full one) whose one job is running and whose log stream
+    gives ``lines`` and then blocks, as a followed log of a running job does."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self.streams_opened = 0
+        self.released = threading.Event()
+
+    def prepare(self) -> None:
+        pass
+
+    def server_start_note(self, clouds: list[str], *, timeout_s: float) -> None:
+        return None
+
+    def _job(self) -> Any:
+        from oumi_jobs.cloud.model import CloudJob
+        from oumi_jobs.states import State
+
+        return CloudJob("mem", "c1", "7", "train", State.RUNNING, "RUNNING", False)
+
+    def get_job(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> Any:
+        return self._job()
+
+    def list_jobs(self, cloud: str, *, timeout_s: float) -> list[Any]:
+        return [self._job()]
+
+    def log_stream(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> Any:
+        from oumi_jobs.cloud.model import LogLines
+
+        self.streams_opened += 1
+        given = list(self.lines)
+
+        def follow() -> Any:
+            yield from given
+            self.released.wait(60)  # a running job's log: no end until it is closed
+
+        return LogLines(follow(), self.released.set)
+
+
+def test_a_cloud_jobs_progress_comes_from_its_log_stream(paths: Paths, cli: Cli) -> None:
+    import time
+
+    from oumi_jobs.cloud import adapter
+    from oumi_jobs.store.registry import JobRecord
+
+    cloud = StreamingCloud()
+    previous = adapter.use(cloud)  # type: ignore[arg-type]
+    try:
+        add_record(paths, JobRecord("gpu-run", "mem", now_iso(), cluster="c1", launcher_job_id="7", command="train"))
+        cloud.lines = [
+            "setup done\n", "{'loss': '2.5', 'epoch': '0.3', 'step': 3}\n",
+            " 30%|###       | 3/10 [00:03<00:07, 1.00it/s]\r 30%|###       | 3/10 [00:03<00:07, 1.00it/s]\n",
+        ]  # fmt: skip
+        started = time.monotonic()
+        found = cli.json("status", "gpu-run")["progress"]
+        assert time.monotonic() - started < 30  # the stream never ends: it is read for a bounded time
+        assert (found["step"], found["total_steps"], found["loss"], found["source"]) == (3, 10, 2.5, "logs")
+        assert found["eta_s"] == pytest.approx(7.0)
+        opened = cloud.streams_opened
+        listed = cli.json("list")
+        assert listed[0]["progress"] == found and cloud.streams_opened == opened  # list shows what was read
+        cloud.released.clear()
+        cloud.lines += [
+            "{'loss': '2.0', 'epoch': '0.5', 'step': 5}\n",
+            " 50%|#####     | 5/10 [00:05<00:05, 1.00it/s]\n",
+        ]
+        found = cli.json("status", "gpu-run")["progress"]
+        assert (found["step"], found["loss"]) == (5, 2.0)
+    finally:
+        cloud.released.set()
+        adapter.use(previous)
