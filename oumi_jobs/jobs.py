@@ -441,7 +441,9 @@ def _encoded(paths: Paths, listed: list[tuple[str, str] | JobView], *, with_prog
     the progress cache, is appended to its document as it is; the others are read as for any view."""
     found: dict[str, dict[str, Any] | None] = {}
     if with_progress:
-        cached = progress.cached_documents(paths, [item[0] for item in listed if not isinstance(item, JobView)])
+        cached = progress.cached_documents(
+            paths, [(item[0], _submit_time(item[1])) for item in listed if not isinstance(item, JobView)]
+        )
         found = {job_id: document for job_id, (_, document) in cached.items()}
         found.update(_final_progress(paths, [job_id for job_id, (final, _) in cached.items() if not final]))
     documents = []
@@ -453,6 +455,18 @@ def _encoded(paths: Paths, listed: list[tuple[str, str] | JobView], *, with_prog
             job_id, document = item
             documents.append(document[:-1] + ',"progress":' + encode_json(found.get(job_id)) + "}")
     return documents
+
+
+_SUBMIT_TIME_KEY = '"submit_time":"'
+
+
+def _submit_time(document: str) -> str | None:
+    """A lean document's submit time, found in its text (an ISO time: no character JSON would escape)."""
+    start = document.find(_SUBMIT_TIME_KEY)
+    if start < 0:
+        return None
+    start += len(_SUBMIT_TIME_KEY)
+    return document[start : document.find('"', start)]
 
 
 def _final_progress(paths: Paths, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:

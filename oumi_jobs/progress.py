@@ -136,6 +136,8 @@ def parse_metric_line(line: str) -> dict[str, float] | None:
 class _State:
     """What has been read of one job so far (the cache file's content)."""
 
+    # Which job it was read for: a job id can be used again (``--name`` after a prune); its submit time tells.
+    submitted: str = ""
     done: bool = False
     config_total: int | None = None
     config_read: bool = False
@@ -159,7 +161,8 @@ class _State:
 
     def dump(self) -> bytes:
         if self.done:  # read after the job ended: never read again, so only the result is kept
-            return json.dumps({"v": CACHE_VERSION, "done": True, "progress": self.progress}).encode()
+            final = {"v": CACHE_VERSION, "submitted": self.submitted, "done": True, "progress": self.progress}
+            return json.dumps(final).encode()
         return json.dumps({"v": CACHE_VERSION, **asdict(self)}, separators=(",", ":")).encode()
 
 
@@ -175,11 +178,23 @@ def _cache_file(paths: Paths, job_id: str) -> Path:
     return paths.cache_dir / "progress" / f"{job_id}.json"
 
 
-def _load_state(paths: Paths, job_id: str) -> _State:
+def _load_state(paths: Paths, record: JobRecord) -> _State:
+    """What was read of this job before; nothing where the cache is missing, unreadable or of an earlier job
+    of the same id."""
     try:
-        return _State.load(_cache_file(paths, job_id).read_bytes())
+        state = _State.load(_cache_file(paths, record.job_id).read_bytes())
     except (OSError, ValueError):  # orjson's JSONDecodeError is a ValueError too
-        return _State()
+        state = _State()
+    return state if state.submitted == record.submit_time else _State(submitted=record.submit_time)
+
+
+def forget(paths: Paths, job_ids: Iterable[str]) -> None:
+    """Remove what was read of these jobs (``prune``: they are gone from the registry)."""
+    for job_id in job_ids:
+        try:
+            _cache_file(paths, job_id).unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 _checked_folders: set[Path] = set()
@@ -459,7 +474,7 @@ def _rate(
 
 def local_progress(paths: Paths, record: JobRecord, *, done: bool) -> Progress | None:
     """A local job's progress; a job already read after it ended is not read again."""
-    state = _load_state(paths, record.job_id)
+    state = _load_state(paths, record)
     if state.done:
         return Progress(**state.progress) if state.progress else None
     _config_total(state, record)
@@ -474,21 +489,24 @@ def local_progress(paths: Paths, record: JobRecord, *, done: bool) -> Progress |
     return progress
 
 
-def cached_documents(paths: Paths, job_ids: Iterable[str]) -> dict[str, tuple[bool, dict[str, Any] | None]]:
-    """job id -> ``(final, progress document)`` as last read: final when read after the job ended.
+def cached_documents(
+    paths: Paths, jobs: Iterable[tuple[str, str | None]]
+) -> dict[str, tuple[bool, dict[str, Any] | None]]:
+    """For each ``(job id, submit time)``: ``(final, progress document)`` as last read, final when read after
+    the job ended; ``(False, None)`` where not read, or read for an earlier job of that id.
 
     The lean ``list --json`` asks this of every finished job, so it reads the
     small files directly, without building a state for each.
     """
     folder = os.path.join(paths.cache_dir, "progress")
     found: dict[str, tuple[bool, dict[str, Any] | None]] = {}
-    for job_id in job_ids:
+    for job_id, submitted in jobs:
         try:
             with open(os.path.join(folder, job_id + ".json"), "rb") as handle:
                 data = _loads(handle.read())
         except (OSError, ValueError):
             data = None
-        if isinstance(data, dict) and data.get("v") == CACHE_VERSION:
+        if isinstance(data, dict) and data.get("v") == CACHE_VERSION and data.get("submitted") == submitted:
             found[job_id] = (data.get("done") is True, data.get("progress"))
         else:
             found[job_id] = (False, None)
@@ -503,7 +521,7 @@ def cloud_progress(
     The stream starts at the log's beginning each time: the lines counted last
     time are skipped, not parsed again.  ``lines`` None: only what was read before.
     """
-    state = _load_state(paths, record.job_id)
+    state = _load_state(paths, record)
     if lines is None or state.done:
         return Progress(**state.progress) if state.progress else None
     _config_total(state, record)

@@ -375,3 +375,19 @@ def test_a_cloud_jobs_progress_comes_from_its_log_stream(paths: Paths, cli: Cli)
     finally:
         cloud.released.set()
         adapter.use(previous)
+
+
+def test_a_job_id_used_again_is_read_afresh_and_prune_forgets(paths: Paths, cli: Cli, tmp_path: Path) -> None:
+    """``--name`` may give a new job the id of a pruned one: what was read for the old one is not the new one's."""
+    from oumi_jobs.store.registry import Registry
+
+    job_id = _finished(paths, tmp_path, "named", submit_time="2026-01-01T00:00:00+00:00")
+    _write(tmp_path / "named" / "metrics_rank0000.jsonl", [{"loss": 1.0, "step": 9}])
+    assert get_progress(paths, job_id).step == 9  # type: ignore[union-attr]
+    with Registry.open(paths) as registry:
+        registry.delete([job_id])
+    _finished(paths, tmp_path, "named", output_dir=str(tmp_path / "elsewhere"))  # the same id, a new job
+    assert get_progress(paths, job_id) is None
+    assert json.loads(list_job_documents(paths).documents[0])["progress"] is None
+    assert cli("prune", "--older-than", "0s").exit_code == 0
+    assert not (paths.cache_dir / "progress" / f"{job_id}.json").exists()
