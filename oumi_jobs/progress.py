@@ -412,12 +412,12 @@ def _output_dir(record: JobRecord) -> Path | None:
     return path
 
 
-def _summary(state: _State, *, done: bool) -> Progress | None:
+def _summary(state: _State, *, done: bool, training: bool) -> Progress | None:
     """The progress the state tells: rank 0's metrics first, then trainer_state.json, then the logs."""
     rank = state.ranks[min(state.ranks, key=int)] if state.ranks else {}
     metrics = rank or state.trainer
     total = state.config_total or _int(state.trainer.get("max_steps"))
-    bar = _chosen_bar(state, total)
+    bar = _chosen_bar(state, total, training=training)
     if total is None and bar is not None:
         total = int(bar[0])
     steps = [v for v in (rank.get("step"), state.trainer.get("step"), state.logged.get("step")) if v is not None]
@@ -447,14 +447,15 @@ def _int(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
-def _chosen_bar(state: _State, total: int | None) -> tuple[int, list[float | None]] | None:
-    """The training bar: the one as long as the known total, else the longest."""
+def _chosen_bar(state: _State, total: int | None, *, training: bool) -> tuple[int, list[float | None]] | None:
+    """Training: the trainer's bar, as long as the known total, else the longest (evaluation bars are shorter).
+    Other commands (evaluate, infer): the bar drawn last, whatever its description (what runs now)."""
     if not state.bars:
         return None
     if total is not None and str(total) in state.bars:
         return total, state.bars[str(total)]
-    longest = max(state.bars, key=int)
-    return int(longest), state.bars[longest]
+    chosen = max(state.bars, key=int) if training else next(reversed(state.bars))
+    return int(chosen), state.bars[chosen]
 
 
 def _rate(
@@ -483,7 +484,7 @@ def local_progress(paths: Paths, record: JobRecord, *, done: bool) -> Progress |
         _read_metrics(state, output_dir)
         _read_trainer_state(state, output_dir)
     _read_logs(state, record)
-    progress = _summary(state, done=done)
+    progress = _summary(state, done=done, training=record.command == "train")
     state.done, state.progress = done, _as_dict(progress)
     _save_state(paths, record.job_id, state)
     return progress
@@ -531,7 +532,7 @@ def cloud_progress(
     fresh = read[seen:] if len(read) >= seen else read
     state.files[key] = [0, len(read)]
     _read_log_text(state, "".join(fresh), time.time(), described_bars=record.command != "train")
-    progress = _summary(state, done=done)
+    progress = _summary(state, done=done, training=record.command == "train")
     state.done, state.progress = done, _as_dict(progress)
     _save_state(paths, record.job_id, state)
     return progress

@@ -391,3 +391,19 @@ def test_a_job_id_used_again_is_read_afresh_and_prune_forgets(paths: Paths, cli:
     assert json.loads(list_job_documents(paths).documents[0])["progress"] is None
     assert cli("prune", "--older-than", "0s").exit_code == 0
     assert not (paths.cache_dir / "progress" / f"{job_id}.json").exists()
+
+
+def test_inference_shows_the_bar_it_draws_now(paths: Paths, tmp_path: Path) -> None:
+    """``oumi infer`` (NATIVE engine) draws a bar per phase on stderr; the latest one is its progress.  These are
+    the lines a real ``oumi infer`` of a tiny model wrote."""
+    stderr = tmp_path / "stderr.log"
+    stderr.write_text(
+        "Loading weights:   0%|          | 0/21 [00:00<?, ?it/s]"
+        "Loading weights: 100%|██████████| 21/21 [00:00<00:00, 13879.67it/s]\n"
+        "Generating Model Responses:   0%|          | 0/3 [00:00<?, ?it/s]"
+        "Generating Model Responses:  33%|███▎      | 1/3 [00:03<00:06,  3.30s/it]"
+    )
+    record = make_record("infer", command="infer", stderr_path=str(stderr))
+    found = progress.local_progress(paths, record, done=False)
+    assert found is not None and (found.step, found.total_steps, found.source) == (1, 3, "logs")
+    assert found.eta_s == pytest.approx(6.6)
