@@ -56,8 +56,8 @@ _BUILD = textwrap.dedent(
 )
 
 
-def _train_config(root: Path) -> Path:
-    config = root / "train.yaml"
+def _train_config(root: Path, here: Path) -> Path:
+    config = here / "train.yaml"
     config.write_text(
         textwrap.dedent(
             f"""
@@ -78,7 +78,7 @@ def _train_config(root: Path) -> Path:
               logging_steps: 1
               save_steps: 0
               save_final_model: false
-              output_dir: {root / "out"}
+              output_dir: {here / "out"}
               enable_wandb: false
               enable_tensorboard: false
               enable_mlflow: false
@@ -89,14 +89,26 @@ def _train_config(root: Path) -> Path:
     return config
 
 
-@pytest.mark.slow
-def test_a_real_oumi_train_shows_its_progress_and_plots(cli: Cli, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the tiny model (``tiny/``) and the dataset (``data.jsonl``), made once for this module."""
+    root = tmp_path_factory.mktemp("tiny-oumi")
     built = subprocess.run(
-        [sys.executable, "-c", _BUILD, str(tmp_path)], capture_output=True, text=True, timeout=240, check=False
+        [sys.executable, "-c", _BUILD, str(root)], capture_output=True, text=True, timeout=240, check=False
     )
     assert built.returncode == 0, built.stderr[-3000:]
-    hermetic = [f"HF_HOME={tmp_path / 'hf'}", "HF_HUB_OFFLINE=1", "DO_NOT_TRACK=1", "TOKENIZERS_PARALLELISM=false"]
-    job_id = submit_id(cli, str(_train_config(tmp_path)), *(f"--env={e}" for e in hermetic))
+    return root
+
+
+def _hermetic(root: Path) -> list[str]:
+    """``--env`` options: offline, no telemetry, the Hugging Face caches in the test's own folder."""
+    settings = [f"HF_HOME={root / 'hf'}", "HF_HUB_OFFLINE=1", "DO_NOT_TRACK=1", "TOKENIZERS_PARALLELISM=false"]
+    return [f"--env={setting}" for setting in settings]
+
+
+@pytest.mark.slow
+def test_a_real_oumi_train_shows_its_progress_and_plots(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    job_id = submit_id(cli, str(_train_config(tiny, tmp_path)), *_hermetic(tmp_path))
 
     steps_while_running: list[int] = []
 
@@ -126,3 +138,35 @@ def test_a_real_oumi_train_shows_its_progress_and_plots(cli: Cli, tmp_path: Path
     shown = cli("plot", job_id, "--metric", "loss", "--metric", "learning_rate")
     assert shown.exit_code == 0 and "loss" in shown.stdout and "learning_rate" in shown.stdout
     assert "step 12/12 · 100%" in cli("status", job_id).stdout
+
+
+@pytest.mark.slow
+def test_a_real_oumi_infer_shows_its_tqdm_progress(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    """Inference has no metrics files: its progress is the tqdm bar it draws last, read from its stderr log."""
+    (tmp_path / "in.jsonl").write_text(
+        "".join('{"messages": [{"role": "user", "content": "the cat sat"}]}\n' for _ in range(6))
+    )
+    config = tmp_path / "infer.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            model:
+              model_name: {tiny / "tiny"}
+              tokenizer_name: {tiny / "tiny"}
+              model_max_length: 128
+              torch_dtype_str: float32
+            generation:
+              max_new_tokens: 4
+              batch_size: 2
+            input_path: {tmp_path / "in.jsonl"}
+            output_path: {tmp_path / "answers.jsonl"}
+            engine: NATIVE
+            """
+        )
+    )
+    job_id = submit_id(cli, str(config), *_hermetic(tmp_path))
+    final = wait_until(lambda: (d := cli.json("status", job_id))["done"] and d, timeout=240, interval=0.5)
+    assert isinstance(final, dict) and final["command"] == "infer"
+    assert final["state"] == "succeeded", Path(final["stderr_path"]).read_text(errors="replace")[-3000:]
+    found = final["progress"]
+    assert found["source"] == "logs" and found["step"] == found["total_steps"] and found["fraction"] == 1.0
