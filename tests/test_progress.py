@@ -407,3 +407,15 @@ def test_inference_shows_the_bar_it_draws_now(paths: Paths, tmp_path: Path) -> N
     found = progress.local_progress(paths, record, done=False)
     assert found is not None and (found.step, found.total_steps, found.source) == (1, 3, "logs")
     assert found.eta_s == pytest.approx(6.6)
+
+
+def test_plot_watch_follows_a_job_to_its_end(cli: Cli, trainer: Any) -> None:
+    """Not at a terminal, ``--watch`` draws once the job has ended; while it has logged nothing it waits."""
+    config, gate = trainer(3)
+    job_id = submit_id(cli, str(config))
+    for step in range(1, 4):
+        (gate / str(step)).touch()
+    watched = cli("plot", job_id, "--watch", "--metric", "learning_rate")
+    assert watched.exit_code == 0, watched.stderr
+    assert "learning_rate" in watched.stdout and job_id in watched.stdout
+    assert cli.json("status", job_id)["done"]
