@@ -419,3 +419,25 @@ def test_plot_watch_follows_a_job_to_its_end(cli: Cli, trainer: Any) -> None:
     assert watched.exit_code == 0, watched.stderr
     assert "learning_rate" in watched.stdout and job_id in watched.stdout
     assert cli.json("status", job_id)["done"]
+
+
+def test_terminal_plots_drawn_one_after_another_start_afresh() -> None:
+    """plotext keeps one global figure: a plot of one panel after one of two (``plot --watch`` redraws, a library
+    user plotting twice) must not inherit the last panel's lines."""
+    from oumi_jobs.cli.render import plot_text
+    from oumi_jobs.plots import Plot
+    from oumi_jobs.progress import MetricSeries
+
+    steps = (1.0, 2.0, 3.0, 4.0, 5.0)
+    two = Plot(
+        ("loss", "learning_rate"),
+        tuple(MetricSeries(job, m, steps, (1.0, 0.5, 0.3, 0.2, 0.1), (), "metrics")
+              for m in ("loss", "learning_rate") for job in ("run-a", "run-b")),
+        True,
+    )  # fmt: skip
+    one = Plot(
+        ("learning_rate",), (MetricSeries("job-c", "learning_rate", steps[:3], (3.0, 2.0, 1.0), (), None),), True
+    )
+    assert plot_text(two, width=100, height=20, color=False).count("\n") >= 39  # two panels of 20 lines
+    drawn = plot_text(one, width=100, height=20, color=False)
+    assert "job-c" in drawn and "run-a" not in drawn

@@ -164,7 +164,10 @@ def plot_text(plot: Plot, *, width: int, height: int, color: bool) -> str:
     """The plot for a terminal, drawn by plotext: a panel per metric, a line and a legend entry per job."""
     import plotext as plt
 
+    # clear_figure clears the active figure, which after a drawing is its last panel: the whole one is meant.
+    plt.main()
     plt.clear_figure()
+    plt.limitsize(False, False)  # the size asked for, not plotext's guess of the terminal's (24 lines in a pipe)
     plt.plotsize(width, height * len(plot.metrics))
     if not color:
         plt.theme("clear")
