@@ -178,14 +178,16 @@ def _cache_file(paths: Paths, job_id: str) -> Path:
     return paths.cache_dir / "progress" / f"{job_id}.json"
 
 
-def _load_state(paths: Paths, record: JobRecord) -> _State:
-    """What was read of this job before; nothing where the cache is missing, unreadable or of an earlier job
-    of the same id."""
+def _load_state(paths: Paths, record: JobRecord) -> tuple[_State, bytes]:
+    """What was read of this job before, and the cache file's bytes; nothing where the cache is missing,
+    unreadable or of an earlier job of the same id."""
+    raw = b""
     try:
-        state = _State.load(_cache_file(paths, record.job_id).read_bytes())
+        raw = _cache_file(paths, record.job_id).read_bytes()
+        state = _State.load(raw)
     except (OSError, ValueError):  # orjson's JSONDecodeError is a ValueError too
         state = _State()
-    return state if state.submitted == record.submit_time else _State(submitted=record.submit_time)
+    return (state if state.submitted == record.submit_time else _State(submitted=record.submit_time)), raw
 
 
 def forget(paths: Paths, job_ids: Iterable[str]) -> None:
@@ -200,9 +202,13 @@ def forget(paths: Paths, job_ids: Iterable[str]) -> None:
 _checked_folders: set[Path] = set()
 
 
-def _save_state(paths: Paths, job_id: str, state: _State) -> None:
+def _save_state(paths: Paths, job_id: str, state: _State, previous: bytes) -> None:
     """Keep what was read for next time, replaced atomically (a rename), not synced: losing a cache file to a
-    crash costs only a re-read.  A cache that cannot be written costs the same."""
+    crash costs only a re-read.  A cache that cannot be written costs the same.  Unchanged (a job that
+    wrote nothing since ``previous`` was read): not written at all."""
+    data = state.dump()
+    if data == previous:
+        return
     folder = paths.cache_dir / "progress"
     partial = folder / f".{job_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     try:
@@ -211,7 +217,7 @@ def _save_state(paths: Paths, job_id: str, state: _State) -> None:
             _checked_folders.add(folder)
         fd = open_private_file(partial, os.O_WRONLY)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(state.dump())
+            handle.write(data)
         os.replace(partial, folder / f"{job_id}.json")
     except (OSError, OumiJobsError):
         partial.unlink(missing_ok=True)
@@ -475,7 +481,7 @@ def _rate(
 
 def local_progress(paths: Paths, record: JobRecord, *, done: bool) -> Progress | None:
     """A local job's progress; a job already read after it ended is not read again."""
-    state = _load_state(paths, record)
+    state, previous = _load_state(paths, record)
     if state.done:
         return Progress(**state.progress) if state.progress else None
     _config_total(state, record)
@@ -486,7 +492,7 @@ def local_progress(paths: Paths, record: JobRecord, *, done: bool) -> Progress |
     _read_logs(state, record)
     progress = _summary(state, done=done, training=record.command == "train")
     state.done, state.progress = done, _as_dict(progress)
-    _save_state(paths, record.job_id, state)
+    _save_state(paths, record.job_id, state, previous)
     return progress
 
 
@@ -522,7 +528,7 @@ def cloud_progress(
     The stream starts at the log's beginning each time: the lines counted last
     time are skipped, not parsed again.  ``lines`` None: only what was read before.
     """
-    state = _load_state(paths, record)
+    state, previous = _load_state(paths, record)
     if lines is None or state.done:
         return Progress(**state.progress) if state.progress else None
     _config_total(state, record)
@@ -534,7 +540,7 @@ def cloud_progress(
     _read_log_text(state, "".join(fresh), time.time(), described_bars=record.command != "train")
     progress = _summary(state, done=done, training=record.command == "train")
     state.done, state.progress = done, _as_dict(progress)
-    _save_state(paths, record.job_id, state)
+    _save_state(paths, record.job_id, state, previous)
     return progress
 
 
