@@ -81,7 +81,10 @@ def _as_dict(progress: Progress | None) -> dict[str, Any] | None:
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past a float's range
+        return None
     return number if number == number and abs(number) != float("inf") else None
 
 
@@ -109,9 +112,13 @@ def parse_tqdm(segment: str) -> tuple[int, int, float | None, str] | None:
         return None
     n, total = int(match.group(1)), int(match.group(2))
     raw, unit = match.group(3), match.group(4)
+    try:
+        speed = float(raw)
+    except ValueError:  # `?` before the first step, or not a number
+        speed = 0.0
     rate = None
-    if raw != "?" and float(raw) > 0:
-        rate = float(raw) if unit == "it/s" else 1.0 / float(raw)
+    if speed > 0:
+        rate = speed if unit == "it/s" else 1.0 / speed
     prefix = _BAR_PREFIX.sub("", segment[start : match.start()]).strip().lstrip("]").strip().rstrip(":").strip()
     return n, total, rate, prefix
 
@@ -123,7 +130,7 @@ def parse_metric_line(line: str) -> dict[str, float] | None:
         return None
     try:
         value = json.loads(text) if '"' in text[:3] else ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: `{[1]: 2}`
         return None
     if not isinstance(value, dict):
         return None
@@ -288,7 +295,7 @@ def _read_metrics(state: _State, output_dir: Path) -> None:
 def _json_line(line: str) -> dict[str, float] | None:
     try:
         value = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None  # a torn or foreign line
     return _numeric(value) if isinstance(value, dict) else None
 
@@ -334,7 +341,7 @@ def _read_trainer_state(state: _State, output_dir: Path) -> None:
         return
     try:
         data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return  # being rewritten: read next time
     if not isinstance(data, dict):
         return
@@ -593,7 +600,7 @@ def _metrics_entries(output_dir: Path) -> list[dict[str, float]]:
         return [e for line in text.splitlines() if (e := _json_line(line)) is not None]
     try:
         data = json.loads(_read_text(output_dir / "trainer_state.json") or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return []
     history = data.get("log_history") if isinstance(data, dict) else None
     return [_numeric(e) for e in history if isinstance(e, dict)] if isinstance(history, list) else []

@@ -236,6 +236,8 @@ def test_parsers() -> None:
     assert parse_metric_line('{"loss": NaN, "step": 2}') == {"step": 2.0}
     assert parse_metric_line("{'unrelated': 1}") is None
     assert parse_metric_line("{__import__('os')}") is None
+    assert parse_metric_line("{[1]: 2}") is None and parse_metric_line('{"step": 1' + "0" * 400 + "}") is None
+    assert parse_tqdm(" 1/5 [00:00<00:01, 1.2.3it/s]") == (1, 5, None, "")
 
 
 # -- plot ------------------------------------------------------------------------------
