@@ -443,3 +443,52 @@ def test_terminal_plots_drawn_one_after_another_start_afresh() -> None:
     assert plot_text(two, width=100, height=20, color=False).count("\n") >= 39  # two panels of 20 lines
     drawn = plot_text(one, width=100, height=20, color=False)
     assert "job-c" in drawn and "run-a" not in drawn
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str]) -> bytes:
+    """Run ``argv`` with stdout and stderr on a new pseudo-terminal; everything it wrote there."""
+    import subprocess
+
+    master, slave = os.openpty()
+    root = Path(__file__).resolve().parent.parent  # `python -m oumi_jobs` of this copy
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, cwd=root)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every writer closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(master)
+        process.wait(timeout=60)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("no_color", [True, False], ids=["NO_COLOR", "colour"])
+def test_watch_on_a_terminal_draws_a_bar_unless_no_color(paths: Paths, cli: Cli, trainer: Any, no_color: bool) -> None:
+    config, gate = trainer(4)
+    job_id = submit_id(cli, str(config))
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    env |= {"OUMI_JOBS_HOME": str(paths.data_dir.parent), "COLUMNS": "160"} | ({"NO_COLOR": "1"} if no_color else {})
+    import threading
+
+    def release() -> None:  # the job moves while it is watched (read through the library: one CliRunner at a time)
+        for step in range(1, 5):
+            (gate / str(step)).touch()
+            wait_until(lambda: (found := get_progress(paths, job_id)) is not None and found.step == step)  # noqa: B023
+
+    opener = threading.Thread(target=release)
+    opener.start()
+    shown = _on_a_terminal([sys.executable, "-m", "oumi_jobs", "status", "--watch", job_id], env)
+    opener.join()
+    if no_color:
+        assert b"\x1b" not in shown, shown[:400]  # plain lines: no colour, no bar redrawn in place
+        assert "step 4/4 · 100%".encode() in shown.splitlines()[-1]
+    else:
+        assert b"\x1b[" in shown and "━".encode() in shown  # rich's bar, redrawn in place
+        assert "step 4/4 · 100%".encode() in shown
