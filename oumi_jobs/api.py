@@ -43,6 +43,8 @@ from oumi_jobs.documents import (
     import_document,
     job_document,
     log_document,
+    plot_document,
+    progress_document,
     prune_document,
 )
 from oumi_jobs.errors import (
@@ -69,10 +71,12 @@ from oumi_jobs.jobs import (
     JobList,
     SubmitRequest,
     Submitted,
+    get_progress,
     get_status,
     list_job_documents,
     list_jobs,
     list_jobs_report,
+    metric_series,
     status_by_identity,
     submit,
 )
@@ -80,6 +84,8 @@ from oumi_jobs.legacy import ImportResult, SkippedEntry, import_registry
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.metrics import metrics_text
 from oumi_jobs.paths import Paths
+from oumi_jobs.plots import Plot, follow_plot, read_plot, write_image
+from oumi_jobs.progress import MetricSeries, Progress
 from oumi_jobs.prune import PruneResult, prune
 from oumi_jobs.server.lifecycle import connect as connect_server
 from oumi_jobs.states import DONE_STATES, State, parse_states
@@ -106,8 +112,11 @@ __all__ = [
     "JobList",
     "JobNotFoundError",
     "JobView",
+    "MetricSeries",
     "OumiJobsError",
     "Paths",
+    "Plot",
+    "Progress",
     "PruneResult",
     "RegistryError",
     "ServerUnavailableError",
@@ -133,7 +142,9 @@ __all__ = [
     "find_by_identity",
     "follow_cancellation",
     "follow_jobs",
+    "follow_plot",
     "follow_until_done",
+    "get_progress",
     "get_status",
     "import_document",
     "import_registry",
@@ -144,14 +155,19 @@ __all__ = [
     "list_jobs_report",
     "log_document",
     "log_path",
+    "metric_series",
     "metrics_text",
     "parse_states",
+    "plot_document",
+    "progress_document",
     "prune",
     "prune_document",
     "read_log",
+    "read_plot",
     "status_by_identity",
     "submit",
     "wait_exit_code",
     "wait_for_jobs",
     "worst_exit_code",
+    "write_image",
 ]

@@ -11,12 +11,15 @@ Plain dictionaries of plain values; :func:`encode_json` is their compact encodin
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: building a document needs none of these modules
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.legacy import ImportResult
+    from oumi_jobs.plots import Plot
+    from oumi_jobs.progress import Progress
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.registry_repair import Recovery, RegistryCheck
     from oumi_jobs.store.cancellations import CancellationRecord
@@ -65,6 +68,35 @@ def job_document(view: JobView) -> dict[str, Any]:
         "stdout_path": record.stdout_path,
         "stderr_path": record.stderr_path,
         "as_of": view.as_of,
+        # Last, so that the lean listing can append it to a document SQLite built (store/listing.py).
+        "progress": progress_document(view.progress),
+    }
+
+
+def progress_document(progress: Progress | None) -> dict[str, Any] | None:
+    """The ``progress`` object of a job document: its keys are :class:`~oumi_jobs.progress.Progress`'s fields
+    (the progress cache keeps the same dictionary, which the lean listing appends as it is); None when unknown."""
+    return None if progress is None else asdict(progress)
+
+
+def plot_document(plot: Plot, image: Path | None = None) -> dict[str, Any]:
+    """``plot``: each series (one per job and metric) with its points, and the image written (null: none)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "metrics": list(plot.metrics),
+        "done": plot.done,
+        "image": str(image) if image is not None else None,
+        "series": [
+            {
+                "job_id": s.job_id,
+                "metric": s.metric,
+                "source": s.source,
+                "steps": list(s.steps),
+                "values": list(s.values),
+                "metrics": list(s.metrics),
+            }
+            for s in plot.series
+        ],  # fmt: skip
     }
 
 

@@ -12,14 +12,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs import bounds, configs
+from oumi_jobs import bounds, configs, progress
 from oumi_jobs.cancel import takeover
-from oumi_jobs.cloud import facts, survey
+from oumi_jobs.cloud import adapter, facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.cloud.guidance import cloud_guidance
 from oumi_jobs.cloud.launching import staged_config
 from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
-from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document
+from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document, progress_document
 from oumi_jobs.durations import is_duration, parse_duration
 from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
@@ -27,6 +27,7 @@ from oumi_jobs.ids import job_id_from_name, new_job_id
 from oumi_jobs.local import detach, queues
 from oumi_jobs.local.procs import boot_id, identify
 from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.progress import MetricSeries, Progress
 from oumi_jobs.states import State
 from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -194,7 +195,10 @@ def _resolve_dependencies(registry: Registry, job_id: str, refs: Sequence[str]) 
     return tuple(dict.fromkeys(resolved))
 
 
-def get_status(paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> JobView:
+def get_status(
+    paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S, with_progress: bool = True
+) -> JobView:
+    """One job's live state; with its progress (a cloud job's from a short read of its log stream)."""
     bounds.check_cloud_timeout(cloud_timeout_s)
     with Registry.open(paths) as registry:
         record = registry.resolve(ref)
@@ -202,8 +206,64 @@ def get_status(paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD
             # A cancellation whose owner died (kill -9, a reboot) is handed on, never left in progress.
             takeover.adopt_orphan(paths, registry, record.job_id, cloud_timeout_s=cloud_timeout_s)
         if record.is_local:
-            return _with_queue_detail(registry, view_of(record))
-    return live_cloud_view(record, timeout_s=cloud_timeout_s)
+            view = _with_queue_detail(registry, view_of(record))
+            return _with_progress(paths, view) if with_progress else view
+    view = live_cloud_view(record, timeout_s=cloud_timeout_s)
+    return _with_progress(paths, view, cloud_logs_s=CLOUD_LOG_BUDGET_S) if with_progress else view
+
+
+# A cloud job's progress comes from its log stream, which is read for this long at most (status, --watch;
+# never by list, which shows what was read last).
+CLOUD_LOG_BUDGET_S = 3.0
+
+
+def _with_progress(paths: Paths, view: JobView, *, cloud_logs_s: float | None = None) -> JobView:
+    """``view`` with its progress: a local job's read from its files, a cloud job's from its log stream when
+    ``cloud_logs_s`` allows, else as read last."""
+    record = view.record
+    if record.is_local:
+        found = progress.local_progress(paths, record, done=view.done)
+    elif not record.job_id:
+        return view  # an external job: nothing of ours to keep a cache under
+    else:
+        lines = None
+        if cloud_logs_s and record.cluster and record.launcher_job_id and view.state is not State.UNKNOWN:
+            try:
+                lines = adapter.current().log_stream(
+                    record.cloud, record.cluster, record.launcher_job_id, timeout_s=min(cloud_logs_s * 3, 10.0)
+                )
+            except OumiJobsError:
+                lines = None  # no stream (a cloud without one, or slow): what was read before
+        try:
+            found = progress.cloud_progress(paths, record, lines, done=view.done, budget_s=cloud_logs_s or 0)
+        finally:
+            if lines is not None:
+                lines.close()
+    return dataclasses.replace(view, progress=found) if found is not None else view
+
+
+def get_progress(
+    paths: Paths, job: str | JobView, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S
+) -> Progress | None:
+    """How far along a job is (None: nothing tells yet); ``job`` is a job id or prefix, or a view read before."""
+    if isinstance(job, JobView):
+        return (
+            job.progress
+            if job.progress is not None
+            else _with_progress(paths, job, cloud_logs_s=CLOUD_LOG_BUDGET_S).progress
+        )
+    return get_status(paths, job, cloud_timeout_s=cloud_timeout_s).progress
+
+
+def metric_series(paths: Paths, job: str, metric: str) -> MetricSeries:
+    """One metric a local job logged, over its steps; a metric it does not have is a usage error naming
+    those it has (a cloud job's metrics live on its cluster)."""
+    with Registry.open(paths) as registry:
+        record = registry.resolve(job)
+    if not record.is_local:
+        raise UsageError(f"job {record.job_id} runs on {record.cloud}: its metrics files are on its cluster")
+    series, source = progress.read_series(record)
+    return progress.select_series(record.job_id, series, metric, source)
 
 
 def status_by_identity(
@@ -280,6 +340,7 @@ class _ListQuery:
     all_clouds: bool
     cloud_timeout_s: float
     watcher: CloudWatcher | None
+    with_progress: bool
 
     def wants(self, state: State) -> bool:
         return not self.states or state in self.states
@@ -296,6 +357,7 @@ def _list_query(
     all_clouds: bool = False,
     cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
     watcher: CloudWatcher | None = None,
+    with_progress: bool = True,
 ) -> _ListQuery:
     if limit is not None:
         bounds.check_count("--limit", limit)
@@ -304,8 +366,9 @@ def _list_query(
         raise UsageError("--all-clouds asks every cloud: it goes with neither --local-only nor --cloud")
     lower_bound = parse_since(since) if since else None
     return _ListQuery(
-        cloud, cluster, frozenset(states), lower_bound, limit, local_only, all_clouds, cloud_timeout_s, watcher
-    )
+        cloud, cluster, frozenset(states), lower_bound, limit, local_only, all_clouds, cloud_timeout_s, watcher,
+        with_progress,
+    )  # fmt: skip
 
 
 def list_jobs(paths: Paths, **filters: Any) -> list[JobView]:
@@ -317,7 +380,9 @@ def list_jobs_report(paths: Paths, **filters: Any) -> JobList:
     """Registered jobs merged with what their clouds report now (jobs launched elsewhere too).
 
     Filters: ``cloud``, ``cluster``, ``states``, ``since``, ``limit``,
-    ``local_only``, ``all_clouds``, ``cloud_timeout_s``, ``watcher``.  Every
+    ``local_only``, ``all_clouds``, ``cloud_timeout_s``, ``watcher``, ``with_progress`` (default True: each
+    job's progress, a local job's read from its files, a cloud job's as last read; see
+    :mod:`oumi_jobs.progress`).  Every
     cloud with jobs in the registry is asked at once, each within
     ``cloud_timeout_s``; a cloud that fails or times out leaves its jobs
     ``unknown`` with the reason.  ``cloud`` (not local) is asked even with no
@@ -330,7 +395,10 @@ def list_jobs_report(paths: Paths, **filters: Any) -> JobList:
         if query.cluster is not None:
             records.reverse()  # one queue: shown in its order, oldest first
         views, answers = _live_views(registry, records, query)
-    return JobList(answers, views[: query.limit] if query.limit is not None else views)
+    views = views[: query.limit] if query.limit is not None else views
+    if query.with_progress:
+        views = [_with_progress(paths, view) for view in views]
+    return JobList(answers, views)
 
 
 def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
@@ -354,15 +422,59 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
         )  # fmt: skip
         views, answers = _live_views(registry, others, query, as_of)
     by_id = {view.job_id: view for view in views if not view.external}
-    documents = []
+    listed: list[tuple[str, str] | JobView] = []  # a finished local job's id and document, or a view
     for job_id, state, document in rows:
         if document is not None:
             if query.wants(State(state)):
-                documents.append(document)
+                listed.append((job_id, document))
         elif (view := by_id.get(job_id)) is not None:
+            listed.append(view)
+    listed += [view for view in views if view.external]
+    if query.limit is not None:
+        listed = listed[: query.limit]
+    return JobDocuments(answers, _encoded(paths, listed, with_progress=query.with_progress))
+
+
+def _encoded(paths: Paths, listed: list[tuple[str, str] | JobView], *, with_progress: bool) -> list[str]:
+    """The documents as JSON texts.  A finished local job's progress, read once after it ended and kept in
+    the progress cache, is appended to its document as it is; the others are read as for any view."""
+    found: dict[str, dict[str, Any] | None] = {}
+    if with_progress:
+        cached = progress.cached_documents(
+            paths, [(item[0], _submit_time(item[1])) for item in listed if not isinstance(item, JobView)]
+        )
+        found = {job_id: document for job_id, (_, document) in cached.items()}
+        found.update(_final_progress(paths, [job_id for job_id, (final, _) in cached.items() if not final]))
+    documents = []
+    for item in listed:
+        if isinstance(item, JobView):
+            view = _with_progress(paths, item) if with_progress else item
             documents.append(encode_json(job_document(view)))
-    documents += [encode_json(job_document(view)) for view in views if view.external]
-    return JobDocuments(answers, documents[: query.limit] if query.limit is not None else documents)
+        else:
+            job_id, document = item
+            documents.append(document[:-1] + ',"progress":' + encode_json(found.get(job_id)) + "}")
+    return documents
+
+
+_SUBMIT_TIME_KEY = '"submit_time":"'
+
+
+def _submit_time(document: str) -> str | None:
+    """A lean document's submit time, found in its text (an ISO time: no character JSON would escape)."""
+    start = document.find(_SUBMIT_TIME_KEY)
+    if start < 0:
+        return None
+    start += len(_SUBMIT_TIME_KEY)
+    return document[start : document.find('"', start)]
+
+
+def _final_progress(paths: Paths, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Finished local jobs' progress read from their files (the first time since they ended)."""
+    if not job_ids:
+        return {}
+    with Registry.open(paths) as registry:
+        records = [r for job_id in job_ids if (r := registry.get(job_id)) is not None]
+    return {r.job_id: progress_document(progress.local_progress(paths, r, done=True)) for r in records}
 
 
 def _live_views(

@@ -94,7 +94,7 @@ def read_log(
     elif not follow:
         return
     while follow:
-        done = get_status(paths, job_id).done
+        done = get_status(paths, job_id, with_progress=False).done
         before = offset
         if path.exists():
             offset = yield from _read_from(path, offset, decoder)

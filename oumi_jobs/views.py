@@ -14,6 +14,7 @@ from oumi_jobs.cloud import adapter, facts
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob
 from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError
+from oumi_jobs.progress import Progress
 from oumi_jobs.states import State, launch_state, recorded_state
 from oumi_jobs.store.records import EXTERNAL
 from oumi_jobs.store.registry import JobRecord
@@ -33,6 +34,8 @@ class JobView:
     # The source answered and does not know the job (its cluster no longer lists it, or is gone): typed,
     # so no caller reads it from ``detail``'s words.
     missing: bool = False
+    # How far along it is, read from its files or logs (oumi_jobs.progress); None: unknown or not read.
+    progress: Progress | None = None
 
     @property
     def job_id(self) -> str:

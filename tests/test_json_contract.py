@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from oumi_jobs.documents import (
     registry_check_document,
 )
 from oumi_jobs.errors import JobNotFoundError
+from oumi_jobs.progress import Progress
 from oumi_jobs.prune import PruneResult
 from oumi_jobs.registry_repair import Recovery, RegistryCheck
 from oumi_jobs.store.cancellations import CancellationStep, StepStatus
@@ -29,8 +31,10 @@ JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
     "command", "config_path", "model_name", "output_dir", "submit_time", "start_time", "end_time", "exit_code",
     "exit_signal", "pid", "containment", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
-    "as_of",
+    "as_of", "progress",
 }  # fmt: skip
+# A job's `progress` object (null when nothing tells how far along it is).
+PROGRESS_KEYS = {"step", "total_steps", "fraction", "epoch", "loss", "eta_s", "rate", "source", "as_of"}
 CANCELLATION_KEYS = {
     "schema_version", "cancellation_id", "job_id", "cloud", "status", "reason", "force", "signal", "timeout_s",
     "requested_at", "finished_at", "duration_s", "final_state", "caused_by", "survivors", "runners_signalled",
@@ -79,6 +83,14 @@ def test_the_documents_are_built_from_the_core_alone():
     """What --json prints, oumi_jobs.documents builds without the CLI (a REST server serves the same)."""
     assert SCHEMA_VERSION == 1
     assert set(job_document(view_of(make_record()))) == JOB_KEYS
+    assert job_document(view_of(make_record()))["progress"] is None
+    progressed = dataclasses.replace(view_of(make_record()), progress=Progress(step=3, total_steps=6, source="logs"))
+    document = job_document(progressed)["progress"]
+    assert set(document) == PROGRESS_KEYS and (document["step"], document["source"], document["loss"]) == (
+        3,
+        "logs",
+        None,
+    )
     step = CancellationStep("check_state", StepStatus.COMPLETED, "2026-01-01T00:00:00+00:00", None, None)
     cancellation = cancellation_document(make_cancellation(steps=(step,)))
     assert set(cancellation) == CANCELLATION_KEYS and set(cancellation["steps"][0]) == STEP_KEYS

@@ -254,7 +254,7 @@ def cancel_jobs(
     options.checked()
     if all_jobs:
         wanted = parse_states(list(states)) or [State.PENDING, State.RUNNING, State.CANCELLING]
-        refs = [view.job_id for view in list_jobs(paths, states=wanted)]
+        refs = [view.job_id for view in list_jobs(paths, states=wanted, with_progress=False)]
     elif states:
         raise UsageError("--state goes with --all")
     if not refs:

@@ -20,7 +20,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, bounds, jobs, waiting
+from oumi_jobs import __version__, bounds, jobs, plots, waiting
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
 from oumi_jobs.cli.context import paths_of as _paths
@@ -33,6 +33,7 @@ from oumi_jobs.documents import (
     import_document,
     job_document,
     log_document,
+    plot_document,
     prune_document,
     recovery_document,
     registry_check_document,
@@ -554,6 +555,43 @@ def cancellations(
     out = Output.from_flags(as_json=as_json)
     records = service.cancellation_history(_paths(ctx), limit=limit, offset=offset, job=job, status=status_)
     out.result(lambda: [cancellation_document(r) for r in records], human=lambda: render.print_cancellations(records))
+
+
+# -- plot: a job's metrics over its steps (issue 13, training progress) ------------------------------
+@app.command()
+def plot(
+    ctx: typer.Context,
+    jobs_: Annotated[
+        list[str], typer.Argument(metavar="JOB...", help="Jobs to plot; several are overlaid.", callback=_job_ref)
+    ],
+    metric: Annotated[
+        list[str], typer.Option("--metric", "-m", help="Metric to plot (repeatable; default: loss).")
+    ] = [],  # noqa: B006
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Redraw as the jobs log, until they end.")] = False,
+    png: Annotated[Optional[Path], typer.Option("--png", metavar="FILE", help="Write a PNG image instead.")] = None,
+    svg: Annotated[Optional[Path], typer.Option("--svg", metavar="FILE", help="Write an SVG image instead.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plot jobs' metrics (loss, learning_rate, ...) over their steps, in the terminal or as an image."""
+
+    out = Output.from_flags(as_json=as_json)
+    paths = _paths(ctx)
+    if png is not None and svg is not None:
+        raise OumiJobsUsage("--png and --svg: choose one image")
+    image, image_format = (png, "png") if png is not None else (svg, "svg") if svg is not None else (None, None)
+    if watch:
+        drawn = out.follow(plots.follow_plot(paths, jobs_, metric), human=live.watch_plot)
+    else:
+        drawn = plots.read_plot(paths, jobs_, metric)
+    if image is not None and image_format is not None:
+        plots.write_image(drawn, image, image_format)
+        out.hint(f"wrote {image}")
+        out.result(plot_document(drawn, image))
+        return
+    out.result(plot_document(drawn), human=None if watch else lambda: render.print_plot(drawn))
+
+
+# -- end of plot -------------------------------------------------------------------------------------
 
 
 def main() -> None:

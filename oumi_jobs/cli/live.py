@@ -13,7 +13,15 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from oumi_jobs.cli.output import console, print_line, print_stderr
-from oumi_jobs.cli.render import STATE_STYLES, cancellation_panel, job_panel, print_cancellation, styled_state
+from oumi_jobs.cli.render import (
+    STATE_STYLES,
+    cancellation_panel,
+    job_panel,
+    plot_text,
+    print_cancellation,
+    progress_line,
+    styled_state,
+)
 from oumi_jobs.states import State
 from oumi_jobs.views import JobView
 
@@ -21,6 +29,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from oumi_jobs.cloud.survey import CloudWatcher
+    from oumi_jobs.plots import Plot
+    from oumi_jobs.progress import Progress
     from oumi_jobs.store.cancellations import CancellationRecord
     from oumi_jobs.waiting import WaitResult
 
@@ -40,7 +50,9 @@ def watch(views: Iterator[JobView]) -> JobView:
     """Show each view as it comes, refreshed in place on a terminal; returns the last.
 
     On a terminal the job's panel sits above its phases so far (launching,
-    pending, running...), each with how long it took; the current one spins.
+    pending, running...), each with how long it took; the current one spins;
+    a training job's progress bar (ETA, latest loss) is under them.  Plain
+    lines carry the progress too: a new line each time it moves.
     """
     out = console()
     last: JobView | None = None
@@ -53,12 +65,17 @@ def watch(views: Iterator[JobView]) -> JobView:
             for view in views:
                 last = view
                 phases.see(view.state)
-                live.update(Group(job_panel(view), "", phases), refresh=True)
+                parts = [job_panel(view), "", phases]
+                if view.progress is not None:
+                    parts += ["", progress_bar(view.progress)]
+                live.update(Group(*parts), refresh=True)
     else:
         previous = None
         for view in views:
             last = view
             line = f"{view.job_id} {view.state.value} {view.status or ''}".rstrip()
+            if view.progress is not None:
+                line += f" · {progress_line(view.progress)}"
             if line != previous:
                 print_line(line)
                 previous = line
@@ -88,6 +105,42 @@ def watch_jobs(results: Iterator[WaitResult]) -> WaitResult:
                 if shown.get(view.job_id) != line:
                     print_line(line)
                     shown[view.job_id] = line
+    assert last is not None
+    return last
+
+
+def progress_bar(progress: Progress) -> Any:
+    """A bar of the steps done, and the progress line (loss, rate, ETA) beside it."""
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 1))
+    total = progress.total_steps
+    bar = ProgressBar(total=float(total) if total else None, completed=float(progress.step or 0), width=40)
+    grid.add_row(bar, progress_line(progress))
+    return grid
+
+
+def watch_plot(plots: Iterator[Plot]) -> Plot:
+    """``plot --watch``: the plot redrawn in place as the jobs log; not at a terminal (or NO_COLOR), drawn once
+    when they have ended.  Returns the last."""
+    out = console()
+    last: Plot | None = None
+    if animated(out):
+        from rich.live import Live
+        from rich.text import Text
+
+        with Live(console=out, auto_refresh=False, screen=False) as live:
+            for plot in plots:
+                last = plot
+                width, height = out.size
+                text = plot_text(plot, width=width, height=max(10, (height - 2) // len(plot.metrics)), color=True)
+                live.update(Text.from_ansi(text), refresh=True)
+    else:
+        for plot in plots:
+            last = plot
+        assert last is not None
+        print_line(plot_text(last, width=100, height=20, color=False))
     assert last is not None
     return last
 

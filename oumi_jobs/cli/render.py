@@ -22,6 +22,8 @@ from oumi_jobs.views import JobView
 if TYPE_CHECKING:
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.legacy import ImportResult
+    from oumi_jobs.plots import Plot
+    from oumi_jobs.progress import Progress
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.registry_repair import Recovery, RegistryCheck
     from oumi_jobs.store.cancellations import CancellationRecord
@@ -59,6 +61,7 @@ def jobs_table(views: list[JobView]) -> Any:
     table.add_column("STATE", no_wrap=True, min_width=10)
     for column in ("STATUS", "CLOUD", "SUBMITTED", "COMMAND"):
         table.add_column(column, no_wrap=True)
+    table.add_column("PROGRESS", no_wrap=True)
     table.add_column("DETAIL", overflow="fold")
     for view in views:
         record = view.record
@@ -70,6 +73,7 @@ def jobs_table(views: list[JobView]) -> Any:
             cloud,
             _short_time(record.submit_time),
             record.command or "-",
+            progress_cell(view.progress),
             view.detail or "",
         )
     return table
@@ -88,6 +92,7 @@ def job_panel(view: JobView) -> Any:
         ("state", styled_state(view.state)),
         ("status", view.status),
         ("detail", view.detail),
+        ("progress", progress_line(view.progress) if view.progress else None),
         ("cloud", record.cloud + (f" (cluster {record.cluster})" if record.cluster else "")),
         ("launcher id", record.launcher_job_id),
         ("command", record.command),
@@ -106,6 +111,94 @@ def job_panel(view: JobView) -> Any:
         if value:
             grid.add_row(label, value)
     return grid
+
+
+# -- progress ------------------------------------------------------------------------
+def duration_text(seconds: float) -> str:
+    """``45s``, ``3m``, ``2h05m``, ``3d4h``: an ETA at a glance."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m"
+    if whole < 86400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86400}d{whole % 86400 // 3600}h"
+
+
+def _loss_text(loss: float) -> str:
+    return f"{loss:.4g}"
+
+
+def progress_line(progress: Progress) -> str:
+    """``step 120/500 · 24% · epoch 0.48 · loss 1.23 · 2.1 steps/s · ETA 3m`` (what is known of it)."""
+    parts = []
+    if progress.step is not None:
+        parts.append(f"step {progress.step}" + (f"/{progress.total_steps}" if progress.total_steps else ""))
+    if progress.fraction is not None:
+        parts.append(f"{progress.fraction:.0%}")
+    if progress.epoch is not None:
+        parts.append(f"epoch {progress.epoch:.3g}")
+    if progress.loss is not None:
+        parts.append(f"loss {_loss_text(progress.loss)}")
+    if progress.rate is not None:
+        parts.append(f"{progress.rate:.3g} steps/s" if progress.rate >= 1 else f"{1 / progress.rate:.3g} s/step")
+    if progress.eta_s is not None:
+        parts.append(f"ETA {duration_text(progress.eta_s)}")
+    return " · ".join(parts) or "-"
+
+
+def progress_cell(progress: Progress | None) -> str:
+    """The list's PROGRESS column: ``120/500 24% loss 1.23``."""
+    if progress is None or progress.step is None:
+        return "-" if progress is None or progress.loss is None else f"loss {_loss_text(progress.loss)}"
+    text = f"{progress.step}/{progress.total_steps}" if progress.total_steps else f"step {progress.step}"
+    if progress.fraction is not None:
+        text += f" {progress.fraction:.0%}"
+    if progress.loss is not None:
+        text += f" loss {_loss_text(progress.loss)}"
+    return text
+
+
+def plot_text(plot: Plot, *, width: int, height: int, color: bool) -> str:
+    """The plot for a terminal, drawn by plotext: a panel per metric, a line and a legend entry per job."""
+    import plotext as plt
+
+    # clear_figure clears the active figure, which after a drawing is its last panel: the whole one is meant.
+    plt.main()
+    plt.clear_figure()
+    plt.limitsize(False, False)  # the size asked for, not plotext's guess of the terminal's (24 lines in a pipe)
+    plt.plotsize(width, height * len(plot.metrics))
+    if not color:
+        plt.theme("clear")
+    plt.subplots(len(plot.metrics), 1)
+    for row, metric in enumerate(plot.metrics, 1):
+        plt.subplot(row, 1)
+        for index, series in enumerate(plot.of(metric)):
+            if not series.steps:
+                continue  # a followed job that has logged nothing yet
+            marker = None if color else _MARKERS[index % len(_MARKERS)]  # no colour: the marker tells jobs apart
+            plt.plot(list(series.steps), list(series.values), label=series.job_id, marker=marker)
+        plt.title(metric)
+        plt.xlabel("step")
+    text: str = plt.build()
+    return text if color else plt.uncolorize(text)
+
+
+_MARKERS = ("hd", "x", "o", "+", "*", "#")
+
+
+def print_plot(plot: Plot) -> None:
+    """The plot on stdout: in colour and at the terminal's width at a terminal, plain and 100 wide otherwise."""
+    import os
+
+    out = console()
+    color = out.is_terminal and not os.environ.get("NO_COLOR")
+    width, height = out.size if out.is_terminal else (100, 20 * len(plot.metrics) + 2)
+    print_line(plot_text(plot, width=width, height=max(10, (height - 2) // len(plot.metrics)), color=color))
+    waiting = [s.job_id for s in plot.series if not s.steps]
+    if waiting:
+        hint(f"nothing logged yet by: {', '.join(dict.fromkeys(waiting))}")
 
 
 def print_job(view: JobView) -> None:

@@ -68,6 +68,20 @@ class CancelBody(_Body):
                                    allow_inf_nan=False, description="Seconds the job's cloud gets to answer.")  # fmt: skip
 
 
+class ProgressDocument(BaseModel):
+    """How far along a job is, read live from its metrics files or logs (README "Training progress")."""
+
+    step: int | None
+    total_steps: int | None
+    fraction: float | None = Field(description="step / total_steps, 0..1.")
+    epoch: float | None
+    loss: float | None = Field(description="The latest training loss logged.")
+    eta_s: float | None = Field(description="Seconds left at the current rate; null when done or unknown.")
+    rate: float | None = Field(description="Steps per second.")
+    source: Literal["metrics", "logs"] | None
+    as_of: str | None
+
+
 class JobDocument(BaseModel):
     """A job, as ``status --json`` prints it (README "JSON")."""
 
@@ -98,6 +112,7 @@ class JobDocument(BaseModel):
     stdout_path: str | None
     stderr_path: str | None
     as_of: str | None
+    progress: ProgressDocument | None = Field(description="null where nothing tells yet.")
 
 
 class SubmitDocument(JobDocument):
