@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oumi_jobs.costs import cost_so_far
+
 if TYPE_CHECKING:  # annotations only: building a document needs none of these modules
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.legacy import ImportResult
@@ -64,6 +66,8 @@ def job_document(view: JobView) -> dict[str, Any]:
         "detail": view.detail,
         "stdout_path": record.stdout_path,
         "stderr_path": record.stderr_path,
+        "cost_per_hour": record.cost_per_hour,
+        "cost_so_far": cost_so_far(record, done=view.done, as_of=view.as_of, cloud_end=view.cloud_end),
         "as_of": view.as_of,
     }
 

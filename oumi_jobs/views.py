@@ -32,6 +32,8 @@ class JobView:
     # The source answered and does not know the job (its cluster no longer lists it, or is gone): typed,
     # so no caller reads it from ``detail``'s words.
     missing: bool = False
+    # When the cloud says the job ended (a cloud job's end is not stored): what its cost is counted to.
+    cloud_end: str | None = None
 
     @property
     def job_id(self) -> str:
@@ -71,12 +73,16 @@ def live_cloud_view(
     if job is None:
         detail = f"cluster {record.cluster} no longer reports job {record.launcher_job_id}"
         return JobView(record, State.UNKNOWN, None, detail, now_iso(), external, missing=True)
-    return JobView(record, job.state, job.status, None, now_iso(), external)
+    return JobView(record, job.state, job.status, None, now_iso(), external, cloud_end=_ended(job))
+
+
+def _ended(job: CloudJob) -> str | None:
+    return from_epoch(job.end_time) if job.end_time and job.done else None
 
 
 def cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, as_of: str) -> JobView:
     if job is not None:
-        return JobView(record, job.state, job.status, None, as_of)
+        return JobView(record, job.state, job.status, None, as_of, cloud_end=_ended(job))
     if error is not None:
         return JobView(record, State.UNKNOWN, None, error, as_of)
     if not record.launcher_job_id:

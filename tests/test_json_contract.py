@@ -29,7 +29,7 @@ JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
     "command", "config_path", "model_name", "output_dir", "submit_time", "start_time", "end_time", "exit_code",
     "exit_signal", "pid", "containment", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
-    "as_of",
+    "cost_per_hour", "cost_so_far", "as_of",
 }  # fmt: skip
 CANCELLATION_KEYS = {
     "schema_version", "cancellation_id", "job_id", "cloud", "status", "reason", "force", "signal", "timeout_s",

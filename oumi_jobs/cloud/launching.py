@@ -130,7 +130,7 @@ def launch(paths: Paths, job_id: str) -> int:
         _record_failed_up(paths, job_id, record.cloud, exc)
         return 0
     with Registry.open(paths) as registry:
-        if registry.record_launch(job_id, launched.cluster, launched.launcher_job_id):
+        if registry.record_launch(job_id, launched.cluster, launched.launcher_job_id, launched.job.cost_per_hour):
             _cancel_at_once(paths, registry, job_id, launched, clouds)
     return 0
 
