@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from oumi_jobs.cloud import adapter, facts
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob
+from oumi_jobs.costs import cost_so_far
 from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError
 from oumi_jobs.states import State, launch_state, recorded_state
 from oumi_jobs.store.registry import JobRecord
@@ -42,6 +43,13 @@ class JobView:
     @property
     def done(self) -> bool:
         return self.state.done
+
+    def cost_so_far(self) -> float | None:
+        """The job's estimated cost as seen now (see :mod:`oumi_jobs.costs`); None where it cannot be told.
+
+        A job its cloud no longer reports has an end nobody knows: it is not counted up to now forever.
+        """
+        return cost_so_far(self.record, done=self.done or self.missing, as_of=self.as_of, cloud_end=self.cloud_end)
 
 
 def view_of(record: JobRecord, as_of: str | None = None) -> JobView:

@@ -146,3 +146,29 @@ def fake():
 def clouds(fake):
     fake.BEHAVIOUR.clear()
     return fake
+
+
+# The cross-process controllable cloud of tests/file_cloud.py: the launching process loads it through
+# OUMI_EXTRA_DEPS_FILE, and every process reads and writes its state in one JSON file.
+@pytest.fixture
+def file_cloud(tmp_path, monkeypatch):
+    from . import fake_clouds  # noqa: F401  (imports oumi.launcher and registers oj-file here)
+    from . import file_cloud as cloud
+
+    deps = tmp_path / "oumi-deps.txt"
+    deps.write_text(f"{Path(__file__).resolve().parent / 'file_cloud.py'}\n")
+    monkeypatch.setenv("OUMI_EXTRA_DEPS_FILE", str(deps))  # how the launching process loads it
+    state = tmp_path / "cloud.json"
+    monkeypatch.setenv("OJ_FILE_CLOUD", str(state))
+    cloud.init(str(state))
+
+    def read() -> dict:
+        with cloud.state() as data:  # under its lock: a launching process may be rewriting the file
+            return data
+
+    def configure(**settings) -> None:
+        cloud.init(str(state), **settings)
+
+    cloud.read = read
+    cloud.configure = configure  # anew: no clusters, no jobs
+    return cloud

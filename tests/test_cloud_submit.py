@@ -14,38 +14,12 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-import pytest
-
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.store.registry import Registry
 
 from .helpers import wait_until
 
 HERE = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def file_cloud(tmp_path, monkeypatch):
-    from . import fake_clouds  # noqa: F401  (imports oumi.launcher and registers oj-file here)
-    from . import file_cloud as cloud
-
-    deps = tmp_path / "oumi-deps.txt"
-    deps.write_text(f"{HERE / 'file_cloud.py'}\n")
-    monkeypatch.setenv("OUMI_EXTRA_DEPS_FILE", str(deps))  # how the launching process loads it
-    state = tmp_path / "cloud.json"
-    monkeypatch.setenv("OJ_FILE_CLOUD", str(state))
-    cloud.init(str(state))
-
-    def read() -> dict:
-        with cloud.state() as data:  # under its lock: a launching process may be rewriting the file
-            return data
-
-    def configure(**settings) -> None:
-        cloud.init(str(state), **settings)
-
-    cloud.read = read
-    cloud.configure = configure  # anew: no clusters, no jobs
-    return cloud
 
 
 def state_of(cli, job_id: str) -> dict:
