@@ -159,6 +159,14 @@ def jobs_running_on(
     busy = []
     for record in records:
         state = _live_state(record, live)
+        if state is None and record.launcher_job_id:
+            # Not listed (Slurm's accounting lists a new job seconds late): asked for by its id, so that a job
+            # just launched is never taken for gone before its cluster is stopped.
+            try:
+                job = clouds.get_job(cloud, cluster, record.launcher_job_id, timeout_s=cloud_timeout_s)
+            except ClusterNotFoundError:  # no cluster: nothing of ours runs on it
+                job = None
+            state = job.state if job is not None else None
         if state is not None and not state.done:
             busy.append(record.job_id)
     return busy
