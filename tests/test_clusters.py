@@ -71,6 +71,10 @@ def test_autostop_and_down_reach_the_launcher_of_the_detached_launch(paths, cli,
     assert 0 <= docs[job_id]["cost_so_far"] < 3.6  # well under an hour old
     with Registry.open(paths) as registry:
         assert registry.get(job_id).cost_per_hour == 3.6
+    shown = cli("status", job_id, "--cloud-timeout", "10").stdout
+    assert "$3.60/h" in shown and "estimate" in shown
+    listed = cli("list", "--cloud-timeout", "10").stdout
+    assert "COST (EST.)" in listed
 
 
 @pytest.mark.parametrize(
@@ -252,3 +256,11 @@ def test_cost_sums_by_cloud_cluster_and_day_with_null_where_no_price(paths, cli,
     assert cli("cost", "--by", "week").exit_code == 2
     human = cli("cost", "--by", "cluster", "--cloud-timeout", "10")
     assert human.exit_code == 0 and "oj-file:c1" in human.stdout and "$4.00" in human.stdout
+
+
+def test_cost_with_no_cloud_job_sums_to_null_not_zero(paths, cli):
+    add_record(paths, make_record("local-job", started_at=_ago(minutes=5), end_time=_ago(minutes=1), exit_code=0))
+    doc = cli.json("cost")
+    assert (doc["groups"], doc["jobs"], doc["unpriced_jobs"], doc["total_cost_so_far"]) == ([], 0, 0, None)
+    assert doc["since"] is not None and doc["estimate"] is True
+    assert "local-job" in cli("list").stdout and "COST" not in cli("list").stdout  # no price: no cost column
