@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # annotations only: building a document needs none of these modules
     from oumi_jobs.cancel.service import BulkOutcome
+    from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
+    from oumi_jobs.cost_report import CostReport
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.plots import Plot
     from oumi_jobs.progress import Progress
@@ -67,6 +69,8 @@ def job_document(view: JobView) -> dict[str, Any]:
         "detail": view.detail,
         "stdout_path": record.stdout_path,
         "stderr_path": record.stderr_path,
+        "cost_per_hour": record.cost_per_hour,
+        "cost_so_far": view.cost_so_far(),
         "as_of": view.as_of,
         # Last, so that the lean listing can append it to a document SQLite built (store/listing.py).
         "progress": progress_document(view.progress),
@@ -208,3 +212,60 @@ def log_document(job_id: str | None, stream: str, path: Path | None, text: str) 
     for a job launched elsewhere that is not registered)."""
     return {"schema_version": SCHEMA_VERSION, "job_id": job_id, "stream": stream,
             "path": str(path) if path else None, "text": text}  # fmt: skip
+
+
+def cluster_document(row: ClusterRow) -> dict[str, Any]:
+    """One cluster of ``clusters``: what its cloud says (null where it does not) and our jobs there."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "cloud": row.cloud,
+        "cluster": row.cluster,
+        "state": row.state,
+        "cost_per_hour": row.cost_per_hour,
+        "autostop_minutes": row.autostop_minutes,
+        "autodown": row.autodown,
+        "running_jobs": list(row.running),
+        "queued_jobs": list(row.queued),
+        "as_of": row.as_of,
+    }
+
+
+def cluster_action_document(action: ClusterAction) -> dict[str, Any]:
+    """``stop``/``down``: ``acted`` false where the cloud does nothing for it (``detail`` says so)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "cloud": action.cloud,
+        "cluster": action.cluster,
+        "action": action.action,
+        "acted": action.acted,
+        "detail": action.detail,
+        "cancelled_jobs": list(action.cancelled_jobs),
+        "as_of": action.as_of,
+    }
+
+
+def cancel_down_document(outcome: CancelThenDown) -> dict[str, Any]:
+    """``cancel --down``: the cancellation, plus the down of the cluster (null) or why it was left up (null)."""
+    return cancellation_document(outcome.cancellation) | {
+        "down": cluster_action_document(outcome.down) if outcome.down is not None else None,
+        "left_up": outcome.left_up,
+    }
+
+
+def cost_document(report: CostReport) -> dict[str, Any]:
+    """``cost``: estimated sums (``estimate`` is always true), null where no job of a group was priced."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "estimate": True,
+        "since": report.since,
+        "by": report.by,
+        "groups": [
+            {"group": g.group, "jobs": g.jobs, "priced_jobs": g.priced_jobs, "cost_so_far": g.cost_so_far}
+            for g in report.groups
+        ],
+        "jobs": report.jobs,
+        "unpriced_jobs": report.unpriced_jobs,
+        "total_cost_so_far": report.total_cost_so_far,
+        "unreachable": dict(report.unreachable),
+        "as_of": report.as_of,
+    }

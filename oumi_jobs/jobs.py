@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -17,7 +18,7 @@ from oumi_jobs.cancel import takeover
 from oumi_jobs.cloud import adapter, facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.cloud.guidance import cloud_guidance
-from oumi_jobs.cloud.launching import staged_config
+from oumi_jobs.cloud.launching import staged_config, write_launch_options
 from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
 from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document, progress_document
 from oumi_jobs.durations import is_duration, parse_duration
@@ -48,6 +49,8 @@ class SubmitRequest:
     parallel: int | None = None
     gpus: str | None = None  # accelerators of a cloud job, e.g. "A100:8"
     nodes: int | None = None  # nodes of a cloud job
+    autostop: str | None = None  # a duration (30m, 2h): stop the cluster when idle this long (SkyPilot clouds)
+    down: bool = False  # tear the cluster down when it goes idle after the job (SkyPilot clouds)
     cwd: Path = field(default_factory=Path.cwd)
 
 
@@ -86,6 +89,8 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         nodes=request.nodes,
     )
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
+    if plan.cloud == facts.LOCAL_CLOUD and (request.autostop or request.down):
+        raise UsageError(facts.idle_action_problem(plan.cloud, autostop=bool(request.autostop), down=request.down))
     if plan.cloud != facts.LOCAL_CLOUD:
         warnings = tuple(cloud_guidance(plan, request.cwd, paths))
         return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
@@ -126,6 +131,7 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
 
     if request.after or request.parallel is not None:
         raise UsageError("--after and --parallel are for local jobs")
+    options = _launch_options(plan.cloud, request)
     staged = staged_config(paths, job_id)
     record = JobRecord(
         job_id=job_id, cloud=plan.cloud, submit_time=now_iso(), name=request.name, command=plan.command,
@@ -140,9 +146,26 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
             fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as handle:
                 yaml.safe_dump(job_config, handle, sort_keys=False)
+            write_launch_options(paths, job_id, options)
             pid = _spawn(paths, job_id, dict(os.environ), module=detach.CLOUD_LAUNCHER, verb="launch")
         stored = _record_started(paths, registry, plan, job_id, pid)
     return view_of(stored)
+
+
+def _launch_options(cloud: str, request: SubmitRequest) -> dict[str, Any]:
+    """``--autostop``/``--down`` as the launcher's options for ``up``; a cloud that cannot take them: exit 2."""
+    problem = facts.idle_action_problem(cloud, autostop=request.autostop is not None, down=request.down)
+    if problem:
+        raise UsageError(problem)
+    options: dict[str, Any] = {}
+    if request.autostop is not None:
+        seconds = parse_duration(request.autostop).total_seconds()
+        if seconds < 60:
+            raise UsageError(f"--autostop {request.autostop}: at least 1m (SkyPilot counts idle whole minutes)")
+        options["idle_minutes_to_autostop"] = math.ceil(seconds / 60)
+    if request.down:
+        options["down"] = True
+    return options
 
 
 @contextmanager

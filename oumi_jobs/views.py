@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from oumi_jobs.cloud import adapter, facts
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob
+from oumi_jobs.costs import cost_so_far
 from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError
 from oumi_jobs.progress import Progress
 from oumi_jobs.states import State, launch_state, recorded_state
@@ -36,6 +37,8 @@ class JobView:
     missing: bool = False
     # How far along it is, read from its files or logs (oumi_jobs.progress); None: unknown or not read.
     progress: Progress | None = None
+    # When the cloud says the job ended (a cloud job's end is not stored): what its cost is counted to.
+    cloud_end: str | None = None
 
     @property
     def job_id(self) -> str:
@@ -44,6 +47,13 @@ class JobView:
     @property
     def done(self) -> bool:
         return self.state.done
+
+    def cost_so_far(self) -> float | None:
+        """The job's estimated cost as seen now (see :mod:`oumi_jobs.costs`); None where it cannot be told.
+
+        A job its cloud no longer reports has an end nobody knows: it is not counted up to now forever.
+        """
+        return cost_so_far(self.record, done=self.done or self.missing, as_of=self.as_of, cloud_end=self.cloud_end)
 
 
 def view_of(record: JobRecord, as_of: str | None = None) -> JobView:
@@ -76,13 +86,17 @@ def live_cloud_view(
     if job is None:
         detail = f"cluster {record.cluster} no longer reports job {record.launcher_job_id}"
         return JobView(record, State.UNKNOWN, None, detail, now_iso(), external, missing=True)
-    return JobView(record, job.state, job.status, None, now_iso(), external)
+    return JobView(record, job.state, job.status, None, now_iso(), external, cloud_end=_ended(job))
+
+
+def _ended(job: CloudJob) -> str | None:
+    return from_epoch(job.end_time) if job.end_time and job.done else None
 
 
 def cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, as_of: str) -> JobView:
     external = record.source == EXTERNAL
     if job is not None:
-        return JobView(record, job.state, job.status, None, as_of, external)
+        return JobView(record, job.state, job.status, None, as_of, external, cloud_end=_ended(job))
     if error is not None:
         return JobView(record, State.UNKNOWN, None, error, as_of, external)
     if not record.launcher_job_id:

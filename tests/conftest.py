@@ -163,8 +163,6 @@ def job_config(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-# The controllable clouds of tests/fake_clouds.py, registered with the real oumi.launcher (imported once per
-# module that asks for them); `clouds` starts each test with no behaviour set.
 @pytest.fixture
 def file_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """tests/file_cloud.py: a cloud whose state is a JSON file every process sees (the launching process,
@@ -191,6 +189,8 @@ def file_cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return cloud
 
 
+# The controllable clouds of tests/fake_clouds.py, registered with the real oumi.launcher (imported once per
+# module that asks for them); `clouds` starts each test with no behaviour set.
 @pytest.fixture(scope="module")
 def fake():
     from . import fake_clouds  # imports oumi.launcher once for this module

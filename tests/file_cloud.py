@@ -8,7 +8,11 @@ it through Oumi's ``OUMI_EXTRA_DEPS_FILE``.  The file is ``$OJ_FILE_CLOUD``:
    "clusters": {name: [{"id", "name", "status", ...}]}}``: a job reads RUNNING
 for ``run_s`` seconds (forever if null), then ``final_status``.  A long
 ``up_delay_s`` is a cloud that hangs in ``up``; ``cancel_error`` makes
-``cancel_job`` raise it; ``get_delay_s`` and ``cancel_delay_s`` slow its answers.
+``cancel_job`` raise it.  ``up_kwargs`` records the launcher options each
+``up`` got, ``actions`` each ``[stop|down, cluster]`` (a down removes the
+cluster, a stop marks it ``stopped``); ``cost_per_hour`` is the price every
+job reports (null: none). ``get_delay_s`` and
+``cancel_delay_s`` slow its answers.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ def state(write: bool = False):
 def init(path: str, **settings: Any) -> None:
     with open(path, "w") as handle:
         json.dump({"up_delay_s": 0.0, "up_error": None, "next_id": 1, "clusters": {}, "cancelled": [],
-                   "run_s": None, "final_status": "COMPLETED", "cancel_error": None} | settings, handle)  # fmt: skip
+                   "run_s": None, "final_status": "COMPLETED", "cancel_error": None, "up_kwargs": [], "actions": [],
+                   "stopped": [], "cost_per_hour": None} | settings, handle)  # fmt: skip
 
 
 def update(**settings: Any) -> None:
@@ -55,12 +60,14 @@ def update(**settings: Any) -> None:
         data.update(settings)
 
 
-def _status(cluster: str, job: dict[str, Any]) -> JobStatus:
+def _status(cluster: str, job: dict[str, Any], cost_per_hour: float | None = None) -> JobStatus:
     word = job["status"]
+    ended = None
     if word == "RUNNING" and job.get("ends_at") and time.time() >= job["ends_at"]:
-        word = job["final_status"]
+        word, ended = job["final_status"], job["ends_at"]
     return JobStatus(name=job["name"], id=job["id"], status=word, cluster=cluster, metadata="",
-                     done=word != "RUNNING", state=_STATES.get(word, JobState.PENDING))  # fmt: skip
+                     done=word != "RUNNING", state=_STATES.get(word, JobState.PENDING), cost_per_hour=cost_per_hour,
+                     end_at=ended)  # fmt: skip
 
 
 class FileCluster(BaseCluster):
@@ -75,10 +82,8 @@ class FileCluster(BaseCluster):
 
     def get_jobs(self) -> list[JobStatus]:
         with state() as data:
-            delay, jobs = (
-                data.get("get_delay_s") or 0.0,
-                [_status(self._name, j) for j in data["clusters"].get(self._name, [])],
-            )
+            delay = data.get("get_delay_s") or 0.0
+            jobs = [_status(self._name, j, data.get("cost_per_hour")) for j in data["clusters"].get(self._name, [])]
         time.sleep(delay)  # a slow cloud (or SSH): tests kill a server mid-answer
         return jobs
 
@@ -106,13 +111,18 @@ class FileCluster(BaseCluster):
                      "final_status": data["final_status"]}  # fmt: skip
             data["next_id"] += 1
             data["clusters"].setdefault(self._name, []).append(entry)
-        return _status(self._name, entry)
+            price = data.get("cost_per_hour")
+        return _status(self._name, entry, price)
 
     def stop(self) -> None:
-        pass
+        with state(write=True) as data:
+            data["actions"].append(["stop", self._name])
+            data["stopped"].append(self._name)
 
     def down(self) -> None:
-        pass
+        with state(write=True) as data:
+            data["actions"].append(["down", self._name])
+            data["clusters"].pop(self._name, None)
 
     def get_logs_stream(self, cluster_name: str, job_id: str | None = None) -> io.TextIOBase:
         return io.StringIO("a line of the job's log\n")
@@ -123,6 +133,7 @@ class FileCloud(BaseCloud):
         with state(write=True) as data:
             delay, error = data["up_delay_s"], data["up_error"]
             data["provisioning"] = True  # tests wait for this to cancel mid-launch
+            data.setdefault("up_kwargs", []).append(dict(kwargs))
         time.sleep(delay)  # provisioning
         if error:
             raise RuntimeError(error)

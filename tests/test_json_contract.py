@@ -31,7 +31,7 @@ JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
     "command", "config_path", "model_name", "output_dir", "submit_time", "start_time", "end_time", "exit_code",
     "exit_signal", "pid", "containment", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
-    "as_of", "progress",
+    "cost_per_hour", "cost_so_far", "as_of", "progress",
 }  # fmt: skip
 # A job's `progress` object (null when nothing tells how far along it is).
 PROGRESS_KEYS = {"step", "total_steps", "fraction", "epoch", "loss", "eta_s", "rate", "source", "as_of"}

@@ -64,6 +64,9 @@ def _fill(paths: Paths) -> None:
             **ended,
         ),  # fmt: skip
         make_record("same-second-a", submit_time=_at(10), exit_code=0, **ended),
+        # A price (only cloud launches get one, but the projection must agree on any row): 49 min at 3.17/h.
+        make_record("priced", submit_time=_at(9), exit_code=0, cost_per_hour=3.17, **ended),
+        make_record("priced-no-start", submit_time=_at(8), exit_code=0, cost_per_hour=1.5, end_time=_at(1)),
         # Not finished: these take the general path inside the lean listing too.
         make_record("starting", submit_time=_at(0), depends_on=("ok",)),
         make_record("interrupted", submit_time=_at(30)),
@@ -105,7 +108,7 @@ def test_lean_and_general_paths_give_identical_documents(paths: Paths, filters: 
     lean = [json.loads(text) for text in list_job_documents(paths, local_only=True, **filters).documents]
     assert _without_as_of(lean) == _without_as_of(general)
     if not filters:
-        assert len(lean) == 16
+        assert len(lean) == 18
 
 
 def test_finished_local_jobs_come_out_of_the_store_as_json(paths: Paths) -> None:
@@ -116,6 +119,10 @@ def test_finished_local_jobs_come_out_of_the_store_as_json(paths: Paths) -> None
     assert json.loads(rows["killed"][1])["status"] == "killed by SIGKILL"
     assert json.loads(rows["odd-signal"][1])["status"] == "killed by signal 77"
     assert json.loads(rows["never-ran"][1])["depends_on"] == ["exit-3", "ok"]
+    priced = json.loads(rows["priced"][1])
+    assert priced["cost_per_hour"] == 3.17 and priced["cost_so_far"] == pytest.approx(3.17 * 49 / 60, abs=1e-3)
+    assert json.loads(rows["priced-no-start"][1])["cost_so_far"] is None
+    assert json.loads(rows["ok"][1])["cost_per_hour"] is None
     for unfinished in ("starting", "interrupted", "launching", "launched", "cloud-failed"):
         assert rows[unfinished] == (None, None), unfinished
 

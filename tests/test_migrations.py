@@ -73,6 +73,10 @@ ROWS: list[tuple[str, str, dict[str, Any]]] = [
         "job_id": "contained-job", "cloud": "local", "submit_time": T1, "pid": 4244, "containment": "cgroup",
         "cgroup": "/sys/fs/cgroup/oumi-jobs-contained-job",
     }),
+    ("0006_cost", "jobs", {
+        "job_id": "priced-job", "cloud": "gcp", "submit_time": T1, "cluster": "sky-2", "launcher_job_id": "3",
+        "started_at": T1, "cost_per_hour": 12.5,
+    }),
 ]  # fmt: skip
 
 
@@ -197,6 +201,9 @@ def test_every_earlier_version_migrates_with_its_data(tmp_path: Path, fresh_sche
         assert done.containment is None and done.cgroup is None  # started before jobs had a containment
         contained = registry.get("contained-job")
         assert (contained.containment if contained else None) == ("cgroup" if "0005_containment" in had else None)
+        assert cloud.cost_per_hour is None  # launched before launches kept their price
+        priced = registry.get("priced-job")
+        assert (priced.cost_per_hour if priced else None) == (12.5 if "0006_cost" in had else None)
 
     after = _contents(paths.registry_file)
     for table, rows in before.items():  # every row kept, every value kept; later columns only added

@@ -216,3 +216,27 @@ def test_status_cancel_and_list_of_slurm_jobs_through_the_server(slurm, server_o
         assert "slurm" in server["clouds_loaded"] and server["requests_served"] >= 5
     finally:
         subprocess.run(["scancel", outside], check=False)
+
+
+def test_clusters_lists_the_slurm_cluster_with_our_job_and_down_is_a_no_op(slurm, paths, cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job_id = submit(cli, tmp_path, "sleep 600")
+    try:
+        wait_until(lambda: status(cli, job_id)["state"] == "running", timeout=180, interval=1)
+
+        def listed() -> dict | None:  # Slurm's accounting lists a new job a few seconds after it runs
+            rows = [r for r in cli.json("clusters", "--cloud-timeout", "60") if r["cluster"] == CLUSTER]
+            return rows[0] if len(rows) == 1 and rows[0]["running_jobs"] else None
+
+        row = wait_until(listed, timeout=60, interval=1)
+        assert row["cloud"] == "slurm" and row["running_jobs"] == [job_id] and row["queued_jobs"] == []
+
+        refused = cli("down", CLUSTER, "--cloud", "slurm", "--yes", "--cloud-timeout", "60")
+        assert refused.exit_code == 4 and job_id in refused.stderr  # our job runs there
+    finally:
+        assert cli("cancel", job_id, "--force").exit_code in (0, 4)
+    doc = cli.json("down", CLUSTER, "--cloud", "slurm", "--yes", "--cloud-timeout", "60")
+    assert doc["acted"] is False and "does nothing" in doc["detail"]  # never reported as torn down
+    human = cli("down", CLUSTER, "--cloud", "slurm", "--yes", "--cloud-timeout", "60")
+    assert human.exit_code == 0 and "did nothing" in human.stdout
+    assert status(cli, job_id)["state"] == "cancelled"

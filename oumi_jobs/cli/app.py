@@ -20,16 +20,21 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, bounds, jobs, plots, waiting
+from oumi_jobs import __version__, bounds, clusters, jobs, plots, waiting
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
 from oumi_jobs.cli.context import paths_of as _paths
 from oumi_jobs.cli.output import Mode, Output
 from oumi_jobs.cli.server_cli import server_app
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cost_report import cost_report
 from oumi_jobs.documents import (
     bulk_document,
+    cancel_down_document,
     cancellation_document,
+    cluster_action_document,
+    cluster_document,
+    cost_document,
     import_document,
     job_document,
     log_document,
@@ -201,6 +206,13 @@ def submit(
         Optional[int],
         typer.Option("--nodes", help="Nodes of a cloud job.", callback=_count("--nodes", 1, bounds.MAX_NODES)),
     ] = None,
+    autostop: Annotated[
+        Optional[str],
+        typer.Option("--autostop", help="Stop the cluster after it has been idle this long, e.g. 30m (SkyPilot)."),
+    ] = None,
+    down: Annotated[
+        bool, typer.Option("--down", help="Tear the cluster down when it goes idle after the job (SkyPilot).")
+    ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end; exit with its outcome.")] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
@@ -212,6 +224,7 @@ def submit(
     request = jobs.SubmitRequest(
         config=str(config), cloud=cloud, cluster=cluster, name=name, command=command,
         env=tuple(env), workdir=workdir, after=tuple(after), parallel=parallel, gpus=gpus, nodes=nodes,
+        autostop=autostop, down=down,
     )  # fmt: skip
     submitted = jobs.submit(paths, request)
     view = submitted.view
@@ -470,6 +483,10 @@ def cancel(
     metrics_file: Annotated[
         Optional[Path], typer.Option("--metrics-file", help="Also write Prometheus metrics to this file.")
     ] = None,
+    down: Annotated[
+        bool,
+        typer.Option("--down", help="Then tear the job's cluster down, if no other job of ours runs there."),
+    ] = False,
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
@@ -492,6 +509,13 @@ def cancel(
         force=force, timeout_s=timeout, signal=signal_name, reason=reason, wait=not no_wait,
         cascade=not no_cascade, metrics_file=metrics_file, cloud_timeout_s=cloud_timeout,
     )  # fmt: skip
+    if down:
+        if len(refs) != 1 or identity is not None:
+            raise OumiJobsUsage("cancel --down takes one job, by its id")
+        outcome = clusters.cancel_then_down(paths, refs[0], options)
+        out.result(cancel_down_document(outcome), human=lambda: render.print_cancel_down(outcome))
+        _say_nothing_to_cancel(out, [outcome.cancellation])
+        raise typer.Exit(cancellation_exit_code(outcome.cancellation))
     if identity is not None or len(refs) == 1:
         which = identity if identity is not None else refs[0]
         record = live.run_with_progress(
@@ -592,6 +616,110 @@ def plot(
 
 
 # -- end of plot -------------------------------------------------------------------------------------
+
+
+@app.command("clusters")
+def clusters_(
+    ctx: typer.Context,
+    cloud: Annotated[Optional[str], typer.Option("--cloud", help="Only this cloud's clusters.")] = None,
+    all_clouds: Annotated[
+        bool, typer.Option("--all-clouds", help="Ask every enabled cloud, not only those with jobs here.")
+    ] = False,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """The clusters of the clouds with jobs here: state, our jobs there, price, autostop."""
+
+    out = Output.from_flags(as_json=as_json)
+    found = live.with_cloud_progress(
+        lambda watcher: clusters.list_clusters(
+            _paths(ctx), cloud=cloud, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout, watcher=watcher
+        ),
+        live=out.live,
+    )
+    out.result(lambda: [cluster_document(row) for row in found.rows], human=lambda: render.print_clusters(found.rows))
+    out.notes([f"{name}: {reason}" for name, reason in sorted(found.unreachable.items())])
+    if cloud is not None and cloud in found.unreachable:
+        raise typer.Exit(ExitCode.CLOUD_UNREACHABLE)
+
+
+ClusterArg = Annotated[str, typer.Argument(metavar="CLUSTER", help="The cluster's name, as `clusters` shows it.")]
+ClusterCloudOpt = Annotated[str, typer.Option("--cloud", help="The cluster's cloud.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask to type the cluster's name back (scripts).")]
+CancelJobsOpt = Annotated[
+    bool, typer.Option("--cancel-jobs", help="Cancel our jobs running there first (recorded cancellations).")
+]
+
+
+def _cluster_action(
+    ctx: typer.Context,
+    action: str,
+    cluster: str,
+    cloud: str,
+    yes: bool,
+    cancel_jobs: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    out = Output.from_flags(as_json=as_json)
+    confirmed = yes
+    if not yes:
+        typed = output.typed_back(cluster, f"{action} cluster {cluster} of {cloud}?")
+        if typed is False:
+            out.error(f"the name typed was not {cluster!r}; nothing was done")
+            raise typer.Exit(ExitCode.FAILURE)
+        confirmed = bool(typed)  # None: nobody to ask, so the core says to pass --yes
+    result = clusters.act_on_cluster(
+        _paths(ctx), action, cloud, cluster, confirmed=confirmed, cancel_jobs=cancel_jobs, cloud_timeout_s=timeout
+    )
+    out.result(cluster_action_document(result), human=lambda: render.print_cluster_action(result))
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    cluster: ClusterArg,
+    cloud: ClusterCloudOpt,
+    yes: YesOpt = False,
+    cancel_jobs: CancelJobsOpt = False,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a cluster (launcher.stop): refused while our jobs run there, unless --cancel-jobs."""
+    _cluster_action(ctx, "stop", cluster, cloud, yes, cancel_jobs, cloud_timeout, as_json)
+
+
+@app.command()
+def down(
+    ctx: typer.Context,
+    cluster: ClusterArg,
+    cloud: ClusterCloudOpt,
+    yes: YesOpt = False,
+    cancel_jobs: CancelJobsOpt = False,
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """Tear a cluster down (launcher.down): refused while our jobs run there, unless --cancel-jobs."""
+    _cluster_action(ctx, "down", cluster, cloud, yes, cancel_jobs, cloud_timeout, as_json)
+
+
+@app.command()
+def cost(
+    ctx: typer.Context,
+    since: Annotated[str, typer.Option("--since", help="Jobs submitted since an age (30d) or a date.")] = "30d",
+    by: Annotated[str, typer.Option("--by", help="Sum by cloud, cluster or day.")] = "cloud",
+    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
+    as_json: JsonOpt = False,
+) -> None:
+    """Estimated cost of the cloud jobs launched here: each cluster's price times the time its job ran."""
+
+    out = Output.from_flags(as_json=as_json)
+    report = live.with_cloud_progress(
+        lambda watcher: cost_report(_paths(ctx), since=since, by=by, cloud_timeout_s=cloud_timeout, watcher=watcher),
+        live=out.live,
+    )
+    out.result(cost_document(report), human=lambda: render.print_cost(report))
+    out.notes([f"{name}: {reason}" for name, reason in sorted(report.unreachable.items())])
 
 
 def main() -> None:

@@ -123,6 +123,20 @@ class Output:
         error(message)
 
 
+def typed_back(expected: str, question: str) -> bool | None:
+    """Ask a person at a terminal to type ``expected`` back (the prompt on stderr); whether they did.
+
+    None where no one can be asked (stdin is not a terminal): the caller then
+    needs its ``--yes``.  Ctrl-D answers no.
+    """
+    if not sys.stdin.isatty():
+        return None
+    sys.stderr.write(f"{question}\nType {expected!r} to confirm: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    return answer.strip() == expected
+
+
 # -- the streams the sink writes to, also used by render and live -------------
 def print_json(document: Any) -> None:
     """Indented for a person at a terminal, one compact line for pipes; UTF-8 either way.

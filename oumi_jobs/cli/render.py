@@ -21,6 +21,8 @@ from oumi_jobs.views import JobView
 
 if TYPE_CHECKING:
     from oumi_jobs.cancel.service import BulkOutcome
+    from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
+    from oumi_jobs.cost_report import CostReport
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.plots import Plot
     from oumi_jobs.progress import Progress
@@ -62,11 +64,14 @@ def jobs_table(views: list[JobView]) -> Any:
     for column in ("STATUS", "CLOUD", "SUBMITTED", "COMMAND"):
         table.add_column(column, no_wrap=True)
     table.add_column("PROGRESS", no_wrap=True)
+    priced = any(v.record.cost_per_hour is not None for v in views)
+    if priced:  # a column only where a launcher gave a price: local jobs have none
+        table.add_column("COST (EST.)", no_wrap=True, justify="right")
     table.add_column("DETAIL", overflow="fold")
     for view in views:
         record = view.record
         cloud = record.cloud + (f":{record.cluster}" if record.cluster else "")
-        table.add_row(
+        cells = [
             record.job_id or f"(external {record.launcher_job_id})",
             styled_state(view.state),
             view.status or "-",
@@ -74,9 +79,22 @@ def jobs_table(views: list[JobView]) -> Any:
             _short_time(record.submit_time),
             record.command or "-",
             progress_cell(view.progress),
-            view.detail or "",
-        )
+        ]
+        if priced:
+            cells.append(_money(view.cost_so_far()))
+        table.add_row(*cells, view.detail or "")
     return table
+
+
+def _money(amount: float | None) -> str:
+    return "-" if amount is None else f"${amount:,.2f}"
+
+
+def _cost_line(view: JobView) -> str | None:
+    rate = view.record.cost_per_hour
+    if rate is None:
+        return None
+    return f"{_money(rate)}/h; about {_money(view.cost_so_far())} so far (an estimate: price x time running)"
 
 
 def job_panel(view: JobView) -> Any:
@@ -103,6 +121,7 @@ def job_panel(view: JobView) -> Any:
         ("submitted", _short_time(record.submit_time)),
         ("started", _short_time(record.started_at) if record.started_at else None),
         ("ended", _short_time(record.end_time) if record.end_time else None),
+        ("cost", _cost_line(view)),
         ("stdout", record.stdout_path),
         ("stderr", record.stderr_path),
         ("as of", _short_time(view.as_of)),
@@ -394,3 +413,58 @@ def print_server_status(document: dict[str, Any]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print_line(f"{name:<{width}}  {value}")
+
+
+# -- clusters and their cost ----------------------------------------------------------
+def print_clusters(rows: list[ClusterRow]) -> None:
+    if not rows:
+        hint("no clusters")
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("CLOUD", "CLUSTER", "STATE", "RUNNING", "QUEUED", "COST/H", "AUTOSTOP", "AS OF"):
+        table.add_column(column, no_wrap=column != "RUNNING", overflow="fold")
+    for row in rows:
+        autostop = "-"
+        if row.autostop_minutes is not None:
+            autostop = f"{row.autostop_minutes}m" + (", down" if row.autodown else "")
+        table.add_row(
+            row.cloud, row.cluster, row.state or "-", ", ".join(row.running) or "-", ", ".join(row.queued) or "-",
+            _money(row.cost_per_hour), autostop, _short_time(row.as_of),
+        )  # fmt: skip
+    console().print(table)
+
+
+def print_cluster_action(action: ClusterAction) -> None:
+    for job_id in action.cancelled_jobs:
+        print_line(f"cancelled {job_id}")
+    if action.acted:
+        print_line(f"{action.action}: {action.detail}")
+    else:  # the call succeeded, and the cloud did nothing: never reported as done
+        print_line(f"{action.action} of {action.cluster} did nothing: {action.detail}")
+
+
+def print_cancel_down(outcome: CancelThenDown) -> None:
+    print_cancellation(outcome.cancellation)
+    if outcome.down is not None:
+        print_cluster_action(outcome.down)
+    else:
+        hint(f"the cluster was not torn down: {outcome.left_up}")
+
+
+def print_cost(report: CostReport) -> None:
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in (report.by.upper(), "JOBS", "PRICED", "COST (EST.)"):
+        table.add_column(column, justify="left" if column == report.by.upper() else "right")
+    for group in report.groups:
+        table.add_row(group.group, str(group.jobs), str(group.priced_jobs), _money(group.cost_so_far))
+    table.add_row("[bold]total[/]", str(report.jobs), str(report.jobs - report.unpriced_jobs),
+                  f"[bold]{_money(report.total_cost_so_far)}[/]")  # fmt: skip
+    console().print(table)
+    since = f" since {_short_time(report.since)}" if report.since else ""
+    hint(f"estimates{since}: the launcher's price of each cluster times the time its job ran")
+    if report.unpriced_jobs:
+        hint(f"{report.unpriced_jobs} job(s) without a price or a known end are not in the sums")

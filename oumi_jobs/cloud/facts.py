@@ -29,6 +29,26 @@ NOT_LISTED = frozenset({"local"})
 NO_STOP_OR_DOWN = frozenset({"slurm", "polaris", "frontier", "perlmutter"})
 
 
+# Clouds whose launches take neither an autostop nor a tear-down when idle: clusters that are shared
+# machines (Slurm and the like), oumi's in-process local cloud, Modal (no idle cluster to stop).
+NO_IDLE_ACTIONS = NO_STOP_OR_DOWN | {LOCAL_CLOUD, "modal"}
+# SkyPilot clouds that cannot stop a cluster (oumi 0.9 sets no autostop there); they can tear one down.
+NO_STOP = frozenset({"lambda", "runpod"})
+
+
+def idle_action_problem(cloud: str, *, autostop: bool, down: bool) -> str | None:
+    """Why ``cloud`` cannot take ``--autostop``/``--down`` at launch, or None (a registered custom cloud: it
+    gets them as launcher options)."""
+    if not (autostop or down):
+        return None
+    asked = " and ".join(o for o, wanted in (("--autostop", autostop), ("--down", down)) if wanted)
+    if cloud in NO_IDLE_ACTIONS:
+        return f"{asked}: {cloud} clusters are not stopped or torn down when idle (only SkyPilot clouds are)"
+    if autostop and not down and cloud in NO_STOP:
+        return f"--autostop: {cloud} cannot stop a cluster; --autostop with --down tears it down when idle"
+    return None
+
+
 def is_sky_cloud(cloud: str) -> bool:
     return cloud in SKY_CLOUDS
 

@@ -20,9 +20,12 @@ in the cancellation's steps, and ends the cancellation.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from oumi_jobs.cancel.cloud_flow import CloudFlow
 from oumi_jobs.cancel.recorder import Recorder
@@ -48,6 +51,26 @@ UP_TIMEOUT_ENV = "OUMI_JOBS_LAUNCH_TIMEOUT"
 
 def staged_config(paths: Paths, job_id: str) -> Path:
     return paths.state_dir / "launch" / job_id / "job.yaml"
+
+
+def _launch_options_file(paths: Paths, job_id: str) -> Path:
+    return paths.state_dir / "launch" / job_id / "options.json"
+
+
+def write_launch_options(paths: Paths, job_id: str, options: Mapping[str, Any]) -> None:
+    """Keep the launcher options of ``submit`` (``--autostop``, ``--down``) beside the staged config, for ``up``."""
+    fd = os.open(_launch_options_file(paths, job_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(dict(options), handle)
+
+
+def read_launch_options(paths: Paths, job_id: str) -> dict[str, Any]:
+    """The launcher options ``submit`` kept for this job (none for a job submitted before they were kept)."""
+    try:
+        options: dict[str, Any] = json.loads(_launch_options_file(paths, job_id).read_text())
+    except FileNotFoundError:
+        return {}
+    return options
 
 
 def up_timeout_s() -> float:
@@ -126,12 +149,15 @@ def launch(paths: Paths, job_id: str) -> int:
         return 0
 
     try:
-        launched = clouds.up(str(staged_config(paths, job_id)), record.cluster, timeout_s=up_timeout_s())
+        options = read_launch_options(paths, job_id)
+        launched = clouds.up(
+            str(staged_config(paths, job_id)), record.cluster, timeout_s=up_timeout_s(), options=options
+        )
     except Exception as exc:  # the launcher's own message is what the user needs
         _record_failed_up(paths, job_id, record.cloud, exc)
         return 0
     with Registry.open(paths) as registry:
-        if registry.record_launch(job_id, launched.cluster, launched.launcher_job_id):
+        if registry.record_launch(job_id, launched.cluster, launched.launcher_job_id, launched.job.cost_per_hour):
             _cancel_at_once(paths, registry, job_id, launched, clouds)
     return 0
 

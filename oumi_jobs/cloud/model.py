@@ -51,8 +51,14 @@ class LaunchResult:
 
 @dataclass(frozen=True)
 class ClusterInfo:
+    """One cluster of a cloud; each optional field is None where the cloud does not tell it."""
+
     cloud: str
     name: str
+    state: str | None = None  # the cloud's own word, e.g. SkyPilot's UP, INIT, STOPPED
+    cost_per_hour: float | None = None  # USD for the whole cluster
+    autostop_minutes: int | None = None  # idle minutes before it is stopped (or torn down); None: not set
+    autodown: bool | None = None  # whether the autostop tears it down rather than stopping it
 
 
 @dataclass(frozen=True)

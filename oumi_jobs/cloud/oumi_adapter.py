@@ -210,6 +210,49 @@ def _cluster(cloud: str, cluster: str) -> Any:
     return found
 
 
+def _sky_clusters(cloud: str, names: list[str]) -> dict[str, ClusterInfo]:
+    """What SkyPilot's status says of these clusters (oumi's SkyCluster reads the same records)."""
+    _before_oumi()
+    import sky
+
+    found = {}
+    for record in sky.stream_and_get(sky.status(cluster_names=names)):
+        name = _field(record, "name")
+        if not name:
+            continue
+        status = _field(record, "status")
+        autostop = _field(record, "autostop")
+        try:
+            price: float | None = float(_field(record, "handle").get_hourly_price())
+        except Exception:  # no handle, or a cloud SkyPilot cannot price: no price, as oumi does
+            price = None
+        minutes = int(autostop) if isinstance(autostop, (int, float)) and autostop >= 0 else None  # -1: none
+        found[name] = ClusterInfo(
+            cloud=cloud, name=name, state=str(getattr(status, "value", status)) if status is not None else None,
+            cost_per_hour=price, autostop_minutes=minutes,
+            autodown=bool(_field(record, "to_down")) if minutes is not None else None,
+        )  # fmt: skip
+    return found
+
+
+def _field(record: Any, key: str) -> Any:
+    """A field of a SkyPilot status record: a dict in some versions, an object in others."""
+    try:
+        return record[key]
+    except (KeyError, TypeError, IndexError):
+        return getattr(record, key, None)
+
+
+def _sky_autodown(cluster: str, idle_minutes: int | None) -> None:
+    """Tear ``cluster`` down once idle: oumi 0.9's SkyPilot launch passes ``idle_minutes_to_autostop`` to
+    ``sky.launch`` but drops ``down``, so it is set after the launch, as ``sky launch --down`` does (idle 0:
+    as soon as the job queue is empty; the last autostop setting wins over oumi's default of 60 minutes)."""
+    _before_oumi()
+    import sky
+
+    sky.stream_and_get(sky.autostop(cluster, idle_minutes or 0, down=True))
+
+
 def _job_config(config: str | Mapping[str, Any]) -> Any:
     """An oumi JobConfig from a job-config YAML path, or from the same settings as a dict."""
     import yaml
@@ -264,7 +307,10 @@ class OumiAdapter:
 
     def list_clusters(self, cloud: str, *, timeout_s: float) -> list[ClusterInfo]:
         def ask() -> list[ClusterInfo]:
-            return [ClusterInfo(cloud, cluster.name()) for cluster in load().get_cloud(cloud).list_clusters()]
+            names = [cluster.name() for cluster in load().get_cloud(cloud).list_clusters()]
+            # oumi's BaseCluster tells only a name; SkyPilot's own status tells state, price and autostop.
+            told = _sky_clusters(cloud, names) if facts.is_sky_cloud(cloud) and names else {}
+            return [told.get(name) or ClusterInfo(cloud, name) for name in names]
 
         return with_time_limit(ask, timeout_s, f"cloud {cloud!r}")
 
@@ -301,11 +347,16 @@ class OumiAdapter:
         timeout_s: float,
         options: Mapping[str, Any] | None = None,
     ) -> LaunchResult:
+        settings = dict(options or {})
+
         def launch() -> LaunchResult:
             job_config = _job_config(config)
-            launched, job_status = load().up(job_config, cluster, **dict(options or {}))
+            launched, job_status = load().up(job_config, cluster, **settings)
             name = job_status.cluster or launched.name()
-            return LaunchResult(name, _from_job_status(job_config.resources.cloud, name, job_status))
+            cloud = job_config.resources.cloud
+            if settings.get("down") and facts.is_sky_cloud(cloud):
+                _sky_autodown(name, settings.get("idle_minutes_to_autostop"))
+            return LaunchResult(name, _from_job_status(cloud, name, job_status))
 
         return with_time_limit(launch, timeout_s, "launcher.up")
 
@@ -329,8 +380,12 @@ class OumiAdapter:
         return self._cluster_action("down", cloud, cluster, timeout_s)
 
     def _cluster_action(self, action: str, cloud: str, cluster: str, timeout_s: float) -> ClusterOutcome:
-        # Called on every cloud, the no-op ones too: oumi still checks that the cluster exists.
-        with_time_limit(lambda: getattr(load(), action)(cloud, cluster), timeout_s, f"{action} on {cloud!r}")
+        def act() -> None:
+            _cluster(cloud, cluster)  # a missing cluster is ClusterNotFoundError, not the launcher's ValueError
+            getattr(load(), action)(cloud, cluster)
+
+        # Called on every cloud, the no-op ones too: the cluster's existence is checked all the same.
+        with_time_limit(act, timeout_s, f"{action} on {cloud!r}")
         if not facts.stops_and_downs(cloud):
             detail = f"{cloud} clusters have no {action}: oumi.launcher does nothing for it, jobs keep running"
             return ClusterOutcome(cloud, cluster, action, acted=False, detail=detail)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.cloud.model import CloudJob
+from oumi_jobs.cloud.model import CloudJob, ClusterInfo
 from oumi_jobs.errors import CloudUnreachableError
 
 
@@ -20,6 +20,7 @@ class CloudAnswer:
     jobs: list[CloudJob]
     error: str | None  # why the cloud could not be read, or None
     elapsed_s: float = 0.0
+    clusters: list[ClusterInfo] = field(default_factory=list)  # asked only for ``clusters``
 
 
 class CloudWatcher(Protocol):
@@ -46,8 +47,12 @@ def list_clouds(
     *,
     timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
     watcher: CloudWatcher | None = None,
+    with_clusters: bool = False,
 ) -> dict[str, CloudAnswer]:
-    """Ask several clouds at once, each within ``timeout_s``; a failing cloud does not stop the others."""
+    """Ask several clouds at once, each within ``timeout_s``; a failing cloud does not stop the others.
+
+    ``with_clusters``: each cloud is asked for its clusters too, first (each call within ``timeout_s``).
+    """
     names = list(dict.fromkeys(clouds))
     if not names:
         return {}
@@ -63,11 +68,14 @@ def list_clouds(
 
     def ask(cloud: str) -> None:
         started = time.monotonic()
+        clusters: list[ClusterInfo] = []
         try:
+            if with_clusters:
+                clusters = seam.list_clusters(cloud, timeout_s=timeout_s)
             jobs, error = seam.list_jobs(cloud, timeout_s=timeout_s), None
         except CloudUnreachableError as exc:
             jobs, error = [], str(exc)
-        answer = CloudAnswer(cloud, jobs, error, time.monotonic() - started)
+        answer = CloudAnswer(cloud, jobs, error, time.monotonic() - started, clusters)
         with lock:
             answers[cloud] = answer
         if watcher is not None:
@@ -76,8 +84,10 @@ def list_clouds(
     threads = [threading.Thread(target=ask, args=(c,), daemon=True) for c in names]
     for thread in threads:
         thread.start()
+    calls = 2 if with_clusters else 1
+    deadline = time.monotonic() + calls * timeout_s + 5
     for thread in threads:
-        thread.join(timeout_s + 5)
+        thread.join(max(deadline - time.monotonic(), 0.0))
     for cloud in names:  # a thread that did not even finish its time limit
         answers.setdefault(
             cloud, CloudAnswer(cloud, [], f"cloud {cloud!r} did not answer within {timeout_s:g} s", timeout_s)

@@ -111,6 +111,8 @@ class JobDocument(BaseModel):
     detail: str | None
     stdout_path: str | None
     stderr_path: str | None
+    cost_per_hour: float | None = Field(description="The launcher's price of the job's cluster, USD per hour.")
+    cost_so_far: float | None = Field(description="An estimate: that price times the time the job ran.")
     as_of: str | None
     progress: ProgressDocument | None = Field(description="null where nothing tells yet.")
 

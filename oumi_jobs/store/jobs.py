@@ -97,16 +97,19 @@ class JobStore(Database):
                 return False
         return True
 
-    def record_launch(self, job_id: str, cluster: str, launcher_job_id: str) -> bool:
-        """Record where ``launcher.up`` put a cloud job; returns whether a cancel was requested meanwhile.
+    def record_launch(
+        self, job_id: str, cluster: str, launcher_job_id: str, cost_per_hour: float | None = None
+    ) -> bool:
+        """Record where ``launcher.up`` put a cloud job, and its cluster's price; returns whether a cancel was
+        requested meanwhile.
 
         One transaction writes the identity and reads the flag, so a cancel
         either lands before it (and is returned here) or finds the identity.
         """
         with self._transaction() as db:
             db.execute(
-                "UPDATE jobs SET cluster = ?, launcher_job_id = ?, started_at = ? WHERE job_id = ?",
-                (cluster, launcher_job_id, now_iso(), job_id),
+                "UPDATE jobs SET cluster = ?, launcher_job_id = ?, started_at = ?, cost_per_hour = ? WHERE job_id = ?",
+                (cluster, launcher_job_id, now_iso(), cost_per_hour, job_id),
             )
             row = db.execute("SELECT cancel_requested FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
         return row is not None and bool(row[0])  # a job pruned meanwhile has nobody left to cancel it

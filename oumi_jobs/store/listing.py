@@ -11,13 +11,15 @@ tests/test_listing.py checks that both paths give identical documents:
 
 * the state of a local job with an exit record (``states.local_state``) and
   its status string (``states.describe_exit``);
-* the job document of the JSON contract (``documents.job_document``).
+* the job document of the JSON contract (``documents.job_document``);
+* a job's estimated cost (``costs.cost_between``).
 """
 
 from __future__ import annotations
 
 import signal
 
+from oumi_jobs.costs import COST_DECIMALS
 from oumi_jobs.store.db import Database
 from oumi_jobs.store.jobs import FINISHED_LOCAL, job_filter
 
@@ -37,6 +39,11 @@ _DEPENDS_ON = (
     "json((SELECT json_group_array(depends_on) FROM "
     "(SELECT depends_on FROM job_dependencies d WHERE d.job_id = jobs.job_id ORDER BY d.rowid)))"
 )
+# costs.cost_between: the price times the hours from the launch to the end, seconds to the millisecond.
+_COST_SO_FAR = (
+    "CASE WHEN cost_per_hour IS NULL OR started_at IS NULL THEN NULL ELSE round(cost_per_hour * "
+    f"max(round((julianday(end_time) - julianday(started_at)) * 86400.0, 3), 0.0) / 3600.0, {COST_DECIMALS}) END"
+)
 # The keys in documents.job_document's order; :schema_version and :as_of are bound.
 _DOCUMENT = f"""json_object(
     'schema_version', :schema_version, 'job_id', NULLIF(job_id, ''), 'name', name,
@@ -48,7 +55,8 @@ _DOCUMENT = f"""json_object(
     'containment', containment, 'external', json('false'),
     'cancel_requested', json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END),
     'depends_on', {_DEPENDS_ON}, 'detail', end_detail,
-    'stdout_path', stdout_path, 'stderr_path', stderr_path, 'as_of', :as_of)"""
+    'stdout_path', stdout_path, 'stderr_path', stderr_path,
+    'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR}, 'as_of', :as_of)"""
 
 # One listed row: (job_id, state, document) for a finished local job, (job_id, None, None) for any other.
 ListedRow = tuple[str, str | None, str | None]

@@ -121,4 +121,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN cgroup TEXT;
         """,
     ),
+    (
+        "0006_cost",
+        """
+        ALTER TABLE jobs ADD COLUMN cost_per_hour REAL;
+        """,
+    ),
 ]

@@ -55,6 +55,8 @@ class JobRecord:
     # How the supervisor keeps the job's processes findable (local.containment), and the job's cgroup.
     containment: str | None = None
     cgroup: str | None = None
+    # USD per hour of the whole cluster, as the launcher priced it when the job was launched (None: no price).
+    cost_per_hour: float | None = None
     depends_on: tuple[str, ...] = field(default=())
 
     @property
