@@ -73,8 +73,10 @@ def live_cloud_view(
         return JobView(record, state, status, detail, now_iso(), external)
     if not record.cluster:
         return JobView(record, State.UNKNOWN, None, "no cluster recorded", now_iso(), external)
+    clouds = adapter.current()
     try:
-        job = adapter.current().get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
+        clouds.prepare()  # the launcher's import (10-15 s, once) is not the cloud's answer: outside the time limit
+        job = clouds.get_job(record.cloud, record.cluster, record.launcher_job_id, timeout_s=timeout_s)
     except ClusterNotFoundError as exc:
         if not facts.missing_cluster_is_gone(record.cloud):
             return JobView(record, State.UNKNOWN, None, str(exc), now_iso(), external)
