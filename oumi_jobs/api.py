@@ -28,10 +28,13 @@ from oumi_jobs.cancel.service import (
     cancellation_status,
     follow_cancellation,
 )
+from oumi_jobs.cloud.model import ConfigProblem, CredentialCheck
 from oumi_jobs.documents import (
     SCHEMA_VERSION,
     bulk_document,
     cancellation_document,
+    check_document,
+    dry_run_document,
     encode_json,
     import_document,
     job_document,
@@ -45,15 +48,24 @@ from oumi_jobs.errors import (
     ExitCode,
     JobNotFoundError,
     OumiJobsError,
+    PreflightError,
     RegistryError,
     UsageError,
 )
-from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code, worst_exit_code
+from oumi_jobs.exits import (
+    bulk_cancel_exit_code,
+    cancellation_exit_code,
+    job_exit_code,
+    problems_exit_code,
+    worst_exit_code,
+)
 from oumi_jobs.jobs import (
+    DryRun,
     JobDocuments,
     JobList,
     SubmitRequest,
     Submitted,
+    dry_run,
     follow_until_done,
     get_status,
     list_job_documents,
@@ -65,6 +77,7 @@ from oumi_jobs.jobs import (
 from oumi_jobs.legacy import ImportResult, SkippedEntry, import_registry
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.paths import Paths
+from oumi_jobs.preflight import ConfigCheck, Preflight, PreflightProblem, check_config, preflight
 from oumi_jobs.prune import PruneResult, prune
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationStep, StepStatus
@@ -80,7 +93,11 @@ __all__ = [
     "CancellationStatus",
     "CancellationStep",
     "CloudUnreachableError",
+    "ConfigCheck",
+    "ConfigProblem",
     "ConflictError",
+    "CredentialCheck",
+    "DryRun",
     "ExitCode",
     "ImportResult",
     "JobDocuments",
@@ -89,6 +106,9 @@ __all__ = [
     "JobView",
     "OumiJobsError",
     "Paths",
+    "Preflight",
+    "PreflightError",
+    "PreflightProblem",
     "PruneResult",
     "RegistryError",
     "SkippedEntry",
@@ -105,6 +125,10 @@ __all__ = [
     "cancellation_exit_code",
     "cancellation_history",
     "cancellation_status",
+    "check_config",
+    "check_document",
+    "dry_run",
+    "dry_run_document",
     "encode_json",
     "follow_cancellation",
     "follow_until_done",
@@ -119,6 +143,8 @@ __all__ = [
     "log_document",
     "log_path",
     "parse_states",
+    "preflight",
+    "problems_exit_code",
     "prune",
     "prune_document",
     "read_log",
