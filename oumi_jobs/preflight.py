@@ -28,7 +28,7 @@ import os
 import subprocess
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,7 @@ class PreflightProblem:
     check: str
     path: str
     problem: str
+    value: str = field(default="", compare=False, repr=False)  # the path a file problem is about
 
     def line(self) -> str:
         return f"{self.path}: {self.problem}" if self.path else self.problem
@@ -141,8 +142,15 @@ def preflight(plan: LaunchPlan, job_config: Mapping[str, Any] | None, *, cwd: Pa
         credentials = pool.submit(_credentials, plan.cloud)
         ssh = pool.submit(_ssh_problems, plan)
         missing_credentials, unchecked = credentials.result()
-        problems = [*config_check.result(), *_file_problems(plan, cwd), *missing_credentials, *ssh.result()]
-    return Preflight(tuple(problems), (*_absolute_inputs(plan, cwd), *unchecked))
+        elsewhere = dict(_absolute_inputs(plan, cwd))
+        files = list(_file_problems(plan, cwd))
+        # oumi checks some paths itself (a dataset_path, against this process's directory): one line for each
+        # missing file, ours (the full setting, where it was looked for); and where the file may be the
+        # cluster's own (an absolute path), oumi's word is a warning too.
+        named = [*elsewhere, *(f.value for f in files)]
+        config_problems = [c for c in config_check.result() if not any(repr(v) in c.problem for v in named)]
+        problems = [*config_problems, *files, *missing_credentials, *ssh.result()]
+    return Preflight(tuple(problems), (*elsewhere.values(), *unchecked))
 
 
 def _config_problems(plan: LaunchPlan, job_config: Mapping[str, Any] | None) -> list[PreflightProblem]:
@@ -186,20 +194,23 @@ def _file_problems(plan: LaunchPlan, cwd: Path) -> Iterator[PreflightProblem]:
     runs_here = plan.cloud == facts.LOCAL_CLOUD
     for name, value in _inputs(plan.config) if plan.kind == "task" else ():
         if (runs_here or not Path(value).expanduser().is_absolute()) and (local := _missing(value, cwd)):
-            yield PreflightProblem("file", name, f"{value} does not exist (looked for {local})")
+            yield PreflightProblem("file", name, f"{value} does not exist (looked for {local})", value)
     mounts = plan.config.get("file_mounts") if plan.kind == "job" else None
     for remote, source in mounts.items() if isinstance(mounts, Mapping) else ():
         if isinstance(source, str) and "://" not in source and (local := _missing(source, cwd)):
-            yield PreflightProblem("file_mounts", f"file_mounts.{remote}", f"source {source} does not exist ({local})")
+            yield PreflightProblem(
+                "file_mounts", f"file_mounts.{remote}", f"source {source} does not exist ({local})", source
+            )
 
 
-def _absolute_inputs(plan: LaunchPlan, cwd: Path) -> Iterator[str]:
-    """Absolute input paths missing here, of a job that runs elsewhere: they may be the cluster's own."""
+def _absolute_inputs(plan: LaunchPlan, cwd: Path) -> Iterator[tuple[str, str]]:
+    """Absolute input paths missing here, of a job that runs elsewhere (they may be the cluster's own disks'):
+    each path, and the warning that says so."""
     if plan.cloud == facts.LOCAL_CLOUD or plan.kind != "task":
         return
     for name, value in _inputs(plan.config):
         if Path(value).expanduser().is_absolute() and _missing(value, cwd):
-            yield f"`{name}: {value}` is not on this machine; it must exist on the {plan.cloud} cluster"
+            yield value, f"`{name}: {value}` is not on this machine; it must exist on the {plan.cloud} cluster"
 
 
 def _credentials(cloud: str) -> tuple[list[PreflightProblem], list[str]]:

@@ -28,6 +28,8 @@ from oumi_jobs.store.registry import JobRecord, Registry
 
 from .helpers import TEST_RUN_MARK, Cli, left_sky_servers
 
+HERE = Path(__file__).resolve().parent
+
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
 # No test reaches, or starts, a SkyPilot API server of the user's: SkyPilot is pointed at a closed loopback
@@ -146,3 +148,29 @@ def fake():
 def clouds(fake):
     fake.BEHAVIOUR.clear()
     return fake
+
+
+# The cross-process controllable cloud of tests/file_cloud.py (oj-file): its state in a JSON file every
+# process reads, loaded by the launching process through OUMI_EXTRA_DEPS_FILE.
+@pytest.fixture
+def file_cloud(tmp_path, monkeypatch):
+    from . import fake_clouds  # noqa: F401  (imports oumi.launcher and registers oj-file here)
+    from . import file_cloud as cloud
+
+    deps = tmp_path / "oumi-deps.txt"
+    deps.write_text(f"{HERE / 'file_cloud.py'}\n")
+    monkeypatch.setenv("OUMI_EXTRA_DEPS_FILE", str(deps))  # how the launching process loads it
+    state = tmp_path / "cloud.json"
+    monkeypatch.setenv("OJ_FILE_CLOUD", str(state))
+    cloud.init(str(state))
+
+    def read() -> dict:
+        with cloud.state() as data:  # under its lock: a launching process may be rewriting the file
+            return data
+
+    def configure(**settings) -> None:
+        cloud.init(str(state), **settings)
+
+    cloud.read = read
+    cloud.configure = configure  # anew: no clusters, no jobs
+    return cloud

@@ -36,7 +36,12 @@ BAD = [
     ("train", {"training": {"max_steps": "many"}}, "training.max_steps", "could not be converted to Integer"),
     ("train", {"training": {"trainer_type": "NOPE"}}, "training.trainer_type", "Invalid value 'NOPE'"),
     ("train", {"data": {"train": {"datasets": []}}}, "data", "At least one training dataset is required"),
-    ("evaluate", {"tasks": [{"evaluation_backend": "lm_harness", "task_nam": "x"}]}, "tasks[0].task_nam", "not a setting"),
+    (
+        "evaluate",
+        {"tasks": [{"evaluation_backend": "lm_harness", "task_nam": "x"}]},
+        "tasks[0].task_nam",
+        "not a setting",
+    ),
     ("infer", {"generation": {"max_new_tokens": "lots"}}, "generation.max_new_tokens", "could not be converted"),
     ("infer", {"engine": "NOPE"}, "engine", "Invalid value 'NOPE'"),
     ("tune", {"tuning": {"n_trials": "x"}}, "tuning.n_trials", "could not be converted"),

@@ -300,7 +300,7 @@ def print_dry_run(dry: DryRun) -> None:
         print_line(f"# job config for {plan.cloud} (cluster {plan.cluster or 'named by the cloud'}), job {dry.job_id}")
         print_line(yaml.safe_dump(dry.job_config, sort_keys=False).rstrip())
         if dry.staged_config is not None:
-            print_line(f"# staged task config: {dry.staged_config['path']}")
+            print_line(f"---\n# staged task config: {dry.staged_config['path']}")
             print_line(yaml.safe_dump(dry.staged_config["settings"], sort_keys=False).rstrip())
     else:
         print_line(f"# local job {dry.job_id} on cluster {plan.cluster or 'local'}")
