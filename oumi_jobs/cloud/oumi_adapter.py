@@ -24,6 +24,7 @@ oumi object: see :class:`oumi_jobs.cloud.adapter.CloudAdapter` for the contract.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import os
 import sys
@@ -339,6 +340,12 @@ def _validation_problem(loaded: Any, settings: Mapping[str, Any]) -> ConfigProbl
             hub.HF_HUB_OFFLINE = was
 
 
+@functools.cache
+def _settings_tree(kind: str) -> Tree | None:
+    """The settings of ``kind``'s config class, walked once per process (a warm process checks many configs)."""
+    return oumi_schema.build({kind: _config_class(kind)}).get(kind)
+
+
 def _oumi_version() -> str:
     from importlib.metadata import version
 
@@ -350,7 +357,7 @@ def check_settings(settings: Mapping[str, Any], kind: str) -> list[ConfigProblem
     config_class = _config_class(kind)
     remaining = copy.deepcopy(dict(settings))
     problems = []
-    tree = oumi_schema.build({kind: config_class}).get(kind)
+    tree = _settings_tree(kind)
     version = _oumi_version()
     for name in list(oumi_schema.unknown_settings(tree, remaining)) if tree else []:
         problems.append(ConfigProblem(name, oumi_schema.unknown_setting_problem(tree, name, version)))  # type: ignore[arg-type]
