@@ -35,6 +35,7 @@ from oumi_jobs.cancel.service import (
     follow_cancellation,
 )
 from oumi_jobs.client import Client, ServerUnavailableError
+from oumi_jobs.cloud.model import ConfigProblem, CredentialCheck
 from oumi_jobs.clusters import (
     CancelThenDown,
     ClusterAction,
@@ -52,9 +53,11 @@ from oumi_jobs.documents import (
     bulk_document,
     cancel_down_document,
     cancellation_document,
+    check_document,
     cluster_action_document,
     cluster_document,
     cost_document,
+    dry_run_document,
     encode_json,
     import_document,
     job_document,
@@ -70,6 +73,7 @@ from oumi_jobs.errors import (
     ExitCode,
     JobNotFoundError,
     OumiJobsError,
+    PreflightError,
     RegistryError,
     UsageError,
     WaitInterrupted,
@@ -78,15 +82,18 @@ from oumi_jobs.exits import (
     bulk_cancel_exit_code,
     cancellation_exit_code,
     job_exit_code,
+    problems_exit_code,
     wait_exit_code,
     worst_exit_code,
 )
 from oumi_jobs.external import CloudIdentity, adopt_by_identity, find_by_identity
 from oumi_jobs.jobs import (
+    DryRun,
     JobDocuments,
     JobList,
     SubmitRequest,
     Submitted,
+    dry_run,
     get_progress,
     get_status,
     list_job_documents,
@@ -101,6 +108,7 @@ from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.metrics import metrics_text
 from oumi_jobs.paths import Paths
 from oumi_jobs.plots import Plot, follow_plot, read_plot, write_image
+from oumi_jobs.preflight import ConfigCheck, Preflight, PreflightProblem, check_config, preflight
 from oumi_jobs.progress import MetricSeries, Progress
 from oumi_jobs.prune import PruneResult, prune
 from oumi_jobs.server.lifecycle import connect as connect_server
@@ -125,9 +133,13 @@ __all__ = [
     "ClusterAction",
     "ClusterList",
     "ClusterRow",
+    "ConfigCheck",
+    "ConfigProblem",
     "ConflictError",
     "CostGroup",
     "CostReport",
+    "CredentialCheck",
+    "DryRun",
     "ExitCode",
     "ImportResult",
     "JobDocuments",
@@ -138,6 +150,9 @@ __all__ = [
     "OumiJobsError",
     "Paths",
     "Plot",
+    "Preflight",
+    "PreflightError",
+    "PreflightProblem",
     "Progress",
     "PruneResult",
     "RegistryError",
@@ -162,12 +177,16 @@ __all__ = [
     "cancellation_exit_code",
     "cancellation_history",
     "cancellation_status",
+    "check_config",
+    "check_document",
     "cluster_action_document",
     "cluster_document",
     "connect_server",
     "cost_document",
     "cost_report",
     "cost_so_far",
+    "dry_run",
+    "dry_run_document",
     "encode_json",
     "find_by_identity",
     "follow_cancellation",
@@ -191,6 +210,8 @@ __all__ = [
     "metrics_text",
     "parse_states",
     "plot_document",
+    "preflight",
+    "problems_exit_code",
     "progress_document",
     "prune",
     "prune_document",

@@ -218,7 +218,7 @@ def plan_launch(
     job_config = is_job_config(config) and command is None
     config_cloud = _config_cloud(config, path) if job_config else None
     chosen_cloud = (cloud or config_cloud or LOCAL_CLOUD).strip()
-    if chosen_cloud not in KNOWN_CLOUDS and chosen_cloud not in _registered_clouds():
+    if not is_known_cloud(chosen_cloud):
         raise UsageError(f"unknown cloud {chosen_cloud!r}; known clouds: {', '.join(sorted(KNOWN_CLOUDS))}")
     if chosen_cloud == LOCAL_CLOUD and (gpus is not None or nodes is not None):
         raise UsageError("--gpus and --nodes are for cloud jobs; a local job uses this machine's GPUs")
@@ -309,13 +309,7 @@ def _config_envs(config: Mapping[str, Any], path: Path) -> dict[str, str]:
 def _task_plan(base: _PlanBase, command: str | None, workdir: str | None, cwd: Path) -> LaunchPlan:
     """A task config (train, evaluate...): ``oumi <command> -c CONFIG``, the command inferred if not given."""
     config, path = base.config, base.path
-    task_command = command or infer_task_command(config)
-    if task_command is None:
-        if "model" in config:
-            raise UsageError(f"cannot tell which oumi command runs {path}; pass --command ({', '.join(TASK_COMMANDS)})")
-        raise UsageError(
-            f"{path} is neither an Oumi job config (no `run:`) nor an Oumi task config (train, evaluate, infer...)"
-        )
+    task_command = task_command_of(config, path, command)
     return LaunchPlan(
         kind="task",
         command=task_command,
@@ -335,6 +329,18 @@ def _task_plan(base: _PlanBase, command: str | None, workdir: str | None, cwd: P
     )
 
 
+def task_command_of(config: Mapping[str, Any], path: Path, command: str | None) -> str:
+    """The oumi command that runs a task config: ``command`` (--command), else inferred; UsageError if neither."""
+    task_command = command or infer_task_command(config)
+    if task_command is None:
+        if "model" in config:
+            raise UsageError(f"cannot tell which oumi command runs {path}; pass --command ({', '.join(TASK_COMMANDS)})")
+        raise UsageError(
+            f"{path} is neither an Oumi job config (no `run:`) nor an Oumi task config (train, evaluate, infer...)"
+        )
+    return task_command
+
+
 def _resolve_workdir(workdir: Any, cwd: Path) -> Path:
     if workdir in (None, ""):
         return cwd
@@ -351,6 +357,11 @@ def _resolve_workdir(workdir: Any, cwd: Path) -> Path:
     return resolved
 
 
+def is_known_cloud(name: str) -> bool:
+    """A cloud oumi ships with, or one registered with oumi.launcher (asked only for an unusual name: slow)."""
+    return name in KNOWN_CLOUDS or name in _registered_clouds()
+
+
 def _registered_clouds() -> set[str]:
     """Clouds oumi.launcher knows, custom ones included (slow: imports oumi; only for unusual names)."""
 
@@ -360,7 +371,7 @@ def _registered_clouds() -> set[str]:
         return set()
 
 
-def cloud_job_config(plan: LaunchPlan, *, job_id: str, staging_dir: Path) -> dict[str, Any]:
+def cloud_job_config(plan: LaunchPlan, *, job_id: str, staging_dir: Path, stage: bool = True) -> dict[str, Any]:
     """The Oumi job config to hand to ``launcher.up`` for ``plan``.
 
     A job config passes through with its ``working_dir`` resolved against the
@@ -368,15 +379,18 @@ def cloud_job_config(plan: LaunchPlan, *, job_id: str, staging_dir: Path) -> dic
     which becomes the working dir) and run as ``oumi <command> -c <copy>``,
     under ``oumi distributed torchrun`` when it asks for several GPUs or nodes,
     after a setup that installs this machine's oumi where the cluster has none.
-    ``--gpus`` and ``--nodes`` win over the config's own resources.
+    ``--gpus`` and ``--nodes`` win over the config's own resources.  ``stage``
+    False (a dry run) writes nothing: the config it returns names the copy
+    that a submit would make.
     """
     if plan.kind == "job":
         job = dict(plan.config)
         workdir = str(plan.workdir)
     else:
-        staging_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         staged = staging_dir / plan.config_path.name
-        shutil.copyfile(plan.config_path, staged)
+        if stage:
+            staging_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.copyfile(plan.config_path, staged)
         job = {"name": job_id, "setup": default_setup(), "run": task_run_script(plan, staged.name)}
         workdir = str(staging_dir)
     # A trailing slash: rsync (Slurm, SkyPilot) otherwise nests the folder one level down.

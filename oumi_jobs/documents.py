@@ -19,8 +19,10 @@ if TYPE_CHECKING:  # annotations only: building a document needs none of these m
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
     from oumi_jobs.cost_report import CostReport
+    from oumi_jobs.jobs import DryRun
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.plots import Plot
+    from oumi_jobs.preflight import ConfigCheck
     from oumi_jobs.progress import Progress
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.registry_repair import Recovery, RegistryCheck
@@ -268,4 +270,44 @@ def cost_document(report: CostReport) -> dict[str, Any]:
         "total_cost_so_far": report.total_cost_so_far,
         "unreachable": dict(report.unreachable),
         "as_of": report.as_of,
+    }
+
+
+def check_document(check: ConfigCheck) -> dict[str, Any]:
+    """``check``: ``ok`` false with one ``{path, problem}`` per problem (exit 2); ``path`` "" for the whole config."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "config_path": check.config_path,
+        "kind": check.kind,
+        "command": check.command,
+        "cloud": check.cloud,
+        "ok": check.ok,
+        "problems": [{"path": p.path, "problem": p.problem} for p in check.problems],
+    }
+
+
+def dry_run_document(dry: DryRun) -> dict[str, Any]:
+    """``submit --dry-run``: what would run, where, and what the checks found (``problems``: exit 2)."""
+    plan = dry.plan
+    local = dry.job_config is None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "dry_run": True,
+        "job_id": dry.job_id,
+        "name": dry.request.name,
+        "cloud": plan.cloud,
+        "cluster": plan.cluster,
+        "kind": plan.kind,
+        "command": plan.command,
+        "config_path": str(plan.config_path),
+        "workdir": str(plan.workdir) if local else None,
+        "argv": list(plan.argv) if local else None,
+        "env": dict(plan.env_overrides) if local else None,
+        "job_config": dry.job_config,
+        "staged_config": dry.staged_config,
+        "after": list(dry.request.after),
+        "preflight": dry.checked,
+        "ok": not dry.problems,
+        "problems": [{"check": p.check, "path": p.path, "problem": p.problem} for p in dry.problems],
+        "warnings": list(dry.warnings),
     }

@@ -31,6 +31,14 @@ class UsageError(OumiJobsError):
     exit_code = ExitCode.USAGE
 
 
+class PreflightError(UsageError):
+    """A launch the pre-flight refused; ``details`` names each problem (one line each, before the message)."""
+
+    def __init__(self, message: str, details: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.details = details
+
+
 class JobNotFoundError(OumiJobsError):
     exit_code = ExitCode.NOT_FOUND
 

@@ -72,3 +72,9 @@ def bulk_cancel_exit_code(outcomes: Sequence[BulkOutcome]) -> int:
         outcome.error.exit_code if outcome.error is not None else cancellation_exit_code(outcome.record)  # type: ignore[arg-type]
         for outcome in outcomes
     )
+
+
+def problems_exit_code(problems: Sequence[object]) -> int:
+    """``check`` and ``submit --dry-run``: 2 (a usage error: the config or the launch is wrong) when they
+    found problems, else 0."""
+    return ExitCode.USAGE if problems else ExitCode.OK

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from oumi_jobs import bounds, configs, progress
+from oumi_jobs import bounds, configs, preflight, progress
 from oumi_jobs.cancel import takeover
 from oumi_jobs.cloud import adapter, facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
@@ -22,7 +22,7 @@ from oumi_jobs.cloud.launching import staged_config, write_launch_options
 from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
 from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document, progress_document
 from oumi_jobs.durations import is_duration, parse_duration
-from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, UsageError
+from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, PreflightError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
 from oumi_jobs.local import detach, queues
@@ -52,6 +52,7 @@ class SubmitRequest:
     autostop: str | None = None  # a duration (30m, 2h): stop the cluster when idle this long (SkyPilot clouds)
     down: bool = False  # tear the cluster down when it goes idle after the job (SkyPilot clouds)
     cwd: Path = field(default_factory=Path.cwd)
+    preflight: bool = True  # False: a cloud launch skips the blocking checks (said in the warnings)
 
 
 @dataclass(frozen=True)
@@ -75,25 +76,17 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     that will not come.
     """
 
-    if request.parallel is not None:
-        bounds.check_count("--parallel", request.parallel, low=1, high=MAX_PARALLEL)
-    plan = configs.plan_launch(
-        request.config,
-        cwd=request.cwd,
-        cloud=request.cloud,
-        cluster=request.cluster,
-        command=request.command,
-        workdir=request.workdir,
-        env=request.env,
-        gpus=request.gpus,
-        nodes=request.nodes,
-    )
+    plan = _plan(request)
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
     if plan.cloud == facts.LOCAL_CLOUD and (request.autostop or request.down):
         raise UsageError(facts.idle_action_problem(plan.cloud, autostop=bool(request.autostop), down=request.down))
     if plan.cloud != facts.LOCAL_CLOUD:
-        warnings = tuple(cloud_guidance(plan, request.cwd, paths))
-        return Submitted(_submit_to_cloud(paths, request, plan, job_id), warnings)
+        if request.after or request.parallel is not None:
+            raise UsageError("--after and --parallel are for local jobs")
+        options = _launch_options(plan.cloud, request)  # a cloud that cannot take them: exit 2 before any check
+        checked = _preflight(paths, request, plan, job_id)
+        warnings = (*checked, *cloud_guidance(plan, request.cwd, paths))
+        return Submitted(_submit_to_cloud(paths, request, plan, job_id, options), warnings)
     cluster = plan.cluster or facts.DEFAULT_LOCAL_CLUSTER
     log_dir = paths.job_log_dir(job_id)
     record = JobRecord(
@@ -125,13 +118,85 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
     return Submitted(view_of(stored))
 
 
-def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: str) -> JobView:
+def _plan(request: SubmitRequest) -> configs.LaunchPlan:
+    if request.parallel is not None:
+        bounds.check_count("--parallel", request.parallel, low=1, high=MAX_PARALLEL)
+    return configs.plan_launch(
+        request.config,
+        cwd=request.cwd,
+        cloud=request.cloud,
+        cluster=request.cluster,
+        command=request.command,
+        workdir=request.workdir,
+        env=request.env,
+        gpus=request.gpus,
+        nodes=request.nodes,
+    )
+
+
+def _preflight(paths: Paths, request: SubmitRequest, plan: configs.LaunchPlan, job_id: str) -> tuple[str, ...]:
+    """The pre-flight of a cloud launch: PreflightError naming each problem, else its warnings."""
+    if not request.preflight:
+        return (f"pre-flight checks skipped (--no-preflight): {plan.config_path} is launched unchecked",)
+    job_config = configs.cloud_job_config(
+        plan, job_id=job_id, staging_dir=staged_config(paths, job_id).parent, stage=False
+    )
+    checked = preflight.preflight(plan, job_config, cwd=request.cwd)
+    if not checked.ok:
+        count = len(checked.problems)
+        raise PreflightError(
+            f"pre-flight found {count} problem{'s' if count > 1 else ''} in {plan.config_path}; nothing was "
+            "launched or registered (--no-preflight skips these checks)",
+            tuple(f"{p.check}: {p.line()}" for p in checked.problems),
+        )
+    return checked.warnings
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What ``submit`` would do, and nothing done: no record, no process, no file, no cluster.
+
+    A cloud job: the job config its cloud would be handed (``job_config``) and,
+    for a task config, the copy staged beside it (``staged_config``: its path
+    and settings).  A local job: the command line (``argv``), the directory it
+    runs in and what is added to the environment (``env``).
+    """
+
+    job_id: str  # the id the job would get (a --name's; a new one is different each time)
+    request: SubmitRequest
+    plan: configs.LaunchPlan
+    job_config: dict[str, Any] | None
+    staged_config: dict[str, Any] | None
+    checked: bool  # whether the pre-flight ran (not with --no-preflight)
+    problems: tuple[preflight.PreflightProblem, ...]
+    warnings: tuple[str, ...]
+
+
+def dry_run(paths: Paths, request: SubmitRequest) -> DryRun:
+    """Plan a submit and run its checks (the pre-flight, also for a local job), changing nothing anywhere."""
+    plan = _plan(request)
+    job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
+    job_config = staged = None
+    if plan.cloud != facts.LOCAL_CLOUD:
+        if request.after or request.parallel is not None:
+            raise UsageError("--after and --parallel are for local jobs")
+        staging = staged_config(paths, job_id).parent
+        job_config = configs.cloud_job_config(plan, job_id=job_id, staging_dir=staging, stage=False)
+        if plan.kind == "task":
+            staged = {"path": str(staging / plan.config_path.name), "settings": dict(plan.config)}
+    if not request.preflight:
+        found = preflight.Preflight((), ("pre-flight checks skipped (--no-preflight)",))
+    else:
+        found = preflight.preflight(plan, job_config, cwd=request.cwd)
+    guidance = tuple(cloud_guidance(plan, request.cwd, paths))
+    return DryRun(job_id, request, plan, job_config, staged, request.preflight, found.problems,
+                  (*found.warnings, *guidance))  # fmt: skip
+
+
+def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: str, options: dict[str, Any]) -> JobView:
     """Register a cloud job and start its detached launching process (which runs launcher.up)."""
     import yaml
 
-    if request.after or request.parallel is not None:
-        raise UsageError("--after and --parallel are for local jobs")
-    options = _launch_options(plan.cloud, request)
     staged = staged_config(paths, job_id)
     record = JobRecord(
         job_id=job_id, cloud=plan.cloud, submit_time=now_iso(), name=request.name, command=plan.command,

@@ -26,7 +26,9 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.registry import JobRecord, Registry
 
-from .helpers import TEST_RUN_MARK, Cli, left_sky_servers
+from .helpers import TEST_RUN_MARK, Cli, left_sky_servers, slurm_unready
+
+HERE = Path(__file__).resolve().parent
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("SKYPILOT_DISABLE_USAGE_COLLECTION", "1")
@@ -203,3 +205,19 @@ def fake():
 def clouds(fake):
     fake.BEHAVIOUR.clear()
     return fake
+
+
+# The real Slurm cluster on loopback (`sudo ../shared/slurm/slurm-loopback.sh`), reached as this user@host.
+SLURM_CLUSTER = "root@localhost"
+
+
+@pytest.fixture(scope="module")
+def slurm() -> str:
+    """The loopback Slurm cluster's name; the test skips without one, and fails under CI=true."""
+    problem = slurm_unready(SLURM_CLUSTER)
+    if problem:
+        message = f"no Slurm cluster on loopback ({problem}); start one with: sudo ../shared/slurm/slurm-loopback.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SLURM_CLUSTER

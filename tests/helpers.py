@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -147,3 +148,17 @@ def left_sky_servers() -> list[tuple[int, dict[bytes, bytes]]]:
         if env.get(TEST_RUN_MARK.encode()) == mark and INTENDED_SKY_SERVER.encode() not in env:
             found.append((int(entry.name), env))
     return found
+
+
+def slurm_unready(cluster: str) -> str | None:
+    """Why the loopback Slurm cluster cannot be used (None: it can): sbatch, sinfo, and ssh to ``cluster``."""
+    if not shutil.which("sbatch"):
+        return "Slurm is not installed"
+    probes = (["sinfo", "-h"], ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", cluster, "true"])
+    for probe in probes:
+        try:
+            if subprocess.run(probe, capture_output=True, timeout=20).returncode != 0:
+                return f"`{' '.join(probe)}` failed"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"`{' '.join(probe)}`: {exc}"
+    return None

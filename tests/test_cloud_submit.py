@@ -19,8 +19,6 @@ from oumi_jobs.store.registry import Registry
 
 from .helpers import wait_until
 
-HERE = Path(__file__).resolve().parent
-
 
 def state_of(cli, job_id: str) -> dict:
     return cli.json("status", job_id, "--cloud-timeout", "10")
@@ -45,7 +43,9 @@ def test_submit_launches_through_the_launcher_and_records_its_identity(paths, cl
 
 def test_task_config_is_staged_and_wrapped(paths, cli, file_cloud, tmp_path):
     config = tmp_path / "train.yaml"
-    config.write_text("model:\n  model_name: gpt2\ntraining:\n  output_dir: out\n")
+    config.write_text(
+        "model:\n  model_name: gpt2\ntraining:\n  output_dir: out\ndata:\n  train:\n    datasets:\n      - dataset_name: yahma/alpaca-cleaned\n"
+    )
     job_id = cli("submit", "-q", str(config), "--cloud", "oj-file", "--cluster", "fc2").stdout.strip()
     wait_until(lambda: state_of(cli, job_id)["state"] == "running", timeout=120)
     launched = file_cloud.read()["clusters"]["fc2"][0]
@@ -56,17 +56,18 @@ def test_task_config_is_staged_and_wrapped(paths, cli, file_cloud, tmp_path):
 
 
 def test_settings_the_installed_oumi_lacks_are_named_at_submit(paths, cli, file_cloud, tmp_path):
-    """The launching process leaves oumi's settings schema in the cache; later submits check against it."""
+    """The launching process leaves oumi's settings schema in the cache; later submits check against it
+    (with --no-preflight: the pre-flight refuses such a config, tests/test_preflight.py)."""
     from oumi_jobs.cloud import schema as oumi_schema
 
     config = tmp_path / "train.yaml"
     config.write_text("model:\n  model_name: gpt2\ntraining:\n  output_dir: out\n  bogus_knob: 3\n")
-    first = cli.json("submit", str(config), "--cloud", "oj-file", "--cluster", "fc8")
+    first = cli.json("submit", str(config), "--cloud", "oj-file", "--cluster", "fc8", "--no-preflight")
     assert not any("bogus_knob" in w for w in first["warnings"])  # no schema yet: no check, and no wait for one
     wait_until(lambda: state_of(cli, first["job_id"])["state"] == "running", timeout=120)
     assert oumi_schema.schema_file(paths, version("oumi")).exists()
 
-    second = cli.json("submit", str(config), "--cloud", "oj-file", "--cluster", "fc8")
+    second = cli.json("submit", str(config), "--cloud", "oj-file", "--cluster", "fc8", "--no-preflight")
     named = [w for w in second["warnings"] if "training.bogus_knob" in w]
     assert len(named) == 1 and f"oumi {version('oumi')}" in named[0]
     config.write_text("model:\n  model_name: gpt2\ndata:\n  train:\n    datasets:\n      - dataset_name: x\n")
@@ -85,7 +86,9 @@ def test_setup_that_installs_an_unpinned_oumi_is_named(paths, cli, file_cloud, j
 
 def test_task_config_asking_for_several_gpus_runs_under_torchrun(paths, cli, file_cloud, tmp_path):
     config = tmp_path / "train.yaml"
-    config.write_text("model:\n  model_name: gpt2\ntraining:\n  output_dir: out\nfsdp:\n  enable_fsdp: true\n")
+    config.write_text(
+        "model:\n  model_name: gpt2\ntraining:\n  output_dir: out\nfsdp:\n  enable_fsdp: true\ndata:\n  train:\n    datasets:\n      - dataset_name: yahma/alpaca-cleaned\n"
+    )
     one_gpu = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fc7", "--gpus", "A100")
     assert any("enables fsdp" in w and "--gpus" in w for w in json.loads(one_gpu.stdout)["warnings"])
     several = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fc7", "--gpus", "A100:8",

@@ -6,11 +6,15 @@ import dataclasses
 import json
 from datetime import datetime
 
+from oumi_jobs import jobs
 from oumi_jobs.cancel.service import BulkOutcome
+from oumi_jobs.cloud.model import ConfigProblem
 from oumi_jobs.documents import (
     SCHEMA_VERSION,
     bulk_document,
     cancellation_document,
+    check_document,
+    dry_run_document,
     job_document,
     log_document,
     prune_document,
@@ -18,6 +22,7 @@ from oumi_jobs.documents import (
     registry_check_document,
 )
 from oumi_jobs.errors import JobNotFoundError
+from oumi_jobs.preflight import ConfigCheck, PreflightProblem
 from oumi_jobs.progress import Progress
 from oumi_jobs.prune import PruneResult
 from oumi_jobs.registry_repair import Recovery, RegistryCheck
@@ -130,3 +135,27 @@ def test_registry_check_and_recover_documents(tmp_path):
     recovery = recovery_document(Recovery(tmp_path / "r", (tmp_path / "r.broken",), ("bad",), (table,)))
     assert set(recovery) == RECOVERY_KEYS and set(recovery["tables"][0]) == RECOVERY_TABLE_KEYS
     assert (recovery["saved_jobs"], recovery["lost_rows"]) == (3, None)
+
+
+CHECK_KEYS = {"schema_version", "config_path", "kind", "command", "cloud", "ok", "problems"}
+CHECK_PROBLEM_KEYS = {"path", "problem"}
+DRY_RUN_KEYS = {
+    "schema_version", "dry_run", "job_id", "name", "cloud", "cluster", "kind", "command", "config_path", "workdir",
+    "argv", "env", "job_config", "staged_config", "after", "preflight", "ok", "problems", "warnings",
+}  # fmt: skip
+DRY_RUN_PROBLEM_KEYS = {"check", "path", "problem"}
+
+
+def test_check_and_dry_run_documents(paths, job_config, tmp_path):
+    """Built from the core alone (the checks themselves are in tests/test_config_check.py, test_preflight.py)."""
+    check = ConfigCheck("/c.yaml", "task", "train", None, (ConfigProblem("training.x", "not a setting"),))
+    document = check_document(check)
+    assert set(document) == CHECK_KEYS and document["schema_version"] == SCHEMA_VERSION == 1
+    assert set(document["problems"][0]) == CHECK_PROBLEM_KEYS and document["ok"] is False
+
+    dry = jobs.dry_run(paths, jobs.SubmitRequest(config=str(job_config("true")), cwd=tmp_path, preflight=False))
+    dry = dataclasses.replace(dry, problems=(PreflightProblem("file", "a.dataset_path", "gone"),))
+    document = dry_run_document(dry)
+    assert set(document) == DRY_RUN_KEYS and document["schema_version"] == 1 and document["dry_run"] is True
+    assert set(document["problems"][0]) == DRY_RUN_PROBLEM_KEYS and document["ok"] is False
+    json.dumps(document)  # plain data

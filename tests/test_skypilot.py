@@ -11,6 +11,7 @@ it was started in.  Without SkyPilot installed these tests skip, except under
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -195,3 +196,23 @@ def test_the_guard_sees_a_skypilot_server_the_tests_started_and_left():
             process.kill()
             process.wait(10)
     assert stray.pid not in {pid for pid, _ in left_sky_servers()}
+
+
+def test_the_preflight_asks_skypilot_whether_the_clouds_credentials_are_set_up(sky_server, tmp_path):
+    """SkyPilot's own check, through its server: this private HOME has no AWS credentials, so a launch is refused."""
+    endpoint, home = sky_server
+    env = {k: v for k, v in os.environ.items() if k != "OUMI_SLURM_CONNECTIONS"}
+    env |= {"HOME": str(home), "SKYPILOT_API_SERVER_ENDPOINT": endpoint, "OUMI_JOBS_HOME": str(tmp_path / "oj")}
+    config = tmp_path / "job.yaml"
+    config.write_text("run: echo hi\n")
+    executable = shutil.which("oumi-jobs")
+    assert executable, "the oumi-jobs entry point is not installed"
+    result = subprocess.run(
+        [executable, "submit", str(config), "--cloud", "aws", "--cluster", "c1", "--dry-run", "--json"],
+        env=env, capture_output=True, text=True, timeout=400,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    problems = json.loads(result.stdout)["problems"]
+    assert [(p["check"], p["path"]) for p in problems] == [("credentials", "resources.cloud")], problems
+    assert "credentials of aws are not set up" in problems[0]["problem"]
+    assert "credentials: resources.cloud: credentials of aws are not set up" in result.stderr

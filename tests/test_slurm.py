@@ -1,20 +1,18 @@
 """Cloud jobs end to end on a real Slurm cluster reached over ``ssh root@localhost``.
 
-Start the cluster with ``sudo ../shared/slurm/slurm-loopback.sh`` (``.ci/run``
-does); without it these tests skip, except under ``CI=true`` where they fail.
+The ``slurm`` fixture (conftest.py) gives the cluster.  Start it with
+``sudo ../shared/slurm/slurm-loopback.sh`` (``.ci/run`` does); without it
+these tests skip, except under ``CI=true`` where they fail.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from oumi_jobs import api
 
@@ -23,30 +21,6 @@ from .helpers import add_record, make_record, submit_id, wait_until
 CLUSTER = "root@localhost"
 # Every process that did not itself call launcher.up needs this to find the cluster.
 os.environ.setdefault("OUMI_SLURM_CONNECTIONS", CLUSTER)
-
-
-def _slurm_ready() -> str | None:
-    if not shutil.which("sbatch"):
-        return "Slurm is not installed"
-    probes = (["sinfo", "-h"], ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", CLUSTER, "true"])
-    for probe in probes:
-        try:
-            if subprocess.run(probe, capture_output=True, timeout=20).returncode != 0:
-                return f"`{' '.join(probe)}` failed"
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"`{' '.join(probe)}`: {exc}"
-    return None
-
-
-@pytest.fixture(scope="module")
-def slurm():
-    problem = _slurm_ready()
-    if problem:
-        message = f"no Slurm cluster on loopback ({problem}); start one with: sudo ../shared/slurm/slurm-loopback.sh"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return CLUSTER
 
 
 def submit(cli, tmp_path, run: str) -> str:

@@ -20,7 +20,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, bounds, clusters, jobs, plots, waiting
+from oumi_jobs import __version__, bounds, clusters, jobs, plots, preflight, waiting
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
 from oumi_jobs.cli.context import paths_of as _paths
@@ -32,9 +32,11 @@ from oumi_jobs.documents import (
     bulk_document,
     cancel_down_document,
     cancellation_document,
+    check_document,
     cluster_action_document,
     cluster_document,
     cost_document,
+    dry_run_document,
     import_document,
     job_document,
     log_document,
@@ -45,7 +47,13 @@ from oumi_jobs.documents import (
 )
 from oumi_jobs.errors import ExitCode, OumiJobsError
 from oumi_jobs.errors import UsageError as OumiJobsUsage
-from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code, wait_exit_code
+from oumi_jobs.exits import (
+    bulk_cancel_exit_code,
+    cancellation_exit_code,
+    job_exit_code,
+    problems_exit_code,
+    wait_exit_code,
+)
 from oumi_jobs.external import CloudIdentity, job_or_identity
 from oumi_jobs.legacy import import_registry as import_legacy
 from oumi_jobs.logs import log_path, read_log
@@ -71,6 +79,8 @@ class _Group(TyperGroup):
         except OumiJobsError as exc:
             if os.environ.get(DEBUG_ENV) == "1":
                 traceback.print_exc()
+            for detail in getattr(exc, "details", ()):  # each problem a pre-flight found, a line each
+                output.error(detail)
             output.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
@@ -214,6 +224,12 @@ def submit(
         bool, typer.Option("--down", help="Tear the cluster down when it goes idle after the job (SkyPilot).")
     ] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end; exit with its outcome.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would run and run the checks; register and start nothing.")
+    ] = False,
+    no_preflight: Annotated[
+        bool, typer.Option("--no-preflight", help="Launch a cloud job without the blocking pre-flight checks.")
+    ] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -222,10 +238,20 @@ def submit(
     out = Output.from_flags(as_json=as_json, quiet=quiet)
     paths = _paths(ctx)
     request = jobs.SubmitRequest(
-        config=str(config), cloud=cloud, cluster=cluster, name=name, command=command,
-        env=tuple(env), workdir=workdir, after=tuple(after), parallel=parallel, gpus=gpus, nodes=nodes,
-        autostop=autostop, down=down,
+        config=str(config), cloud=cloud, cluster=cluster, name=name, command=command, env=tuple(env),
+        workdir=workdir, after=tuple(after), parallel=parallel, gpus=gpus, nodes=nodes, autostop=autostop, down=down,
+        preflight=not no_preflight,
     )  # fmt: skip
+    if dry_run:
+        if wait:
+            raise OumiJobsUsage("--dry-run starts nothing to wait for; drop --wait")
+        dry = jobs.dry_run(paths, request)
+        for warning in dry.warnings:
+            out.warn(warning)
+        for problem in dry.problems:
+            out.error(f"{problem.check}: {problem.line()}")
+        out.result(dry_run_document(dry), human=lambda: render.print_dry_run(dry))
+        raise typer.Exit(problems_exit_code(dry.problems))
     submitted = jobs.submit(paths, request)
     view = submitted.view
     for warning in submitted.warnings:
@@ -238,6 +264,25 @@ def submit(
     out.result(job_document(view) | {"warnings": list(submitted.warnings)})
     if wait:
         raise typer.Exit(job_exit_code(view.state))
+
+
+@app.command()
+def check(
+    config: Annotated[Path, typer.Argument(help="An Oumi job config or task config (train, evaluate, ...).")],
+    command: Annotated[
+        Optional[str], typer.Option("--command", help="oumi command of a task config (default: inferred).")
+    ] = None,
+    cloud: Annotated[
+        Optional[str], typer.Option("--cloud", help="Cloud a job config would run on (default: its resources.cloud).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check a config with oumi's own config classes: exit 0 when clean, 2 with a line per problem."""
+
+    out = Output.from_flags(as_json=as_json)
+    checked = preflight.check_config(config, cwd=Path.cwd(), command=command, cloud=cloud)
+    out.result(check_document(checked), human=lambda: render.print_check(checked))
+    raise typer.Exit(problems_exit_code(checked.problems))
 
 
 @app.command()

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
     from oumi_jobs.cost_report import CostReport
+    from oumi_jobs.jobs import DryRun
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.plots import Plot
+    from oumi_jobs.preflight import ConfigCheck
     from oumi_jobs.progress import Progress
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.registry_repair import Recovery, RegistryCheck
@@ -468,3 +470,36 @@ def print_cost(report: CostReport) -> None:
     hint(f"estimates{since}: the launcher's price of each cluster times the time its job ran")
     if report.unpriced_jobs:
         hint(f"{report.unpriced_jobs} job(s) without a price or a known end are not in the sums")
+
+
+def print_check(check: ConfigCheck) -> None:
+    """A problem a line on stdout (``setting: problem``, as linters print findings), or that it is clean."""
+    what = "job config" if check.kind == "job" else f"{check.command} config"
+    if check.ok:
+        print_line(f"{check.config_path}: ok ({what}, checked with oumi's own config classes)")
+        return
+    for problem in check.problems:
+        print_line(f"{check.config_path}: {problem.path or '(config)'}: {problem.problem}")
+    hint(f"{len(check.problems)} problem(s) in this {what}")
+
+
+def print_dry_run(dry: DryRun) -> None:
+    """What would run: a cloud job's job config (and its staged task config) as YAML, a local job's command."""
+    import shlex
+
+    import yaml
+
+    plan = dry.plan
+    if dry.job_config is not None:
+        print_line(f"# job config for {plan.cloud} (cluster {plan.cluster or 'named by the cloud'}), job {dry.job_id}")
+        print_line(yaml.safe_dump(dry.job_config, sort_keys=False).rstrip())
+        if dry.staged_config is not None:
+            print_line(f"---\n# staged task config: {dry.staged_config['path']}")
+            print_line(yaml.safe_dump(dry.staged_config["settings"], sort_keys=False).rstrip())
+    else:
+        print_line(f"# local job {dry.job_id} on cluster {plan.cluster or 'local'}")
+        print_line(f"cwd: {plan.workdir}")
+        print_line(f"argv: {shlex.join(plan.argv)}")
+        for name, value in dict(plan.env_overrides).items():
+            print_line(f"env: {name}={value}")
+    hint("dry run: nothing was registered, started or provisioned")

@@ -20,7 +20,16 @@ import threading
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from oumi_jobs.cloud.model import CloudJob, ClusterInfo, ClusterOutcome, LaunchResult, LogLines, Tree
+from oumi_jobs.cloud.model import (
+    CloudJob,
+    ClusterInfo,
+    ClusterOutcome,
+    ConfigProblem,
+    CredentialCheck,
+    LaunchResult,
+    LogLines,
+    Tree,
+)
 from oumi_jobs.cloud.oumi_adapter import OumiAdapter
 
 DEFAULT_CLOUD_TIMEOUT_S = 30.0
@@ -89,6 +98,25 @@ class CloudAdapter(Protocol):
 
     def settings_schema(self, *, timeout_s: float) -> dict[str, Tree | None]:
         """The settings each task command's oumi config class accepts (see :mod:`oumi_jobs.cloud.schema`)."""
+        ...
+
+    def check_config(self, settings: Mapping[str, Any], kind: str, *, timeout_s: float) -> list[ConfigProblem]:
+        """What oumi's own config class for ``kind`` finds wrong with ``settings`` (empty: nothing).
+
+        ``kind`` is ``"job"`` (an oumi job config) or a task command (``train``,
+        ``evaluate``...: see :data:`oumi_jobs.cloud.schema.CONFIG_CLASSES`).
+        Unknown settings, wrong types and values oumi refuses when it loads the
+        config, each with its dotted path; then what ``finalize_and_validate``
+        refuses (oumi stops at the first such problem).
+        """
+        ...
+
+    def check_credentials(self, cloud: str, *, timeout_s: float) -> CredentialCheck:
+        """Whether ``cloud``'s credentials are set up, by its own check (SkyPilot's for SkyPilot clouds).
+
+        Never starts anything: where the check needs a server that is not
+        running, ``ready`` is None and ``detail`` says so.
+        """
         ...
 
 

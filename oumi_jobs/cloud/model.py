@@ -50,6 +50,31 @@ class LaunchResult:
 
 
 @dataclass(frozen=True)
+class ConfigProblem:
+    """One thing wrong with a config, as oumi's own config classes see it.
+
+    ``path`` is the setting's dotted name (``training.bogus_knob``,
+    ``data.train.datasets[0].dataset_path``), or ``""`` for the config as a whole.
+    """
+
+    path: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    """Whether a cloud's credentials are set up here, by the cloud's own check.
+
+    ``ready`` is None where the check could not be made (no answer in time, no
+    SkyPilot API server running, a cloud with no such check): ``detail`` says why.
+    """
+
+    cloud: str
+    ready: bool | None
+    detail: str
+
+
+@dataclass(frozen=True)
 class ClusterInfo:
     """One cluster of a cloud; each optional field is None where the cloud does not tell it."""
 

@@ -114,3 +114,96 @@ def unknown_settings(tree: Tree, config: Mapping[str, Any], prefix: str = "") ->
             for index, item in enumerate(value):
                 if isinstance(item, Mapping):
                     yield from unknown_settings(below, item, f"{name}[{index}].")
+
+
+def unknown_setting_problem(tree: Tree, name: str, oumi_version: str) -> str:
+    """Why ``name`` (a dotted name ``unknown_settings`` gave) is refused, with the closest setting oumi has."""
+    import difflib
+
+    parent: Any = tree
+    for step in split_path(name)[:-1]:
+        if isinstance(step, str) and isinstance(parent, Mapping):
+            parent = parent.get(step)
+    leaf = str(split_path(name)[-1])
+    close = difflib.get_close_matches(leaf, list(parent) if isinstance(parent, Mapping) else [], n=1)
+    return f"not a setting of oumi {oumi_version}{f' (did you mean {close[0]!r}?)' if close else ''}"
+
+
+def split_path(name: str) -> list[str | int]:
+    """``data.train.datasets[0].x`` as ``["data", "train", "datasets", 0, "x"]``."""
+    steps: list[str | int] = []
+    for part in name.split("."):
+        key, _, rest = part.partition("[")
+        if key:
+            steps.append(key)
+        for index in rest.replace("]", "").split("[") if rest else ():
+            steps.append(int(index) if index.isdigit() else index)
+    return steps
+
+
+def _parent_of(settings: Any, steps: list[str | int]) -> Any:
+    node = settings
+    for step in steps[:-1]:
+        in_mapping = isinstance(node, Mapping) and step in node
+        in_list = isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+        if not (in_mapping or in_list):
+            return None
+        node = node[step]
+    return node
+
+
+def has_path(settings: Mapping[str, Any], name: str) -> bool:
+    steps = split_path(name)
+    parent = _parent_of(settings, steps)
+    return bool(steps) and (
+        (isinstance(parent, Mapping) and steps[-1] in parent)
+        or (isinstance(parent, list) and isinstance(steps[-1], int) and 0 <= steps[-1] < len(parent))
+    )
+
+
+def drop_path(settings: dict[str, Any], name: str) -> bool:
+    """Remove the setting ``name`` from ``settings`` (in place); whether it was there."""
+    if not has_path(settings, name):
+        return False
+    steps = split_path(name)
+    parent = _parent_of(settings, steps)
+    del parent[steps[-1]]
+    return True
+
+
+def leaf_paths(settings: Any, prefix: str = "") -> Iterator[str]:
+    """The dotted name of every setting in ``settings``, nested ones too."""
+    items = (
+        settings.items() if isinstance(settings, Mapping) else enumerate(settings) if isinstance(settings, list) else ()
+    )
+    for key, value in items:
+        name = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}" if prefix else str(key)
+        yield name
+        yield from leaf_paths(value, name)
+
+
+def named_in(message: str, settings: Mapping[str, Any]) -> str | None:
+    """The one setting of ``settings`` that oumi's ``message`` names in backquotes (```sample_count` must be
+    greater than 0``), as a full dotted name; None where it names none, or several could be meant."""
+    import re
+
+    for quoted in re.findall(r"`([A-Za-z_][\w.]*)`", message):
+        found = locate(settings, quoted)
+        if found:
+            return found
+    return None
+
+
+def locate(settings: Mapping[str, Any], key: str | None) -> str | None:
+    """The full dotted name of the setting oumi reported as ``key``.
+
+    OmegaConf names a setting inside a list by its path below the list item
+    only (``bogus`` for ``data.train.datasets[0].bogus``): such a key is found
+    as the one setting whose name ends with it.
+    """
+    if not key:
+        return None
+    if has_path(settings, key):
+        return key
+    ends = [name for name in leaf_paths(settings) if name.endswith(f".{key}")]
+    return ends[0] if len(ends) == 1 else None

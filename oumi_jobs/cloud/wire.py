@@ -14,6 +14,7 @@ pays for every import, and this is all it needs.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -48,6 +49,8 @@ def encode(value: Any) -> Any:
         return {str(k): encode(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [encode(v) for v in value]
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()  # YAML reads `2024-01-01` as a date: a config's settings may hold one
     return value
 
 

@@ -21,7 +21,16 @@ from typing import Any
 from oumi_jobs.client import Client, ServerUnavailableError
 from oumi_jobs.cloud import adapter, wire
 from oumi_jobs.cloud.adapter import CloudAdapter
-from oumi_jobs.cloud.model import CloudJob, ClusterInfo, ClusterOutcome, LaunchResult, LogLines, Tree
+from oumi_jobs.cloud.model import (
+    CloudJob,
+    ClusterInfo,
+    ClusterOutcome,
+    ConfigProblem,
+    CredentialCheck,
+    LaunchResult,
+    LogLines,
+    Tree,
+)
 from oumi_jobs.paths import Paths
 from oumi_jobs.server import lifecycle
 
@@ -31,7 +40,7 @@ OFF = frozenset({"off", "0", "false", "no"})
 WARM_UP_TIMEOUT_S = 300.0
 # Calls that only ask: safe to send again to a new server when the one asked died answering.
 QUESTIONS = frozenset({"prepare", "known_clouds", "get_job", "list_jobs", "list_clusters", "server_start_note",
-                       "settings_schema"})  # fmt: skip
+                       "settings_schema", "check_config", "check_credentials"})  # fmt: skip
 
 
 def server_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -134,6 +143,14 @@ class ForwardingAdapter:
     def settings_schema(self, *, timeout_s: float) -> dict[str, Tree | None]:
         schema: dict[str, Tree | None] = self._call("settings_schema", timeout_s)
         return schema
+
+    def check_config(self, settings: Mapping[str, Any], kind: str, *, timeout_s: float) -> list[ConfigProblem]:
+        problems: list[ConfigProblem] = self._call("check_config", timeout_s, settings=settings, kind=kind)
+        return problems
+
+    def check_credentials(self, cloud: str, *, timeout_s: float) -> CredentialCheck:
+        checked: CredentialCheck = self._call("check_credentials", timeout_s, cloud=cloud)
+        return checked
 
 
 def _conforms(forwarding: ForwardingAdapter) -> CloudAdapter:
