@@ -22,7 +22,7 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.progress import Progress, parse_metric_line, parse_tqdm
 from oumi_jobs.timestamps import now_iso
 
-from .helpers import Cli, add_record, make_record, submit_id, wait_done, wait_until
+from .helpers import Cli, add_record, make_record, on_a_terminal, submit_id, wait_done, wait_until
 
 # Logs like Oumi's trainer: each step, a line in the metrics file of ranks 0 and 1 (rank 1's loss differs), a
 # tqdm bar on stderr and the trainer's metrics dict on stdout (values as text, as the trainer prints them).
@@ -445,30 +445,6 @@ def test_terminal_plots_drawn_one_after_another_start_afresh() -> None:
     assert "job-c" in drawn and "run-a" not in drawn
 
 
-def _on_a_terminal(argv: list[str], env: dict[str, str]) -> bytes:
-    """Run ``argv`` with stdout and stderr on a new pseudo-terminal; everything it wrote there."""
-    import subprocess
-
-    master, slave = os.openpty()
-    root = Path(__file__).resolve().parent.parent  # `python -m oumi_jobs` of this copy
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave, env=env, cwd=root)
-    os.close(slave)
-    chunks = []
-    try:
-        while True:
-            try:
-                chunk = os.read(master, 65536)
-            except OSError:  # EIO: every writer closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(master)
-        process.wait(timeout=60)
-    return b"".join(chunks)
-
-
 @pytest.mark.parametrize("no_color", [True, False], ids=["NO_COLOR", "colour"])
 def test_watch_on_a_terminal_draws_a_bar_unless_no_color(paths: Paths, cli: Cli, trainer: Any, no_color: bool) -> None:
     config, gate = trainer(4)
@@ -484,7 +460,8 @@ def test_watch_on_a_terminal_draws_a_bar_unless_no_color(paths: Paths, cli: Cli,
 
     opener = threading.Thread(target=release)
     opener.start()
-    shown = _on_a_terminal([sys.executable, "-m", "oumi_jobs", "status", "--watch", job_id], env)
+    root = Path(__file__).resolve().parent.parent  # `python -m oumi_jobs` of this copy
+    shown = on_a_terminal([sys.executable, "-m", "oumi_jobs", "status", "--watch", job_id], env, root)
     opener.join()
     if no_color:
         assert b"\x1b" not in shown, shown[:400]  # plain lines: no colour, no bar redrawn in place
