@@ -284,9 +284,15 @@ def _resolve_dependencies(registry: Registry, job_id: str, refs: Sequence[str]) 
 
 
 def get_status(
-    paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S, with_progress: bool = True
+    paths: Paths,
+    ref: str,
+    *,
+    cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
+    with_progress: bool = True,
+    live_progress: bool = False,
 ) -> JobView:
-    """One job's live state; with its progress (a cloud job's from a short read of its log stream)."""
+    """One job's live state; with its progress (a cloud job's from a short read of its log stream, made when
+    what was read is over CLOUD_LOG_MAX_AGE_S old, or each time with ``live_progress``: ``--watch``)."""
     bounds.check_cloud_timeout(cloud_timeout_s)
     with Registry.open(paths) as registry:
         record = registry.resolve(ref)
@@ -297,12 +303,20 @@ def get_status(
             view = _with_queue_detail(registry, view_of(record))
             return _with_progress(paths, view) if with_progress else view
     view = live_cloud_view(record, timeout_s=cloud_timeout_s)
-    return _with_progress(paths, view, cloud_logs_s=CLOUD_LOG_BUDGET_S) if with_progress else view
+    if not with_progress:
+        return view
+    age = progress.cloud_log_age(paths, record.job_id)
+    fresh = not live_progress and age is not None and age < CLOUD_LOG_MAX_AGE_S
+    return _with_progress(paths, view, cloud_logs_s=None if fresh else CLOUD_LOG_BUDGET_S)
 
 
 # A cloud job's progress comes from its log stream, which is read for this long at most (status, --watch;
 # never by list, which shows what was read last).
 CLOUD_LOG_BUDGET_S = 3.0
+# Opening a cloud job's log stream costs a round trip to its cluster and a wait for its first lines (about
+# a second): a plain `status` reads it again only when what was read is older than this, so asking again
+# and again stays fast; `--watch`, `--wait` and `wait` read it at each refresh.
+CLOUD_LOG_MAX_AGE_S = 30.0
 
 
 def _with_progress(paths: Paths, view: JobView, *, cloud_logs_s: float | None = None) -> JobView:

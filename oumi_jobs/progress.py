@@ -209,12 +209,18 @@ def forget(paths: Paths, job_ids: Iterable[str]) -> None:
 _checked_folders: set[Path] = set()
 
 
-def _save_state(paths: Paths, job_id: str, state: _State, previous: bytes) -> None:
+def _save_state(paths: Paths, job_id: str, state: _State, previous: bytes, *, touch: bool = False) -> None:
     """Keep what was read for next time, replaced atomically (a rename), not synced: losing a cache file to a
     crash costs only a re-read.  A cache that cannot be written costs the same.  Unchanged (a job that
-    wrote nothing since ``previous`` was read): not written at all."""
+    wrote nothing since ``previous`` was read): not written at all, only its time set anew with ``touch``
+    (a cloud job's: when its log was last read, see :func:`cloud_log_age`)."""
     data = state.dump()
-    if data == previous:
+    if data == previous and (previous or not touch):
+        if touch:
+            try:
+                os.utime(paths.cache_dir / "progress" / f"{job_id}.json")
+            except OSError:
+                pass
         return
     folder = paths.cache_dir / "progress"
     partial = folder / f".{job_id}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -547,12 +553,26 @@ def cloud_progress(
     _read_log_text(state, "".join(fresh), time.time(), described_bars=record.command != "train")
     progress = _summary(state, done=done, training=record.command == "train")
     state.done, state.progress = done, _as_dict(progress)
-    _save_state(paths, record.job_id, state, previous)
+    _save_state(paths, record.job_id, state, previous, touch=True)
     return progress
 
 
+def cloud_log_age(paths: Paths, job_id: str) -> float | None:
+    """Seconds since a cloud job's log stream was last read for its progress; None: never."""
+    try:
+        return max(0.0, time.time() - os.stat(paths.cache_dir / "progress" / f"{job_id}.json").st_mtime)
+    except OSError:
+        return None
+
+
+# A followed log gives what the job wrote at once, then blocks until it writes more: reading stops once the
+# stream has been quiet this long (longer for its first line: the cluster has to open it), or at the budget.
+FIRST_LINE_S = 1.0
+QUIET_S = 0.3
+
+
 def _read_stream(lines: Iterable[str], budget_s: float) -> list[str]:
-    """The lines a stream gives within ``budget_s`` (a followed stream blocks while the job writes nothing)."""
+    """The lines a stream gives before it goes quiet, within ``budget_s``."""
     read: list[str] = []
     finished = threading.Event()
 
@@ -566,7 +586,15 @@ def _read_stream(lines: Iterable[str], budget_s: float) -> list[str]:
             finished.set()
 
     threading.Thread(target=drain, name="oumi-jobs-progress-log", daemon=True).start()
-    finished.wait(budget_s)
+    started = last_change = time.monotonic()
+    count = 0
+    while not finished.wait(0.05):
+        now = time.monotonic()
+        if len(read) != count:
+            count, last_change = len(read), now
+        quiet = QUIET_S if count else FIRST_LINE_S
+        if now - started >= budget_s or now - last_change >= quiet:
+            break
     return list(read)
 
 

@@ -124,7 +124,9 @@ def _poll(
         for job_id in job_ids:
             if (job_id in seen and seen[job_id].done) or due[job_id] > time.monotonic():
                 continue
-            seen[job_id] = get_status(paths, job_id, cloud_timeout_s=_question_limit(cloud_timeout_s, deadline))
+            seen[job_id] = get_status(
+                paths, job_id, cloud_timeout_s=_question_limit(cloud_timeout_s, deadline), live_progress=True
+            )
             pause = interval or (LOCAL_POLL_S if seen[job_id].record.is_local else CLOUD_POLL_S)
             due[job_id] = time.monotonic() + pause
         result = WaitResult(tuple(seen[job_id] for job_id in job_ids))

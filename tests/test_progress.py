@@ -372,11 +372,22 @@ def test_a_cloud_jobs_progress_comes_from_its_log_stream(paths: Paths, cli: Cli)
             "{'loss': '2.0', 'epoch': '0.5', 'step': 5}\n",
             " 50%|#####     | 5/10 [00:05<00:05, 1.00it/s]\n",
         ]
-        found = cli.json("status", "gpu-run")["progress"]
-        assert (found["step"], found["loss"]) == (5, 2.0)
+        again = cli.json("status", "gpu-run")["progress"]  # read a moment ago: not opened again, so status is fast
+        assert again == found and cloud.streams_opened == opened
+        from oumi_jobs.jobs import get_status
+
+        found = _progress_dict(get_status(paths, "gpu-run", live_progress=True))  # --watch, wait: each time
+        assert (found["step"], found["loss"]) == (5, 2.0) and cloud.streams_opened == opened + 1
     finally:
         cloud.released.set()
         adapter.use(previous)
+
+
+def _progress_dict(view: Any) -> dict[str, Any]:
+    from oumi_jobs.documents import job_document
+
+    progress: dict[str, Any] = job_document(view)["progress"]
+    return progress
 
 
 def test_a_job_id_used_again_is_read_afresh_and_prune_forgets(paths: Paths, cli: Cli, tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def server_key(environ: Mapping[str, str]) -> str:
         for name, value in environ.items()
         if name in KEY_VARIABLES or (name.startswith(KEY_PREFIXES) and not name.startswith(NOT_KEY_PREFIXES))
     }
-    text = json.dumps({"env": chosen, "python": sys.executable}, sort_keys=True)
+    text = json.dumps({"env": chosen, "python": os.path.realpath(sys.executable)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
