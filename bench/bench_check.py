@@ -9,8 +9,8 @@ Prints, as medians over ``--runs``:
 * the check alone, in a process that has already imported oumi's config
   classes (what a warm server pays per call, less its own HTTP round trip).
 
-The warm-server figure (``check`` through the server) is for its developer to
-add beside these.
+* ``check`` through the warm server, as a user runs it: the first (which starts the server) and the
+  median of the next ones.
 
     python bench/bench_check.py [--runs N] [--json]
 """
@@ -42,12 +42,15 @@ data:
 BAD = CLEAN.replace("  max_steps: 10\n", "  max_steps: ten\n  bogus_knob: 1\n  trainer_type: NOPE\n")
 
 
-def cold(config: Path) -> float:
-    """Seconds of ``python -m oumi_jobs check CONFIG --json`` in a new process."""
+def cold(config: Path, *, server: bool = False) -> float:
+    """Seconds of ``python -m oumi_jobs check CONFIG --json`` in a new process: importing oumi itself
+    (``OUMI_JOBS_SERVER=off``), or asking the warm server (``server``)."""
+    env = dict(os.environ, OUMI_JOBS_SERVER="on" if server else "off")
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "oumi_jobs", "check", str(config), "--json"], capture_output=True, check=False
-    )
+        [sys.executable, "-m", "oumi_jobs", "check", str(config), "--json"], capture_output=True, check=False,
+        env=env,
+    )  # fmt: skip
     return time.perf_counter() - started
 
 
@@ -81,7 +84,11 @@ def main() -> None:
             "check_3_problems_cold_s": statistics.median(cold(bad) for _ in range(args.runs)),
             "check_clean_in_process_s": warm(clean, max(args.runs, 5)),
             "check_3_problems_in_process_s": warm(bad, max(args.runs, 5)),
+            "check_first_with_no_server_s": cold(clean, server=True),  # starts the server
+            "check_clean_warm_server_s": statistics.median(cold(clean, server=True) for _ in range(5)),
+            "check_3_problems_warm_server_s": statistics.median(cold(bad, server=True) for _ in range(5)),
         }
+        subprocess.run([sys.executable, "-m", "oumi_jobs", "server", "stop"], capture_output=True, check=False)
     if args.json:
         print(json.dumps(figures))
         return
@@ -89,6 +96,9 @@ def main() -> None:
     print(f"check, 3 problems, new process          {figures['check_3_problems_cold_s']:.2f} s")
     print(f"check alone, clean (oumi imported)      {figures['check_clean_in_process_s'] * 1000:.0f} ms")
     print(f"check alone, 3 problems (oumi imported) {figures['check_3_problems_in_process_s'] * 1000:.0f} ms")
+    print(f"check, first, starting the server       {figures['check_first_with_no_server_s']:.2f} s")
+    print(f"check, clean, warm server, new process  {figures['check_clean_warm_server_s']:.2f} s")
+    print(f"check, 3 problems, warm server          {figures['check_3_problems_warm_server_s']:.2f} s")
 
 
 if __name__ == "__main__":
