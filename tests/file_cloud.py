@@ -21,6 +21,7 @@ import fcntl
 import io
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -125,7 +126,28 @@ class FileCluster(BaseCluster):
             data["clusters"].pop(self._name, None)
 
     def get_logs_stream(self, cluster_name: str, job_id: str | None = None) -> io.TextIOBase:
-        return io.StringIO("a line of the job's log\n")
+        with state() as data:
+            follow = data.get("log_follow")
+        return _FollowedLog() if follow else io.StringIO("a line of the job's log\n")
+
+
+class _FollowedLog(io.TextIOBase):
+    """A running job's followed log (``log_follow``): one line, then nothing until it is closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines = ["a line of the job's log\n"]
+        self._closing = threading.Event()
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        if self._lines:
+            return self._lines.pop(0)
+        self._closing.wait(600)
+        return ""
+
+    def close(self) -> None:
+        self._closing.set()
+        super().close()
 
 
 class FileCloud(BaseCloud):

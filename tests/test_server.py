@@ -183,6 +183,24 @@ def _in_flight(server: dict) -> int:
         return int(client.get("/server")["requests_in_flight"])
 
 
+def test_a_followed_log_whose_client_went_away_ends_its_request(server_on, file_cloud):
+    """A running job's log stays silent for hours: the server notices its client left, and the request (and
+    the cluster's stream) ends, or the server would never be idle again."""
+    from oumi_jobs.client import Client
+
+    launcher_id = add_cloud_job()
+    cloud_module.update(log_follow=True)
+    assert cloud_status(launcher_id).returncode == 0  # the server is up and warm
+    (server,) = live_servers(server_on)
+    kwargs = {"cloud": "oj-file", "cluster": "fc1", "launcher_job_id": launcher_id, "timeout_s": 30}
+    with Client.unix(server["socket"]) as client:
+        lines, close = client.stream_lines("POST", "/adapter/log_stream", json={"kwargs": kwargs}, open_timeout_s=60)
+        assert next(lines) == "a line of the job's log\n"
+        assert _in_flight(server) == 1  # the stream, waiting for a line that does not come
+        close()
+    assert wait_until(lambda: _in_flight(server) == 0, timeout=30)
+
+
 def test_a_stale_socket_is_replaced(server_on, file_cloud):
     launcher_id = add_cloud_job()
     assert cloud_status(launcher_id).returncode == 0

@@ -11,13 +11,16 @@ the log's lines as they come.  Internal: the REST API is the public one.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import threading
 import typing
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from functools import cache
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from oumi_jobs.cloud import adapter, wire
@@ -55,19 +58,57 @@ def router(activity: Activity) -> APIRouter:
     routes = APIRouter(prefix="/adapter", tags=["internal: cloud adapter"], include_in_schema=False)
 
     @routes.post("/{method}")
-    def run(method: str, kwargs: Annotated[dict[str, Any] | None, Body(embed=True)] = None) -> Any:
+    async def run(
+        request: Request, method: str, kwargs: Annotated[dict[str, Any] | None, Body(embed=True)] = None
+    ) -> Any:
         kwargs = kwargs or {}
         if isinstance(kwargs.get("cloud"), str):
             activity.asked(kwargs["cloud"])
-        if method == STREAMED:
-            lines: LogLines = call(method, kwargs)  # opened (or refused) before the answer starts
-            return StreamingResponse(_lines(lines), media_type="text/plain; charset=utf-8")
-        return {"result": wire.encode(call(method, kwargs))}
+        # The adapter blocks (SSH, an API server): in the thread pool, as a plain `def` endpoint would run.
+        answer = await run_in_threadpool(call, method, kwargs)
+        if method == STREAMED:  # opened (or refused, as an error answer) before the answer starts
+            return StreamingResponse(until_disconnected(request, answer), media_type="text/plain; charset=utf-8")
+        return {"result": wire.encode(answer)}
 
     return routes
 
 
-def _lines(lines: LogLines) -> Iterator[bytes]:
-    with lines:
-        for line in lines:
+# A followed log may stay silent for hours: this often, a stream with nothing to send looks for its client.
+DISCONNECT_POLL_S = 1.0
+
+
+async def until_disconnected(request: Request, lines: LogLines) -> AsyncIterator[bytes]:
+    """The log's lines as they come, until it ends or the client goes away; then the stream is closed.
+
+    A thread reads the (blocking) stream; the answer itself never waits on it
+    for longer than DISCONNECT_POLL_S, so a client that went away is noticed
+    even while the job writes nothing (uvicorn tells a streamed answer of a
+    disconnect only when it next sends), and the request, the thread and the
+    cluster's stream end with it.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def drain() -> None:
+        try:
+            for line in lines:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except Exception:  # a stream that broke (or was closed under it) ends here
+            pass
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=drain, name="oumi-jobs log stream", daemon=True).start()
+    try:
+        while True:
+            try:
+                line = await asyncio.wait_for(queue.get(), DISCONNECT_POLL_S)
+            except asyncio.TimeoutError:
+                if await request.is_disconnected():
+                    return
+                continue
+            if line is None:
+                return
             yield line.encode()
+    finally:
+        lines.close()
