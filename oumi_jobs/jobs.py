@@ -78,12 +78,8 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
 
     plan = _plan(request)
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
-    if plan.cloud == facts.LOCAL_CLOUD and (request.autostop or request.down):
-        raise UsageError(facts.idle_action_problem(plan.cloud, autostop=bool(request.autostop), down=request.down))
+    options = _launch_options(plan, request)  # options the job cannot take: exit 2 before any check
     if plan.cloud != facts.LOCAL_CLOUD:
-        if request.after or request.parallel is not None:
-            raise UsageError("--after and --parallel are for local jobs")
-        options = _launch_options(plan.cloud, request)  # a cloud that cannot take them: exit 2 before any check
         checked = _preflight(paths, request, plan, job_id)
         warnings = (*checked, *cloud_guidance(plan, request.cwd, paths))
         return Submitted(_submit_to_cloud(paths, request, plan, job_id, options), warnings)
@@ -176,10 +172,9 @@ def dry_run(paths: Paths, request: SubmitRequest) -> DryRun:
     """Plan a submit and run its checks (the pre-flight, also for a local job), changing nothing anywhere."""
     plan = _plan(request)
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
+    _launch_options(plan, request)  # the option checks of a submit, as every other check
     job_config = staged = None
     if plan.cloud != facts.LOCAL_CLOUD:
-        if request.after or request.parallel is not None:
-            raise UsageError("--after and --parallel are for local jobs")
         staging = staged_config(paths, job_id).parent
         job_config = configs.cloud_job_config(plan, job_id=job_id, staging_dir=staging, stage=False)
         if plan.kind == "task":
@@ -217,9 +212,12 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
     return view_of(stored)
 
 
-def _launch_options(cloud: str, request: SubmitRequest) -> dict[str, Any]:
-    """``--autostop``/``--down`` as the launcher's options for ``up``; a cloud that cannot take them: exit 2."""
-    problem = facts.idle_action_problem(cloud, autostop=request.autostop is not None, down=request.down)
+def _launch_options(plan: configs.LaunchPlan, request: SubmitRequest) -> dict[str, Any]:
+    """``--autostop``/``--down`` as the launcher's options for ``up``; exit 2 where the job cannot take its
+    options: those or ``--after``/``--parallel`` (local jobs only)."""
+    if plan.cloud != facts.LOCAL_CLOUD and (request.after or request.parallel is not None):
+        raise UsageError("--after and --parallel are for local jobs")
+    problem = facts.idle_action_problem(plan.cloud, autostop=request.autostop is not None, down=request.down)
     if problem:
         raise UsageError(problem)
     options: dict[str, Any] = {}
