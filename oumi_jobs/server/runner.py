@@ -129,16 +129,26 @@ def _bind_tcp(options: ServeOptions) -> socket.socket:
     return sock
 
 
-def _watch_idle(server: Any, activity: Activity, idle_timeout_s: float) -> None:
-    """Ask uvicorn to exit once idle for ``idle_timeout_s``, or at once when idle after a drain was asked."""
+def _watch(server: Any, activity: Activity, idle_timeout_s: float) -> None:
+    """Ask uvicorn to exit: at once on ``POST /server/stop``; once no request is under way after a drain was
+    asked (a server being replaced); or once idle for ``idle_timeout_s``."""
+    interval = min(1.0, idle_timeout_s / 10) if idle_timeout_s > 0 else 1.0
     while not server.should_exit:
-        idle = activity.idle_for()
-        draining = activity.drain_requested and activity.in_flight == 0
-        if draining or (idle_timeout_s > 0 and idle >= idle_timeout_s):
-            log.info("exiting: %s", "drained" if draining else f"idle for {idle:.0f} s")
-            server.should_exit = True
-            return
-        time.sleep(min(1.0, idle_timeout_s / 10) if idle_timeout_s > 0 else 1.0)
+        if activity.stop_event.is_set() and not activity.drain_requested:
+            why = "asked to stop"
+        elif activity.drain_requested and activity.in_flight == 0:
+            why = "drained"
+        elif idle_timeout_s > 0 and activity.idle_for() >= idle_timeout_s:
+            why = f"idle for {idle_timeout_s:g} s"
+        elif activity.drain_requested:
+            time.sleep(0.05)  # the stop event is set, so it cannot be waited on: the requests under way are
+            continue
+        else:
+            activity.stop_event.wait(interval)  # a stop request wakes this at once
+            continue
+        log.info("exiting: %s", why)
+        server.should_exit = True
+        return
 
 
 # long function: the server's life in order (lock, sockets, app, info, threads, serve, clean-up) reads best whole
@@ -177,8 +187,7 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
     }  # fmt: skip
     write_private_file(files.info, json.dumps(info).encode())
     warm_up(warm)
-    threading.Thread(target=_watch_idle, args=(server, activity, options.idle_timeout_s), daemon=True).start()
-    threading.Thread(target=_stop_when_asked, args=(server, activity), daemon=True).start()
+    threading.Thread(target=_watch, args=(server, activity, options.idle_timeout_s), daemon=True).start()
     if options.host and not is_loopback(sockets[1].getsockname()[0]):
         log.warning("serving %s beyond this machine: anyone who can reach it and has the token can act", address)
     log.info("oumi-jobs server %s (pid %d) listening on %s", files.version, os.getpid(), address)
@@ -195,13 +204,6 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
         _unlink_if(files.socket, bound)
         os.close(lock_fd)
     return 0
-
-
-def _stop_when_asked(server: Any, activity: Activity) -> None:
-    """``POST /server/stop`` without drain: stop now (requests under way get GRACEFUL_STOP_S to end)."""
-    activity.stop_event.wait()
-    if not activity.drain_requested:
-        server.should_exit = True
 
 
 def _unlink_if(path: Path, inode: int) -> None:
