@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from oumi_jobs import bounds
 from oumi_jobs.client import Client
 from oumi_jobs.documents import cancellation_document, job_document
 from oumi_jobs.errors import AmbiguousJobError, CloudTimeoutError, JobNotFoundError, UsageError
@@ -375,7 +376,7 @@ def test_error_answers(rest_server, paths, tmp_path):
         _error(client.post("/api/jobs/job-twin/cancel"), 409, exit_code=3, says="ambiguous")
 
         _error(client.get("/api/jobs", params={"limit": -1}), 422, exit_code=2, says="limit")
-        _error(client.get("/api/jobs", params={"state": "sleepy"}), 400, exit_code=2, says="sleepy")
+        _error(client.get("/api/jobs", params={"state": "sleepy"}), 422, exit_code=2, says="state")  # the schema says
         _error(client.get("/api/jobs/job-twin-a/logs", params={"stream": "both"}), 422, exit_code=2, says="stream")
         for bad, field in (({"parallel": 0}, "parallel"), ({"bogus": 1}, "bogus"), ({"nodes": "two"}, "nodes")):
             _error(client.post("/api/jobs", json={"config": "/x.yaml"} | bad), 422, exit_code=2, says=field)
@@ -514,6 +515,45 @@ def test_the_openapi_schema_is_pinned(openapi):
 
     assert (body("/api/jobs"), body("/api/jobs/{job}/cancel")) == ("SubmitBody", "CancelBody")
     assert openapi["paths"]["/api/jobs"]["post"]["requestBody"]["required"] is True
+
+
+def test_the_openapi_schema_states_what_the_server_enforces(openapi):
+    """Bounds, enums and patterns are in the schema (Schemathesis generates from them), and links join calls."""
+    import re
+
+    def parameter(path: str, method: str, name: str) -> dict:
+        operation = openapi["paths"][path][method]
+        return next(p["schema"] for p in operation["parameters"] if p["name"] == name)
+
+    def plain(schema: dict) -> dict:  # an optional parameter: the non-null branch
+        return next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+
+    assert plain(parameter("/api/cancellations", "get", "job_id"))["pattern"] == r"[^\s\x1c-\x1f]"
+    assert plain(parameter("/api/jobs", "get", "cloud"))["pattern"] == r"[^\s\x1c-\x1f]"
+    assert plain(parameter("/api/jobs/{job}", "get", "cluster"))["pattern"] == r"[^\s\x1c-\x1f]"
+    assert parameter("/api/jobs/{job}", "get", "job")["pattern"] == r"[^\s\x1c-\x1f]"
+    assert set(plain(parameter("/api/cancellations", "get", "status"))["enum"]) == {
+        "requested", "in_progress", "completed", "failed", "not_needed"}  # fmt: skip
+    assert set(parameter("/api/jobs/{job}/logs", "get", "stream")["enum"]) == {"stdout", "stderr"}
+    assert parameter("/api/jobs", "get", "limit")["anyOf"][0] == {"type": "integer", "minimum": 0,
+                                                                     "maximum": bounds.MAX_COUNT}  # fmt: skip
+    states = parameter("/api/jobs", "get", "state")["items"]["pattern"]
+    assert all(re.search(states, ok) for ok in ("running", "Failed, cancelled", "lost,"))
+    assert not any(re.search(states, bad) for bad in ("sleepy", "running;failed"))
+    signal_pattern = openapi["components"]["schemas"]["CancelBody"]["properties"]["signal"]["pattern"]
+    assert all(re.search(signal_pattern, ok) for ok in ("TERM", "sigusr1", "SIGINT", "15"))
+    assert not any(re.search(signal_pattern, bad) for bad in ("0", "NOPE", "SIG", " TERM"))
+
+    def links(path: str, method: str, status: str) -> set[str]:
+        return set(openapi["paths"][path][method]["responses"][status]["links"])
+
+    assert links("/api/jobs", "post", "201") == {"JobStatus", "JobLogs", "CancelJob", "CancellationHistory"}
+    assert links("/api/jobs", "get", "200") == {"JobStatus", "JobLogs", "CancelJob", "CancellationHistory"}
+    assert links("/api/jobs/{job}/cancel", "post", "200") == {"CancellationStatus", "CancellationHistory"}
+    assert links("/api/jobs/{job}/cancel", "post", "202") == {"CancellationStatus", "CancellationHistory"}
+    cancel = openapi["paths"]["/api/jobs"]["post"]["responses"]["201"]["links"]["CancelJob"]
+    assert cancel == {"operationRef": "#/paths/~1api~1jobs~1{job}~1cancel/post",
+                      "parameters": {"job": "$response.body#/job_id"}}  # fmt: skip
 
 
 def test_the_openapi_documents_are_the_json_contract(openapi):

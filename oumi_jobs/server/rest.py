@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
+from pydantic import StringConstraints
 
 from oumi_jobs import api, bounds
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
@@ -29,12 +30,16 @@ from oumi_jobs.errors import UsageError
 from oumi_jobs.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from oumi_jobs.paths import Paths
 from oumi_jobs.server.schemas import (
+    NOT_BLANK,
+    STATES_PATTERN,
     CancelBody,
     CancellationDocument,
+    CancellationState,
     JobDocument,
     SubmitBody,
     SubmitDocument,
     errors,
+    job_links,
 )
 
 EXIT_CODE_HEADER = "X-Oumi-Jobs-Exit-Code"
@@ -46,7 +51,11 @@ CloudTimeout = Annotated[
     Query(ge=bounds.MIN_CLOUD_TIMEOUT_S, le=bounds.MAX_SECONDS, allow_inf_nan=False,
           description="Seconds each cloud gets to answer."),
 ]  # fmt: skip
-JobRef = Annotated[str, PathParam(pattern=r"\S", max_length=4096, description="A job id, or a unique prefix of one.")]
+JobRef = Annotated[
+    str, PathParam(pattern=NOT_BLANK, max_length=4096, description="A job id, or a unique prefix of one.")
+]
+Name = Annotated[str, StringConstraints(pattern=NOT_BLANK, max_length=4096)]  # a cloud, a cluster, a job id
+StateNames = Annotated[str, StringConstraints(pattern=STATES_PATTERN, max_length=4096)]
 
 
 def router(paths: Paths) -> APIRouter:
@@ -69,16 +78,19 @@ def document(body: Any, status_code: int = 200, headers: dict[str, str] | None =
 
 def _job_routes(routes: APIRouter, paths: Paths) -> None:
     @routes.get(
-        "/jobs", tags=["jobs"], summary="List jobs", response_model=list[JobDocument], responses=errors(400, 422, 503),
+        "/jobs", tags=["jobs"], summary="List jobs", response_model=list[JobDocument],
+        responses=errors(400, 422, 503, also={200: {"description": "The jobs.", "links": job_links("/0/job_id")}}),
         description="`oumi-jobs list --json`: registered jobs, newest first (one cluster: in queue order), with "
         f"their live states; clouds are asked in parallel. Clouds that could not be read are named in "
         f"`{UNREACHABLE_HEADER}` (their jobs show `unknown` with the reason).",
     )  # fmt: skip
     def list_jobs(
-        cloud: Annotated[str | None, Query(description="Only jobs of this cloud.")] = None,
-        cluster: Annotated[str | None, Query(description="Only this cluster's jobs, in queue order.")] = None,
-        state: Annotated[list[str], Query(description="Only jobs in these states (repeatable).")] = [],  # noqa: B006
-        since: Annotated[str | None, Query(description="Submitted since an age (2h, 7d) or a date.")] = None,
+        cloud: Annotated[Name | None, Query(description="Only jobs of this cloud.")] = None,
+        cluster: Annotated[Name | None, Query(description="Only this cluster's jobs, in queue order.")] = None,
+        state: Annotated[
+            list[StateNames], Query(description="Only jobs in these states (repeatable, or comma-separated).")
+        ] = [],  # noqa: B006
+        since: Annotated[Name | None, Query(description="Submitted since an age (2h, 7d) or a date.")] = None,
         limit: Annotated[int | None, Query(ge=0, le=bounds.MAX_COUNT, description="At most this many.")] = None,
         local_only: Annotated[bool, Query(description="Ask no cloud.")] = False,
         all_clouds: Annotated[bool, Query(description="Ask every enabled cloud.")] = False,
@@ -97,14 +109,15 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
 
     @routes.get(
         "/jobs/{job}", tags=["jobs"], summary="A job's live status", response_model=JobDocument,
-        responses=errors(400, 404, 409, 422, 503, 504),
+        responses=errors(400, 404, 409, 422, 503, 504, also={
+            200: {"description": "The job.", "links": job_links("/job_id", only=("JobLogs", "CancelJob"))}}),
         description="`oumi-jobs status --json`. `job` is a job id or a unique prefix of one; with `cloud` and "
         "`cluster` it is the launcher's job id on that cluster (jobs launched elsewhere too: `external`).",
     )  # fmt: skip
     def get_job(
         job: JobRef,
-        cloud: Annotated[str | None, Query(description="With `cluster`: `job` is a launcher job id.")] = None,
-        cluster: Annotated[str | None, Query(description="The job's cluster (with `cloud`).")] = None,
+        cloud: Annotated[Name | None, Query(description="With `cluster`: `job` is a launcher job id.")] = None,
+        cluster: Annotated[Name | None, Query(description="The job's cluster (with `cloud`).")] = None,
         cloud_timeout_s: CloudTimeout = DEFAULT_CLOUD_TIMEOUT_S,
     ) -> Response:
         if cloud is None and cluster is None:
@@ -139,7 +152,8 @@ def submit_request(body: SubmitBody) -> api.SubmitRequest:
 def _submit_route(routes: APIRouter, paths: Paths) -> None:
     @routes.post(
         "/jobs", tags=["jobs"], summary="Submit a job", status_code=201, response_model=SubmitDocument,
-        responses=errors(400, 404, 409, 413, 422, 503),
+        responses=errors(400, 404, 409, 413, 422, 503, also={
+            201: {"description": "Submitted.", "links": job_links("/job_id")}}),
         description="`oumi-jobs submit --json`: register the job and start it (a cloud job's launch goes on in a "
         "detached process). The job's environment is the server's plus `env`.",
     )  # fmt: skip
@@ -183,7 +197,10 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
     @routes.post(
         "/jobs/{job}/cancel", tags=["cancellations"], summary="Cancel a job", response_model=CancellationDocument,
         responses=errors(400, 404, 409, 413, 422, 503, also={
-            202: {"model": CancellationDocument, "description": "Signalled; a detached helper finishes the cancel."}}),
+            200: {"description": "Cancelled, or nothing to cancel.",
+                  "links": job_links("/job_id", only=("CancellationStatus",))},
+            202: {"model": CancellationDocument, "description": "Signalled; a detached helper finishes the cancel.",
+                  "links": job_links("/job_id", only=("CancellationStatus",))}}),
         description="`oumi-jobs cancel --json` of one job. 200 once verified; 202 with `wait` false. A job "
         f"already finished answers 200 with status `not_needed`; `{EXIT_CODE_HEADER}` is the command's exit code.",
     )  # fmt: skip
@@ -198,7 +215,8 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
 
     @routes.get(
         "/jobs/{job}/cancellation-status", tags=["cancellations"], summary="A job's latest cancellation",
-        response_model=CancellationDocument, responses=errors(404, 409, 422),
+        response_model=CancellationDocument, responses=errors(404, 409, 422, also={
+            200: {"description": "The cancellation.", "links": job_links("/job_id", only=("JobStatus",))}}),
         description="`oumi-jobs cancel-status --json`, step by step.",
     )  # fmt: skip
     def cancellation_status(job: JobRef) -> Response:
@@ -212,8 +230,8 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
     def cancellations(
         limit: Annotated[int, Query(ge=0, le=bounds.MAX_COUNT, description="At most this many.")] = 20,
         offset: Annotated[int, Query(ge=0, le=bounds.MAX_COUNT, description="Skip this many first.")] = 0,
-        job_id: Annotated[str | None, Query(description="Only this job's (an id or unique prefix).")] = None,
-        status: Annotated[str | None, Query(description="Only cancellations with this status.")] = None,
+        job_id: Annotated[Name | None, Query(description="Only this job's (an id or unique prefix).")] = None,
+        status: Annotated[CancellationState | None, Query(description="Only cancellations with this status.")] = None,
     ) -> Response:
         records = api.cancellation_history(paths, limit=limit, offset=offset, job=job_id, status=status)
         return Response(f"[{','.join(encode_json(api.cancellation_document(r)) for r in records)}]", media_type=JSON)
