@@ -355,6 +355,21 @@ def test_cloud_jobs_through_the_server(file_cloud_state, rest_server, paths):  #
     assert json.loads(file_cloud_state.read_text())["cancelled"] == ["7"]
 
 
+def test_all_clouds_answers_within_its_cloud_timeout_from_the_first_request(rest_server):
+    """A server still loading the launcher (10-20 s) is asked every cloud: it answers within the request's
+    cloud_timeout_s, the import included, or says it could not (504)."""
+    with rest_server.tcp(rest_server.token) as client:
+        started = time.monotonic()
+        answer = client.get("/api/jobs", params={"all_clouds": "true", "cloud_timeout_s": 1})
+        elapsed = time.monotonic() - started
+        assert answer.status_code in (200, 504), answer.text
+        if answer.status_code == 504:
+            body = _error(answer, 504, exit_code=5, says="within 1 s")
+            assert body["type"] == "CloudTimeoutError"
+        assert client.get("/api/jobs", params={"local_only": "true"}).json() == []  # the server goes on answering
+    assert elapsed < 12, elapsed  # 1 s, and the registry's grace: far below the launcher's import
+
+
 # -- error answers -------------------------------------------------------------------------------------------------
 def _error(answer: httpx.Response, status: int, *, exit_code: int, says: str) -> dict:
     assert answer.status_code == status, (answer.status_code, answer.text)
@@ -449,7 +464,7 @@ def test_concurrent_clients_are_all_answered(rest_server, paths):
 # -- the OpenAPI contract -----------------------------------------------------------------------------------------
 REST_OPERATIONS = {
     ("/api/jobs", "get"): ({"cloud", "cluster", "state", "since", "limit", "local_only", "all_clouds",
-                            "cloud_timeout_s"}, {"200", "400", "401", "422", "503"}),
+                            "cloud_timeout_s"}, {"200", "400", "401", "422", "503", "504"}),
     ("/api/jobs", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
     ("/api/jobs/{job}", "get"): ({"job", "cloud", "cluster", "cloud_timeout_s"},
                                  {"200", "400", "401", "404", "409", "422", "503", "504"}),

@@ -14,9 +14,10 @@ carries that exit code in ``X-Oumi-Jobs-Exit-Code``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query
 from fastapi import Path as PathParam
@@ -26,7 +27,7 @@ from pydantic import StringConstraints
 from oumi_jobs import api, bounds
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.documents import encode_json
-from oumi_jobs.errors import UsageError
+from oumi_jobs.errors import CloudTimeoutError, UsageError
 from oumi_jobs.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from oumi_jobs.paths import Paths
 from oumi_jobs.server.schemas import (
@@ -45,6 +46,9 @@ from oumi_jobs.server.schemas import (
 EXIT_CODE_HEADER = "X-Oumi-Jobs-Exit-Code"
 UNREACHABLE_HEADER = "X-Oumi-Jobs-Unreachable"
 JSON = "application/json"
+# The registry's part of a listing, on top of the clouds' time limit: reading and encoding the jobs.
+LOCAL_GRACE_S = 2.0
+T = TypeVar("T")
 
 CloudTimeout = Annotated[
     float,
@@ -63,6 +67,7 @@ def router(paths: Paths) -> APIRouter:
     routes = APIRouter()
     jobs = APIRouter(prefix="/api")
     _job_routes(jobs, paths)
+    _status_route(jobs, paths)
     _submit_route(jobs, paths)
     _log_route(jobs, paths)
     _cancel_routes(jobs, paths)
@@ -79,10 +84,11 @@ def document(body: Any, status_code: int = 200, headers: dict[str, str] | None =
 def _job_routes(routes: APIRouter, paths: Paths) -> None:
     @routes.get(
         "/jobs", tags=["jobs"], summary="List jobs", response_model=list[JobDocument],
-        responses=errors(400, 422, 503, also={200: {"description": "The jobs.", "links": job_links("/0/job_id")}}),
+        responses=errors(400, 422, 503, 504, also={200: {"description": "The jobs.", "links": job_links("/0/job_id")}}),
         description="`oumi-jobs list --json`: registered jobs, newest first (one cluster: in queue order), with "
         f"their live states; clouds are asked in parallel. Clouds that could not be read are named in "
-        f"`{UNREACHABLE_HEADER}` (their jobs show `unknown` with the reason).",
+        f"`{UNREACHABLE_HEADER}` (their jobs show `unknown` with the reason). The answer comes within "
+        "`cloud_timeout_s` (loading the launcher, on a server's first cloud request, counts): else 504.",
     )  # fmt: skip
     def list_jobs(
         cloud: Annotated[Name | None, Query(description="Only jobs of this cloud.")] = None,
@@ -96,10 +102,15 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
         all_clouds: Annotated[bool, Query(description="Ask every enabled cloud.")] = False,
         cloud_timeout_s: CloudTimeout = DEFAULT_CLOUD_TIMEOUT_S,
     ) -> Response:
-        report = api.list_job_documents(
-            paths, cloud=cloud, cluster=cluster, states=api.parse_states(state), since=since, limit=limit,
-            local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout_s,
-        )  # fmt: skip
+        states = api.parse_states(state)
+
+        def listed() -> api.JobDocuments:
+            return api.list_job_documents(
+                paths, cloud=cloud, cluster=cluster, states=states, since=since, limit=limit,
+                local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout_s,
+            )  # fmt: skip
+
+        report = listed() if local_only else within(cloud_timeout_s + LOCAL_GRACE_S, "the clouds", listed)
         headers = {}
         if report.unreachable:
             headers[UNREACHABLE_HEADER] = ",".join(sorted(report.unreachable))
@@ -107,6 +118,8 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
                 headers[EXIT_CODE_HEADER] = str(api.ExitCode.CLOUD_UNREACHABLE)
         return Response(f"[{','.join(report.documents)}]", media_type=JSON, headers=headers)
 
+
+def _status_route(routes: APIRouter, paths: Paths) -> None:
     @routes.get(
         "/jobs/{job}", tags=["jobs"], summary="A job's live status", response_model=JobDocument,
         responses=errors(400, 404, 409, 422, 503, 504, also={
@@ -126,6 +139,32 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
             raise UsageError("a job by its cloud identity needs both cloud and cluster")
         view = api.status_by_identity(paths, cloud, cluster, job, cloud_timeout_s=cloud_timeout_s)
         return document(api.job_document(view))
+
+
+def within(limit_s: float, what: str, call: Callable[[], T]) -> T:
+    """``call``'s result, or CloudTimeoutError (a 504) once ``limit_s`` passed.
+
+    The cloud timeout bounds each cloud's answer, not the launcher's import before it (10-20 s on a server's
+    first cloud request) nor the survey of enabled clouds: an HTTP client is owed the limit it asked for.
+    What is left of the call runs on in a daemon thread, and its answer is dropped.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # raised again in the request's thread, below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"oumi-jobs asking {what}", daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if thread.is_alive():
+        raise CloudTimeoutError(f"{what} did not answer within {limit_s - LOCAL_GRACE_S:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
 
 
 def submit_request(body: SubmitBody) -> api.SubmitRequest:
