@@ -397,7 +397,14 @@ def test_error_answers(rest_server, paths, tmp_path):
             _error(client.post("/api/jobs", json={"config": "/x.yaml"} | bad), 422, exit_code=2, says=field)
         _error(client.post("/api/jobs", json={}), 422, exit_code=2, says="config")
         _error(client.get("/api/nothing-here"), 404, exit_code=2, says="Not Found")  # the same body as any error
-        _error(client.delete("/api/jobs"), 405, exit_code=2, says="Method Not Allowed")
+        not_allowed = client.delete("/api/jobs")
+        _error(not_allowed, 405, exit_code=2, says="Method Not Allowed")
+        assert not_allowed.headers["allow"] == "GET, POST"  # every route of the path, not the first one's
+        # FastAPI's routes serve only the methods declared (no implicit HEAD); OPTIONS is no CORS preflight.
+        for method, path, allow in (("OPTIONS", "/api/jobs/job-twin-a/cancel", "POST"),
+                                    ("HEAD", "/api/jobs/job-twin-a", "GET"), ("PUT", "/metrics", "GET")):  # fmt: skip
+            answer = client.request(method, path)
+            assert (answer.status_code, answer.headers["allow"]) == (405, allow), (method, path)
         cancel = client.post("/api/jobs/job-twin-a/cancel", json={"timeout_s": "soon"})
         _error(cancel, 422, exit_code=2, says="timeout_s")
 
