@@ -42,6 +42,7 @@ from oumi_jobs.server.schemas import (
     errors,
     job_links,
 )
+from oumi_jobs.states import State
 
 EXIT_CODE_HEADER = "X-Oumi-Jobs-Exit-Code"
 UNREACHABLE_HEADER = "X-Oumi-Jobs-Unreachable"
@@ -55,11 +56,15 @@ CloudTimeout = Annotated[
     Query(ge=bounds.MIN_CLOUD_TIMEOUT_S, le=bounds.MAX_SECONDS, allow_inf_nan=False,
           description="Seconds each cloud gets to answer."),
 ]  # fmt: skip
+# A request's line and headers must fit in uvicorn's 16 KiB, and a character may take 12 bytes in a URL (4 bytes
+# of UTF-8, percent-encoded): so an id, a cloud, a cluster or an age is at most 128 characters (a name is at
+# most 64), and `state` at most one item per state, each at most all their names (the worst listing: 13 KiB).
+URL_TEXT = 128
 JobRef = Annotated[
-    str, PathParam(pattern=NOT_BLANK, max_length=4096, description="A job id, or a unique prefix of one.")
+    str, PathParam(pattern=NOT_BLANK, max_length=URL_TEXT, description="A job id, or a unique prefix of one.")
 ]
-Name = Annotated[str, StringConstraints(pattern=NOT_BLANK, max_length=4096)]  # a cloud, a cluster, a job id
-StateNames = Annotated[str, StringConstraints(pattern=STATES_PATTERN, max_length=4096)]
+Name = Annotated[str, StringConstraints(pattern=NOT_BLANK, max_length=URL_TEXT)]  # a cloud, a cluster, a job id
+StateNames = Annotated[str, StringConstraints(pattern=STATES_PATTERN, max_length=len(",".join(State)))]
 
 
 def router(paths: Paths) -> APIRouter:
@@ -94,7 +99,8 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
         cloud: Annotated[Name | None, Query(description="Only jobs of this cloud.")] = None,
         cluster: Annotated[Name | None, Query(description="Only this cluster's jobs, in queue order.")] = None,
         state: Annotated[
-            list[StateNames], Query(description="Only jobs in these states (repeatable, or comma-separated).")
+            list[StateNames],
+            Query(max_length=len(State), description="Only jobs in these states (repeatable, or comma-separated)."),
         ] = [],  # noqa: B006
         since: Annotated[Name | None, Query(description="Submitted since an age (2h, 7d) or a date.")] = None,
         limit: Annotated[int | None, Query(ge=0, le=bounds.MAX_COUNT, description="At most this many.")] = None,
