@@ -17,10 +17,10 @@ to one of two paths.  Most submits name a path under a directory that does
 not exist, so the server refuses them (400) before any job is registered.
 The others name this module's own config, which only sleeps for a few
 seconds, on the local cloud: their ``cloud``, ``cluster``, ``command``,
-``gpus`` and ``nodes`` are dropped, so nothing reaches a real cluster.
-Those submits feed the stateful links.  What the other fields can still
-do (an environment variable, a work directory, ``after``) only changes how
-that sleep runs, or makes the server refuse it.  The jobs left at the end
+``gpus``, ``nodes`` and ``after`` are dropped, so nothing reaches a real
+cluster.  Those submits feed the stateful links.  What the other fields can
+still do (an environment variable, a work directory, a name, a local queue's
+``parallel``) only changes how that sleep runs, or makes the server refuse it.  The jobs left at the end
 are ended by their pids.
 
 The budget is small enough for CI: ``OUMI_JOBS_FUZZ_EXAMPLES`` (default 12)
@@ -58,8 +58,9 @@ EXAMPLES = int(os.environ.get("OUMI_JOBS_FUZZ_EXAMPLES", "12"))
 SEED = os.environ.get("OUMI_JOBS_FUZZ_SEED") or ("22" if os.environ.get("CI") == "true" else None)
 # The directory every refused submit's config is under: never made.
 MISSING = "/nonexistent-oumi-jobs-fuzz"
-# Fields of a submit that would take the harmless config off this machine, or change what it runs.
-CLOUD_FIELDS = ("cloud", "cluster", "command", "gpus", "nodes")
+# Fields of a submit that would take the harmless config off this machine or change what it runs, and `after`
+# (a fuzzed job id almost never names a job: the submit would be refused, and no link followed).
+DROPPED = ("cloud", "cluster", "command", "gpus", "nodes", "after")
 
 
 @dataclass
@@ -140,8 +141,8 @@ def made_harmless(case: Case, server: FuzzServer) -> None:
     config = case.body.get("config")
     if not isinstance(config, str):
         return
-    if case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE and len(config) % 3 == 0:
-        case.body = {k: v for k, v in case.body.items() if k not in CLOUD_FIELDS} | {"config": str(server.config)}
+    if case.meta is not None and case.meta.generation.mode is GenerationMode.POSITIVE and len(config) % 2 == 0:
+        case.body = {k: v for k, v in case.body.items() if k not in DROPPED} | {"config": str(server.config)}
     else:
         case.body["config"] = f"{MISSING}/{config.lstrip('/')}"[:4096]
 
