@@ -554,6 +554,10 @@ def test_the_openapi_schema_states_what_the_server_enforces(openapi):
     assert plain(parameter("/api/jobs", "get", "cloud"))["pattern"] == r"[^\s\x1c-\x1f]"
     assert plain(parameter("/api/jobs/{job}", "get", "cluster"))["pattern"] == r"[^\s\x1c-\x1f]"
     assert parameter("/api/jobs/{job}", "get", "job")["pattern"] == r"[^\s\x1c-\x1f]"
+    # A request's line and headers fit in uvicorn's 16 KiB, whatever characters a client sends.
+    assert parameter("/api/jobs/{job}", "get", "job")["maxLength"] == 128
+    assert plain(parameter("/api/jobs", "get", "since"))["maxLength"] == 128
+    assert parameter("/api/jobs", "get", "state")["maxItems"] == 9
     assert set(plain(parameter("/api/cancellations", "get", "status"))["enum"]) == {
         "requested", "in_progress", "completed", "failed", "not_needed"}  # fmt: skip
     assert set(parameter("/api/jobs/{job}/logs", "get", "stream")["enum"]) == {"stdout", "stderr"}
