@@ -63,7 +63,7 @@ URL_TEXT = 128
 JobRef = Annotated[
     str, PathParam(pattern=NOT_BLANK, max_length=URL_TEXT, description="A job id, or a unique prefix of one.")
 ]
-Name = Annotated[str, StringConstraints(pattern=NOT_BLANK, max_length=URL_TEXT)]  # a cloud, a cluster, a job id
+Name = Annotated[str, StringConstraints(pattern=NOT_BLANK, max_length=URL_TEXT)]  # a cloud, a cluster, an id, an age
 StateNames = Annotated[str, StringConstraints(pattern=STATES_PATTERN, max_length=len(",".join(State)))]
 
 
@@ -116,7 +116,7 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
                 local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout_s,
             )  # fmt: skip
 
-        report = listed() if local_only else within(cloud_timeout_s + LOCAL_GRACE_S, "the clouds", listed)
+        report = listed() if local_only else within(cloud_timeout_s, "the clouds", listed)
         headers = {}
         if report.unreachable:
             headers[UNREACHABLE_HEADER] = ",".join(sorted(report.unreachable))
@@ -147,8 +147,8 @@ def _status_route(routes: APIRouter, paths: Paths) -> None:
         return document(api.job_document(view))
 
 
-def within(limit_s: float, what: str, call: Callable[[], T]) -> T:
-    """``call``'s result, or CloudTimeoutError (a 504) once ``limit_s`` passed.
+def within(timeout_s: float, what: str, call: Callable[[], T]) -> T:
+    """``call``'s result, or CloudTimeoutError (a 504) once ``timeout_s`` (and LOCAL_GRACE_S) passed.
 
     The cloud timeout bounds each cloud's answer, not the launcher's import before it (10-20 s on a server's
     first cloud request) nor the survey of enabled clouds: an HTTP client is owed the limit it asked for.
@@ -164,9 +164,9 @@ def within(limit_s: float, what: str, call: Callable[[], T]) -> T:
 
     thread = threading.Thread(target=run, name=f"oumi-jobs asking {what}", daemon=True)
     thread.start()
-    thread.join(limit_s)
+    thread.join(timeout_s + LOCAL_GRACE_S)
     if thread.is_alive():
-        raise CloudTimeoutError(f"{what} did not answer within {limit_s - LOCAL_GRACE_S:g} s")
+        raise CloudTimeoutError(f"{what} did not answer within {timeout_s:g} s")
     if "error" in outcome:
         raise outcome["error"]
     value: T = outcome["value"]
