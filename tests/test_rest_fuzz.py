@@ -17,8 +17,8 @@ to one of two paths.  Most submits name a path under a directory that does
 not exist, so the server refuses them (400) before any job is registered.
 The others name this module's own config, which only sleeps for a few
 seconds, on the local cloud: their ``cloud``, ``cluster``, ``command``,
-``gpus``, ``nodes`` and ``after`` are dropped, so nothing reaches a real
-cluster.  Those submits feed the stateful links.  What the other fields can
+``gpus``, ``nodes``, ``after`` and ``cwd`` are dropped, so nothing reaches a
+real cluster.  Those submits feed the stateful links.  What the other fields can
 still do (an environment variable, a work directory, a name, a local queue's
 ``parallel``) only changes how that sleep runs, or makes the server refuse it.  The jobs left at the end
 are ended by their pids.
@@ -58,9 +58,10 @@ EXAMPLES = int(os.environ.get("OUMI_JOBS_FUZZ_EXAMPLES", "12"))
 SEED = os.environ.get("OUMI_JOBS_FUZZ_SEED") or ("22" if os.environ.get("CI") == "true" else None)
 # The directory every refused submit's config is under: never made.
 MISSING = "/nonexistent-oumi-jobs-fuzz"
-# Fields of a submit that would take the harmless config off this machine or change what it runs, and `after`
-# (a fuzzed job id almost never names a job: the submit would be refused, and no link followed).
-DROPPED = ("cloud", "cluster", "command", "gpus", "nodes", "after")
+# Fields of a submit that would take the harmless config off this machine or change what it runs, and those
+# that would almost always have it refused, so that no link is followed: `after` (a fuzzed job id names no
+# job) and `cwd` (a fuzzed directory does not exist; the config's own folder is used instead).
+DROPPED = ("cloud", "cluster", "command", "gpus", "nodes", "after", "cwd")
 
 
 @dataclass
