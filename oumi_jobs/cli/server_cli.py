@@ -31,8 +31,16 @@ HostOpt = Annotated[
 ]
 PortOpt = Annotated[Optional[int], typer.Option("--port", help="TCP port (default: a free one).", min=0, max=65535)]
 RemoteOpt = Annotated[
-    bool, typer.Option("--allow-remote", help="Allow a --host that is not a loopback address (warned).")
+    bool, typer.Option("--allow-remote", help="Allow a --host that is not a loopback address, with TLS (warned).")
 ]
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure-remote", help="Allow a non-loopback --host without TLS: the token crosses in clear."
+    ),
+]
+CertOpt = Annotated[Optional[str], typer.Option("--tls-cert", help="Serve TCP over TLS with this certificate (PEM).")]
+KeyOpt = Annotated[Optional[str], typer.Option("--tls-key", help="The private key of --tls-cert (PEM).")]
 
 
 def _idle(value: float) -> float:
@@ -53,10 +61,14 @@ def server_start(
     allow_remote: RemoteOpt = False,
     idle_timeout: IdleOpt = DEFAULT_IDLE_TIMEOUT_S,
     as_json: JsonOpt = False,
+    tls_cert: CertOpt = None,
+    tls_key: KeyOpt = None,
+    allow_insecure_remote: InsecureOpt = False,
 ) -> None:
     """Start the server in the background; returns once it answers (exit 4 if one already runs)."""
     out = Output.from_flags(as_json=as_json)
-    record = lifecycle.start(paths_of(ctx), ServeOptions(host, port, allow_remote, idle_timeout))
+    options = ServeOptions(host, port, allow_remote, idle_timeout, tls_cert, tls_key, allow_insecure_remote)
+    record = lifecycle.start(paths_of(ctx), options)
     out.result(_record_document(record), human=lambda: render.print_server_started(record.pid, record.address))
 
 
@@ -75,9 +87,13 @@ def server_run(
             callback=_idle,
         ),
     ] = 0.0,  # fmt: skip
+    tls_cert: CertOpt = None,
+    tls_key: KeyOpt = None,
+    allow_insecure_remote: InsecureOpt = False,
 ) -> None:
     """Run the server in the foreground, logging to stderr (for systemd and containers); Ctrl-C stops it."""
-    lifecycle.run_foreground(paths_of(ctx), ServeOptions(host, port, allow_remote, idle_timeout))
+    options = ServeOptions(host, port, allow_remote, idle_timeout, tls_cert, tls_key, allow_insecure_remote)
+    lifecycle.run_foreground(paths_of(ctx), options)
 
 
 @server_app.command("stop")
