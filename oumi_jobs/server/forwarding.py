@@ -110,7 +110,9 @@ class ForwardingAdapter:
         return data
 
     def prepare(self) -> None:
-        self._send_once_more("prepare", {}, WARM_UP_TIMEOUT_S)
+        """A server that answers waits for its own warm-up before each call, outside the call's limit: only
+        one that must first be started is waited for here (no request is sent to a server found running)."""
+        self._client_for_call()
 
     def known_clouds(self, *, timeout_s: float) -> list[str]:
         result: list[str] = self._call("known_clouds", timeout_s)
