@@ -208,7 +208,8 @@ class Client:
             _document(response.status, body)
         if connection.sock is not None:
             connection.sock.settimeout(None)
-        return _lines(response, connection, self.address), connection.close
+        stream = _Stream(response, connection, self.address)
+        return stream.lines(), stream.stop
 
     def adapter_call(self, method: str, kwargs: Mapping[str, Any], timeout_s: float | None,
                      *, extra_s: float = 0.0) -> Any:  # fmt: skip
@@ -294,17 +295,39 @@ def _document(status: int, body: bytes) -> Any:
     raise OumiJobsError(f"the oumi-jobs server answered {status}: {text}")
 
 
-def _lines(response: http.client.HTTPResponse, connection: http.client.HTTPConnection, address: str) -> Iterator[str]:
-    try:
-        while True:
-            line = response.readline()
-            if not line:
-                return
-            yield line.decode(errors="replace").rstrip("\r\n") + "\n"
-    except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise _dropped(address, exc) from None
-    finally:
-        connection.close()
+class _Stream:
+    """A streamed answer's lines, and how to stop it from another thread (the reader then just ends)."""
+
+    def __init__(self, response: http.client.HTTPResponse, connection: http.client.HTTPConnection,
+                 address: str) -> None:  # fmt: skip
+        self.response, self.connection, self.address = response, connection, address
+        self.stopped = False
+
+    def lines(self) -> Iterator[str]:
+        try:
+            while line := self.response.readline():
+                yield line.decode(errors="replace").rstrip("\r\n") + "\n"
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if not self.stopped:
+                raise _dropped(self.address, exc) from None
+        finally:
+            _hang_up(self.connection)
+
+    def stop(self) -> None:
+        self.stopped = True
+        _hang_up(self.connection)
+
+
+def _hang_up(connection: http.client.HTTPConnection) -> None:
+    """Close a stream's connection, also under a thread blocked reading it: closing a file descriptor does
+    not wake a read under way (nor tell the server), shutting the socket down does both."""
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by the server
+    connection.close()
 
 
 def _dropped(address: str, exc: BaseException) -> ServerUnavailableError:

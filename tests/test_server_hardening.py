@@ -459,3 +459,36 @@ def test_the_server_log_is_rotated_at_its_size_limit(tmp_path):
     older = log_file.with_name("server.log.1")
     assert log_file.stat().st_size < 4096 + 200 and older.stat().st_size < 4096 + 200
     assert "line 399" in log_file.read_text() and "written" in log_file.read_text()  # stderr follows
+
+
+# -- streams -------------------------------------------------------------------------------------------------------
+def test_stopping_a_stream_wakes_its_reader_and_tells_the_server(tmp_path):
+    """A log followed in one thread and stopped from another (a status that read enough of a Slurm log):
+    the reader ends, and the server sees its client go away, though no line comes."""
+    path = str(tmp_path / "s.sock")
+    saw_hang_up = threading.Event()
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen(1)
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n6\r\nline1\n\r\n")
+                conn.settimeout(30)
+                if conn.recv(1) == b"":  # nothing more is sent: the client hung up
+                    saw_hang_up.set()
+
+        server = threading.Thread(target=serve)
+        server.start()
+        lines, stop = Client.unix(path).stream_lines("GET", "/logs")
+        got: list[str] = []
+        reader = threading.Thread(target=lambda: got.extend(lines))
+        reader.start()
+        wait_until(lambda: got == ["line1\n"], timeout=10)
+        stop()
+        reader.join(10)
+        server.join(30)
+    assert not reader.is_alive() and got == ["line1\n"]
+    assert saw_hang_up.is_set()
