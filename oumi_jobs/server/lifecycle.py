@@ -172,12 +172,16 @@ def stop(paths: Paths, *, environ: Mapping[str, str] | None = None) -> StopResul
 
 def status(paths: Paths, *, environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """The running server's status document (``GET /server``), or None where none answers."""
-    found = _answering(ServerFiles.for_env(paths, environ))
-    if found is None:
+    client = existing(paths, environ=environ)
+    if client is None:
         return None
-    with found[1] as client:
+    try:  # one request: its answer (or none) says whether the server runs
         document: dict[str, Any] = client.get("/server", timeout_s=PROBE_TIMEOUT_S)
-        return document
+    except ServerPeerError:
+        raise
+    except OumiJobsError:
+        return None
+    return document
 
 
 def _gone(record: ServerRecord, timeout_s: float) -> bool:
