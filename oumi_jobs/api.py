@@ -87,23 +87,8 @@ from oumi_jobs.exits import (
     worst_exit_code,
 )
 from oumi_jobs.external import CloudIdentity, adopt_by_identity, find_by_identity
-from oumi_jobs.jobs import (
-    DryRun,
-    JobDocuments,
-    JobList,
-    SubmitRequest,
-    Submitted,
-    dry_run,
-    get_progress,
-    get_status,
-    list_job_documents,
-    list_jobs,
-    list_jobs_report,
-    metric_series,
-    status_by_identity,
-    submit,
-)
 from oumi_jobs.legacy import ImportResult, SkippedEntry, import_registry
+from oumi_jobs.listing import JobDocuments, JobList, list_job_documents, list_jobs, list_jobs_report
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.metrics import metrics_text
 from oumi_jobs.paths import Paths
@@ -113,7 +98,9 @@ from oumi_jobs.progress import MetricSeries, Progress
 from oumi_jobs.prune import PruneResult, prune
 from oumi_jobs.server.lifecycle import connect as connect_server
 from oumi_jobs.states import DONE_STATES, State, parse_states
+from oumi_jobs.status import get_progress, get_status, metric_series, read_status, status_by_identity
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationStep, StepStatus
+from oumi_jobs.submitting import DryRun, SubmitRequest, Submitted, dry_run, submit
 from oumi_jobs.views import JobView
 from oumi_jobs.waiting import WaitResult, follow_jobs, follow_until_done, wait_for_jobs
 
@@ -217,6 +204,7 @@ __all__ = [
     "prune_document",
     "read_log",
     "read_plot",
+    "read_status",
     "status_by_identity",
     "submit",
     "wait_exit_code",

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # annotations only: building a document needs none of these m
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
     from oumi_jobs.cost_report import CostReport
-    from oumi_jobs.jobs import DryRun
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.plots import Plot
     from oumi_jobs.preflight import ConfigCheck
@@ -27,6 +26,7 @@ if TYPE_CHECKING:  # annotations only: building a document needs none of these m
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.registry_repair import Recovery, RegistryCheck
     from oumi_jobs.store.cancellations import CancellationRecord
+    from oumi_jobs.submitting import DryRun
     from oumi_jobs.views import JobView
 
 SCHEMA_VERSION = 1

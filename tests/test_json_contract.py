@@ -6,7 +6,7 @@ import dataclasses
 import json
 from datetime import datetime
 
-from oumi_jobs import jobs
+from oumi_jobs import submitting
 from oumi_jobs.cancel.service import BulkOutcome
 from oumi_jobs.cloud.model import ConfigProblem
 from oumi_jobs.documents import (
@@ -153,7 +153,9 @@ def test_check_and_dry_run_documents(paths, job_config, tmp_path):
     assert set(document) == CHECK_KEYS and document["schema_version"] == SCHEMA_VERSION == 1
     assert set(document["problems"][0]) == CHECK_PROBLEM_KEYS and document["ok"] is False
 
-    dry = jobs.dry_run(paths, jobs.SubmitRequest(config=str(job_config("true")), cwd=tmp_path, preflight=False))
+    dry = submitting.dry_run(
+        paths, submitting.SubmitRequest(config=str(job_config("true")), cwd=tmp_path, preflight=False)
+    )
     dry = dataclasses.replace(dry, problems=(PreflightProblem("file", "a.dataset_path", "gone"),))
     document = dry_run_document(dry)
     assert set(document) == DRY_RUN_KEYS and document["schema_version"] == 1 and document["dry_run"] is True

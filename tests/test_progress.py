@@ -17,9 +17,10 @@ import pytest
 
 from oumi_jobs import progress
 from oumi_jobs.documents import job_document
-from oumi_jobs.jobs import get_progress, list_job_documents, list_jobs_report, metric_series
+from oumi_jobs.listing import list_job_documents, list_jobs_report
 from oumi_jobs.paths import Paths
 from oumi_jobs.progress import Progress, parse_metric_line, parse_tqdm
+from oumi_jobs.status import get_progress, metric_series
 from oumi_jobs.timestamps import now_iso
 
 from .helpers import Cli, add_record, make_record, on_a_terminal, submit_id, wait_done, wait_until
@@ -374,7 +375,7 @@ def test_a_cloud_jobs_progress_comes_from_its_log_stream(paths: Paths, cli: Cli)
         ]
         again = cli.json("status", "gpu-run")["progress"]  # read a moment ago: not opened again, so status is fast
         assert again == found and cloud.streams_opened == opened
-        from oumi_jobs.jobs import get_status
+        from oumi_jobs.status import get_status
 
         found = _progress_dict(get_status(paths, "gpu-run", live_progress=True))  # --watch, wait: each time
         assert (found["step"], found["loss"]) == (5, 2.0) and cloud.streams_opened == opened + 1

@@ -20,7 +20,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs import __version__, bounds, clusters, jobs, plots, preflight, waiting
+from oumi_jobs import __version__, bounds, clusters, listing, plots, preflight, submitting, waiting
 from oumi_jobs.cancel import service
 from oumi_jobs.cli import live, output, render
 from oumi_jobs.cli.context import paths_of as _paths
@@ -61,6 +61,7 @@ from oumi_jobs.prune import prune as prune_jobs
 from oumi_jobs.registry_repair import check_registry, recover_registry
 from oumi_jobs.server import forwarding
 from oumi_jobs.states import parse_states
+from oumi_jobs.status import get_status, status_by_identity
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 from oumi_jobs.store.queues import MAX_PARALLEL
 
@@ -237,7 +238,7 @@ def submit(
 
     out = Output.from_flags(as_json=as_json, quiet=quiet)
     paths = _paths(ctx)
-    request = jobs.SubmitRequest(
+    request = submitting.SubmitRequest(
         config=str(config), cloud=cloud, cluster=cluster, name=name, command=command, env=tuple(env),
         workdir=workdir, after=tuple(after), parallel=parallel, gpus=gpus, nodes=nodes, autostop=autostop, down=down,
         preflight=not no_preflight,
@@ -245,14 +246,14 @@ def submit(
     if dry_run:
         if wait:
             raise OumiJobsUsage("--dry-run starts nothing to wait for; drop --wait")
-        dry = jobs.dry_run(paths, request)
+        dry = submitting.dry_run(paths, request)
         for warning in dry.warnings:
             out.warn(warning)
         for problem in dry.problems:
             out.error(f"{problem.check}: {problem.line()}")
         out.result(dry_run_document(dry), human=lambda: render.print_dry_run(dry))
         raise typer.Exit(problems_exit_code(dry.problems))
-    submitted = jobs.submit(paths, request)
+    submitted = submitting.submit(paths, request)
     view = submitted.view
     for warning in submitted.warnings:
         out.warn(warning)
@@ -304,7 +305,7 @@ def status(
     paths = _paths(ctx)
     which = job_or_identity(job, cloud, cluster, launcher_id)
     if isinstance(which, CloudIdentity):
-        view = jobs.status_by_identity(
+        view = status_by_identity(
             paths, which.cloud, which.cluster, which.launcher_job_id, cloud_timeout_s=cloud_timeout
         )
         if not view.job_id or not watch:
@@ -316,7 +317,7 @@ def status(
         view = out.follow(waiting.follow_until_done(paths, job), human=live.watch)
         out.result(job_document(view))  # a person saw it live
         return
-    view = jobs.get_status(paths, job, cloud_timeout_s=cloud_timeout)
+    view = get_status(paths, job, cloud_timeout_s=cloud_timeout)
     out.result(job_document(view), human=lambda: render.print_job(view))
 
 
@@ -377,15 +378,15 @@ def list_(
     )  # fmt: skip
     # --json needs only the documents, so it reads them the lean way: finished
     # local jobs come out of SQLite as JSON (bench/bench_local.py times it).
-    report: jobs.JobList | jobs.JobDocuments
+    report: listing.JobList | listing.JobDocuments
     if out.mode is Mode.JSON:
         report = live.with_cloud_progress(
-            lambda watcher: jobs.list_job_documents(_paths(ctx), watcher=watcher, **filters), live=False
+            lambda watcher: listing.list_job_documents(_paths(ctx), watcher=watcher, **filters), live=False
         )
         out.encoded_results(report.documents)
     else:
         report = live.with_cloud_progress(
-            lambda watcher: jobs.list_jobs_report(_paths(ctx), watcher=watcher, **filters), live=out.live
+            lambda watcher: listing.list_jobs_report(_paths(ctx), watcher=watcher, **filters), live=out.live
         )
         out.result(None, human=lambda: render.print_jobs(report.views))
     out.notes(

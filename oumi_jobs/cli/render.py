@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from oumi_jobs.cancel.service import BulkOutcome
     from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
     from oumi_jobs.cost_report import CostReport
-    from oumi_jobs.jobs import DryRun
     from oumi_jobs.legacy import ImportResult
     from oumi_jobs.plots import Plot
     from oumi_jobs.preflight import ConfigCheck
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from oumi_jobs.prune import PruneResult
     from oumi_jobs.registry_repair import Recovery, RegistryCheck
     from oumi_jobs.store.cancellations import CancellationRecord
+    from oumi_jobs.submitting import DryRun
 
 STATE_STYLES = {
     State.PENDING: "blue",

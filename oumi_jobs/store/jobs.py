@@ -8,7 +8,7 @@ nothing overwrites it.
 * :meth:`JobStore.record_exit`: the job ended, or will never run.  Called by
   the supervisor (``local/supervisor.py``: the job's exit code or signal; exit
   127 when its command cannot be started), by the cloud launching process
-  (``cloud/launching.py``: ``launcher.up`` failed), and by a local
+  (``local/launching.py``: ``launcher.up`` failed), and by a local
   cancellation whose job's supervisor died before writing it
   (``cancel/local_flow.py``: no process of the job is left, so the job reads
   ``cancelled`` rather than ``lost``).  A submit whose supervisor or launching
