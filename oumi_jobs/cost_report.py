@@ -47,7 +47,7 @@ class CostReport:
     jobs: int
     unpriced_jobs: int
     total_cost_so_far: float | None
-    unreachable: dict[str, str]  # clouds that could not be read: their running jobs are not counted up to now
+    unreachable: dict[str, str]  # survey.CloudAnswers.unreachable: their running jobs are not counted up to now
     as_of: str
 
 

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from oumi_jobs import bounds, progress
+from oumi_jobs import bounds
 from oumi_jobs.cloud import facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
-from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
+from oumi_jobs.cloud.survey import CloudAnswer, CloudAnswers, CloudWatcher
 from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document, progress_document
 from oumi_jobs.durations import is_duration, parse_duration
 from oumi_jobs.errors import UsageError
 from oumi_jobs.paths import Paths
+from oumi_jobs.progress import cache, reading
 from oumi_jobs.states import State
 from oumi_jobs.status import add_progress, add_queue_detail
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -36,22 +37,12 @@ def parse_since(text: str, *, reference: datetime | None = None) -> str:
 
 
 @dataclass(frozen=True)
-class _CloudAnswers:
-    clouds: dict[str, CloudAnswer]  # every cloud asked, and its answer
-
-    @property
-    def unreachable(self) -> dict[str, str]:
-        """cloud -> why it could not be read."""
-        return {name: answer.error for name, answer in self.clouds.items() if answer.error}
-
-
-@dataclass(frozen=True)
-class JobList(_CloudAnswers):
+class JobList(CloudAnswers):
     views: list[JobView]
 
 
 @dataclass(frozen=True)
-class JobDocuments(_CloudAnswers):
+class JobDocuments(CloudAnswers):
     """The jobs of :func:`list_jobs_report` as JSON texts, each a ``documents.job_document``."""
 
     documents: list[str]
@@ -170,7 +161,7 @@ def _encoded(paths: Paths, listed: list[tuple[str, str] | JobView], *, with_prog
     the progress cache, is appended to its document as it is; the others are read as for any view."""
     found: dict[str, dict[str, Any] | None] = {}
     if with_progress:
-        cached = progress.cached_documents(
+        cached = cache.cached_documents(
             paths, [(item[0], _submit_time(item[1])) for item in listed if not isinstance(item, JobView)]
         )
         found = {job_id: document for job_id, (_, document) in cached.items()}
@@ -204,7 +195,7 @@ def _final_progress(paths: Paths, job_ids: list[str]) -> dict[str, dict[str, Any
         return {}
     with Registry.open(paths) as registry:
         records = [r for job_id in job_ids if (r := registry.get(job_id)) is not None]
-    return {r.job_id: progress_document(progress.local_progress(paths, r, done=True)) for r in records}
+    return {r.job_id: progress_document(reading.local_progress(paths, r, done=True)) for r in records}
 
 
 def _live_views(
@@ -241,8 +232,8 @@ def _ask_clouds(
     asked_for_unregistered = cloud is not None and not any(r.cloud == cloud for r in records)
     if asked_for_unregistered or all_clouds:
         known = survey.registered_clouds(timeout_s=timeout_s)
-        if asked_for_unregistered and cloud not in known:
-            raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(facts.listable(known))}")
+        if asked_for_unregistered and cloud is not None:
+            survey.check_known(cloud, known)
         if all_clouds:
             clouds.update(facts.listable(known))
     return survey.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 
-from oumi_jobs import bounds, progress
+from oumi_jobs import bounds
 from oumi_jobs.cancel import takeover
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.errors import JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.local import queues
 from oumi_jobs.paths import Paths
-from oumi_jobs.progress import MetricSeries, Progress
+from oumi_jobs.progress import MetricSeries, Progress, cache, reading
+from oumi_jobs.progress.series import read_series, select_series
 from oumi_jobs.states import State
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.views import JobView, live_cloud_view, view_of
@@ -55,7 +56,7 @@ def read_status(
     view = live_cloud_view(record, timeout_s=cloud_timeout_s)
     if not with_progress:
         return view
-    age = progress.cloud_log_age(paths, record.job_id)
+    age = cache.cloud_log_age(paths, record.job_id)
     fresh = not live_progress and age is not None and age < CLOUD_LOG_MAX_AGE_S
     return add_progress(paths, view, cloud_logs_s=None if fresh else CLOUD_LOG_BUDGET_S)
 
@@ -74,7 +75,7 @@ def add_progress(paths: Paths, view: JobView, *, cloud_logs_s: float | None = No
     ``cloud_logs_s`` allows, else as read last."""
     record = view.record
     if record.is_local:
-        found = progress.local_progress(paths, record, done=view.done)
+        found = reading.local_progress(paths, record, done=view.done)
     elif not record.job_id:
         return view  # an external job: nothing of ours to keep a cache under
     else:
@@ -87,7 +88,7 @@ def add_progress(paths: Paths, view: JobView, *, cloud_logs_s: float | None = No
             except OumiJobsError:
                 lines = None  # no stream (a cloud without one, or slow): what was read before
         try:
-            found = progress.cloud_progress(paths, record, lines, done=view.done, budget_s=cloud_logs_s or 0)
+            found = reading.cloud_progress(paths, record, lines, done=view.done, budget_s=cloud_logs_s or 0)
         finally:
             if lines is not None:
                 lines.close()
@@ -114,8 +115,8 @@ def metric_series(paths: Paths, job: str, metric: str) -> MetricSeries:
         record = registry.resolve(job)
     if not record.is_local:
         raise UsageError(f"job {record.job_id} runs on {record.cloud}: its metrics files are on its cluster")
-    series, source = progress.read_series(record)
-    return progress.select_series(record.job_id, series, metric, source)
+    series, source = read_series(record)
+    return select_series(record.job_id, series, metric, source)
 
 
 def status_by_identity(
