@@ -103,7 +103,9 @@ def test_the_cycle_finder_finds_one() -> None:
 
 # The launcher and what it pulls in: 10-15 s of imports, and types that must not leak past the seam.
 LAUNCHER_PACKAGES = {"oumi", "sky"}
-IN_PROCESS_ADAPTER = "oumi_jobs.cloud.oumi_adapter"
+# The in-process adapter, split by concern: the calls, the lazy import with its log routing, the config and
+# credentials checks.  Each needs oumi or sky itself; every other module reaches them through the seam.
+IN_PROCESS_ADAPTER = {"oumi_jobs.cloud.oumi_adapter", "oumi_jobs.cloud.oumi_loading", "oumi_jobs.cloud.oumi_checks"}
 
 
 def _launcher_imports(tree: ast.AST) -> Iterator[tuple[int, str]]:
@@ -130,8 +132,8 @@ def test_only_the_in_process_cloud_adapter_imports_oumi_or_sky() -> None:
         for name, path in MODULES.items()
         if (imports := list(_launcher_imports(ast.parse(path.read_text(), str(path)))))
     }
-    assert IN_PROCESS_ADAPTER in found, "the check is blind: the adapter's own oumi imports were not seen"
-    offenders = [line for name, lines in found.items() if name != IN_PROCESS_ADAPTER for line in lines]
+    assert set(found) >= IN_PROCESS_ADAPTER, "the check is blind: the adapter's own oumi imports were not seen"
+    offenders = [line for name, lines in found.items() if name not in IN_PROCESS_ADAPTER for line in lines]
     assert offenders == []
 
 
