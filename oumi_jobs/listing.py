@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +11,7 @@ from oumi_jobs import bounds
 from oumi_jobs.cloud import facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.cloud.survey import CloudAnswer, CloudAnswers, CloudWatcher
-from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document, progress_document
+from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document
 from oumi_jobs.durations import is_duration, parse_duration
 from oumi_jobs.errors import UsageError
 from oumi_jobs.paths import Paths
@@ -153,28 +153,38 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
     listed += [view for view in views if view.external]
     if query.limit is not None:
         listed = listed[: query.limit]
-    return JobDocuments(answers, _encoded(paths, listed, with_progress=query.with_progress))
+    found = _lean_progress(paths, listed) if query.with_progress else {}
+    if query.with_progress:
+        listed = [add_progress(paths, item) if isinstance(item, JobView) else item for item in listed]
+    return JobDocuments(answers, encode_lean_listing(listed, found))
 
 
-def _encoded(paths: Paths, listed: list[tuple[str, str] | JobView], *, with_progress: bool) -> list[str]:
-    """The documents as JSON texts.  A finished local job's progress, read once after it ended and kept in
-    the progress cache, is appended to its document as it is; the others are read as for any view."""
-    found: dict[str, dict[str, Any] | None] = {}
-    if with_progress:
-        cached = cache.cached_documents(
-            paths, [(item[0], _submit_time(item[1])) for item in listed if not isinstance(item, JobView)]
-        )
-        found = {job_id: document for job_id, (_, document) in cached.items()}
-        found.update(_final_progress(paths, [job_id for job_id, (final, _) in cached.items() if not final]))
-    documents = []
+def _lean_progress(paths: Paths, listed: list[tuple[str, str] | JobView]) -> dict[str, dict[str, Any] | None]:
+    """The finished local jobs' progress objects: each read once after the job ended and kept in the progress
+    cache, else read from its files now (the first time since it ended)."""
+    cached = cache.cached_documents(
+        paths, [(item[0], _submit_time(item[1])) for item in listed if not isinstance(item, JobView)]
+    )
+    found = {job_id: document for job_id, (_, document) in cached.items()}
+    found.update(_final_progress(paths, [job_id for job_id, (final, _) in cached.items() if not final]))
+    return found
+
+
+def encode_lean_listing(
+    listed: Sequence[tuple[str, str] | JobView], progress: Mapping[str, dict[str, Any] | None]
+) -> list[str]:
+    """The JSON texts of ``list --json``, in order: a view's job document encoded; a finished local job's
+    document, which the store built as JSON text (``store/listing.py``), with its ``progress`` object (as the
+    progress cache keeps it: ``documents.progress_document``'s very dictionary) appended as it is, so the
+    thousands of them are never decoded."""
+    texts = []
     for item in listed:
         if isinstance(item, JobView):
-            view = add_progress(paths, item) if with_progress else item
-            documents.append(encode_json(job_document(view)))
+            texts.append(encode_json(job_document(item)))
         else:
             job_id, document = item
-            documents.append(document[:-1] + ',"progress":' + encode_json(found.get(job_id)) + "}")
-    return documents
+            texts.append(document[:-1] + ',"progress":' + encode_json(progress.get(job_id)) + "}")
+    return texts
 
 
 _SUBMIT_TIME_KEY = '"submit_time":"'
@@ -195,7 +205,7 @@ def _final_progress(paths: Paths, job_ids: list[str]) -> dict[str, dict[str, Any
         return {}
     with Registry.open(paths) as registry:
         records = [r for job_id in job_ids if (r := registry.get(job_id)) is not None]
-    return {r.job_id: progress_document(reading.local_progress(paths, r, done=True)) for r in records}
+    return {r.job_id: cache.as_dict(reading.local_progress(paths, r, done=True)) for r in records}
 
 
 def _live_views(
