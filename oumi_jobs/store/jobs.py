@@ -13,7 +13,7 @@ nothing overwrites it.
   (``cancel/local_flow.py``: no process of the job is left, so the job reads
   ``cancelled`` rather than ``lost``).  A submit whose supervisor or launching
   process cannot be started deletes the record instead
-  (``jobs._taken_back_on_failure``): the job never existed.
+  (``submitting._taken_back_on_failure``): the job never existed.
 * :meth:`JobStore.end_before_start`: the job will never start because it was
   cancelled or a dependency failed; it sets ``cancel_requested`` too, in the
   same transaction.  Called by the queue (``local/queues.wait_for_turn``) and by
