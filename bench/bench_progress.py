@@ -36,7 +36,7 @@ from oumi_jobs import jobs
 if sys.argv[1] == "off":
     jobs.list_job_documents = functools.partial(jobs.list_job_documents, with_progress=False)
     jobs.list_jobs_report = functools.partial(jobs.list_jobs_report, with_progress=False)
-from oumi_jobs.cli import main
+from oumi_jobs.cli.app import main
 sys.argv = ["oumi-jobs", *sys.argv[2:]]
 main()
 """

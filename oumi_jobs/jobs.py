@@ -20,7 +20,6 @@ from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads
 from oumi_jobs.cloud.guidance import cloud_guidance
 from oumi_jobs.cloud.launching import staged_config, write_launch_options
 from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
-from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document, progress_document
 from oumi_jobs.durations import is_duration, parse_duration
 from oumi_jobs.errors import AmbiguousJobError, JobNotFoundError, OumiJobsError, PreflightError, UsageError
 from oumi_jobs.events import log_event
@@ -29,6 +28,7 @@ from oumi_jobs.local import detach, queues
 from oumi_jobs.local.procs import boot_id, identify
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.progress import MetricSeries, Progress
+from oumi_jobs.render.base import SCHEMA_VERSION, encode_json, job_document, progress_document
 from oumi_jobs.states import State
 from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -422,7 +422,7 @@ class JobList(_CloudAnswers):
 
 @dataclass(frozen=True)
 class JobDocuments(_CloudAnswers):
-    """The jobs of :func:`list_jobs_report` as JSON texts, each a ``documents.job_document``."""
+    """The jobs of :func:`list_jobs_report` as JSON texts, each a ``render.base.job_document``."""
 
     documents: list[str]
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from oumi_jobs.documents import job_document
 from oumi_jobs.jobs import list_job_documents, list_jobs_report
 from oumi_jobs.paths import Paths
+from oumi_jobs.render.base import job_document
 from oumi_jobs.states import State
 from oumi_jobs.store.registry import Registry
 from oumi_jobs.timestamps import now, to_iso

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from oumi_jobs import progress
-from oumi_jobs.documents import job_document
 from oumi_jobs.jobs import get_progress, list_job_documents, list_jobs_report, metric_series
 from oumi_jobs.paths import Paths
 from oumi_jobs.progress import Progress, parse_metric_line, parse_tqdm
+from oumi_jobs.render.base import job_document
 from oumi_jobs.timestamps import now_iso
 
 from .helpers import Cli, add_record, make_record, on_a_terminal, submit_id, wait_done, wait_until
@@ -384,7 +384,7 @@ def test_a_cloud_jobs_progress_comes_from_its_log_stream(paths: Paths, cli: Cli)
 
 
 def _progress_dict(view: Any) -> dict[str, Any]:
-    from oumi_jobs.documents import job_document
+    from oumi_jobs.render.base import job_document
 
     progress: dict[str, Any] = job_document(view)["progress"]
     return progress

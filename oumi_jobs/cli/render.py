@@ -1,7 +1,7 @@
 """What a person sees: rich tables and panels, and the plain lines beside them.
 
 The human side of :class:`oumi_jobs.cli.output.Output` (whose ``human=``
-renderers these are); the JSON side is :mod:`oumi_jobs.documents`.  Views
+renderers these are); the JSON side is :mod:`oumi_jobs.render`.  Views
 refreshed in place (watch, progress) are in :mod:`oumi_jobs.cli.live`.
 
 rich is imported inside the functions that render, so importing this module
@@ -11,26 +11,25 @@ costs nothing a ``--json`` run would notice.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any
 
+from oumi_jobs.cancel.request import CancelResult
+from oumi_jobs.cancel.service import BulkOutcome
 from oumi_jobs.cli.output import console, error, hint, print_line
+from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
+from oumi_jobs.cost_report import CostReport
+from oumi_jobs.jobs import DryRun
+from oumi_jobs.legacy import ImportResult
+from oumi_jobs.plots import Plot
+from oumi_jobs.preflight import ConfigCheck
+from oumi_jobs.progress import Progress
+from oumi_jobs.prune import PruneResult
+from oumi_jobs.registry_repair import Recovery, RegistryCheck
 from oumi_jobs.states import State
+from oumi_jobs.store.cancellations import CancellationRecord
 from oumi_jobs.timestamps import from_iso
 from oumi_jobs.views import JobView
-
-if TYPE_CHECKING:
-    from oumi_jobs.cancel.service import BulkOutcome
-    from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
-    from oumi_jobs.cost_report import CostReport
-    from oumi_jobs.jobs import DryRun
-    from oumi_jobs.legacy import ImportResult
-    from oumi_jobs.plots import Plot
-    from oumi_jobs.preflight import ConfigCheck
-    from oumi_jobs.progress import Progress
-    from oumi_jobs.prune import PruneResult
-    from oumi_jobs.registry_repair import Recovery, RegistryCheck
-    from oumi_jobs.store.cancellations import CancellationRecord
 
 STATE_STYLES = {
     State.PENDING: "blue",
@@ -357,7 +356,7 @@ def print_cancellations(records: list[CancellationRecord]) -> None:
     console().print(cancellations_table(records))
 
 
-def print_bulk(outcomes: list[BulkOutcome]) -> None:
+def print_bulk(outcomes: Sequence[BulkOutcome]) -> None:
     records = [o.record for o in outcomes if o.record is not None]
     if records:
         console().print(cancellations_table(records))
@@ -453,6 +452,16 @@ def print_cancel_down(outcome: CancelThenDown) -> None:
         print_cluster_action(outcome.down)
     else:
         hint(f"the cluster was not torn down: {outcome.left_up}")
+
+
+def print_cancel_result(result: CancelResult) -> None:
+    """``cancel``: one cancellation, a table of several, or a cancellation and the down of its cluster."""
+    if result.then_down is not None:
+        print_cancel_down(result.then_down)
+    elif result.outcomes is not None:
+        print_bulk(result.outcomes)
+    elif result.record is not None:
+        print_cancellation(result.record)
 
 
 def print_cost(report: CostReport) -> None:
