@@ -13,7 +13,7 @@ import typer
 
 from oumi_jobs.cancel import request as cancel_request
 from oumi_jobs.cancel import service
-from oumi_jobs.cli import live, render
+from oumi_jobs.cli import live, render_cancel
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.options import (
     CloudTimeoutOpt,
@@ -100,7 +100,7 @@ def _cancel(paths: Paths, request: cancel_request.CancelRequest, out: Output) ->
         )
     else:
         result = cancel_request.run(paths, request)
-    raise typer.Exit(out.outcome(cancel_outcome(result), human=lambda: render.print_cancel_result(result)))
+    raise typer.Exit(out.outcome(cancel_outcome(result), human=lambda: render_cancel.print_cancel_result(result)))
 
 
 def cancel_status(
@@ -118,7 +118,7 @@ def cancel_status(
         out.result(cancellation_document(record))  # a person saw it live
         return
     record = service.cancellation_status(paths, job)
-    out.result(cancellation_document(record), human=lambda: render.print_cancellation(record))
+    out.result(cancellation_document(record), human=lambda: render_cancel.print_cancellation(record))
 
 
 def cancellations(
@@ -137,4 +137,6 @@ def cancellations(
 
     out = Output.from_flags(as_json=as_json)
     records = service.cancellation_history(paths_of(ctx), limit=limit, offset=offset, job=job, status=status_)
-    out.result(lambda: [cancellation_document(r) for r in records], human=lambda: render.print_cancellations(records))
+    out.result(
+        lambda: [cancellation_document(r) for r in records], human=lambda: render_cancel.print_cancellations(records)
+    )

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from oumi_jobs import clusters
-from oumi_jobs.cli import live, output, render
+from oumi_jobs.cli import live, output, render_clusters
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.options import CloudTimeoutOpt, JsonOpt
 from oumi_jobs.cli.output import Output
@@ -41,7 +41,7 @@ def clusters_(
         unreachable=found.unreachable,
         exit_code=asked_cloud_exit(found.unreachable, cloud),
     )
-    raise typer.Exit(out.outcome(outcome, human=lambda: render.print_clusters(found.rows)))
+    raise typer.Exit(out.outcome(outcome, human=lambda: render_clusters.print_clusters(found.rows)))
 
 
 ClusterArg = Annotated[str, typer.Argument(metavar="CLUSTER", help="The cluster's name, as `clusters` shows it.")]
@@ -73,7 +73,7 @@ def _cluster_action(
     result = clusters.act_on_cluster(
         paths_of(ctx), action, cloud, cluster, confirmed=confirmed, cancel_jobs=cancel_jobs, cloud_timeout_s=timeout
     )
-    out.result(cluster_action_document(result), human=lambda: render.print_cluster_action(result))
+    out.result(cluster_action_document(result), human=lambda: render_clusters.print_cluster_action(result))
 
 
 def stop(
@@ -117,4 +117,4 @@ def cost(
         live=out.live,
     )
     outcome = Outcome(cost_document(report), unreachable=report.unreachable)
-    raise typer.Exit(out.outcome(outcome, human=lambda: render.print_cost(report)))
+    raise typer.Exit(out.outcome(outcome, human=lambda: render_clusters.print_cost(report)))

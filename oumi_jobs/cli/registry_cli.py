@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from oumi_jobs.cli import render
+from oumi_jobs.cli import render_registry
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.options import CloudTimeoutOpt, JsonOpt
 from oumi_jobs.cli.output import Output
@@ -41,7 +41,7 @@ def prune(
     result = prune_jobs(
         paths_of(ctx), older_than=older_than, dry_run=dry_run, logs=remove_logs, cloud_timeout_s=cloud_timeout
     )
-    Output.from_flags(as_json=as_json).result(prune_document(result), human=lambda: render.print_prune(result))
+    Output.from_flags(as_json=as_json).result(prune_document(result), human=lambda: render_registry.print_prune(result))
 
 
 def import_registry(
@@ -52,7 +52,9 @@ def import_registry(
     """Import the JSON registry of the Oumi job server (its `status` keys are dropped)."""
 
     result = import_legacy(paths_of(ctx), file)
-    Output.from_flags(as_json=as_json).result(import_document(result), human=lambda: render.print_import(result))
+    Output.from_flags(as_json=as_json).result(
+        import_document(result), human=lambda: render_registry.print_import(result)
+    )
 
 
 registry_app = typer.Typer(
@@ -76,7 +78,7 @@ def registry_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         exit_code=ExitCode.OK if check.ok else ExitCode.FAILURE,
     )
     out = Output.from_flags(as_json=as_json)
-    raise typer.Exit(out.outcome(outcome, human=lambda: render.print_registry_check(check)))
+    raise typer.Exit(out.outcome(outcome, human=lambda: render_registry.print_registry_check(check)))
 
 
 @registry_app.command("recover")
@@ -88,5 +90,5 @@ def registry_recover(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
     recovery = recover_registry(paths_of(ctx))
     Output.from_flags(as_json=as_json).result(
-        recovery_document(recovery), human=lambda: render.print_recovery(recovery)
+        recovery_document(recovery), human=lambda: render_registry.print_recovery(recovery)
     )
