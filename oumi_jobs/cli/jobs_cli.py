@@ -6,6 +6,8 @@ returns through one :class:`~oumi_jobs.cli.output.Output` made from its flags.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -234,22 +236,20 @@ def list_(
     # --json needs only the documents, so it reads them the lean way: finished
     # local jobs come out of SQLite as JSON (bench/bench_local.py times it).
     report: jobs.JobList | jobs.JobDocuments
+    human: Callable[[], object] | None = None
     if out.mode is Mode.JSON:
         report = live.with_cloud_progress(
             lambda watcher: jobs.list_job_documents(paths_of(ctx), watcher=watcher, **filters), live=False
         )
         document: Encoded | None = Encoded(report.documents)
-        human = None
     else:
         report = live.with_cloud_progress(
             lambda watcher: jobs.list_jobs_report(paths_of(ctx), watcher=watcher, **filters), live=out.live
         )
-        views, document = report.views, None
-        human = lambda: render.print_jobs(views)  # noqa: E731
+        document, human = None, partial(render.print_jobs, report.views)
     outcome = Outcome(document, unreachable=report.unreachable, exit_code=asked_cloud_exit(report.unreachable, cloud))
     # With --all-clouds a person gets every cloud's answer as a table, the reasons in its rows.
-    clouds = report.clouds
-    human_notes = (lambda: render.print_clouds(clouds)) if all_clouds else None
+    human_notes = partial(render.print_clouds, report.clouds) if all_clouds else None
     raise typer.Exit(out.outcome(outcome, human=human, human_notes=human_notes))
 
 
