@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from oumi_jobs.render.base import json_array
 from oumi_jobs.render.outcome import Encoded, Outcome
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def print_json_texts(texts: list[str]) -> None:
     if sys.stdout.isatty():
         print_json([json.loads(text) for text in texts])
         return
-    sys.stdout.write("[" + ",".join(texts) + "]\n")
+    sys.stdout.write(json_array(texts) + "\n")
     sys.stdout.flush()
 
 

@@ -10,6 +10,7 @@ tests/test_json_contract.py pins the keys.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -26,6 +27,11 @@ def encode_json(document: Any) -> str:
     except ImportError:
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
     return orjson.dumps(document).decode()
+
+
+def json_array(texts: Iterable[str]) -> str:
+    """Documents already encoded (the lean listing's, say) as one JSON array, without decoding them again."""
+    return "[" + ",".join(texts) + "]"
 
 
 def job_document(view: JobView) -> dict[str, Any]:

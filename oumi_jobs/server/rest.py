@@ -27,7 +27,7 @@ from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import UsageError
 from oumi_jobs.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from oumi_jobs.paths import Paths
-from oumi_jobs.render.base import encode_json
+from oumi_jobs.render.base import encode_json, json_array
 from oumi_jobs.server.schemas import (
     CancelBody,
     CancellationDocument,
@@ -93,7 +93,7 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
             headers[UNREACHABLE_HEADER] = ",".join(sorted(report.unreachable))
             if cloud in report.unreachable:
                 headers[EXIT_CODE_HEADER] = str(api.ExitCode.CLOUD_UNREACHABLE)
-        return Response(f"[{','.join(report.documents)}]", media_type=JSON, headers=headers)
+        return Response(json_array(report.documents), media_type=JSON, headers=headers)
 
     @routes.get(
         "/jobs/{job}", tags=["jobs"], summary="A job's live status", response_model=JobDocument,
@@ -217,7 +217,7 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
         status: Annotated[str | None, Query(description="Only cancellations with this status.")] = None,
     ) -> Response:
         records = api.cancellation_history(paths, limit=limit, offset=offset, job=job_id, status=status)
-        return Response(f"[{','.join(encode_json(api.cancellation_document(r)) for r in records)}]", media_type=JSON)
+        return Response(json_array(encode_json(api.cancellation_document(r)) for r in records), media_type=JSON)
 
 
 def _metrics_route(routes: APIRouter, paths: Paths) -> None:
