@@ -299,3 +299,29 @@ def test_type_checking_imports_count_as_dependencies() -> None:
     source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from oumi_jobs.jobs import DryRun\n"
     targets = {t for node, _ in _imports(ast.parse(source)) for t in _targets(node, "oumi_jobs.render.jobs")}
     assert targets == {"oumi_jobs.jobs"}
+
+
+def _type_checking_blocks(tree: ast.AST) -> list[int]:
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+    ]  # fmt: skip
+
+
+def test_the_rendering_layer_imports_what_it_renders_at_run_time() -> None:
+    """No TYPE_CHECKING hub: a document's module says plainly which results it is built from."""
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for name, path in MODULES.items()
+        if _within(name, ("oumi_jobs.render",))
+        for line in _type_checking_blocks(ast.parse(path.read_text(), str(path)))
+    ]
+    assert offenders == []
+    assert _type_checking_blocks(ast.parse("import typing\nif typing.TYPE_CHECKING:\n    import x\n")) == [2]
+
+
+def test_the_cli_package_imports_nothing_of_its_own() -> None:
+    """Importing one of its modules (the root, the output sink) must not load every command first."""
+    init = MODULES["oumi_jobs.cli"]
+    assert [node.lineno for node, _ in _imports(ast.parse(init.read_text()))] == []
