@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -10,9 +10,10 @@ from typer.core import TyperGroup
 from oumi_jobs import bounds
 from oumi_jobs.cli import render
 from oumi_jobs.cli.context import paths_of
+from oumi_jobs.cli.options import JsonOpt
 from oumi_jobs.cli.output import Output
-from oumi_jobs.documents import SCHEMA_VERSION
 from oumi_jobs.errors import ExitCode
+from oumi_jobs.render.server import running_document, started_document, stopped_document
 from oumi_jobs.server import lifecycle
 from oumi_jobs.server.activity import DEFAULT_IDLE_TIMEOUT_S, ServeOptions
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
@@ -25,7 +26,6 @@ server_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 HostOpt = Annotated[
     Optional[str], typer.Option("--host", help="Also serve TCP on this address (bearer token required).")
 ]
@@ -69,7 +69,7 @@ def server_start(
     out = Output.from_flags(as_json=as_json)
     options = ServeOptions(host, port, allow_remote, idle_timeout, tls_cert, tls_key, allow_insecure_remote)
     record = lifecycle.start(paths_of(ctx), options)
-    out.result(_record_document(record), human=lambda: render.print_server_started(record.pid, record.address))
+    out.result(started_document(record), human=lambda: render.print_server_started(record.pid, record.address))
 
 
 @server_app.command("run")
@@ -101,20 +101,19 @@ def server_stop(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Stop the server (requests under way get 10 s to end); nothing to do when none runs."""
     out = Output.from_flags(as_json=as_json)
     result = lifecycle.stop(paths_of(ctx))
-    document = {"schema_version": SCHEMA_VERSION, "pid": result.pid, "outcome": result.how}
-    out.result(document, human=lambda: render.print_server_stopped(result.pid, result.how))
+    out.result(stopped_document(result), human=lambda: render.print_server_stopped(result.pid, result.how))
 
 
 @server_app.command("status")
 def server_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The server's pid, version, uptime, address, idle timeout, clouds, requests and memory (exit 1: none)."""
     out = Output.from_flags(as_json=as_json)
-    document = lifecycle.status(paths_of(ctx))
-    if document is None:
-        out.result({"schema_version": SCHEMA_VERSION, "running": False}, human=None)
+    status = lifecycle.status(paths_of(ctx))
+    document = running_document(status)
+    if status is None:
+        out.result(document, human=None)
         out.error("the oumi-jobs server is not running (a cloud command starts it; so does `oumi-jobs server start`)")
         raise typer.Exit(ExitCode.FAILURE)
-    document = {**document, "running": True}
     out.result(document, human=lambda: render.print_server_status(document))
 
 
@@ -128,11 +127,3 @@ def server_token(
     """Print the bearer token TCP clients send (created on first use, a 0600 file in the state dir)."""
     token = read_or_create_token(ServerFiles.for_env(paths_of(ctx)), rotate=rotate)
     Output.from_flags().value(token)
-
-
-def _record_document(record: lifecycle.ServerRecord) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION, "running": True, "pid": record.pid, "version": record.version,
-        "address": record.address, "socket": record.socket, "transport": record.transport,
-        "idle_timeout_s": record.idle_timeout_s, "log": record.log,
-    }  # fmt: skip

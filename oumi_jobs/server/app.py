@@ -14,7 +14,6 @@ import hmac
 import logging
 import os
 import threading
-import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
@@ -24,9 +23,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oumi_jobs.cloud import adapter
-from oumi_jobs.documents import SCHEMA_VERSION
 from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.paths import Paths
+from oumi_jobs.render.server import health_document, status_document, stopping_document
 from oumi_jobs.server import rest, rpc
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.http_errors import error_body, http_status, internal_body, usage_body
@@ -175,7 +174,7 @@ def create_app(
 
     @app.get("/healthz", tags=["server"])
     def healthz() -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "ok": True, "version": settings.version, "warm": warm.is_set()}
+        return health_document(settings, warm.is_set())
 
     @app.get("/server", tags=["server"])
     def server_status() -> dict[str, Any]:
@@ -184,37 +183,9 @@ def create_app(
     @app.post("/server/stop", tags=["server"], status_code=202)
     def stop(drain: bool = False) -> dict[str, Any]:
         shutdown(drain)
-        return {"schema_version": SCHEMA_VERSION, "stopping": True, "drain": drain, "pid": os.getpid()}
+        return stopping_document(drain)
 
     return Guard(app, settings, activity)
-
-
-def status_document(settings: ServerSettings, activity: Activity, warm: bool) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "pid": os.getpid(),
-        "version": settings.version,
-        "address": settings.address,
-        "transport": settings.transport,
-        "started_at": settings.started_at,
-        "uptime_s": round(time.time() - settings.started_at, 3),
-        "idle_timeout_s": settings.idle_timeout_s,
-        "idle_s": round(activity.idle_for(), 3),
-        "warm": warm,
-        "clouds_loaded": sorted(activity.clouds),
-        "requests_served": activity.served,
-        "requests_rejected": activity.rejections,
-        "requests_in_flight": activity.in_flight - 1,  # not counting the one asking
-        "memory_rss_bytes": _rss_bytes(),
-    }
-
-
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _install_error_handlers(app: FastAPI) -> None:
