@@ -36,7 +36,7 @@ def main() -> None:
     import oumi.launcher  # noqa: F401  (what the first cloud query of a process pays)
 
     import_s = time.perf_counter() - started
-    from oumi_jobs.jobs import list_jobs_report
+    from oumi_jobs.listing import list_jobs_report
     from oumi_jobs.paths import Paths
     from oumi_jobs.store.registry import JobRecord, Registry
     from oumi_jobs.timestamps import now_iso

@@ -32,11 +32,11 @@ from pathlib import Path
 TARGET_X = 1.5
 DRIVER = """
 import functools, sys
-from oumi_jobs import jobs
+from oumi_jobs import listing
 if sys.argv[1] == "off":
-    jobs.list_job_documents = functools.partial(jobs.list_job_documents, with_progress=False)
-    jobs.list_jobs_report = functools.partial(jobs.list_jobs_report, with_progress=False)
-from oumi_jobs.cli import main
+    listing.list_job_documents = functools.partial(listing.list_job_documents, with_progress=False)
+    listing.list_jobs_report = functools.partial(listing.list_jobs_report, with_progress=False)
+from oumi_jobs.cli.app import main
 sys.argv = ["oumi-jobs", *sys.argv[2:]]
 main()
 """

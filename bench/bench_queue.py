@@ -33,8 +33,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="oumi-jobs-bench-") as tmp:
         work = Path(tmp)
         os.environ["OUMI_JOBS_HOME"] = str(work / "home")
-        from oumi_jobs.jobs import SubmitRequest, list_jobs, submit
+        from oumi_jobs.listing import list_jobs
         from oumi_jobs.paths import Paths
+        from oumi_jobs.submitting import SubmitRequest, submit
 
         paths = Paths.from_env()
         log = work / "stamps"

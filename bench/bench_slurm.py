@@ -54,19 +54,19 @@ def main() -> None:
         config.write_text("run: sleep 600\nresources:\n  cloud: slurm\n")
         job_id = oumi_jobs("submit", "-q", str(config), "--cluster", CLUSTER, "--workdir", home).stdout.strip()
 
-        from oumi_jobs import jobs
+        from oumi_jobs import status
         from oumi_jobs.paths import Paths
 
         paths = Paths.from_env()
         import_s = timed(lambda: __import__("oumi_jobs.cloud.oumi_adapter", fromlist=["load"]).load())
         deadline = time.monotonic() + 180
-        while jobs.get_status(paths, job_id).state.value != "running":
+        while status.get_status(paths, job_id).state.value != "running":
             if time.monotonic() > deadline:
                 raise SystemExit(f"{job_id} did not reach running on {CLUSTER} within 180 s")
             time.sleep(1)
 
         process_s = [timed(lambda: oumi_jobs("status", job_id, "--json")) for _ in range(args.runs)]
-        round_trip_s = [timed(lambda: jobs.get_status(paths, job_id)) for _ in range(10)]
+        round_trip_s = [timed(lambda: status.get_status(paths, job_id)) for _ in range(10)]
         cancel_s = timed(lambda: oumi_jobs("cancel", job_id, "--json"))
 
     figures = {

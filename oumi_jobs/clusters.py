@@ -19,7 +19,7 @@ from oumi_jobs.cancel import service
 from oumi_jobs.cloud import adapter, facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob, ClusterInfo
-from oumi_jobs.cloud.survey import CloudAnswer, CloudWatcher
+from oumi_jobs.cloud.survey import CloudAnswers, CloudWatcher
 from oumi_jobs.errors import ClusterNotFoundError, ConflictError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.paths import Paths
@@ -49,13 +49,8 @@ class ClusterRow:
 
 
 @dataclass(frozen=True)
-class ClusterList:
+class ClusterList(CloudAnswers):
     rows: list[ClusterRow]
-    clouds: dict[str, CloudAnswer]
-
-    @property
-    def unreachable(self) -> dict[str, str]:
-        return {name: answer.error for name, answer in self.clouds.items() if answer.error}
 
 
 @dataclass(frozen=True)
@@ -99,8 +94,8 @@ def list_clusters(
     names = {r.cloud for r in records}
     if cloud is not None or all_clouds:
         known = survey.registered_clouds(timeout_s=cloud_timeout_s)
-        if cloud is not None and cloud not in known:
-            raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(facts.listable(known))}")
+        if cloud is not None:
+            survey.check_known(cloud, known)
         names |= {cloud} if cloud is not None else set(facts.listable(known))
     answers = survey.list_clouds(sorted(names), timeout_s=cloud_timeout_s, watcher=watcher, with_clusters=True)
     as_of = now_iso()
@@ -109,7 +104,7 @@ def list_clusters(
         for answer in answers.values()
         for info in sorted(answer.clusters, key=lambda c: c.name)
     ]
-    return ClusterList(sorted(rows, key=lambda r: (r.cloud, r.cluster)), answers)
+    return ClusterList(clouds=answers, rows=sorted(rows, key=lambda r: (r.cloud, r.cluster)))
 
 
 def _row(info: ClusterInfo, jobs: list[CloudJob], records: list[JobRecord], as_of: str) -> ClusterRow:

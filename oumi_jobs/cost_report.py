@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from oumi_jobs import jobs
+from oumi_jobs import listing
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.survey import CloudWatcher
 from oumi_jobs.costs import COST_DECIMALS
@@ -47,7 +47,7 @@ class CostReport:
     jobs: int
     unpriced_jobs: int
     total_cost_so_far: float | None
-    unreachable: dict[str, str]  # clouds that could not be read: their running jobs are not counted up to now
+    unreachable: dict[str, str]  # survey.CloudAnswers.unreachable: their running jobs are not counted up to now
     as_of: str
 
 
@@ -67,7 +67,7 @@ def cost_report(
     """The estimated cost of the cloud jobs launched here since ``since`` (an age or a date), grouped ``by``."""
     if by not in GROUPINGS:
         raise UsageError(f"invalid --by {by!r}: use one of {', '.join(GROUPINGS)}")
-    report = jobs.list_jobs_report(
+    report = listing.list_jobs_report(
         paths, since=since, local_only=False, cloud_timeout_s=cloud_timeout_s, watcher=watcher
     )
     launched = [v for v in report.views if not v.external and not v.record.is_local and v.record.launcher_job_id]
@@ -79,7 +79,7 @@ def cost_report(
         for key, costs in sorted(by_group.items())
     ]
     every = [c for costs in by_group.values() for c in costs]
-    lower = jobs.parse_since(since) if since else None
+    lower = listing.parse_since(since) if since else None
     return CostReport(
         lower, by, groups, len(every), sum(c is None for c in every), _summed(every), report.unreachable, now_iso()
     )

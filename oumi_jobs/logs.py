@@ -18,8 +18,8 @@ from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import CloudCallError, OumiJobsError, UsageError
 from oumi_jobs.external import CloudIdentity, find_by_identity, registered
-from oumi_jobs.jobs import get_status
 from oumi_jobs.paths import Paths, open_private_file
+from oumi_jobs.status import get_status
 from oumi_jobs.store.registry import JobRecord, Registry
 
 _CHUNK = 64 * 1024

@@ -1,6 +1,6 @@
 """Metrics of jobs over their steps, for ``plot``: read, followed while the jobs run, and drawn into images.
 
-The series come from :mod:`oumi_jobs.progress` (the job's metrics files, else
+The series come from :mod:`oumi_jobs.progress.series` (the job's metrics files, else
 its logged metric lines).  Images are drawn with matplotlib's object API on
 its Agg canvas, imported only when an image is asked for, so no global
 backend is chosen for a program that uses the library; the terminal plot is
@@ -14,10 +14,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from oumi_jobs import progress
 from oumi_jobs.errors import OumiJobsError, UsageError
 from oumi_jobs.paths import Paths
 from oumi_jobs.progress import MetricSeries
+from oumi_jobs.progress.series import read_series, select_series
 from oumi_jobs.states import recorded_state
 from oumi_jobs.store.registry import JobRecord, Registry
 
@@ -59,12 +59,12 @@ def read_plot(paths: Paths, jobs: Sequence[str], metrics: Sequence[str] = (), *,
     for record in records:
         done = recorded_state(record)[0].done
         all_done = all_done and done
-        series, source = progress.read_series(record)
+        series, source = read_series(record)
         for metric in wanted:
             if waiting and not done and metric not in series:
                 found.append(MetricSeries(record.job_id, metric, (), (), tuple(sorted(series)), source))
             else:
-                found.append(progress.select_series(record.job_id, series, metric, source))
+                found.append(select_series(record.job_id, series, metric, source))
     ordered = tuple(s for metric in wanted for s in found if s.metric == metric)
     return Plot(wanted, ordered, all_done)
 

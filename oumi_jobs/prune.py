@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from oumi_jobs import progress
 from oumi_jobs.cloud import adapter, facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.durations import parse_duration
 from oumi_jobs.errors import CloudUnreachableError
 from oumi_jobs.events import log_event
 from oumi_jobs.paths import Paths
+from oumi_jobs.progress import cache as progress_cache
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now, to_iso
 from oumi_jobs.views import view_of
@@ -70,7 +70,7 @@ def prune(
             if record.job_id not in deleted:
                 continue
             paths.supervisor_log(record.job_id).unlink(missing_ok=True)
-            progress.forget(paths, [record.job_id])
+            progress_cache.forget(paths, [record.job_id])
             if logs:
                 _remove_job_logs(paths, record.job_id, record.stdout_path, record.stderr_path)
         log_event(paths, "prune", removed=len(removed), kept_running=kept, older_than_s=age.total_seconds(), logs=logs)

@@ -19,9 +19,9 @@ from oumi_jobs import bounds
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.durations import is_duration, parse_duration
 from oumi_jobs.errors import UsageError, WaitInterrupted
-from oumi_jobs.jobs import get_status
 from oumi_jobs.paths import Paths
 from oumi_jobs.polling import Deadline
+from oumi_jobs.status import get_status
 from oumi_jobs.store.registry import Registry
 from oumi_jobs.views import JobView
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from oumi_jobs import api
-from oumi_jobs.cloud.launching import staged_config
+from oumi_jobs.local.launching import staged_config
 from oumi_jobs.local.queues import slot_file
 from oumi_jobs.store.registry import Registry
 

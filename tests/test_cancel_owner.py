@@ -15,6 +15,7 @@ import pytest
 
 from oumi_jobs.cancel import finisher, service
 from oumi_jobs.local.procs import is_alive
+from oumi_jobs.status import get_status, read_status
 from oumi_jobs.store.cancellations import CancellationStatus, CancellationTracker
 from oumi_jobs.store.registry import Registry
 
@@ -98,6 +99,24 @@ def test_a_reader_hands_an_orphaned_cancellation_to_a_finisher(paths, cli, job_c
     assert [s["name"] for s in final["steps"]][-3:] == ["signal_kill", "verify", "cleanup"]
     assert cli.json("status", job_id)["state"] == "cancelled"
     assert len(cli.json("cancellations", "--job", job_id)) == 1  # carried on, not started again
+
+
+def test_reading_a_job_adopts_nothing_only_the_status_step_does(paths, cli, job_config, tmp_path):
+    """read_status is a pure read; get_status (what ``status`` calls) takes the orphan over as its own step."""
+    job_id = stubborn_job(cli, job_config, tmp_path)
+    owner = start_cancel(job_id, "--timeout", "2")
+    wait_for_step(paths, job_id, "wait")
+    kill_cancel(owner)
+
+    assert read_status(paths, job_id).job_id == job_id
+    left = record_of(paths, job_id)
+    assert left.status is CancellationStatus.IN_PROGRESS and "hand_over" not in [s.name for s in left.steps]
+
+    get_status(paths, job_id)
+    adopted = record_of(paths, job_id)
+    assert f"owner (pid {owner.pid}) died" in next(s for s in adopted.steps if s.name == "hand_over").detail
+    final = cli.json("cancel-status", job_id, "--watch")  # the finisher ends the job
+    assert final["status"] == "completed" and final["final_state"] == "cancelled"
 
 
 def test_ctrl_c_on_a_graceful_cancel_hands_the_rest_to_a_finisher(paths, cli, job_config, tmp_path):

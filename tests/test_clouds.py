@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from oumi_jobs.cloud.oumi_adapter import map_state
+from oumi_jobs.cloud.oumi_states import map_state
 from oumi_jobs.states import State
 from oumi_jobs.store.registry import Registry
 

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from oumi_jobs import progress
-from oumi_jobs.documents import job_document
-from oumi_jobs.jobs import get_progress, list_job_documents, list_jobs_report, metric_series
+from oumi_jobs.listing import list_job_documents, list_jobs_report
 from oumi_jobs.paths import Paths
-from oumi_jobs.progress import Progress, parse_metric_line, parse_tqdm
+from oumi_jobs.progress import Progress, reading
+from oumi_jobs.progress.parse import parse_metric_line, parse_tqdm
+from oumi_jobs.render.base import job_document
+from oumi_jobs.render.listing import lean_texts
+from oumi_jobs.status import get_progress, metric_series
 from oumi_jobs.timestamps import now_iso
 
 from .helpers import Cli, add_record, make_record, on_a_terminal, submit_id, wait_done, wait_until
@@ -132,10 +134,10 @@ def test_a_truncated_last_line_waits_for_its_newline(paths: Paths, tmp_path: Pat
     record = _running(paths, tmp_path, "torn")
     metrics = tmp_path / "torn" / "metrics_rank0000.jsonl"
     _write(metrics, [{"loss": 2.0, "step": 1}], tail='{"loss": 1.5, "st')
-    assert progress.local_progress(paths, record, done=False).step == 1  # type: ignore[union-attr]
+    assert reading.local_progress(paths, record, done=False).step == 1  # type: ignore[union-attr]
     with metrics.open("a") as handle:
         handle.write('ep": 2}\n')
-    found = progress.local_progress(paths, record, done=False)
+    found = reading.local_progress(paths, record, done=False)
     assert found is not None and (found.step, found.loss) == (2, 1.5)
 
 
@@ -143,21 +145,21 @@ def test_a_replaced_metrics_file_is_read_anew(paths: Paths, tmp_path: Path) -> N
     record = _running(paths, tmp_path, "again")
     metrics = tmp_path / "again" / "metrics_rank0000.jsonl"
     _write(metrics, [{"loss": 3.0 - i / 10, "step": i} for i in range(1, 8)])
-    assert progress.local_progress(paths, record, done=False).step == 7  # type: ignore[union-attr]
+    assert reading.local_progress(paths, record, done=False).step == 7  # type: ignore[union-attr]
     fresh = metrics.with_name("new.jsonl")  # a new run: a new file put in its place
     _write(fresh, [{"loss": 9.0, "step": 1}, {"loss": 8.5, "step": 2}])
     os.replace(fresh, metrics)
-    found = progress.local_progress(paths, record, done=False)
+    found = reading.local_progress(paths, record, done=False)
     assert found is not None and (found.step, found.loss) == (2, 8.5)
 
 
 def test_every_rank_is_read_and_rank_0_sums_up(paths: Paths, tmp_path: Path) -> None:
     record = _running(paths, tmp_path, "ranks")
     _write(tmp_path / "ranks" / "metrics_rank0001.jsonl", [{"loss": 7.0, "step": 3, "epoch": 0.9}])
-    found = progress.local_progress(paths, record, done=False)
+    found = reading.local_progress(paths, record, done=False)
     assert found is not None and (found.step, found.loss) == (3, 7.0)  # only rank 1 so far: it speaks
     _write(tmp_path / "ranks" / "metrics_rank0000.jsonl", [{"loss": 1.0, "step": 2, "epoch": 0.5}])
-    found = progress.local_progress(paths, record, done=False)
+    found = reading.local_progress(paths, record, done=False)
     assert found is not None and (found.step, found.loss, found.epoch) == (2, 1.0, 0.5)
 
 
@@ -176,7 +178,7 @@ def test_total_from_the_config_and_eta_from_the_rate(paths: Paths, tmp_path: Pat
         stderr_path=str(stderr),
     )  # fmt: skip
     _write(tmp_path / "out" / "metrics_rank0000.jsonl", [{"loss": 2.5, "step": 10, "epoch": 0.1}])
-    found = progress.local_progress(paths, record, done=False)
+    found = reading.local_progress(paths, record, done=False)
     assert found == Progress(
         step=10, total_steps=100, fraction=0.1, epoch=0.1, loss=2.5, eta_s=45.0, rate=2.0, source="metrics",
         as_of=found.as_of if found else None,
@@ -188,7 +190,7 @@ def test_logs_alone_are_the_fallback(paths: Paths, tmp_path: Path) -> None:
     stdout.write_text("hello\n{'loss': '3.153', 'grad_norm': '1.32', 'epoch': '0.0625', 'step': 1}\n")
     stderr.write_text("  0%|          | 0/6 [00:00<?, ?it/s] 17%|█▋        | 1/6 [00:01<00:07,  1.52s/it]")
     record = make_record("logs", command="train", stdout_path=str(stdout), stderr_path=str(stderr))
-    found = progress.local_progress(paths, record, done=False)
+    found = reading.local_progress(paths, record, done=False)
     assert found is not None and found.source == "logs"
     assert (found.step, found.total_steps, found.loss, found.epoch) == (1, 6, 3.153, 0.0625)
     assert found.rate == pytest.approx(1 / 1.52, rel=1e-3)
@@ -198,7 +200,7 @@ def test_trainer_state_json_is_read(paths: Paths, tmp_path: Path) -> None:
     state = {"global_step": 12, "max_steps": 40, "epoch": 0.3, "log_history": [{"loss": 1.75, "step": 12}]}
     (tmp_path / "ts").mkdir()
     (tmp_path / "ts" / "trainer_state.json").write_text(json.dumps(state))
-    found = progress.local_progress(paths, _running(paths, tmp_path, "ts"), done=False)
+    found = reading.local_progress(paths, _running(paths, tmp_path, "ts"), done=False)
     assert found is not None and (found.step, found.total_steps, found.loss, found.source) == (12, 40, 1.75, "metrics")
 
 
@@ -220,7 +222,7 @@ def test_lean_and_general_listings_give_the_same_progress(paths: Paths, tmp_path
         _finished(paths, tmp_path, name)
         _write(tmp_path / name / "metrics_rank0000.jsonl", [{"loss": 1.0 / step, "step": step}])
     _finished(paths, tmp_path, "silent")  # no file at all: null
-    lean = [json.loads(text) for text in list_job_documents(paths).documents]  # read first by the lean path
+    lean = [json.loads(text) for text in lean_texts(list_job_documents(paths))]  # read first by the lean path
     general = [job_document(view) for view in list_jobs_report(paths).views]
     assert [d["progress"] for d in lean] == [d["progress"] for d in general]
     assert [d["progress"] and d["progress"]["step"] for d in lean] == [None, 8, 3]
@@ -374,7 +376,7 @@ def test_a_cloud_jobs_progress_comes_from_its_log_stream(paths: Paths, cli: Cli)
         ]
         again = cli.json("status", "gpu-run")["progress"]  # read a moment ago: not opened again, so status is fast
         assert again == found and cloud.streams_opened == opened
-        from oumi_jobs.jobs import get_status
+        from oumi_jobs.status import get_status
 
         found = _progress_dict(get_status(paths, "gpu-run", live_progress=True))  # --watch, wait: each time
         assert (found["step"], found["loss"]) == (5, 2.0) and cloud.streams_opened == opened + 1
@@ -384,7 +386,7 @@ def test_a_cloud_jobs_progress_comes_from_its_log_stream(paths: Paths, cli: Cli)
 
 
 def _progress_dict(view: Any) -> dict[str, Any]:
-    from oumi_jobs.documents import job_document
+    from oumi_jobs.render.base import job_document
 
     progress: dict[str, Any] = job_document(view)["progress"]
     return progress
@@ -401,7 +403,7 @@ def test_a_job_id_used_again_is_read_afresh_and_prune_forgets(paths: Paths, cli:
         registry.delete([job_id])
     _finished(paths, tmp_path, "named", output_dir=str(tmp_path / "elsewhere"))  # the same id, a new job
     assert get_progress(paths, job_id) is None
-    assert json.loads(list_job_documents(paths).documents[0])["progress"] is None
+    assert json.loads(lean_texts(list_job_documents(paths))[0])["progress"] is None
     assert cli("prune", "--older-than", "0s").exit_code == 0
     assert not (paths.cache_dir / "progress" / f"{job_id}.json").exists()
 
@@ -417,7 +419,7 @@ def test_inference_shows_the_bar_it_draws_now(paths: Paths, tmp_path: Path) -> N
         "Generating Model Responses:  33%|███▎      | 1/3 [00:03<00:06,  3.30s/it]"
     )
     record = make_record("infer", command="infer", stderr_path=str(stderr))
-    found = progress.local_progress(paths, record, done=False)
+    found = reading.local_progress(paths, record, done=False)
     assert found is not None and (found.step, found.total_steps, found.source) == (1, 3, "logs")
     assert found.eta_s == pytest.approx(6.6)
 

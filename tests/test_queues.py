@@ -194,7 +194,7 @@ def test_prune_keeps_a_finished_job_that_a_waiting_job_needs(cli, job_config):
 SUBMITTER = textwrap.dedent(
     """
     import sys
-    from oumi_jobs.jobs import SubmitRequest, submit
+    from oumi_jobs.submitting import SubmitRequest, submit
     from oumi_jobs.paths import Paths
 
     paths = Paths.from_env()

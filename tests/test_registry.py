@@ -142,7 +142,7 @@ SUBMITTER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from oumi_jobs.jobs import SubmitRequest, submit
+    from oumi_jobs.submitting import SubmitRequest, submit
     from oumi_jobs.paths import Paths
 
     paths, config, worker = Paths.from_env(), sys.argv[1], sys.argv[2]

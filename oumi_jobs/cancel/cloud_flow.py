@@ -3,7 +3,7 @@ reports it ended (or the cancellation's timeout passes: failed).
 
 A job still being launched has no launcher id to cancel: the request is
 persisted and recorded, and its launching process cancels the job the moment
-``launcher.up`` returns (see :mod:`oumi_jobs.cloud.launching`).  This flow
+``launcher.up`` returns (see :mod:`oumi_jobs.local.launching`).  This flow
 waits for that only within the cancellation's own timeout: provisioning takes
 minutes, and an unreachable cloud can hold ``up`` for hours.  The launching
 process finishes the record; ``cancel-status --watch`` follows it.

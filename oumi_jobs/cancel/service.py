@@ -35,7 +35,7 @@ from oumi_jobs.errors import (
 )
 from oumi_jobs.events import log_event
 from oumi_jobs.external import CloudIdentity, adopt_by_identity, registered
-from oumi_jobs.jobs import list_jobs
+from oumi_jobs.listing import list_jobs
 from oumi_jobs.local import terminator
 from oumi_jobs.metrics import write_metrics
 from oumi_jobs.paths import Paths

@@ -7,8 +7,9 @@ never stay ``cancelling`` with nobody escalating.  So:
 
 * the next ``cancel`` of the job takes the record over (see
   :meth:`CancellationTracker.claim`) and :func:`resume` s it here;
-* ``status`` and ``cancel-status`` adopt it (:func:`adopt_orphan`) and hand the
-  rest to a detached finisher, since a read should not block;
+* ``status`` (and what follows a job) and ``cancel-status`` adopt it, as an
+  explicit step before they read (:func:`adopt_orphans`, :func:`adopt_orphan`),
+  and hand the rest to a detached finisher, since they should not block;
 * Ctrl-C on an owned cancel hands the rest to a detached finisher too
   (:func:`hand_on`), or, where none can start, ends the record ``failed`` with
   the reason.
@@ -60,3 +61,15 @@ def adopt_orphan(
         return None
     recorder = Recorder(paths, registry, claim.record, cloud_timeout_s=cloud_timeout_s)
     return hand_on(recorder, f"its owner (pid {claim.dead_owner}) died before it ended")
+
+
+def adopt_orphans(
+    paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S
+) -> CancellationRecord | None:
+    """The takeover step of ``status``: the job ``ref`` names (an id or a unique prefix) has its orphaned
+    cancellation handed on (:func:`adopt_orphan`); None where it has none.  An unknown ref: JobNotFoundError."""
+    with Registry.open(paths) as registry:
+        record = registry.resolve(ref)
+        if not record.cancel_requested:
+            return None  # the common case: no cancellation at all, not even the indexed read
+        return adopt_orphan(paths, registry, record.job_id, cloud_timeout_s=cloud_timeout_s)

@@ -1,1 +1,1 @@
-"""Clouds and clusters through oumi.launcher: the one seam, the launching process, guidance."""
+"""Clouds and clusters through oumi.launcher: the one seam (adapter, wire, model, facts), its oumi adapter, guidance."""

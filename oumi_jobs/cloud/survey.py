@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud import adapter, facts
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob, ClusterInfo
-from oumi_jobs.errors import CloudUnreachableError
+from oumi_jobs.errors import CloudUnreachableError, UsageError
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,25 @@ class CloudAnswer:
     error: str | None  # why the cloud could not be read, or None
     elapsed_s: float = 0.0
     clusters: list[ClusterInfo] = field(default_factory=list)  # asked only for ``clusters``
+
+
+@dataclass(frozen=True)
+class CloudAnswers:
+    """Every cloud a command asked, and its answer: what ``list``, ``clusters`` and ``cost`` report besides
+    their rows."""
+
+    clouds: dict[str, CloudAnswer]
+
+    @property
+    def unreachable(self) -> dict[str, str]:
+        """The clouds that did not answer, and why (their jobs are left ``unknown``, their clusters unlisted)."""
+        return {name: answer.error for name, answer in self.clouds.items() if answer.error}
+
+
+def check_known(cloud: str, known: list[str]) -> None:
+    """A cloud named by ``--cloud`` that the launcher has not registered: a usage error naming those it has."""
+    if cloud not in known:
+        raise UsageError(f"unknown cloud {cloud!r}; oumi.launcher knows: {', '.join(facts.listable(known))}")
 
 
 class CloudWatcher(Protocol):

@@ -1,1 +1,1 @@
-"""Local jobs on this machine: processes, supervisors, queues and their termination."""
+"""Local processes on this machine: supervisors, the cloud launching process, queues and their termination."""

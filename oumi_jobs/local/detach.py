@@ -20,7 +20,7 @@ from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.paths import Paths, open_private_file
 
 SUPERVISOR = "oumi_jobs.local.supervisor"
-CLOUD_LAUNCHER = "oumi_jobs.cloud.launching"
+CLOUD_LAUNCHER = "oumi_jobs.local.launching"
 CANCEL_FINISHER = "oumi_jobs.cancel.finisher"
 SERVER = "oumi_jobs.server.runner"
 HANDSHAKE_TIMEOUT_S = 60

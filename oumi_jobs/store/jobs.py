@@ -8,12 +8,12 @@ nothing overwrites it.
 * :meth:`JobStore.record_exit`: the job ended, or will never run.  Called by
   the supervisor (``local/supervisor.py``: the job's exit code or signal; exit
   127 when its command cannot be started), by the cloud launching process
-  (``cloud/launching.py``: ``launcher.up`` failed), and by a local
+  (``local/launching.py``: ``launcher.up`` failed), and by a local
   cancellation whose job's supervisor died before writing it
   (``cancel/local_flow.py``: no process of the job is left, so the job reads
   ``cancelled`` rather than ``lost``).  A submit whose supervisor or launching
   process cannot be started deletes the record instead
-  (``jobs._taken_back_on_failure``): the job never existed.
+  (``submitting._taken_back_on_failure``): the job never existed.
 * :meth:`JobStore.end_before_start`: the job will never start because it was
   cancelled or a dependency failed; it sets ``cancel_requested`` too, in the
   same transaction.  Called by the queue (``local/queues.wait_for_turn``) and by

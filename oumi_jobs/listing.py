@@ -1,0 +1,235 @@
+"""Listing jobs: the registered ones merged with what their clouds report now, as views or as lean JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from oumi_jobs import bounds
+from oumi_jobs.cloud import facts, survey
+from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
+from oumi_jobs.cloud.survey import CloudAnswer, CloudAnswers, CloudWatcher
+from oumi_jobs.contract import SCHEMA_VERSION
+from oumi_jobs.durations import is_duration, parse_duration
+from oumi_jobs.errors import UsageError
+from oumi_jobs.paths import Paths
+from oumi_jobs.progress import cache, reading
+from oumi_jobs.states import State
+from oumi_jobs.status import add_progress, add_queue_detail
+from oumi_jobs.store.registry import JobRecord, Registry
+from oumi_jobs.timestamps import from_iso, now, now_iso, to_iso
+from oumi_jobs.views import JobView, cloud_job_view, external_view, view_of
+
+
+def parse_since(text: str, *, reference: datetime | None = None) -> str:
+    """``--since``: an age (``2h``, ``7d``) or an ISO date/time; returns an ISO lower bound."""
+
+    if is_duration(text):
+        return to_iso((reference or now()) - parse_duration(text))  # too long an age: its own usage error
+    try:
+        return to_iso(from_iso(text))
+    except (ValueError, OverflowError):
+        raise UsageError(
+            f"invalid --since {text!r}: use an age such as 2h or 7d, or a date such as 2026-11-01"
+        ) from None
+
+
+@dataclass(frozen=True)
+class JobList(CloudAnswers):
+    views: list[JobView]
+
+
+@dataclass(frozen=True)
+class JobDocuments(CloudAnswers):
+    """The jobs of :func:`list_jobs_report`, read the lean way, in order: a finished local job as its id and
+    the JSON text of its document that the store built (``store/listing.py``), any other as a view; with the
+    finished jobs' progress objects (``render.listing.lean_texts`` encodes them all)."""
+
+    listed: list[tuple[str, str] | JobView]
+    progress: Mapping[str, dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class _ListQuery:
+    """``list``'s filters, checked."""
+
+    cloud: str | None
+    cluster: str | None
+    states: frozenset[State]
+    since: str | None  # an ISO lower bound
+    limit: int | None
+    local_only: bool
+    all_clouds: bool
+    cloud_timeout_s: float
+    watcher: CloudWatcher | None
+    with_progress: bool
+
+    def wants(self, state: State) -> bool:
+        return not self.states or state in self.states
+
+
+def _list_query(
+    *,
+    cloud: str | None = None,
+    cluster: str | None = None,
+    states: Sequence[State] = (),
+    since: str | None = None,
+    limit: int | None = None,
+    local_only: bool = True,
+    all_clouds: bool = False,
+    cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
+    watcher: CloudWatcher | None = None,
+    with_progress: bool = True,
+) -> _ListQuery:
+    if limit is not None:
+        bounds.check_count("--limit", limit)
+    cloud_timeout_s = bounds.check_cloud_timeout(cloud_timeout_s)
+    if all_clouds and (local_only or cloud is not None):
+        raise UsageError("--all-clouds asks every cloud: it goes with neither --local-only nor --cloud")
+    lower_bound = parse_since(since) if since else None
+    return _ListQuery(
+        cloud, cluster, frozenset(states), lower_bound, limit, local_only, all_clouds, cloud_timeout_s, watcher,
+        with_progress,
+    )  # fmt: skip
+
+
+def list_jobs(paths: Paths, **filters: Any) -> list[JobView]:
+    """Registered jobs, newest first, with their live states (see :func:`list_jobs_report`)."""
+    return list_jobs_report(paths, **filters).views
+
+
+def list_jobs_report(paths: Paths, **filters: Any) -> JobList:
+    """Registered jobs merged with what their clouds report now (jobs launched elsewhere too).
+
+    Filters: ``cloud``, ``cluster``, ``states``, ``since``, ``limit``,
+    ``local_only``, ``all_clouds``, ``cloud_timeout_s``, ``watcher``, ``with_progress`` (default True: each
+    job's progress, a local job's read from its files, a cloud job's as last read; see
+    :mod:`oumi_jobs.progress`).  Every
+    cloud with jobs in the registry is asked at once, each within
+    ``cloud_timeout_s``; a cloud that fails or times out leaves its jobs
+    ``unknown`` with the reason.  ``cloud`` (not local) is asked even with no
+    registered job, to find jobs launched elsewhere; ``all_clouds`` asks every
+    cloud oumi.launcher has enabled.  ``local_only`` asks no cloud.
+    """
+    query = _list_query(**filters)
+    with Registry.open(paths) as registry:
+        records = registry.jobs(cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False)
+        if query.cluster is not None:
+            records.reverse()  # one queue: shown in its order, oldest first
+        views, answers = _live_views(registry, records, query)
+    views = views[: query.limit] if query.limit is not None else views
+    if query.with_progress:
+        views = [add_progress(paths, view) for view in views]
+    return JobList(answers, views)
+
+
+def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
+    """What :func:`list_jobs_report` finds, as JSON documents, read the lean way (``list --json``).
+
+    Finished local jobs, usually nearly all of a big registry, come out of the
+    store as JSON built by SQLite (``store/listing.py``); only the others get
+    a record and a view.  tests/test_listing.py checks both ways agree.
+    """
+    query = _list_query(**filters)
+    as_of = now_iso()
+    with Registry.open(paths) as registry:
+        newest_first = query.cluster is None  # one queue: shown in its order, oldest first
+        rows = registry.listing(
+            cloud=query.cloud, cluster=query.cluster, since=query.since, newest_first=newest_first,
+            as_of=as_of, schema_version=SCHEMA_VERSION,
+        )  # fmt: skip
+        others = registry.jobs(
+            cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False,
+            newest_first=newest_first, finished_local=False,
+        )  # fmt: skip
+        views, answers = _live_views(registry, others, query, as_of)
+    by_id = {view.job_id: view for view in views if not view.external}
+    listed: list[tuple[str, str] | JobView] = []  # a finished local job's id and document, or a view
+    for job_id, state, document in rows:
+        if document is not None:
+            if query.wants(State(state)):
+                listed.append((job_id, document))
+        elif (view := by_id.get(job_id)) is not None:
+            listed.append(view)
+    listed += [view for view in views if view.external]
+    if query.limit is not None:
+        listed = listed[: query.limit]
+    found = _lean_progress(paths, listed) if query.with_progress else {}
+    if query.with_progress:
+        listed = [add_progress(paths, item) if isinstance(item, JobView) else item for item in listed]
+    return JobDocuments(answers, listed, found)
+
+
+def _lean_progress(paths: Paths, listed: list[tuple[str, str] | JobView]) -> dict[str, dict[str, Any] | None]:
+    """The finished local jobs' progress objects: each read once after the job ended and kept in the progress
+    cache, else read from its files now (the first time since it ended)."""
+    cached = cache.cached_documents(
+        paths, [(item[0], _submit_time(item[1])) for item in listed if not isinstance(item, JobView)]
+    )
+    found = {job_id: document for job_id, (_, document) in cached.items()}
+    found.update(_final_progress(paths, [job_id for job_id, (final, _) in cached.items() if not final]))
+    return found
+
+
+_SUBMIT_TIME_KEY = '"submit_time":"'
+
+
+def _submit_time(document: str) -> str | None:
+    """A lean document's submit time, found in its text (an ISO time: no character JSON would escape)."""
+    start = document.find(_SUBMIT_TIME_KEY)
+    if start < 0:
+        return None
+    start += len(_SUBMIT_TIME_KEY)
+    return document[start : document.find('"', start)]
+
+
+def _final_progress(paths: Paths, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Finished local jobs' progress read from their files (the first time since they ended)."""
+    if not job_ids:
+        return {}
+    with Registry.open(paths) as registry:
+        records = [r for job_id in job_ids if (r := registry.get(job_id)) is not None]
+    return {r.job_id: cache.as_dict(reading.local_progress(paths, r, done=True)) for r in records}
+
+
+def _live_views(
+    registry: Registry, records: list[JobRecord], query: _ListQuery, as_of: str | None = None
+) -> tuple[list[JobView], dict[str, CloudAnswer]]:
+    """The views of ``records`` that ``query`` wants, in order, then the external jobs; and the clouds' answers."""
+    answers: dict[str, CloudAnswer] = {}
+    if not query.local_only:
+        answers = _ask_clouds(records, query.cloud, query.all_clouds, query.cloud_timeout_s, query.watcher)
+    live = {(j.cloud, j.cluster, j.launcher_job_id): j for a in answers.values() for j in a.jobs}
+    as_of = as_of or now_iso()  # local states of a batch are read within milliseconds of each other
+    views: list[JobView] = []
+    for record in records:
+        if record.is_local or record.cloud not in answers:
+            view = view_of(record, as_of)
+        else:
+            key = (record.cloud, record.cluster or "", record.launcher_job_id or "")
+            view = cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
+        if query.wants(view.state):
+            views.append(add_queue_detail(registry, view))
+    externals = [external_view(job, as_of) for job in live.values() if query.cluster in (None, job.cluster)]
+    return views + [v for v in externals if query.wants(v.state)], answers
+
+
+def _ask_clouds(
+    records: list[JobRecord], cloud: str | None, all_clouds: bool, timeout_s: float, watcher: CloudWatcher | None
+) -> dict[str, CloudAnswer]:
+    clouds = {r.cloud for r in records if not r.is_local}
+    if cloud is not None and cloud != facts.LOCAL_CLOUD:
+        clouds.add(cloud)
+    if not clouds and not all_clouds:
+        return {}  # nothing to ask: oumi.launcher is not even imported
+
+    asked_for_unregistered = cloud is not None and not any(r.cloud == cloud for r in records)
+    if asked_for_unregistered or all_clouds:
+        known = survey.registered_clouds(timeout_s=timeout_s)
+        if asked_for_unregistered and cloud is not None:
+            survey.check_known(cloud, known)
+        if all_clouds:
+            clouds.update(facts.listable(known))
+    return survey.list_clouds(sorted(clouds), timeout_s=timeout_s, watcher=watcher)
