@@ -15,6 +15,7 @@ from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob
 from oumi_jobs.costs import cost_so_far
 from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError
+from oumi_jobs.failures import Failure, failure_on_read
 from oumi_jobs.progress import Progress
 from oumi_jobs.states import State, launch_state, recorded_state
 from oumi_jobs.store.records import EXTERNAL
@@ -47,6 +48,11 @@ class JobView:
     @property
     def done(self) -> bool:
         return self.state.done
+
+    @property
+    def failure(self) -> Failure | None:
+        """Why it failed or was lost (None for any other job): stored when it ended, or told by its source."""
+        return failure_on_read(self.record, self.state, self.status, self.detail)
 
     def cost_so_far(self) -> float | None:
         """The job's estimated cost as seen now (see :mod:`oumi_jobs.costs`); None where it cannot be told.

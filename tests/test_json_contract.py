@@ -28,8 +28,10 @@ JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
     "command", "config_path", "model_name", "output_dir", "submit_time", "start_time", "end_time", "exit_code",
     "exit_signal", "pid", "containment", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
-    "cost_per_hour", "cost_so_far", "as_of", "progress",
+    "cost_per_hour", "cost_so_far", "as_of", "failure", "progress",
 }  # fmt: skip
+# A failed or lost job's `failure` object (null for any other job).
+FAILURE_KEYS = {"class", "cause", "hint", "evidence"}
 # A job's `progress` object (null when nothing tells how far along it is).
 PROGRESS_KEYS = {"step", "total_steps", "fraction", "epoch", "loss", "eta_s", "rate", "source", "as_of"}
 CANCELLATION_KEYS = {
@@ -50,7 +52,7 @@ def test_job_documents(cli, job_config):
     submitted = json.loads(cli("submit", "--json", str(job_config("exit 0"))).stdout)
     assert set(submitted) == JOB_KEYS | {"warnings"} and submitted["warnings"] == []
     done = wait_done(cli, submitted["job_id"])
-    assert set(done) == JOB_KEYS and done["schema_version"] == 1
+    assert set(done) == JOB_KEYS and done["schema_version"] == 1 and done["failure"] is None
     for key in ("submit_time", "start_time", "end_time", "as_of"):
         assert_time_with_offset(done[key])
     assert isinstance(done["done"], bool) and isinstance(done["external"], bool)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from oumi_jobs.failures import Failure, encode_failure
 from oumi_jobs.listing import list_job_documents, list_jobs_report
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.base import job_document
@@ -27,6 +28,11 @@ from .helpers import Cli, add_record, make_record
 
 def _at(minutes_ago: float) -> str:
     return to_iso(now() - timedelta(minutes=minutes_ago))
+
+
+_OOM = encode_failure(
+    Failure("host_oom", "the kernel's OOM killer stopped it", "more memory", 'Killed process 7 ("py") ü\n')
+)
 
 
 def _fill(paths: Paths) -> None:
@@ -68,6 +74,16 @@ def _fill(paths: Paths) -> None:
         # A price (only cloud launches get one, but the projection must agree on any row): 49 min at 3.17/h.
         make_record("priced", submit_time=_at(9), exit_code=0, cost_per_hour=3.17, **ended),
         make_record("priced-no-start", submit_time=_at(8), exit_code=0, cost_per_hour=1.5, end_time=_at(1)),
+        # Why it failed, stored when it ended: projected as it is, and only for a job that failed.
+        make_record("oom", submit_time=_at(7), exit_signal=9, failure=_OOM, **ended),
+        make_record(
+            "cancelled-after-triage",
+            submit_time=_at(6),
+            exit_signal=15,
+            cancel_requested=True,
+            failure=encode_failure(Failure("killed", "c", "h", "signal 15 (SIGTERM)")),
+            **ended,
+        ),  # fmt: skip
         # Not finished: these take the general path inside the lean listing too.
         make_record("starting", submit_time=_at(0), depends_on=("ok",)),
         make_record("interrupted", submit_time=_at(30)),
@@ -109,7 +125,7 @@ def test_lean_and_general_paths_give_identical_documents(paths: Paths, filters: 
     lean = [json.loads(text) for text in lean_texts(list_job_documents(paths, local_only=True, **filters))]
     assert _without_as_of(lean) == _without_as_of(general)
     if not filters:
-        assert len(lean) == 18
+        assert len(lean) == 20
 
 
 def test_finished_local_jobs_come_out_of_the_store_as_json(paths: Paths) -> None:
@@ -124,6 +140,9 @@ def test_finished_local_jobs_come_out_of_the_store_as_json(paths: Paths) -> None
     assert priced["cost_per_hour"] == 3.17 and priced["cost_so_far"] == pytest.approx(3.17 * 49 / 60, abs=1e-3)
     assert json.loads(rows["priced-no-start"][1])["cost_so_far"] is None
     assert json.loads(rows["ok"][1])["cost_per_hour"] is None
+    assert json.loads(rows["oom"][1])["failure"] == json.loads(_OOM)
+    assert json.loads(rows["cancelled-after-triage"][1])["failure"] is None  # cancelled, not failed
+    assert json.loads(rows["exit-3"][1])["failure"] is None  # ended before triage was stored
     for unfinished in ("starting", "interrupted", "launching", "launched", "cloud-failed"):
         assert rows[unfinished] == (None, None), unfinished
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from oumi_jobs.cli.output import console, hint, print_line
+from oumi_jobs.failures import Failure
 from oumi_jobs.plots import Plot
 from oumi_jobs.preflight import ConfigCheck
 from oumi_jobs.progress import Progress
@@ -76,8 +77,28 @@ def jobs_table(views: list[JobView]) -> Any:
         ]
         if priced:
             cells.append(money(view.cost_so_far()))
-        table.add_row(*cells, view.detail or "")
+        table.add_row(*cells, detail_cell(view))
     return table
+
+
+def detail_cell(view: JobView) -> str:
+    """The listing's detail: why a failed job failed, where that is known, before the source's own words."""
+    from rich.markup import escape
+
+    failure = view.failure
+    if failure is None:
+        return escape(view.detail or "")
+    return escape(f"{failure.failure_class}: {failure.cause}" + (f"; {view.detail}" if view.detail else ""))
+
+
+def failure_line(failure: Failure | None) -> str | None:
+    """One line: the class, the cause, the evidence it came from and what to do."""
+    if failure is None:
+        return None
+    from rich.markup import escape
+
+    evidence = f" ({failure.evidence})" if failure.evidence else ""
+    return f"[bold]{failure.failure_class}[/]: " + escape(f"{failure.cause}{evidence}. What to do: {failure.hint}")
 
 
 def money(amount: float | None) -> str:
@@ -104,6 +125,7 @@ def job_panel(view: JobView) -> Any:
         ("state", styled_state(view.state)),
         ("status", view.status),
         ("detail", view.detail),
+        ("failure", failure_line(view.failure)),
         ("progress", progress_line(view.progress) if view.progress else None),
         ("cloud", record.cloud + (f" (cluster {record.cluster})" if record.cluster else "")),
         ("launcher id", record.launcher_job_id),

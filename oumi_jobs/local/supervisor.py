@@ -9,7 +9,8 @@ process), reports its pid, and then, on its own:
 2. records the job's pid, process group, start time, boot id and containment
    (:mod:`oumi_jobs.local.containment`: a cgroup of its own where the system
    allows it; the supervisor is the subreaper of the job's orphans);
-3. waits, and writes the exit record (exit code or signal, end time);
+3. waits, and writes the exit record (exit code or signal, end time, and
+   why it failed: :mod:`oumi_jobs.failures`, while its facts still exist);
 4. stays while an orphan of the job lives (reaping it, so cancel still finds
    it among its descendants), then removes the job's cgroup.
 
@@ -33,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oumi_jobs.errors import OumiJobsError
+from oumi_jobs.failures import Ending, encode_failure, triage
 from oumi_jobs.local import containment
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.local.procs import boot_id, identify, start_time_of
@@ -128,20 +130,33 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
             containment=kind.value, cgroup=str(contained.cgroup) if contained.cgroup else None,
         ),
     )  # fmt: skip
-    returncode = _wait_recording_descendants(paths, record.job_id, process)
-    ended = now_iso()  # kept, with the rest, should the registry refuse the record for a while
-    code, signum = (returncode, None) if returncode >= 0 else (None, -returncode)
-    _store(
-        paths, "the exit record",
-        lambda r: r.record_exit(record.job_id, exit_code=code, exit_signal=signum, end_time=ended),
-    )  # fmt: skip
+    returncode, descendants = _wait_recording_descendants(paths, record.job_id, process)
+    _record_end(paths, record, returncode, (process.pid, *descendants), contained.cgroup)
     os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
     contained.outlive_orphans()
     return 0
 
 
+def _record_end(paths: Paths, record: JobRecord, returncode: int, pids: tuple[int, ...], cgroup: Path | None) -> None:
+    ended = now_iso()  # kept, with the rest, should the registry refuse the record for a while
+    code, signum = (returncode, None) if returncode >= 0 else (None, -returncode)
+    # Now, while the job's cgroup and the kernel's record of its end still exist.
+    failure = None if returncode == 0 else encode_failure(triage(Ending(
+        exit_code=code, exit_signal=signum, pids=pids, cgroup=str(cgroup) if cgroup else None,
+        log_paths=tuple(path for path in (record.stderr_path, record.stdout_path) if path),
+    )))  # fmt: skip
+    _store(
+        paths, "the exit record",
+        lambda r: r.record_exit(record.job_id, exit_code=code, exit_signal=signum, end_time=ended, failure=failure),
+    )  # fmt: skip
+
+
 def _cannot_start(paths: Paths, job_id: str, detail: str) -> int:
-    _store(paths, "the exit record", lambda r: r.record_exit(job_id, exit_code=EXIT_CANNOT_START, detail=detail))
+    failure = encode_failure(triage(Ending(exit_code=EXIT_CANNOT_START, detail=detail)))
+    _store(
+        paths, "the exit record",
+        lambda r: r.record_exit(job_id, exit_code=EXIT_CANNOT_START, detail=detail, failure=failure),
+    )  # fmt: skip
     return 0
 
 
@@ -149,8 +164,11 @@ def _ignore(_signum: int, _frame: object) -> None:
     pass
 
 
-def _wait_recording_descendants(paths: Paths, job_id: str, process: subprocess.Popen[bytes]) -> int:
-    """Wait for the job, noting its descendants as they appear (cancel needs them if they escape)."""
+def _wait_recording_descendants(
+    paths: Paths, job_id: str, process: subprocess.Popen[bytes]
+) -> tuple[int, tuple[int, ...]]:
+    """Wait for the job, noting its descendants as they appear (cancel needs them if they escape; triage
+    looks for them in the kernel's OOM records); its return code and the descendants' pids seen."""
     import psutil
 
     seen: set[tuple[int, float]] = set()
@@ -161,7 +179,7 @@ def _wait_recording_descendants(paths: Paths, job_id: str, process: subprocess.P
         while (remaining := deadline - time.monotonic()) > 0:
             if (returncode := reaper.wait(remaining)) is not None:
                 process.returncode = returncode
-                return returncode
+                return returncode, tuple(sorted({pid for pid, _ in seen}))
         interval = min(interval * 1.5, 2.0)
         try:
             # The supervisor's own descendants: the job's, and its orphans (adopted by this subreaper).

@@ -15,10 +15,11 @@ from dataclasses import asdict
 from typing import Any
 
 from oumi_jobs.contract import SCHEMA_VERSION
+from oumi_jobs.failures import Failure
 from oumi_jobs.progress import Progress
 from oumi_jobs.views import JobView
 
-__all__ = ["SCHEMA_VERSION", "encode_json", "job_document", "json_array", "progress_document"]
+__all__ = ["SCHEMA_VERSION", "encode_json", "failure_document", "job_document", "json_array", "progress_document"]
 
 
 def encode_json(document: Any) -> str:
@@ -68,9 +69,16 @@ def job_document(view: JobView) -> dict[str, Any]:
         "cost_per_hour": record.cost_per_hour,
         "cost_so_far": view.cost_so_far(),
         "as_of": view.as_of,
+        "failure": failure_document(view.failure),
         # Last, so that the lean listing can append it to a document SQLite built (store/listing.py).
         "progress": progress_document(view.progress),
     }
+
+
+def failure_document(failure: Failure | None) -> dict[str, Any] | None:
+    """The ``failure`` object of a job document: ``class``, ``cause``, ``hint``, ``evidence`` (SPEC "Failures
+    and retries"); the registry stores this very object, which the lean listing projects as it is."""
+    return None if failure is None else failure.as_dict()
 
 
 def progress_document(progress: Progress | None) -> dict[str, Any] | None:

@@ -111,6 +111,20 @@ class ProgressDocument(BaseModel):
     as_of: str | None
 
 
+# failures.rules.CLASSES (tests/test_failures.py checks they agree).
+FailureClass = Literal["config_error", "host_oom", "gpu_oom", "disk_full", "nccl", "preempted", "diverged", "stalled",
+                       "over_time", "over_budget", "killed", "exit_code", "lost", "unknown"]  # fmt: skip
+
+
+class FailureDocument(BaseModel):
+    """Why a job failed or was lost (SPEC "Failures and retries")."""
+
+    failure_class: FailureClass = Field(alias="class")
+    cause: str = Field(description="One line.")
+    hint: str = Field(description="What to do.")
+    evidence: str | None = Field(description="The log line, exit code, signal or counter it came from.")
+
+
 class JobDocument(BaseModel):
     """A job, as ``status --json`` prints it (README "JSON")."""
 
@@ -143,6 +157,7 @@ class JobDocument(BaseModel):
     cost_per_hour: float | None = Field(description="The launcher's price of the job's cluster, USD per hour.")
     cost_so_far: float | None = Field(description="An estimate: that price times the time the job ran.")
     as_of: str | None
+    failure: FailureDocument | None = Field(description="null unless the job failed or was lost.")
     progress: ProgressDocument | None = Field(description="null where nothing tells yet.")
 
 

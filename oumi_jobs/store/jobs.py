@@ -65,13 +65,15 @@ class JobStore(Database):
         exit_signal: int | None = None,
         detail: str | None = None,
         end_time: str | None = None,
+        failure: str | None = None,
     ) -> bool:
         """Write the job's exit record, ended at ``end_time`` (default now), unless it has one (the first writer
         wins); True if written.  A supervisor that could only write it later (a full disk) gives the real end."""
         with self._transaction() as db:
             return _write_exit(
-                db, job_id, exit_code=exit_code, exit_signal=exit_signal, detail=detail, end_time=end_time
-            )
+                db, job_id, exit_code=exit_code, exit_signal=exit_signal, detail=detail, end_time=end_time,
+                failure=failure,
+            )  # fmt: skip
 
     def end_before_start(self, job_id: str, detail: str) -> bool:
         """The job will never start: flag it cancelled and write its exit record, in one transaction.
@@ -281,13 +283,14 @@ def _write_exit(
     exit_signal: int | None = None,
     detail: str | None = None,
     end_time: str | None = None,
+    failure: str | None = None,
 ) -> bool:
     """The exit record rule, inside the caller's transaction: written once, ended now (or at ``end_time``);
     True if written."""
     cursor = db.execute(
-        "UPDATE jobs SET exit_code = ?, exit_signal = ?, end_time = ?, end_detail = ? "
+        "UPDATE jobs SET exit_code = ?, exit_signal = ?, end_time = ?, end_detail = ?, failure = ? "
         "WHERE job_id = ? AND end_time IS NULL",
-        (exit_code, exit_signal, end_time or now_iso(), detail, job_id),
+        (exit_code, exit_signal, end_time or now_iso(), detail, failure, job_id),
     )
     return cursor.rowcount == 1
 

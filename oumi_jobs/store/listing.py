@@ -6,13 +6,14 @@ ask.  Building a record, a view and a dictionary for each in Python costs more
 than the rest of the command together, so SQLite builds each such document
 with ``json_object`` and the caller joins the texts.
 
-The projection repeats two rules written in Python elsewhere, and
+The projection repeats rules written in Python elsewhere, and
 tests/test_listing.py checks that both paths give identical documents:
 
 * the state of a local job with an exit record (``states.local_state``) and
   its status string (``states.describe_exit``);
 * the job document of the JSON contract (``render.base.job_document``);
-* a job's estimated cost (``costs.cost_between``).
+* a job's estimated cost (``costs.cost_between``);
+* its ``failure``, stored when it ended, shown only for a failed job (``failures.failure_on_read``).
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ _DOCUMENT = f"""json_object(
     'cancel_requested', json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END),
     'depends_on', {_DEPENDS_ON}, 'detail', end_detail,
     'stdout_path', stdout_path, 'stderr_path', stderr_path,
-    'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR}, 'as_of', :as_of)"""
+    'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR}, 'as_of', :as_of,
+    'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END)"""
 
 # One listed row: (job_id, state, document) for a finished local job, (job_id, None, None) for any other.
 ListedRow = tuple[str, str | None, str | None]

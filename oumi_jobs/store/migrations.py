@@ -127,4 +127,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN cost_per_hour REAL;
         """,
     ),
+    (
+        "0007_failure",
+        """
+        ALTER TABLE jobs ADD COLUMN failure TEXT;
+        """,
+    ),
 ]

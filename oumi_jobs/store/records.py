@@ -57,6 +57,8 @@ class JobRecord:
     cgroup: str | None = None
     # USD per hour of the whole cluster, as the launcher priced it when the job was launched (None: no price).
     cost_per_hour: float | None = None
+    # Why the job failed (oumi_jobs.failures), as the document's JSON object: computed once, when it ended.
+    failure: str | None = None
     depends_on: tuple[str, ...] = field(default=())
 
     @property
