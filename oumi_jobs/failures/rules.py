@@ -170,6 +170,18 @@ STATUS_RULES: tuple[StatusRule, ...] = (
     ),
 )
 
+
+def first_rule(line: str) -> LogRule | None:
+    """The rule that classifies this one line (the first of the table that matches), or None."""
+    return next((rule for rule in LOG_RULES if rule.pattern.search(line)), None)
+
+
+def status_rule(status: str | None) -> StatusRule | None:
+    """The rule of a launcher's final status string (by its first word, as ``oumi_states`` reads it), or None."""
+    word = (status or "").strip().split(" ", 1)[0].rstrip("+").upper()
+    return next((rule for rule in STATUS_RULES if word in rule.words), None)
+
+
 # A line that reports an error, for the quote of a failure no rule knows.
 ERROR_LINE = re.compile(
     r"\b\w*(Error|Exception|Interrupt)\b|\berror\b|\bfatal\b|\bpanic\b|\bfailed\b|\bSegmentation fault\b",

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from oumi_jobs.failures.rules import ERROR_LINE, LOG_RULES, NOT_THE_ERROR, STATUS_RULES
+from oumi_jobs.failures.rules import ERROR_LINE, LOG_RULES, NOT_THE_ERROR, status_rule
 from oumi_jobs.states import State
 from oumi_jobs.store.records import JobRecord
 
@@ -141,11 +141,8 @@ def _signal_or_start(ending: Ending) -> Failure | None:
 
 
 def _launcher_status(status: str | None) -> Failure | None:
-    word = (status or "").strip().split(" ", 1)[0].rstrip("+").upper()
-    for rule in STATUS_RULES:
-        if word in rule.words:
-            return Failure(rule.failure_class, rule.cause, rule.hint, _clip(status or word))
-    return None
+    rule = status_rule(status)
+    return None if rule is None or not status else Failure(rule.failure_class, rule.cause, rule.hint, _clip(status))
 
 
 def _log_rules(lines: Sequence[str]) -> Failure | None:
