@@ -28,9 +28,11 @@ from oumi_jobs.server.schemas import FailureClass
 from oumi_jobs.states import State
 from oumi_jobs.views import view_of
 
+from . import test_training_progress as training
 from .helpers import Cli, make_record, submit_id, wait_done, wait_state
 
 IN_CI = os.environ.get("CI") == "true"
+tiny = training.tiny  # the tiny model and dataset, a fixture shared with the progress tests
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 
 
@@ -38,8 +40,10 @@ V1_MEMORY = Path("/sys/fs/cgroup/memory")
 @pytest.mark.parametrize("rule", LOG_RULES, ids=[rule.name for rule in LOG_RULES])
 def test_each_log_rule_classifies_its_example_and_no_earlier_rule_does(rule) -> None:
     assert rule.failure_class in CLASSES
-    assert first_rule(rule.example) is rule
-    assert first_rule(rule.example.lower()) is rule  # tools print the same words in their own case
+    assert rule.examples
+    for example in rule.examples:
+        assert first_rule(example) is rule, example
+        assert first_rule(example.lower()) is rule, example  # tools print the same words in their own case
 
 
 @pytest.mark.parametrize("rule", STATUS_RULES, ids=[rule.words[0] for rule in STATUS_RULES])
@@ -181,3 +185,23 @@ def test_a_real_host_oom_kill_in_a_memory_cgroup(paths: Paths, cli: Cli, job_con
     assert int(oom_kills.get("oom_kill", "1")) > 0, failure  # the kernel's own count (kernels since 4.13 keep it)
     assert failure["class"] == "host_oom", failure
     assert "Killed process" in failure["evidence"] and memory_cgroup.name in failure["cause"]
+
+
+@pytest.mark.slow
+def test_a_real_oumi_train_with_a_missing_dataset(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    config = training._train_config(tiny, tmp_path)
+    config.write_text(config.read_text().replace(str(tiny / "data.jsonl"), str(tmp_path / "nowhere.jsonl")))
+    job_id = submit_id(cli, str(config), *training._hermetic(tmp_path))
+    document = wait_done(cli, job_id, timeout=240)
+    assert document["state"] == "failed", Path(document["stderr_path"]).read_text(errors="replace")[-3000:]
+    failure = document["failure"]
+    assert failure["class"] == "config_error" and failure["cause"] == "a dataset the config names cannot be found"
+    assert str(tmp_path / "nowhere.jsonl") in failure["evidence"]  # Oumi's own line, quoted
+
+
+def test_a_message_wrapped_by_rich_is_matched_across_its_lines(tmp_path: Path) -> None:
+    log = tmp_path / "stderr.log"
+    log.write_text("Error: dataset_path\n'/data/a-long-folder/train.jsonl' does not exist.\n")
+    failure = triage(Ending(exit_code=1, log_paths=(str(log),)))
+    assert failure.failure_class == "config_error"
+    assert failure.evidence == "Error: dataset_path '/data/a-long-folder/train.jsonl' does not exist."

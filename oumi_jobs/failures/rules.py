@@ -1,7 +1,7 @@
 """The failure rules: known log lines and launcher states, and the class each one means.
 
 To add a rule, append a :class:`LogRule` (or a :class:`StatusRule`) here with
-an ``example``: a line as the failing program really prints it.
+``examples``: lines as the failing programs really print them.
 tests/test_failures.py checks that every example is classified by its own
 rule and by no earlier one, so a new rule cannot silently shadow another.
 
@@ -30,7 +30,7 @@ class LogRule:
     failure_class: str
     cause: str
     hint: str
-    example: str  # a real line this rule must classify (tests/test_failures.py)
+    examples: tuple[str, ...]  # real lines this rule must classify (tests/test_failures.py)
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,10 @@ LOG_RULES: tuple[LogRule, ...] = (
         "gpu_oom",
         "a GPU ran out of memory",
         "lower the batch size or sequence length, or enable gradient checkpointing; or use a larger GPU",
-        "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
-        "79.15 GiB of which 1.06 GiB is free.",
+        (
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+            "79.15 GiB of which 1.06 GiB is free.",
+        ),
     ),
     LogRule(
         "nccl",
@@ -67,9 +69,11 @@ LOG_RULES: tuple[LogRule, ...] = (
         "nccl",
         "the GPUs' collective communication (NCCL) failed or timed out",
         "retry it: a node or link usually failed; if it repeats, check NCCL_DEBUG=INFO logs and the network",
-        "[rank1]:[E ProcessGroupNCCL.cpp:616] [Rank 1] Watchdog caught collective operation timeout: "
-        "WorkNCCL(SeqNum=1, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600046 "
-        "milliseconds before timing out.",
+        (
+            "[rank1]:[E ProcessGroupNCCL.cpp:616] [Rank 1] Watchdog caught collective operation timeout: "
+            "WorkNCCL(SeqNum=1, OpType=ALLREDUCE, NumelIn=1, NumelOut=1, Timeout(ms)=600000) ran for 600046 "
+            "milliseconds before timing out.",
+        ),
     ),
     LogRule(
         "no_space",
@@ -77,7 +81,7 @@ LOG_RULES: tuple[LogRule, ...] = (
         "disk_full",
         "a disk filled up",
         "free space where the job writes (its output_dir, checkpoints, caches) or point it at a larger disk",
-        "OSError: [Errno 28] No space left on device",
+        ("OSError: [Errno 28] No space left on device",),
     ),
     LogRule(
         "nan_loss",
@@ -88,20 +92,23 @@ LOG_RULES: tuple[LogRule, ...] = (
         "diverged",
         "the training loss became NaN or infinite",
         "lower the learning rate, add warmup or gradient clipping, or check the data; a retry repeats it",
-        "{'loss': nan, 'grad_norm': nan, 'learning_rate': 4e-05, 'epoch': 0.5}",
+        ("{'loss': nan, 'grad_norm': nan, 'learning_rate': 4e-05, 'epoch': 0.5}",),
     ),
     LogRule(
         "missing_dataset",
         _rx(
             r"DatasetNotFoundError|Couldn't find (a dataset|any data file)|Unable to find '.*'"
-            r"|Dataset '.*' doesn't exist|dataset .* (not found|does not exist)|Unrecognized dataset"
+            r"|Dataset '.*' doesn't exist|dataset\w* .*(not found|does not exist)|Unrecognized dataset"
             r"|Dataset .* not found in the registry"
         ),
         "config_error",
         "a dataset the config names cannot be found",
         "check the dataset's name or path in the config (dataset_name, dataset_path), and the Hub access",
-        "datasets.exceptions.DatasetNotFoundError: Dataset 'no/such-dataset' doesn't exist on the Hub or cannot "
-        "be accessed.",
+        (
+            "datasets.exceptions.DatasetNotFoundError: Dataset 'no/such-dataset' doesn't exist on the Hub or cannot "
+            "be accessed.",
+            "Error: dataset_path '/data/train.jsonl' does not exist.",  # Oumi's own check
+        ),
     ),
     LogRule(
         "missing_model",
@@ -112,8 +119,10 @@ LOG_RULES: tuple[LogRule, ...] = (
         "config_error",
         "a model the config names cannot be found",
         "check model.model_name in the config (a Hub id or a local folder), and the Hub access",
-        "OSError: no/such-model is not a local folder and is not a valid model identifier listed on "
-        "'https://huggingface.co/models'",
+        (
+            "OSError: no/such-model is not a local folder and is not a valid model identifier listed on "
+            "'https://huggingface.co/models'",
+        ),
     ),
     LogRule(
         "bad_config",
@@ -124,7 +133,7 @@ LOG_RULES: tuple[LogRule, ...] = (
         "config_error",
         "the config is invalid",
         "fix the config: `oumi-jobs check CONFIG` names what is wrong",
-        "omegaconf.errors.ConfigKeyError: Key 'no_such_key' not in 'TrainingParams'",
+        ("omegaconf.errors.ConfigKeyError: Key 'no_such_key' not in 'TrainingParams'",),
     ),
     LogRule(
         "host_memory",
@@ -132,7 +141,7 @@ LOG_RULES: tuple[LogRule, ...] = (
         "host_oom",
         "the host ran out of memory",
         "lower the data loader's workers or batch size, or use a machine with more memory",
-        "OSError: [Errno 12] Cannot allocate memory",
+        ("OSError: [Errno 12] Cannot allocate memory",),
     ),
 )
 

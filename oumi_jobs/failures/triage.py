@@ -23,7 +23,7 @@ import json
 import os
 import re
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,7 @@ from oumi_jobs.store.records import JobRecord
 
 LOG_TAIL_BYTES = 64 * 1024
 EVIDENCE_CHARS = 300
+WRAPPED_LINES = 3  # the most lines one message is matched across
 KMSG_PATH = "/dev/kmsg"
 # The signals someone (a person, a scheduler, the kernel) sends to stop a process from outside.
 _OUTSIDE_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT})
@@ -147,10 +148,20 @@ def _launcher_status(status: str | None) -> Failure | None:
 
 def _log_rules(lines: Sequence[str]) -> Failure | None:
     for rule in LOG_RULES:
-        for line in reversed(lines):
-            if rule.pattern.search(line):
-                return Failure(rule.failure_class, rule.cause, rule.hint, _clip(line))
+        for index in reversed(range(len(lines))):
+            for text in _wrapped(lines, index):
+                if rule.pattern.search(text):
+                    return Failure(rule.failure_class, rule.cause, rule.hint, _clip(text))
     return None
+
+
+def _wrapped(lines: Sequence[str], index: int) -> Iterator[str]:
+    """The line, then it joined with the next one, then two: Oumi prints its errors with rich, which wraps them at
+    the terminal's width (80 columns in a log file), so one message can span lines."""
+    yield lines[index]
+    for width in range(2, WRAPPED_LINES + 1):
+        if index + width <= len(lines):
+            yield " ".join(part.strip() for part in lines[index : index + width])
 
 
 def _unexplained(ending: Ending, lines: Sequence[str]) -> Failure:
