@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
-from oumi_jobs.failures import Ending, triage
+from oumi_jobs.failures import Ending, Failure, encode_failure, triage
 from oumi_jobs.failures.rules import CLASSES, LOG_RULES, STATUS_RULES, first_rule, status_rule
 from oumi_jobs.paths import Paths
-from oumi_jobs.server.schemas import FailureClass
+from oumi_jobs.render.base import job_document
+from oumi_jobs.server.schemas import FailureClass, JobDocument
 from oumi_jobs.states import State
 from oumi_jobs.views import view_of
 
@@ -58,6 +59,19 @@ def test_each_launcher_state_rule_classifies_its_words(rule) -> None:
 
 def test_the_classes_are_the_contracts() -> None:
     assert set(typing.get_args(FailureClass)) == set(CLASSES) and len(CLASSES) == 14
+
+
+def test_the_rest_model_takes_the_document_as_built() -> None:
+    failure = Failure("gpu_oom", "a GPU ran out of memory", "lower the batch size", GPU_OOM)
+    record = make_record("oom", exit_code=1, end_time="2026-01-01T00:00:00+00:00", failure=encode_failure(failure))
+    document = job_document(view_of(record))
+    assert document["failure"] == {
+        "class": "gpu_oom",
+        "cause": failure.cause,
+        "hint": failure.hint,
+        "evidence": GPU_OOM,
+    }
+    assert JobDocument.model_validate(document).model_dump(by_alias=True)["failure"] == document["failure"]
 
 
 def test_a_line_no_rule_knows_is_quoted_and_never_guessed(tmp_path: Path) -> None:

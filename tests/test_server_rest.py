@@ -595,6 +595,9 @@ def test_the_openapi_documents_are_the_json_contract(openapi):
     assert keys("SubmitDocument") == job | {"warnings"}
     assert keys("CancellationDocument") == set(cancellation)
     assert keys("CancellationStepDocument") == {"name", "status", "started_at", "ended_at", "detail"}
+    assert (
+        keys("FailureDocument") == set(schemas["FailureDocument"]["required"]) == {"class", "cause", "hint", "evidence"}
+    )
     assert keys("ErrorDocument") == ERROR_FIELDS
     assert keys("SubmitBody") == SUBMIT_FIELDS and schemas["SubmitBody"]["required"] == ["config"]
     assert keys("CancelBody") == CANCEL_FIELDS and "required" not in schemas["CancelBody"]
