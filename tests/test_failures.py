@@ -30,7 +30,7 @@ from oumi_jobs.states import State
 from oumi_jobs.views import view_of
 
 from . import test_training_progress as training
-from .helpers import Cli, make_record, submit_id, wait_done, wait_state
+from .helpers import Cli, make_record, submit_id, wait_done, wait_state, wait_until
 
 IN_CI = os.environ.get("CI") == "true"
 tiny = training.tiny  # the tiny model and dataset, a fixture shared with the progress tests
@@ -81,6 +81,11 @@ def test_a_line_no_rule_knows_is_quoted_and_never_guessed(tmp_path: Path) -> Non
     assert (failure.failure_class, failure.evidence) == ("unknown", "RuntimeError: the flux capacitor")
     log.write_text("all fine here\n")
     assert triage(Ending(exit_code=1, log_paths=(str(log),))).failure_class == "exit_code"
+
+
+def test_a_sigkill_without_the_kernels_log_is_not_called_a_kill_by_hand(tmp_path: Path) -> None:
+    failure = triage(Ending(exit_signal=signal.SIGKILL, pids=(1,), kmsg_path=str(tmp_path / "no-kmsg")))
+    assert failure.failure_class == "killed" and "OOM killer" in failure.cause and "unreadable" in failure.cause
 
 
 def test_the_cgroup_v2_oom_counter_is_the_kernels_evidence(tmp_path: Path) -> None:
@@ -219,3 +224,26 @@ def test_a_message_wrapped_by_rich_is_matched_across_its_lines(tmp_path: Path) -
     failure = triage(Ending(exit_code=1, log_paths=(str(log),)))
     assert failure.failure_class == "config_error"
     assert failure.evidence == "Error: dataset_path '/data/a-long-folder/train.jsonl' does not exist."
+
+
+@pytest.mark.slow
+def test_slurm_jobs_ended_from_outside_by_scancel(slurm, paths: Paths, cli: Cli, tmp_path: Path, monkeypatch) -> None:
+    """Slurm's own state decides: a job scancel'd from outside is cancelled (no failure); one whose batch shell
+    scancel kills is FAILED, and as Slurm's status says no more, the failure quotes it and never guesses."""
+    monkeypatch.setenv("OUMI_SLURM_CONNECTIONS", os.environ.get("OUMI_SLURM_CONNECTIONS", slurm))
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "slurm-job.yaml"
+    config.write_text("run: |\n  echo started\n  sleep 600\nresources:\n  cloud: slurm\n")
+    jobs = [submit_id(cli, str(config), "--cluster", slurm) for _ in range(2)]
+
+    def status(job_id: str) -> dict:
+        return cli.json("status", job_id, "--cloud-timeout", "60")
+
+    launched = [wait_until(lambda j=j: (d := status(j))["state"] == "running" and d, 300, 1) for j in jobs]
+    cancelled, killed = (document["launcher_job_id"] for document in launched)  # type: ignore[index]
+    subprocess.run(["scancel", cancelled], check=True)
+    subprocess.run(["scancel", "--batch", "--signal=KILL", killed], check=True)
+    ended = [wait_until(lambda j=j: (d := status(j))["done"] and d, 120, 1) for j in jobs]
+    assert (ended[0]["state"], ended[0]["failure"]) == ("cancelled", None)  # type: ignore[index]
+    assert ended[1]["state"] == "failed" and ended[1]["failure"]["evidence"] == ended[1]["status"]  # type: ignore[index]
+    assert ended[1]["failure"]["class"] == "unknown" and ended[1]["status"].startswith("FAILED")  # type: ignore[index]

@@ -133,6 +133,11 @@ def _signal_or_start(ending: Ending) -> Failure | None:
     if ending.exit_signal is not None and ending.exit_signal in _OUTSIDE_SIGNALS:
         name = signal.Signals(ending.exit_signal).name
         cause = f"it was killed from outside by {name} (not by oumi-jobs, and not by the kernel's OOM killer)"
+        if ending.exit_signal == signal.SIGKILL and not _readable(ending.kmsg_path):
+            # Without the kernel's log, an OOM kill and a kill by hand look the same: say so, never guess.
+            cause = (
+                "it was killed by SIGKILL from outside or by the kernel's OOM killer (the kernel's log is unreadable)"
+            )
         hint = "find who sent it (a person, a scheduler, a watchdog); retry it if that was a mistake"
         return Failure("killed", cause, hint, f"signal {ending.exit_signal} ({name})")
     if ending.detail and ending.detail.startswith("cannot start"):
@@ -229,6 +234,14 @@ def _kmsg_oom(path: str, pids: set[int]) -> tuple[str, str | None] | None:
             pid = int(killed.group(1))
             found = (message, memcgs.get(pid))  # the last one: a pid reused since is the newer record
     return found
+
+
+def _readable(path: str) -> bool:
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError:
+        return False
+    return True
 
 
 def _kmsg_messages(path: str) -> list[str]:
