@@ -88,6 +88,17 @@ def test_a_sigkill_without_the_kernels_log_is_not_called_a_kill_by_hand(tmp_path
     assert failure.failure_class == "killed" and "OOM killer" in failure.cause and "unreadable" in failure.cause
 
 
+def test_a_cloud_launch_that_failed_quotes_the_launchers_words() -> None:
+    ended = {"cloud": "gcp", "end_time": "2026-01-01T00:00:00+00:00"}
+    failed = view_of(make_record("up-failed", end_detail="launch failed: RuntimeError: quota exhausted", **ended))
+    assert failed.state is State.FAILED and failed.failure is not None
+    assert (failed.failure.failure_class, failed.failure.evidence) == ("unknown", failed.record.end_detail)
+    full = view_of(
+        make_record("up-full", end_detail="launch failed: OSError: [Errno 28] No space left on device", **ended)
+    )
+    assert full.failure is not None and full.failure.failure_class == "disk_full"
+
+
 def test_the_cgroup_v2_oom_counter_is_the_kernels_evidence(tmp_path: Path) -> None:
     (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n")
     failure = triage(Ending(exit_signal=signal.SIGKILL, cgroup=str(tmp_path)))

@@ -105,9 +105,13 @@ def failure_on_read(record: JobRecord, state: State, status: str | None, detail:
         return Failure("lost", cause, "retry it; `oumi-jobs logs JOB` may show its last words", detail or status)
     if record.is_local:
         return None
-    return _launcher_status(status) or Failure(
-        "unknown", "its launcher reports a failure that no rule knows", "read its logs: `oumi-jobs logs JOB`",
-        _clip(status) if status else None,
+    # A launch that failed has the launcher's own error as its detail: the log rules know some of those words.
+    words = detail or status
+    return (
+        _launcher_status(status)
+        or _log_rules([detail] if detail else [])
+        or Failure("unknown", "its launcher reports a failure that no rule knows",
+                   "read its logs: `oumi-jobs logs JOB`", _clip(words) if words else None)
     )  # fmt: skip
 
 
