@@ -228,6 +228,16 @@ def plan_launch(
     return _task_plan(common, command, workdir, cwd)
 
 
+def replan_job_config(
+    plan: LaunchPlan, config: Mapping[str, Any], path: Path, *, env: Sequence[str], workdir: str | None, cwd: Path
+) -> LaunchPlan:
+    """``plan`` (a job config's) for other settings of the same config, kept at ``path``: a sweep's child, whose
+    staged copy has its values written in.  ``env`` and ``workdir`` are the options ``plan`` was made with."""
+    base = _PlanBase(path, config, plan.cloud, plan.cluster, parse_env_assignments(env), plan.accelerators,
+                     plan.num_nodes)  # fmt: skip
+    return _job_plan(base, workdir, cwd)
+
+
 def _config_cloud(config: Mapping[str, Any], path: Path) -> str | None:
     """A job config's ``resources.cloud``, checked: ``resources`` a mapping, the cloud a name."""
     resources = config.get("resources")

@@ -22,7 +22,7 @@ from typer.core import TyperGroup
 
 from oumi_jobs import __version__, bounds, clusters, listing, plots, preflight, submitting, waiting
 from oumi_jobs.cancel import service
-from oumi_jobs.cli import live, output, render
+from oumi_jobs.cli import live, output, render, sweeps_cli
 from oumi_jobs.cli.context import paths_of as _paths
 from oumi_jobs.cli.output import Mode, Output
 from oumi_jobs.cli.server_cli import server_app
@@ -64,6 +64,7 @@ from oumi_jobs.states import parse_states
 from oumi_jobs.status import get_status, status_by_identity
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 from oumi_jobs.store.queues import MAX_PARALLEL
+from oumi_jobs.sweeps import service as sweeps
 
 DEBUG_ENV = "OUMI_JOBS_DEBUG"
 
@@ -182,6 +183,7 @@ def _root(
 
 
 app.add_typer(server_app, name="server")
+sweeps_cli.register(app)
 
 
 @app.command()
@@ -313,6 +315,9 @@ def status(
             return
         which = view.job_id  # registered: watched as any job
     job = which
+    if not watch and sweeps.names_sweep(paths, job):
+        sweeps_cli.show_status(out, sweeps.sweep_status(paths, job, cloud_timeout_s=cloud_timeout))
+        return
     if watch:
         view = out.follow(waiting.follow_until_done(paths, job), human=live.watch)
         out.result(job_document(view))  # a person saw it live
@@ -340,6 +345,7 @@ def wait(
 
     out = Output.from_flags(as_json=as_json)
     timeout_s = waiting.parse_timeout(timeout) if timeout is not None else None
+    jobs_ = sweeps.child_ids(_paths(ctx), jobs_)  # a sweep stands for its children
     results = waiting.follow_jobs(_paths(ctx), jobs_, timeout_s=timeout_s, cloud_timeout_s=cloud_timeout)
     result = out.follow(results, human=live.watch_jobs)
     out.result([job_document(view) for view in result.views])  # a person saw them live
@@ -366,6 +372,9 @@ def list_(
     all_clouds: Annotated[
         bool, typer.Option("--all-clouds", help="Ask every enabled cloud, to find jobs launched elsewhere too.")
     ] = False,
+    sweep: Annotated[
+        Optional[str], typer.Option("--sweep", help="Only this sweep's children (id or prefix), in order.")
+    ] = None,
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
@@ -374,7 +383,7 @@ def list_(
     out = Output.from_flags(as_json=as_json)
     filters = dict(
         cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit,
-        local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout,
+        local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout, sweep=sweep,
     )  # fmt: skip
     # --json needs only the documents, so it reads them the lean way: finished
     # local jobs come out of SQLite as JSON (bench/bench_local.py times it).
@@ -555,6 +564,8 @@ def cancel(
         force=force, timeout_s=timeout, signal=signal_name, reason=reason, wait=not no_wait,
         cascade=not no_cascade, metrics_file=metrics_file, cloud_timeout_s=cloud_timeout,
     )  # fmt: skip
+    if len(refs) == 1 and identity is None and not down and sweeps.names_sweep(paths, refs[0]):
+        sweeps_cli.show_cancel(out, sweeps.cancel_sweep(paths, refs[0], options))
     if down:
         if len(refs) != 1 or identity is not None:
             raise OumiJobsUsage("cancel --down takes one job, by its id")

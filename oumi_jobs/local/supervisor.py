@@ -24,6 +24,7 @@ a job that ended on a full disk is never left ``lost``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -40,6 +41,7 @@ from oumi_jobs.local.queues import wait_for_turn
 from oumi_jobs.local.terminator import JOB_MARKER_ENV
 from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.store.registry import JobRecord, Registry
+from oumi_jobs.sweeps.handoff import hand_over
 from oumi_jobs.timestamps import now_iso
 
 EXIT_CANNOT_START = 127
@@ -76,6 +78,7 @@ def supervise(paths: Paths, job_id: str) -> int:
             return 1
         lease = wait_for_turn(paths, registry, job_id)
         if lease is None or not registry.claim_start(job_id):
+            hand_over(paths, job_id)  # a sweep's child that will never run frees its sweep's slot too
             return 0
     # The slot's lock is inherited by the job: it stays taken while any process of the job lives.
     return _run_job(paths, record, lease.fd)
@@ -99,7 +102,8 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
             close_fds=True,
             pass_fds=(slot_fd,),
             # Inherited by every descendant: cancel finds workers that left the group.
-            env=os.environ | {JOB_MARKER_ENV: record.job_id},
+            # A sweep's child has its own variables in its record: its supervisor may be another child's.
+            env=os.environ | json.loads(record.environment or "{}") | {JOB_MARKER_ENV: record.job_id},
             preexec_fn=contained.preexec_fn,
         )
     except OSError as exc:
@@ -137,11 +141,15 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     )  # fmt: skip
     os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
     contained.outlive_orphans()
+    # Only now: the next child's supervisor must not be adopted as an orphan of this job (and they hold the
+    # slot it would wait for anyway).
+    hand_over(paths, record.job_id)
     return 0
 
 
 def _cannot_start(paths: Paths, job_id: str, detail: str) -> int:
     _store(paths, "the exit record", lambda r: r.record_exit(job_id, exit_code=EXIT_CANNOT_START, detail=detail))
+    hand_over(paths, job_id)
     return 0
 
 

@@ -1,0 +1,167 @@
+"""Sweeps of real local jobs: the grid, --zip, --values, refusals, the --parallel limit, wait and cancel."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from oumi_jobs.local.procs import is_alive
+from oumi_jobs.store.registry import Registry
+
+from .helpers import wait_until
+from .test_queues import intervals, max_overlap
+
+
+def sweep_id_of(cli, *args: str) -> str:
+    result = cli("sweep", *args, "-q")
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip()
+
+
+def registered(paths) -> tuple[int, int]:
+    """How many jobs and sweeps the registry holds."""
+    if not paths.registry_file.exists():
+        return 0, 0
+    with Registry.open(paths) as registry:
+        return len(registry.jobs()), len(registry.sweeps())
+
+
+def test_a_grid_of_a_job_config_runs_each_child_with_its_values_within_the_parallel_limit(
+    cli, paths, job_config, tmp_path
+):
+    timeline, seen = tmp_path / "timeline", tmp_path / "seen"
+    config = job_config(
+        f"""
+        echo "c-$LR-$SEED start $(date +%s%N)" >> "{timeline}"
+        echo "$LR $SEED" >> "{seen}"
+        sleep 0.3
+        echo "c-$LR-$SEED end $(date +%s%N)" >> "{timeline}"
+        """,
+        envs={"LR": "0", "SEED": 0},
+    )
+    sweep_id = sweep_id_of(
+        cli, str(config), "--set", "envs.LR=1e-5,3e-5,1e-4", "--set", "envs.SEED=1,2",
+        "--parallel", "2", "--cluster", "sw", "--name", "grid",
+    )  # fmt: skip
+    assert sweep_id == "sw-grid"
+    waited = cli("wait", sweep_id, "--json")
+    assert waited.exit_code == 0, waited.output
+    children = json.loads(waited.stdout)
+    assert [c["job_id"] for c in children] == [f"grid-{i:04d}" for i in range(6)]
+    assert {c["state"] for c in children} == {"succeeded"}
+    assert children[0]["sweep_id"] == sweep_id and children[0]["overrides"] == {"envs.LR": 1e-05, "envs.SEED": 1}
+    assert sorted(seen.read_text().splitlines()) == sorted(
+        f"{lr} {seed}" for lr in ("1e-05", "3e-05", "0.0001") for seed in (1, 2)
+    )
+    spans = intervals(timeline)
+    assert len(spans) == 6 and max_overlap(list(spans.values())) <= 2  # the children's own start and end times
+    status = cli.json("status", "sw-gr")  # a unique prefix
+    assert status["counts"] == {"succeeded": 6} and status["done"] is True and status["size"] == 6
+    assert [c["job_id"] for c in cli.json("list", "--sweep", sweep_id)] == [f"grid-{i:04d}" for i in range(6)]
+    assert cli.json("sweeps")[0]["sweep_id"] == sweep_id
+
+
+def test_zip_and_values_file_pair_values_and_a_task_child_gets_oumi_overrides(cli, paths, job_config, tmp_path):
+    config = job_config("true", envs={"A": 1, "B": 2})
+    zipped = cli.json("sweep", str(config), "--set", "envs.A=1,2,3", "--set", "envs.B=x,y,z", "--zip")
+    assert [c["overrides"] for c in zipped["children"]] == [
+        {"envs.A": 1, "envs.B": "x"}, {"envs.A": 2, "envs.B": "y"}, {"envs.A": 3, "envs.B": "z"},
+    ]  # fmt: skip
+    values = tmp_path / "values.yaml"
+    values.write_text("- {envs.A: 7}\n- {envs.A: 8, envs.B: true}\n")
+    from_file = cli.json("sweep", str(config), "--values", str(values))
+    assert [c["overrides"] for c in from_file["children"]] == [{"envs.A": 7}, {"envs.A": 8, "envs.B": True}]
+    staged = Path(from_file["children"][1]["config_path"])
+    assert "A: 8" in staged.read_text() and staged != config  # a staged copy with the values written in
+    task = tmp_path / "train.yaml"
+    task.write_text("model: {model_name: tiny}\ntraining: {learning_rate: 0.1, output_dir: out}\n")
+    with Registry.open(paths) as registry:
+        registry.set_parallel("never", 1)
+    hold = job_config("sleep 30")
+    cli("submit", str(hold), "--cluster", "never")  # holds the only slot: the task children never start
+    swept = cli.json("sweep", str(task), "--set", "training.learning_rate=1e-5,2e-5", "--cluster", "never")
+    with Registry.open(paths) as registry:
+        child = registry.get(swept["children"][0]["job_id"])
+    assert child is not None and child.argv[-4:] == (
+        "--training.learning_rate", "1e-05", "--training.output_dir", f"out/{child.job_id}",
+    )  # fmt: skip
+    assert swept["children"][1]["output_dir"] == f"out/{swept['children'][1]['job_id']}"
+    assert cli("cancel", swept["sweep_id"]).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--set", "envs.LR=1,2", "--set", "nope.x=1"], "has no nope.x"),
+        (["--set", "envs.LR=1,2", "--set", "envs.B=1,2,3", "--zip"], "--zip"),
+        (
+            [f"--set=envs.A={','.join(map(str, range(101)))}", f"--set=envs.B={','.join(map(str, range(100)))}"],
+            "at most 10000",
+        ),  # fmt: skip
+        (["--set", "envs.LR=1,,2"], "empty value"),
+        (["--set", "envs.LR"], "PATH=V1"),
+        ([], "--set PATH"),
+    ],
+)
+def test_each_refusal_exits_2_with_one_line_and_registers_nothing(cli, paths, job_config, args, words):
+    config = job_config("true", envs={"LR": 1})
+    result = cli("sweep", str(config), *args, "--cluster", "refused")
+    assert result.exit_code == 2, result.output
+    assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert registered(paths) == (0, 0)
+
+
+def test_an_empty_values_file_is_refused(cli, paths, job_config, tmp_path):
+    values = tmp_path / "values.yaml"
+    values.write_text("[]\n")
+    result = cli("sweep", str(job_config("true")), "--values", str(values))
+    assert result.exit_code == 2 and "no children" in result.stderr
+    assert registered(paths) == (0, 0)
+
+
+def test_cancel_sweep_cancels_running_and_pending_children_and_leaves_no_process(cli, paths, job_config):
+    config = job_config("sleep 60", envs={"N": 0})
+    sweep_id = sweep_id_of(cli, str(config), "--set", f"envs.N={','.join(map(str, range(8)))}", "--parallel", "2",
+                           "--cluster", "cancelme")  # fmt: skip
+
+    def running() -> list[dict]:
+        return [c for c in cli.json("status", sweep_id)["children"] if c["state"] == "running"]
+
+    wait_until(lambda: len(running()) == 2)
+    status = cli.json("status", sweep_id)
+    assert status["counts"] == {"running": 2, "pending": 6}
+    result = cli("cancel", sweep_id, "--json")
+    assert result.exit_code == 0, result.output
+    cancelled = json.loads(result.stdout)
+    assert len(cancelled["cancelled_before_start"]) == 6 and len(cancelled["cancellations"]) == 2
+    assert all(c["status"] == "completed" and c["survivors"] == [] for c in cancelled["cancellations"])
+    after = cli.json("status", sweep_id)
+    assert after["counts"] == {"cancelled": 8} and after["done"] is True
+    with Registry.open(paths) as registry:
+        records = registry.jobs(sweep=sweep_id)
+    assert not any(is_alive(r.pid, r.process_start_time, r.boot_id) for r in records)
+    wait_until(lambda: not any(is_alive(r.supervisor_pid, r.supervisor_start_time, r.boot_id) for r in records))
+    assert cli("cancel", sweep_id).exit_code == 4  # every child is done: nothing to cancel
+
+
+def test_a_sweep_never_has_more_processes_than_its_parallel_slots(cli, paths, job_config):
+    config = job_config("sleep 0.2", envs={"N": 0})
+    sweep_id = sweep_id_of(cli, str(config), "--set", f"envs.N={','.join(map(str, range(12)))}",
+                           "--cluster", "one")  # fmt: skip
+    peak = 0
+
+    def count() -> bool:
+        nonlocal peak
+        with Registry.open(paths) as registry:
+            records = registry.jobs(sweep=sweep_id)
+        alive = sum(is_alive(r.supervisor_pid, r.supervisor_start_time, r.boot_id) for r in records
+                    if r.supervisor_pid != os.getpid())  # fmt: skip
+        peak = max(peak, alive)
+        return all(r.end_time for r in records)
+
+    wait_until(count, timeout=30)
+    assert 1 <= peak <= 2  # one running, and at most the next one being handed its slot
+    assert cli.json("status", sweep_id)["counts"] == {"succeeded": 12}
