@@ -13,6 +13,7 @@ from oumi_jobs.store.registry import Registry
 
 from .helpers import wait_until
 from .test_queues import intervals, max_overlap
+from .test_server_rest import rest_server  # noqa: F401 (the fixture)
 
 
 def sweep_id_of(cli, *args: str) -> str:
@@ -165,3 +166,26 @@ def test_a_sweep_never_has_more_processes_than_its_parallel_slots(cli, paths, jo
     wait_until(count, timeout=30)
     assert 1 <= peak <= 2  # one running, and at most the next one being handed its slot
     assert cli.json("status", sweep_id)["counts"] == {"succeeded": 12}
+
+
+def test_a_sweep_over_rest_is_submitted_read_and_cancelled(rest_server, cli, job_config, tmp_path):  # noqa: F811
+    config = job_config("sleep 60", envs={"N": 0})
+    with rest_server.unix() as client:
+        body = {"config": config.name, "cwd": str(tmp_path), "sets": ["envs.N=1,2,3"], "name": "rest",
+                "cluster": "rest"}  # fmt: skip
+        answer = client.post("/api/sweeps", json=body)
+        assert answer.status_code == 201, answer.text
+        assert answer.headers["location"] == "/api/sweeps/sw-rest" and answer.json()["size"] == 3
+        assert client.post("/api/sweeps", json=body | {"name": "other", "sets": ["nope.x=1"]}).status_code == 400
+        assert [s["sweep_id"] for s in client.get("/api/sweeps").json()] == ["sw-rest"]
+        wait_until(lambda: client.get("/api/sweeps/sw-re").json()["counts"].get("running") == 1)
+        by_cli = cli.json("status", "sw-rest")
+        served = client.get("/api/sweeps/sw-rest").json()
+        assert [c["job_id"] for c in served["children"]] == [c["job_id"] for c in by_cli["children"]]
+        assert served["counts"] == by_cli["counts"] == {"running": 1, "pending": 2}
+        cancelled = client.post("/api/sweeps/sw-rest/cancel", json={"timeout_s": 10})
+        assert cancelled.status_code == 200 and cancelled.headers["x-oumi-jobs-exit-code"] == "0"
+        assert len(cancelled.json()["cancelled_before_start"]) == 2 and len(cancelled.json()["cancellations"]) == 1
+        assert client.get("/api/sweeps/sw-rest").json()["counts"] == {"cancelled": 3}
+        assert client.post("/api/sweeps/sw-rest/cancel").status_code == 409
+        assert client.get("/api/sweeps/sw-nope").status_code == 404

@@ -12,9 +12,7 @@ import typer
 from oumi_jobs.cli import output, render
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.output import Output
-from oumi_jobs.errors import ExitCode
-from oumi_jobs.exits import cancellation_exit_code, worst_exit_code
-from oumi_jobs.store.cancellations import CancellationStatus
+from oumi_jobs.exits import sweep_cancel_exit_code
 from oumi_jobs.sweep_documents import sweep_cancel_document, sweep_document, sweep_summary_document
 from oumi_jobs.sweeps import service
 from oumi_jobs.sweeps.service import SweepCancel, SweepStatus, SweepSummary
@@ -88,12 +86,7 @@ def show_cancel(out: Output, result: SweepCancel) -> None:
     """Print ``cancel SWEEP`` and exit: the worst of the children's cancellations (a child already over is
     not a conflict in a sweep)."""
     out.result(sweep_cancel_document(result), human=lambda: print_sweep_cancel(result))
-    codes = [
-        outcome.error.exit_code if outcome.error is not None else cancellation_exit_code(outcome.record)  # type: ignore[arg-type]
-        for outcome in result.outcomes
-        if outcome.record is None or outcome.record.status is not CancellationStatus.NOT_NEEDED
-    ]
-    raise typer.Exit(worst_exit_code(codes) if codes else ExitCode.OK)
+    raise typer.Exit(sweep_cancel_exit_code(result.outcomes))
 
 
 # -- rendering for a person -------------------------------------------------------------------------
