@@ -12,6 +12,7 @@ from oumi_jobs.documents import SCHEMA_VERSION, bulk_document, job_document
 
 if TYPE_CHECKING:  # annotations only
     from oumi_jobs.store.sweeps import SweepRecord
+    from oumi_jobs.sweeps.compare import CompareRow
     from oumi_jobs.sweeps.service import SweepCancel, SweepStatus, SweepSummary
 
 
@@ -50,4 +51,18 @@ def sweep_cancel_document(result: SweepCancel) -> dict[str, Any]:
         "sweep_id": result.sweep_id,
         "cancelled_before_start": result.cancelled_before_start,
         "cancellations": [bulk_document(outcome) for outcome in result.outcomes],
+    }
+
+
+def compare_document(row: CompareRow) -> dict[str, Any]:
+    """A row of ``compare SWEEP``: one child's overrides, state, and the last and best value of the metric."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": row.view.job_id,
+        "overrides": row.overrides,
+        "state": row.view.state.value,
+        "metric": row.metric,
+        "last": row.last,
+        "best": row.best,
+        "step": row.step,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from oumi_jobs.store.registry import Registry
 from .helpers import wait_until
 from .test_queues import intervals, max_overlap
 from .test_server_rest import rest_server  # noqa: F401 (the fixture)
+from .test_training_progress import MAX_STEPS as TRAIN_STEPS
+from .test_training_progress import _hermetic, _train_config, tiny  # noqa: F401 (tiny: the fixture)
 
 
 def sweep_id_of(cli, *args: str) -> str:
@@ -189,3 +192,25 @@ def test_a_sweep_over_rest_is_submitted_read_and_cancelled(rest_server, cli, job
         assert client.get("/api/sweeps/sw-rest").json()["counts"] == {"cancelled": 3}
         assert client.post("/api/sweeps/sw-rest/cancel").status_code == 409
         assert client.get("/api/sweeps/sw-nope").status_code == 404
+
+
+@pytest.mark.slow
+def test_three_real_oumi_train_runs_of_different_learning_rates_are_compared(cli, tiny, tmp_path):  # noqa: F811
+    config = _train_config(tiny, tmp_path)  # sets no learning rate: the `training` section is what a sweep needs
+    sweep_id = sweep_id_of(
+        cli, str(config), "--set", "training.learning_rate=1e-5,1e-3,3e-2", *_hermetic(tmp_path), "--name", "lr"
+    )
+    waited = cli("wait", sweep_id, "--timeout", "900", "--json")
+    assert waited.exit_code == 0, [Path(c["stderr_path"]).read_text()[-2000:] for c in json.loads(waited.stdout)]
+    rows = cli.json("compare", sweep_id)
+    assert sorted(r["overrides"]["training.learning_rate"] for r in rows) == [1e-5, 1e-3, 3e-2]
+    for row in rows:
+        assert (row["state"], row["metric"], row["step"]) == ("succeeded", "loss", TRAIN_STEPS)
+        assert math.isfinite(row["best"]) and row["best"] <= row["last"]
+        assert list((tmp_path / "out" / row["job_id"]).glob("*")), row  # each child trained into its own folder
+    assert [r["best"] for r in rows] == sorted(r["best"] for r in rows) and len({r["last"] for r in rows}) == 3
+    highest = cli.json("compare", sweep_id, "--max", "--metric", "loss")
+    assert [r["best"] for r in highest] == sorted((r["best"] for r in highest), reverse=True)
+    shown = cli("compare", sweep_id)
+    assert shown.exit_code == 0 and "training.learning_rate=0.03" in shown.stdout
+    assert cli("compare", sweep_id, "--metric", "nope", "--json").exit_code == 0  # no values: rows without them

@@ -13,8 +13,14 @@ from oumi_jobs.cli import output, render
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.output import Output
 from oumi_jobs.exits import sweep_cancel_exit_code
-from oumi_jobs.sweep_documents import sweep_cancel_document, sweep_document, sweep_summary_document
+from oumi_jobs.sweep_documents import (
+    compare_document,
+    sweep_cancel_document,
+    sweep_document,
+    sweep_summary_document,
+)
 from oumi_jobs.sweeps import service
+from oumi_jobs.sweeps.compare import CompareRow, compare_sweep
 from oumi_jobs.sweeps.service import SweepCancel, SweepStatus, SweepSummary
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -71,10 +77,24 @@ def sweeps(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     )
 
 
+def compare(
+    ctx: typer.Context,
+    sweep_ref: Annotated[str, typer.Argument(metavar="SWEEP", help="A sweep id, or a unique prefix of one.")],
+    metric: Annotated[str, typer.Option("--metric", help="The metric to compare (default: loss).")] = "loss",
+    highest: Annotated[bool, typer.Option("--max", help="Higher is better: highest first.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """One row per child: its overrides, state, and the last and best value of --metric, best first."""
+
+    rows = compare_sweep(paths_of(ctx), sweep_ref, metric=metric, highest=highest)
+    Output.from_flags(as_json=as_json).result([compare_document(r) for r in rows], human=lambda: print_compare(rows))
+
+
 def register(app: typer.Typer) -> None:
     """Add the sweep commands to the root app."""
     app.command()(sweep)
     app.command()(sweeps)
+    app.command()(compare)
 
 
 # -- what the job commands do with a sweep id (called from cli/app.py) ---------------------------------
@@ -116,3 +136,20 @@ def print_sweep_cancel(result: SweepCancel) -> None:
     )
     if result.outcomes:
         render.print_bulk(result.outcomes)
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def print_compare(rows: list[CompareRow]) -> None:
+    if not rows:
+        output.hint("no children")
+        return
+    output.print_line(f"{'job':<24} {'state':<10} {'last':>10} {'best':>10} {'step':>6}  overrides")
+    for r in rows:
+        values = ", ".join(f"{k}={v}" for k, v in (r.overrides or {}).items())
+        output.print_line(
+            f"{r.view.job_id:<24} {r.view.state.value:<10} {_number(r.last):>10} {_number(r.best):>10} "
+            f"{_number(r.step):>6}  {values}"
+        )

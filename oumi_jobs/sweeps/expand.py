@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from oumi_jobs.cloud.model import Tree
+from oumi_jobs.cloud.schema import unknown_settings
 from oumi_jobs.errors import UsageError
 
 MAX_CHILDREN = 10_000
@@ -113,20 +115,40 @@ def _read_values(path: Path) -> list[Overrides]:
     return rows
 
 
-def check_paths(children: Sequence[Overrides], config: Mapping[str, Any], *, job_config: bool) -> None:
-    """Every path names a setting the config has; in a job config, ``envs.NAME`` may also add a variable."""
+def check_paths(
+    children: Sequence[Overrides], config: Mapping[str, Any], *, job_config: bool, tree: Tree | None = None
+) -> None:
+    """Every path names a setting the config can have, else UsageError.
+
+    A setting the config has is always fine.  A job config may also add a
+    variable (``envs.NAME``).  A task config may set a setting it leaves at
+    Oumi's default (``training.learning_rate``): one that Oumi's config class
+    has (``tree``, the installed oumi's settings, where known), else one whose
+    section the config has.
+    """
     for path in dict.fromkeys(path for child in children for path in child):
         keys = path.split(".")
-        if job_config and len(keys) == 2 and keys[0] == "envs":
-            continue
-        node: Any = config
-        for key in keys:
-            if not isinstance(node, Mapping) or key not in node:
-                raise UsageError(f"the config has no {path}; a sweep sets only settings the config has")
-            node = node[key]
+        node = lookup(config, path)
         if isinstance(node, (Mapping, list)):
             raise UsageError(f"{path} is a {'mapping' if isinstance(node, Mapping) else 'list'} in the config; "
                              "a sweep sets single values")  # fmt: skip
+        if node is not None or _has_key(config, keys):
+            continue
+        if job_config:
+            if len(keys) == 2 and keys[0] == "envs":
+                continue
+        elif tree is not None:
+            if not any(unknown_settings(tree, apply({}, {path: None}))):
+                continue
+        elif len(keys) > 1 and isinstance(lookup(config, ".".join(keys[:-1])), Mapping):
+            continue
+        raise UsageError(f"the config has no {path}; a sweep sets only settings the config can have")
+
+
+def _has_key(config: Mapping[str, Any], keys: list[str]) -> bool:
+    """The config names this setting (with a null value, say)."""
+    parent = lookup(config, ".".join(keys[:-1])) if len(keys) > 1 else config
+    return isinstance(parent, Mapping) and keys[-1] in parent
 
 
 def lookup(config: Mapping[str, Any], path: str) -> Any:

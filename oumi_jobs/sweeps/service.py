@@ -20,7 +20,9 @@ from pathlib import Path
 from oumi_jobs import bounds, configs, listing
 from oumi_jobs.cancel.service import BulkOutcome, CancelOptions, cancel_jobs
 from oumi_jobs.cloud import facts
+from oumi_jobs.cloud import schema as oumi_schema
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.cloud.model import Tree
 from oumi_jobs.errors import AmbiguousJobError, ConflictError, JobNotFoundError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
@@ -124,7 +126,7 @@ def create_sweep(paths: Paths, request: SweepRequest) -> SweepStatus:
         zip_values=request.zip_values,
         values_file=(request.cwd / request.values_file) if request.values_file else None,
     )
-    expand.check_paths(combos, base.config, job_config=base.kind == "job")
+    expand.check_paths(combos, base.config, job_config=base.kind == "job", tree=_settings_tree(paths, base))
     name = job_id_from_name(request.name) if request.name else new_job_id(base.command)
     sweep_id = SWEEP_PREFIX + name
     submit_time = now_iso()
@@ -160,6 +162,13 @@ def _base_plan(request: SweepRequest) -> configs.LaunchPlan:
     if base.cloud != facts.LOCAL_CLOUD and request.after:
         raise UsageError("--after is for local sweeps")
     return base
+
+
+def _settings_tree(paths: Paths, base: configs.LaunchPlan) -> Tree | None:
+    """The settings the installed oumi's config class of a task config has, where a launch cached them."""
+    version = configs.installed_oumi_version()
+    trees = oumi_schema.cached(paths, version) if base.kind == "task" and version else None
+    return (trees or {}).get(base.command)
 
 
 def _dependencies(registry: Registry, refs: Sequence[str]) -> tuple[str, ...]:
