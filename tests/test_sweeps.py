@@ -214,3 +214,6 @@ def test_three_real_oumi_train_runs_of_different_learning_rates_are_compared(cli
     shown = cli("compare", sweep_id)
     assert shown.exit_code == 0 and "training.learning_rate=0.03" in shown.stdout
     assert cli("compare", sweep_id, "--metric", "nope", "--json").exit_code == 0  # no values: rows without them
+    plotted = cli.json("plot", sweep_id)  # the children's curves overlaid
+    assert sorted(s["job_id"] for s in plotted["series"]) == sorted(r["job_id"] for r in rows)
+    assert all(len(s["steps"]) == TRAIN_STEPS for s in plotted["series"])

@@ -660,6 +660,7 @@ def plot(
     if png is not None and svg is not None:
         raise OumiJobsUsage("--png and --svg: choose one image")
     image, image_format = (png, "png") if png is not None else (svg, "svg") if svg is not None else (None, None)
+    jobs_ = sweeps.child_ids(paths, jobs_)  # a sweep: its children's curves overlaid
     if watch:
         drawn = out.follow(plots.follow_plot(paths, jobs_, metric), human=live.watch_plot)
     else:
