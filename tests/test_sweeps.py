@@ -66,6 +66,10 @@ def test_a_grid_of_a_job_config_runs_each_child_with_its_values_within_the_paral
     assert status["counts"] == {"succeeded": 6} and status["done"] is True and status["size"] == 6
     assert [c["job_id"] for c in cli.json("list", "--sweep", sweep_id)] == [f"grid-{i:04d}" for i in range(6)]
     assert cli.json("sweeps")[0]["sweep_id"] == sweep_id
+    staged = Path(status["children"][0]["config_path"]).read_text()
+    again = cli("sweep", str(config), "--set", "envs.LR=5", "--name", "grid")  # the name is taken: exit 4
+    assert again.exit_code == 4 and "already exists" in again.stderr
+    assert Path(status["children"][0]["config_path"]).read_text() == staged  # the first sweep's files kept
 
 
 def test_zip_and_values_file_pair_values_and_a_task_child_gets_oumi_overrides(cli, paths, job_config, tmp_path):

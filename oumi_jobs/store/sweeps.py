@@ -45,11 +45,7 @@ class SweepStore(Database):
     def add_sweep(self, sweep: SweepRecord, children: Sequence[JobRecord]) -> None:
         """Register the sweep and every child in one transaction, with one prepared statement each: all or none."""
         with self._transaction() as db:
-            if db.execute("SELECT 1 FROM sweeps WHERE sweep_id = ?", (sweep.sweep_id,)).fetchone():
-                raise ConflictError(f"a sweep with id {sweep.sweep_id!r} already exists; choose another --name")
-            taken = _taken_ids(db, [child.job_id for child in children])
-            if taken:
-                raise ConflictError(f"a job with id {taken[0]!r} already exists; choose another --name")
+            _check_free(db, sweep.sweep_id, [child.job_id for child in children])
             db.execute(
                 f"INSERT INTO sweeps ({_SWEEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (sweep.sweep_id, sweep.name, sweep.config_path, sweep.cloud, sweep.cluster, sweep.size,
@@ -60,6 +56,11 @@ class SweepStore(Database):
                 "INSERT INTO job_dependencies (job_id, depends_on) VALUES (?, ?)",
                 [(child.job_id, dep) for child in children for dep in child.depends_on],
             )
+
+    def check_sweep_ids(self, sweep_id: str, job_ids: list[str]) -> None:
+        """ConflictError if the sweep id or a child's id is taken (before a sweep writes any file)."""
+        with self._guard():
+            _check_free(self._db, sweep_id, job_ids)
 
     def sweep(self, sweep_id: str) -> SweepRecord | None:
         row = self._execute(f"SELECT {_SWEEP_COLUMNS} FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone()
@@ -131,6 +132,14 @@ class SweepStore(Database):
                 (now_iso(), detail, sweep_id),
             )
         return ids
+
+
+def _check_free(db: sqlite3.Connection, sweep_id: str, job_ids: list[str]) -> None:
+    if db.execute("SELECT 1 FROM sweeps WHERE sweep_id = ?", (sweep_id,)).fetchone():
+        raise ConflictError(f"a sweep with id {sweep_id!r} already exists; choose another --name")
+    taken = _taken_ids(db, job_ids)
+    if taken:
+        raise ConflictError(f"a job with id {taken[0]!r} already exists; choose another --name")
 
 
 def _taken_ids(db: sqlite3.Connection, job_ids: list[str]) -> list[str]:

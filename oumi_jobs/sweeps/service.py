@@ -139,9 +139,12 @@ def create_sweep(paths: Paths, request: SweepRequest) -> SweepStatus:
         parallel = request.parallel or (registry.parallel_of(str(cluster)) if local else DEFAULT_CLOUD_PARALLEL)
         sweep = SweepRecord(sweep_id, name, str(base.config_path), base.cloud, cluster, len(children), parallel,
                             submit_time)  # fmt: skip
+        registry.check_sweep_ids(sweep_id, [child.record.job_id for child in children])  # before any file
         _stage(paths, sweep_id, children)
         try:
             registry.add_sweep(sweep, [child.record for child in children])
+        except ConflictError:
+            raise  # a sweep of the same name registered meanwhile: its files, not ours
         except BaseException:
             _unstage(paths, sweep_id, children)
             raise
