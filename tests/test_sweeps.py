@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,17 @@ def test_three_real_oumi_train_runs_of_different_learning_rates_are_compared(cli
     plotted = cli.json("plot", sweep_id)  # the children's curves overlaid
     assert sorted(s["job_id"] for s in plotted["series"]) == sorted(r["job_id"] for r in rows)
     assert all(len(s["steps"]) == TRAIN_STEPS for s in plotted["series"])
+
+
+def test_a_sweep_whose_running_child_lost_its_supervisor_is_restarted_by_status(cli, paths, job_config):
+    config = job_config("sleep 0.5", envs={"N": 0})
+    sweep_id = sweep_id_of(cli, str(config), "--set", "envs.N=1,2,3", "--cluster", "stall")
+    first = cli.json("status", sweep_id)["children"][0]["job_id"]
+    with Registry.open(paths) as registry:
+        record = registry.get(first)
+    assert record is not None and record.supervisor_pid
+    os.kill(record.supervisor_pid, signal.SIGKILL)  # it will never start the next child
+    wait_until(lambda: not is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id))
+    waited = cli("wait", sweep_id, "--json", "--timeout", "60")  # reading the sweep restarts its chain
+    states = [c["state"] for c in json.loads(waited.stdout)]
+    assert states[1:] == ["succeeded", "succeeded"] and states[0] in ("lost", "succeeded"), states

@@ -315,7 +315,9 @@ def status(
             return
         which = view.job_id  # registered: watched as any job
     job = which
-    if not watch and sweeps.names_sweep(paths, job):
+    if sweeps.names_sweep(paths, job):
+        if watch:
+            raise OumiJobsUsage("status --watch follows one job; `wait SWEEP` follows a sweep to its end")
         sweeps_cli.show_status(out, sweeps.sweep_status(paths, job, cloud_timeout_s=cloud_timeout))
         return
     if watch:

@@ -27,6 +27,7 @@ from oumi_jobs.errors import AmbiguousJobError, ConflictError, JobNotFoundError,
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
 from oumi_jobs.local.launching import staged_config
+from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.states import recorded_state
 from oumi_jobs.store.queues import MAX_PARALLEL
@@ -240,11 +241,33 @@ def resolve_sweep(paths: Paths, ref: str) -> SweepRecord:
 def sweep_status(paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> SweepStatus:
     """The sweep and each child's live state (a cloud's children asked of their cloud, once for all)."""
     sweep = resolve_sweep(paths, ref)
+    restart_stalled(paths, sweep)
     report = listing.list_jobs_report(
         paths, sweep=sweep.sweep_id, local_only=sweep.cloud == facts.LOCAL_CLOUD, cloud_timeout_s=cloud_timeout_s,
         with_progress=False,
     )  # fmt: skip
     return SweepStatus(sweep, report.views)
+
+
+def restart_stalled(paths: Paths, sweep: SweepRecord) -> list[str]:
+    """A write, named as one: restart a sweep whose hand-over chain broke; the children started.
+
+    Each child's process starts the next child's; one killed (``kill -9``, a
+    reboot) starts none, and the children after it would wait for ever.  When
+    children wait for a process and no process of the sweep is alive, the
+    first ``parallel`` of them are started here (by ``status SWEEP``, ``wait
+    SWEEP``).
+    """
+    with Registry.open(paths) as registry:
+        records = registry.jobs(sweep=sweep.sweep_id, with_argv=False)
+    waiting = sum(1 for r in records if r.supervisor_pid is None and r.end_time is None and not r.cancel_requested)
+    if not waiting or any(is_alive(r.supervisor_pid, r.supervisor_start_time, r.boot_id) for r in records):
+        return []
+    started = [
+        job_id for _ in range(min(sweep.parallel, waiting)) if (job_id := handoff.start_next(paths, sweep.sweep_id))
+    ]
+    log_event(paths, "sweep_restarted", sweep_id=sweep.sweep_id, started=started)
+    return started
 
 
 def list_sweeps(paths: Paths) -> list[SweepSummary]:
@@ -271,6 +294,7 @@ def child_ids(paths: Paths, refs: Sequence[str]) -> list[str]:
             except JobNotFoundError:
                 ids.append(ref)  # a job named sw-...
                 continue
+            restart_stalled(paths, sweep)
             ids += [r.job_id for r in reversed(registry.jobs(sweep=sweep.sweep_id, with_argv=False))]
     return ids
 
