@@ -36,7 +36,7 @@ from oumi_jobs import listing
 if sys.argv[1] == "off":
     listing.list_job_documents = functools.partial(listing.list_job_documents, with_progress=False)
     listing.list_jobs_report = functools.partial(listing.list_jobs_report, with_progress=False)
-from oumi_jobs.cli import main
+from oumi_jobs.cli.app import main
 sys.argv = ["oumi-jobs", *sys.argv[2:]]
 main()
 """

@@ -8,7 +8,10 @@ Prints:
 * ``GET /api/jobs/{id}`` from one client (median, as above), and from
   ``--clients`` concurrent clients (default 50, threads of this process, each
   with its own connection over the unix socket) for ``--seconds`` (default
-  10): requests answered, errors, and the 50th and 99th percentile latencies.
+  10): requests answered, errors, and the 50th and 99th percentile latencies;
+  then the same while ``--idle`` (default 500) idle TCP connections are kept
+  open against the server's port (each one the server closes is opened
+  again): what a flood of slow clients costs the owner.
 
 The server is a real process (``runner.serve``, as the tests start it) with a
 private ``OUMI_JOBS_HOME`` in a temporary folder, removed at the end; the
@@ -43,8 +46,8 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 RECORDS = 1_000
 SERVE = (
-    "import sys; from oumi_jobs.server import runner; p, f, o = runner.parse_args(sys.argv[1:]); "
-    "runner._configure_logging(); sys.exit(runner.serve(p, f, o))"
+    "import sys; from oumi_jobs.server import runner; p, f, o, _ = runner.parse_args(sys.argv[1:]); "
+    "runner._configure_logging(None); sys.exit(runner.serve(p, f, o))"
 )
 
 
@@ -178,11 +181,52 @@ def hammer(socket_path: str, ids: list[str], clients: int, seconds: float) -> di
             "p50_s": percentile(0.50), "p99_s": percentile(0.99)}  # fmt: skip
 
 
+class IdleFlood:
+    """``count`` TCP connections that send nothing, each reopened when the server closes it."""
+
+    def __init__(self, address: str, count: int) -> None:
+        host, port = address.removeprefix("http://").rsplit(":", 1)
+        self.target, self.count = (host, int(port)), count
+        self.done = threading.Event()
+        self.opened = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        import selectors
+        import socket
+
+        selector = selectors.DefaultSelector()
+        while not self.done.is_set():
+            while len(selector.get_map()) < self.count and not self.done.is_set():
+                try:
+                    sock = socket.create_connection(self.target, timeout=5)
+                except OSError:
+                    break
+                sock.setblocking(False)
+                selector.register(sock, selectors.EVENT_READ)
+                self.opened += 1
+            for key, _ in selector.select(timeout=0.2):  # closed (or refused) by the server: open another
+                selector.unregister(key.fileobj)
+                key.fileobj.close()  # type: ignore[union-attr]
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+
+    def __enter__(self) -> IdleFlood:
+        self.thread.start()
+        time.sleep(2)  # let them pile up first
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.done.set()
+        self.thread.join(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--idle", type=int, default=500, help="idle TCP connections during the second round")
     parser.add_argument("--json", action="store_true", help="Print the figures as one JSON document.")
     args = parser.parse_args()
 
@@ -199,12 +243,15 @@ def main() -> None:
         with httpx.Client(base_url=info["address"], headers={"Authorization": f"Bearer {token}"}, timeout=60) as tcp:
             over_tcp = time_get(tcp, "/api/jobs", args.runs, RECORDS)
         concurrent = hammer(info["socket"], ids, args.clients, args.seconds)
+        with IdleFlood(info["address"], args.idle) as flood:
+            flooded = hammer(info["socket"], ids, args.clients, args.seconds)
+        flooded["idle_connections_opened"] = flood.opened
     finally:
         if process is not None:
             stop(process)
         shutil.rmtree(home, ignore_errors=True)
     figures = {"list_1000_unix": over_unix, "list_1000_tcp": over_tcp, "get_job_one_client": one_job,
-               "get_job_concurrent": concurrent,
+               "get_job_concurrent": concurrent, "get_job_concurrent_idle_flood": flooded,
                "cpus": os.cpu_count()}  # fmt: skip
     if args.json:
         print(json.dumps(figures, indent=2))
@@ -214,13 +261,13 @@ def main() -> None:
               f"(min {result['min_s'] * 1000:.1f}, max {result['max_s'] * 1000:.1f}; {result['runs']} runs)")  # fmt: skip
     print(f"GET /api/jobs/{{id}}, one client over the unix socket: median {one_job['median_s'] * 1000:.1f} ms "
           f"(min {one_job['min_s'] * 1000:.1f}, max {one_job['max_s'] * 1000:.1f})")  # fmt: skip
-    c = concurrent
-    kinds = f" ({', '.join(c['error_kinds'])})" if c["error_kinds"] else ""
-    p50 = f"{c['p50_s'] * 1000:.1f} ms" if c["p50_s"] is not None else "-"
-    p99 = f"{c['p99_s'] * 1000:.1f} ms" if c["p99_s"] is not None else "-"
-    print(f"GET /api/jobs/{{id}}, {c['clients']} concurrent clients for {c['seconds']:g} s: {c['answered']:,} "
-          f"answered ({c['requests_per_s']:.0f}/s), {c['errors']} errors{kinds}, "
-          f"p50 {p50}, p99 {p99} ({os.cpu_count()} CPUs, clients and server on the same machine)")  # fmt: skip
+    for c, during in ((concurrent, ""), (flooded, f", with {args.idle} idle TCP connections held open")):
+        kinds = f" ({', '.join(c['error_kinds'])})" if c["error_kinds"] else ""
+        p50 = f"{c['p50_s'] * 1000:.1f} ms" if c["p50_s"] is not None else "-"
+        p99 = f"{c['p99_s'] * 1000:.1f} ms" if c["p99_s"] is not None else "-"
+        print(f"GET /api/jobs/{{id}}, {c['clients']} concurrent clients for {c['seconds']:g} s{during}: "
+              f"{c['answered']:,} answered ({c['requests_per_s']:.0f}/s), {c['errors']} errors{kinds}, "
+              f"p50 {p50}, p99 {p99} ({os.cpu_count()} CPUs, clients and server on the same machine)")  # fmt: skip
 
 
 if __name__ == "__main__":

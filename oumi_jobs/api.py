@@ -25,6 +25,8 @@ is imported by the first call that asks a cloud.
 
 from __future__ import annotations
 
+from oumi_jobs.cancel.request import CancelRequest, CancelResult
+from oumi_jobs.cancel.request import run as run_cancel
 from oumi_jobs.cancel.service import (
     BulkOutcome,
     CancelOptions,
@@ -48,24 +50,6 @@ from oumi_jobs.clusters import (
 )
 from oumi_jobs.cost_report import CostGroup, CostReport, cost_report
 from oumi_jobs.costs import cost_so_far
-from oumi_jobs.documents import (
-    SCHEMA_VERSION,
-    bulk_document,
-    cancel_down_document,
-    cancellation_document,
-    check_document,
-    cluster_action_document,
-    cluster_document,
-    cost_document,
-    dry_run_document,
-    encode_json,
-    import_document,
-    job_document,
-    log_document,
-    plot_document,
-    progress_document,
-    prune_document,
-)
 from oumi_jobs.errors import (
     AmbiguousJobError,
     CloudUnreachableError,
@@ -96,6 +80,17 @@ from oumi_jobs.plots import Plot, follow_plot, read_plot, write_image
 from oumi_jobs.preflight import ConfigCheck, Preflight, PreflightProblem, check_config, preflight
 from oumi_jobs.progress import MetricSeries, Progress
 from oumi_jobs.prune import PruneResult, prune
+from oumi_jobs.render.base import SCHEMA_VERSION, encode_json, job_document, progress_document
+from oumi_jobs.render.cancel import (
+    bulk_document,
+    cancel_document,
+    cancel_down_document,
+    cancel_outcome,
+    cancellation_document,
+)
+from oumi_jobs.render.clusters import cluster_action_document, cluster_document, cost_document
+from oumi_jobs.render.jobs import check_document, dry_run_document, log_document, plot_document
+from oumi_jobs.render.registry import import_document, prune_document
 from oumi_jobs.server.lifecycle import connect as connect_server
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.status import get_progress, get_status, metric_series, read_status, status_by_identity
@@ -110,6 +105,8 @@ __all__ = [
     "AmbiguousJobError",
     "BulkOutcome",
     "CancelOptions",
+    "CancelRequest",
+    "CancelResult",
     "CancelThenDown",
     "CancellationRecord",
     "CancellationStatus",
@@ -156,9 +153,11 @@ __all__ = [
     "adopt_by_identity",
     "bulk_cancel_exit_code",
     "bulk_document",
+    "cancel_document",
     "cancel_down_document",
     "cancel_job",
     "cancel_jobs",
+    "cancel_outcome",
     "cancel_then_down",
     "cancellation_document",
     "cancellation_exit_code",
@@ -205,6 +204,7 @@ __all__ = [
     "read_log",
     "read_plot",
     "read_status",
+    "run_cancel",
     "status_by_identity",
     "submit",
     "wait_exit_code",

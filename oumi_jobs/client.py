@@ -19,15 +19,20 @@ limit.
 
 from __future__ import annotations
 
+import http.client
+import json as jsonlib
 import os
+import socket
+import struct
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode, urlsplit
 
 from oumi_jobs.cloud import wire
 from oumi_jobs.errors import CloudTimeoutError, CloudUnreachableError, OumiJobsError
 
 if TYPE_CHECKING:
-    import httpx
+    import ssl
 
 # Requests that ask no cloud answer in milliseconds; a server that takes this long is stuck.
 DEFAULT_TIMEOUT_S = 60.0
@@ -46,30 +51,71 @@ class ServerUnavailableError(CloudUnreachableError):
         self.before_request = before_request
 
 
-class Client:
-    """One connection pool to one server: over its unix socket, or over TCP with a bearer token."""
+class ServerPeerError(CloudUnreachableError):
+    """The process behind the server's unix socket runs as another user: nothing was sent to it (exit 5, as
+    for a server that cannot be reached: the real one cannot be, through this socket)."""
 
-    def __init__(self, http: httpx.Client, address: str) -> None:
-        self._http = http
+
+def check_peer(sock: socket.socket, address: str) -> None:
+    """ServerPeerError unless the process at the other end of ``sock`` runs as this user (``SO_PEERCRED``)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        raise ServerPeerError(
+            f"refusing to talk to {address}: the process answering there (pid {pid}) runs as uid {uid}, "
+            f"not as you (uid {os.getuid()}); nothing was sent"
+        )
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket whose peer is checked before a byte is sent."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("oumi-jobs", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(self.path)
+            check_peer(sock, self.path)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class Client:
+    """A client of one server: over its unix socket, or over TCP (TLS where the address is https) with a
+    bearer token.  Each request has a connection of its own (a unix socket connects in microseconds), so
+    one client may be used from several threads; the standard library's http.client keeps a command's
+    imports small."""
+
+    def __init__(self, address: str, *, socket_path: str | None = None, token: str | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
         self.address = address
+        self._socket_path = socket_path
+        self._headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        self._tls = tls
 
     @classmethod
     def unix(cls, socket_path: str) -> Client:
-        import httpx
-
-        transport = httpx.HTTPTransport(uds=socket_path)
-        return cls(httpx.Client(transport=transport, base_url="http://oumi-jobs", timeout=DEFAULT_TIMEOUT_S),
-                   socket_path)  # fmt: skip
+        return cls(socket_path, socket_path=socket_path)
 
     @classmethod
-    def tcp(cls, base_url: str, token: str) -> Client:
-        import httpx
+    def tcp(cls, base_url: str, token: str, *, ca_file: str | None = None) -> Client:
+        """A client of ``http://host:port`` or ``https://host:port``; ``ca_file``: the certificate(s) to
+        trust for https (default: the system's)."""
+        tls = None
+        if urlsplit(base_url).scheme == "https":
+            import ssl
 
-        headers = {"Authorization": f"Bearer {token}"}
-        return cls(httpx.Client(base_url=base_url, headers=headers, timeout=DEFAULT_TIMEOUT_S), base_url)
+            tls = ssl.create_default_context(cafile=ca_file)
+        return cls(base_url.rstrip("/"), token=token, tls=tls)
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing is held between requests; kept so that ``with Client...`` reads as before."""
 
     def __enter__(self) -> Client:
         return self
@@ -78,6 +124,44 @@ class Client:
         self.close()
 
     # -- requests ------------------------------------------------------------------
+    def _connection(self, timeout_s: float) -> http.client.HTTPConnection:
+        if self._socket_path is not None:
+            return _UnixConnection(self._socket_path, timeout_s)
+        parts = urlsplit(self.address)
+        if self._tls is not None:
+            return http.client.HTTPSConnection(parts.hostname or "", parts.port, timeout=timeout_s, context=self._tls)
+        return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout_s)
+
+    def _send(self, method: str, path: str, json: Any, params: Mapping[str, Any] | None,
+              timeout_s: float) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:  # fmt: skip
+        """The answer's head (its body still to read) on a connection of its own; errors as ours."""
+        connection = self._connection(timeout_s)
+        try:
+            connection.connect()
+        except ServerPeerError:
+            raise
+        except OSError as exc:
+            connection.close()
+            raise ServerUnavailableError(f"cannot reach the oumi-jobs server at {self.address}: {exc}",
+                                         before_request=True) from None  # fmt: skip
+        query = _params(params)
+        target = f"{path}?{urlencode(query, doseq=True)}" if query else path
+        headers = dict(self._headers)
+        body = None
+        if json is not None:
+            body, headers["Content-Type"] = jsonlib.dumps(json).encode(), "application/json"
+        try:
+            connection.request(method, target, body=body, headers=headers)
+            return connection, connection.getresponse()
+        except TimeoutError:
+            connection.close()
+            raise CloudTimeoutError(
+                f"the oumi-jobs server at {self.address} did not answer within {timeout_s} s"
+            ) from None
+        except (OSError, http.client.HTTPException) as exc:
+            connection.close()
+            raise _dropped(self.address, exc) from None
+
     def request(
         self,
         method: str,
@@ -88,17 +172,17 @@ class Client:
         timeout_s: float | None = None,
     ) -> Any:
         """The answer's JSON document; an error answer raised as its exception."""
-        import httpx
-
-        # httpx reads timeout=None as "no limit": unset means the client's default limit.
         limit = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
+        connection, response = self._send(method, path, json, params, limit)
         try:
-            response = self._http.request(method, path, json=json, params=_params(params), timeout=limit)
-        except httpx.TimeoutException:
+            body = response.read()
+        except TimeoutError:
             raise CloudTimeoutError(f"the oumi-jobs server at {self.address} did not answer within {limit} s") from None
-        except httpx.TransportError as exc:
-            raise _unavailable(self.address, exc) from None
-        return _document(response)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _dropped(self.address, exc) from None
+        finally:
+            connection.close()
+        return _document(response.status, body)
 
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, timeout_s: float | None = None) -> Any:
         return self.request("GET", path, params=params, timeout_s=timeout_s)
@@ -115,27 +199,23 @@ class Client:
 
         ``open_timeout_s`` bounds the answer's start; the lines then come as slowly as the source writes them.
         """
-        import httpx
+        connection, response = self._send(method, path, json, params, open_timeout_s or DEFAULT_TIMEOUT_S)
+        if response.status >= 400:
+            try:
+                body = response.read()
+            finally:
+                connection.close()
+            _document(response.status, body)
+        if connection.sock is not None:
+            connection.sock.settimeout(None)
+        stream = _Stream(response, connection, self.address)
+        return stream.lines(), stream.stop
 
-        timeout = httpx.Timeout(open_timeout_s or DEFAULT_TIMEOUT_S, read=None)
-        request = self._http.build_request(method, path, json=json, params=_params(params), timeout=timeout)
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise CloudTimeoutError(
-                f"the oumi-jobs server at {self.address} did not answer within {open_timeout_s} s"
-            ) from None
-        except httpx.TransportError as exc:
-            raise _unavailable(self.address, exc) from None
-        if response.is_error:
-            response.read()
-            response.close()
-            _document(response)
-        return _lines(response, self.address), response.close
-
-    def adapter_call(self, method: str, kwargs: Mapping[str, Any], timeout_s: float | None) -> Any:
-        """One cloud adapter call run by the server: its result as JSON (see :mod:`oumi_jobs.cloud.wire`)."""
-        limit = None if timeout_s is None else timeout_s + CALL_SLACK_S
+    def adapter_call(self, method: str, kwargs: Mapping[str, Any], timeout_s: float | None,
+                     *, extra_s: float = 0.0) -> Any:  # fmt: skip
+        """One cloud adapter call run by the server: its result as JSON (see :mod:`oumi_jobs.cloud.wire`);
+        ``extra_s`` more to wait where the server may first have to finish its warm-up."""
+        limit = None if timeout_s is None else timeout_s + CALL_SLACK_S + extra_s
         answer = self.post(f"/adapter/{method}", json={"kwargs": wire.encode(dict(kwargs))}, timeout_s=limit)
         return answer["result"]
 
@@ -200,35 +280,57 @@ def _params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in params.items() if v is not None}
 
 
-def _document(response: httpx.Response) -> Any:
+def _document(status: int, body: bytes) -> Any:
     try:
-        body = response.json()
+        document = jsonlib.loads(body)
     except ValueError:
-        body = None
-    if response.is_success:
-        return body
-    if isinstance(body, dict) and "error" in body:
-        raise wire.decode_error({"type": body.get("type"), "message": body["error"], "fields": body.get("fields")})
-    raise OumiJobsError(f"the oumi-jobs server answered {response.status_code}: {response.text[:200]}")
+        document = None
+    if 200 <= status < 300:
+        return document
+    if isinstance(document, dict) and "error" in document:
+        raise wire.decode_error(
+            {"type": document.get("type"), "message": document["error"], "fields": document.get("fields")}
+        )
+    text = body[:200].decode(errors="replace")
+    raise OumiJobsError(f"the oumi-jobs server answered {status}: {text}")
 
 
-def _lines(response: httpx.Response, address: str) -> Iterator[str]:
-    import httpx
+class _Stream:
+    """A streamed answer's lines, and how to stop it from another thread (the reader then just ends)."""
 
-    try:
-        for line in response.iter_lines():
-            yield line + "\n"
-    except httpx.TransportError as exc:
-        raise _unavailable(address, exc) from None
-    finally:
-        response.close()
+    def __init__(self, response: http.client.HTTPResponse, connection: http.client.HTTPConnection,
+                 address: str) -> None:  # fmt: skip
+        self.response, self.connection, self.address = response, connection, address
+        self.stopped = False
+
+    def lines(self) -> Iterator[str]:
+        try:
+            while line := self.response.readline():
+                yield line.decode(errors="replace").rstrip("\r\n") + "\n"
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if not self.stopped:
+                raise _dropped(self.address, exc) from None
+        finally:
+            _hang_up(self.connection)
+
+    def stop(self) -> None:
+        self.stopped = True
+        _hang_up(self.connection)
 
 
-def _unavailable(address: str, exc: Exception) -> ServerUnavailableError:
-    import httpx
+def _hang_up(connection: http.client.HTTPConnection) -> None:
+    """Close a stream's connection, also under a thread blocked reading it: closing a file descriptor does
+    not wake a read under way (nor tell the server), shutting the socket down does both."""
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed by the server
+    connection.close()
 
-    if isinstance(exc, httpx.ConnectError):
-        return ServerUnavailableError(f"cannot reach the oumi-jobs server at {address}: {exc}", before_request=True)
+
+def _dropped(address: str, exc: BaseException) -> ServerUnavailableError:
     return ServerUnavailableError(
         f"the oumi-jobs server at {address} dropped the request before answering ({type(exc).__name__}); "
         "it may have been stopped or killed: run the command again"

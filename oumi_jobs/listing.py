@@ -11,7 +11,7 @@ from oumi_jobs import bounds
 from oumi_jobs.cloud import facts, survey
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.cloud.survey import CloudAnswer, CloudAnswers, CloudWatcher
-from oumi_jobs.documents import SCHEMA_VERSION, encode_json, job_document
+from oumi_jobs.contract import SCHEMA_VERSION
 from oumi_jobs.durations import is_duration, parse_duration
 from oumi_jobs.errors import UsageError
 from oumi_jobs.paths import Paths
@@ -43,9 +43,12 @@ class JobList(CloudAnswers):
 
 @dataclass(frozen=True)
 class JobDocuments(CloudAnswers):
-    """The jobs of :func:`list_jobs_report` as JSON texts, each a ``documents.job_document``."""
+    """The jobs of :func:`list_jobs_report`, read the lean way, in order: a finished local job as its id and
+    the JSON text of its document that the store built (``store/listing.py``), any other as a view; with the
+    finished jobs' progress objects (``render.listing.lean_texts`` encodes them all)."""
 
-    documents: list[str]
+    listed: list[tuple[str, str] | JobView]
+    progress: Mapping[str, dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
     found = _lean_progress(paths, listed) if query.with_progress else {}
     if query.with_progress:
         listed = [add_progress(paths, item) if isinstance(item, JobView) else item for item in listed]
-    return JobDocuments(answers, encode_lean_listing(listed, found))
+    return JobDocuments(answers, listed, found)
 
 
 def _lean_progress(paths: Paths, listed: list[tuple[str, str] | JobView]) -> dict[str, dict[str, Any] | None]:
@@ -175,23 +178,6 @@ def _lean_progress(paths: Paths, listed: list[tuple[str, str] | JobView]) -> dic
     found = {job_id: document for job_id, (_, document) in cached.items()}
     found.update(_final_progress(paths, [job_id for job_id, (final, _) in cached.items() if not final]))
     return found
-
-
-def encode_lean_listing(
-    listed: Sequence[tuple[str, str] | JobView], progress: Mapping[str, dict[str, Any] | None]
-) -> list[str]:
-    """The JSON texts of ``list --json``, in order: a view's job document encoded; a finished local job's
-    document, which the store built as JSON text (``store/listing.py``), with its ``progress`` object (as the
-    progress cache keeps it: ``documents.progress_document``'s very dictionary) appended as it is, so the
-    thousands of them are never decoded."""
-    texts = []
-    for item in listed:
-        if isinstance(item, JobView):
-            texts.append(encode_json(job_document(item)))
-        else:
-            job_id, document = item
-            texts.append(document[:-1] + ',"progress":' + encode_json(progress.get(job_id)) + "}")
-    return texts
 
 
 _SUBMIT_TIME_KEY = '"submit_time":"'

@@ -24,18 +24,13 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(tree: ast.AST, top_level: bool = True) -> Iterator[tuple[ast.stmt, bool]]:
-    """Every import statement that runs, with whether it sits at the module's top level."""
+    """Every import statement, with whether it sits at the module's top level.
+
+    Those under ``if TYPE_CHECKING:`` count: they never run, but a module that
+    needs another's types to be read depends on it as much as one that runs it.
+    """
     for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            continue  # never runs: annotations only
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node, top_level
         else:
@@ -224,28 +219,108 @@ def test_the_sql_finder_finds_sql() -> None:
     assert _sql_offences('"""Select a job, then update its record and delete the rest."""\n', "m.py") == []
 
 
-# A function's body (its docstring and signature aside: Typer commands declare
-# their options there) longer than this needs a reason written beside it.
-MAX_BODY_LINES = 60
+# A whole function (decorators, signature and docstring included: a Typer
+# command's options are code to read too) longer than this needs a reason
+# written just above it.
+MAX_FUNCTION_LINES = 60
 LONG_REASON = "# long function:"
 
 
-def _long_functions() -> list[str]:
+def _long_functions(sources: dict[str, str]) -> list[str]:
+    """``where: name (lines)`` for each function of ``sources`` (path -> text) over the limit without a reason."""
     found = []
-    for path in MODULES.values():
-        source = path.read_text()
+    for where, source in sources.items():
         lines = source.splitlines()
-        for node in ast.walk(ast.parse(source, str(path))):
+        for node in ast.walk(ast.parse(source, where)):
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
-            body = node.body[1:] if ast.get_docstring(node) is not None and len(node.body) > 1 else node.body
-            length = (node.end_lineno or node.lineno) - body[0].lineno + 1
             first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            explained = any(LONG_REASON in line for line in lines[max(0, first - 3) : body[0].lineno])
-            if length > MAX_BODY_LINES and not explained:
-                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({length} lines)")
+            length = (node.end_lineno or node.lineno) - first + 1
+            explained = any(LONG_REASON in line for line in lines[max(0, first - 3) : first - 1])
+            if length > MAX_FUNCTION_LINES and not explained:
+                found.append(f"{where}:{node.lineno} {node.name} ({length} lines)")
     return found
 
 
 def test_no_function_is_long_without_a_reason() -> None:
-    assert _long_functions() == [], f"split them, or write '{LONG_REASON} why' just above the def"
+    sources = {str(path.relative_to(PACKAGE.parent)): path.read_text() for path in MODULES.values()}
+    assert _long_functions(sources) == [], f"split them, or write '{LONG_REASON} why' just above the def"
+
+
+def test_the_length_check_counts_the_signature_and_reads_the_reason() -> None:
+    params = "".join(f"    a{i}: int = 0,\n" for i in range(58))
+    long_signature = f"@decorated\ndef f(\n{params}) -> None:\n    pass\n"  # 62 lines, a body of one
+    assert _long_functions({"m.py": long_signature}) == ["m.py:2 f (62 lines)"]
+    assert _long_functions({"m.py": LONG_REASON + " it reads best whole\n" + long_signature}) == []
+    assert _long_functions({"m.py": "def g():\n" + "    x = 1\n" * 59}) == []  # exactly 60
+
+
+# The front ends (the command line, the library facade, the REST server's endpoints) and the layer that
+# renders for them; everything else is the core.
+FRONTS = (
+    "oumi_jobs.cli", "oumi_jobs.render", "oumi_jobs.api", "oumi_jobs.__main__", "oumi_jobs.server.app",
+    "oumi_jobs.server.rest", "oumi_jobs.server.rest_sweeps",
+)  # fmt: skip
+RENDERING = ("oumi_jobs.render", "oumi_jobs.cli")
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def _core_imports_of_rendering(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(
+        f"{name} imports {target}"
+        for name, targets in graph.items()
+        if not _within(name, FRONTS)
+        for target in targets
+        if _within(target, RENDERING)
+    )
+
+
+def test_the_core_imports_neither_the_rendering_layer_nor_the_cli() -> None:
+    """Results are rendered above the core: a core module that needed a document or the CLI would loop back."""
+    graph = _graph()
+    assert any(_within(name, ("oumi_jobs.render",)) for name in graph), "the check is blind: no rendering layer"
+    assert _core_imports_of_rendering(graph) == []
+
+
+def test_the_rendering_rule_sees_a_core_module_that_renders() -> None:
+    graph = {"oumi_jobs.clusters": {"oumi_jobs.render.clusters"}, "oumi_jobs.cli.app": {"oumi_jobs.clusters"},
+             "oumi_jobs.render.clusters": {"oumi_jobs.clusters"}, "oumi_jobs.waiting": {"oumi_jobs.cli.live"}}  # fmt: skip
+    assert _core_imports_of_rendering(graph) == [
+        "oumi_jobs.clusters imports oumi_jobs.render.clusters",
+        "oumi_jobs.waiting imports oumi_jobs.cli.live",
+    ]
+
+
+def test_type_checking_imports_count_as_dependencies() -> None:
+    source = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from oumi_jobs.submitting import DryRun\n"
+    targets = {t for node, _ in _imports(ast.parse(source)) for t in _targets(node, "oumi_jobs.render.jobs")}
+    assert targets == {"oumi_jobs.submitting"}
+
+
+def _type_checking_blocks(tree: ast.AST) -> list[int]:
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+    ]  # fmt: skip
+
+
+def test_the_rendering_layer_imports_what_it_renders_at_run_time() -> None:
+    """No TYPE_CHECKING hub: a document's module says plainly which results it is built from."""
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}"
+        for name, path in MODULES.items()
+        if _within(name, ("oumi_jobs.render",))
+        for line in _type_checking_blocks(ast.parse(path.read_text(), str(path)))
+    ]
+    assert offenders == []
+    assert _type_checking_blocks(ast.parse("import typing\nif typing.TYPE_CHECKING:\n    import x\n")) == [2]
+
+
+def test_the_cli_package_imports_nothing_of_its_own() -> None:
+    """Importing one of its modules (the root, the output sink) must not load every command first."""
+    init = MODULES["oumi_jobs.cli"]
+    assert [node.lineno for node, _ in _imports(ast.parse(init.read_text()))] == []

@@ -9,23 +9,15 @@ from datetime import datetime
 from oumi_jobs import submitting
 from oumi_jobs.cancel.service import BulkOutcome
 from oumi_jobs.cloud.model import ConfigProblem
-from oumi_jobs.documents import (
-    SCHEMA_VERSION,
-    bulk_document,
-    cancellation_document,
-    check_document,
-    dry_run_document,
-    job_document,
-    log_document,
-    prune_document,
-    recovery_document,
-    registry_check_document,
-)
 from oumi_jobs.errors import JobNotFoundError
 from oumi_jobs.preflight import ConfigCheck, PreflightProblem
 from oumi_jobs.progress import Progress
 from oumi_jobs.prune import PruneResult
 from oumi_jobs.registry_repair import Recovery, RegistryCheck
+from oumi_jobs.render.base import SCHEMA_VERSION, job_document
+from oumi_jobs.render.cancel import bulk_document, cancellation_document
+from oumi_jobs.render.jobs import check_document, dry_run_document, log_document
+from oumi_jobs.render.registry import prune_document, recovery_document, registry_check_document
 from oumi_jobs.store.cancellations import CancellationStep, StepStatus
 from oumi_jobs.store.repair import TableSalvage
 from oumi_jobs.views import view_of
@@ -106,7 +98,7 @@ def test_cancellation_and_prune_documents(cli, job_config):
 
 
 def test_the_documents_are_built_from_the_core_alone():
-    """What --json prints, oumi_jobs.documents builds without the CLI (a REST server serves the same)."""
+    """What --json prints, oumi_jobs.render builds without the CLI (a REST server serves the same)."""
     assert SCHEMA_VERSION == 1
     assert set(job_document(view_of(make_record()))) == JOB_KEYS
     assert job_document(view_of(make_record()))["progress"] is None

@@ -1,7 +1,7 @@
 """The lean listing (finished local jobs projected into JSON by SQLite) and the general path agree.
 
-``list --json`` reads documents through ``jobs.list_job_documents``; a person's
-``list`` and library users read views through ``jobs.list_jobs_report``.  For
+``list --json`` reads documents through ``listing.list_job_documents``; a person's
+``list`` and library users read views through ``listing.list_jobs_report``.  For
 the same registry and filters both must give the same documents, key for key
 and in the same order (``as_of`` aside: each read has its own).
 """
@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from oumi_jobs.documents import job_document
 from oumi_jobs.listing import list_job_documents, list_jobs_report
 from oumi_jobs.paths import Paths
+from oumi_jobs.render.base import job_document
+from oumi_jobs.render.listing import lean_texts
 from oumi_jobs.states import State
 from oumi_jobs.store.registry import Registry
 from oumi_jobs.timestamps import now, to_iso
@@ -105,7 +106,7 @@ FILTERS = [
 def test_lean_and_general_paths_give_identical_documents(paths: Paths, filters: dict[str, Any]) -> None:
     _fill(paths)
     general = [job_document(view) for view in list_jobs_report(paths, local_only=True, **filters).views]
-    lean = [json.loads(text) for text in list_job_documents(paths, local_only=True, **filters).documents]
+    lean = [json.loads(text) for text in lean_texts(list_job_documents(paths, local_only=True, **filters))]
     assert _without_as_of(lean) == _without_as_of(general)
     if not filters:
         assert len(lean) == 18

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from oumi_jobs.cli.output import Mode, Output
+from oumi_jobs.render.outcome import Encoded, Outcome
 
 from .helpers import wait_done
 
@@ -123,3 +124,41 @@ def test_json_and_quiet_commands_never_import_rich(cli, job_config) -> None:
     # The detector is live: a table for a person does load it.
     rich, _ = _imports_rich("list")
     assert rich
+
+
+def test_an_outcome_is_rendered_once_for_json(capsys: pytest.CaptureFixture[str]) -> None:
+    outcome = Outcome(
+        lambda: {"schema_version": 1, "ok": False},
+        warnings=("metrics file not written", "metrics file not written"),
+        errors=("job job-1 is already succeeded; nothing to cancel",),
+        unreachable={"slurm": "timed out", "gcp": "no credentials"},
+        exit_code=4,
+    )
+    assert Output.from_flags(as_json=True).outcome(outcome, human=_never, human_notes=_never) == 4
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == {"schema_version": 1, "ok": False}
+    assert captured.err.splitlines() == [
+        "oumi-jobs: warning: metrics file not written",  # once, however many records carried it
+        "oumi-jobs: error: job job-1 is already succeeded; nothing to cancel",
+        "gcp: no credentials",
+        "slurm: timed out",
+    ]
+
+
+def test_an_outcome_for_a_person_and_for_quiet(capsys: pytest.CaptureFixture[str]) -> None:
+    shown: list[str] = []
+    outcome = Outcome(_never, errors=("went wrong",), unreachable={"slurm": "timed out"}, exit_code=5)
+    code = Output.from_flags().outcome(
+        outcome, human=lambda: shown.append("result"), human_notes=lambda: shown.append("clouds")
+    )
+    assert (code, shown) == (5, ["result", "clouds"])
+    assert capsys.readouterr().err.splitlines() == ["oumi-jobs: error: went wrong"]  # the notes were shown as a table
+    assert Output.from_flags(quiet=True).outcome(outcome, human=_never) == 5
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.splitlines() == ["oumi-jobs: error: went wrong", "slurm: timed out"]
+
+
+def test_encoded_documents_are_printed_as_they_are(capsys: pytest.CaptureFixture[str]) -> None:
+    texts = ['{"job_id":"a","name":"é"}', '{"job_id":"b"}']
+    assert Output.from_flags(as_json=True).outcome(Outcome(Encoded(texts))) == 0
+    assert capsys.readouterr().out == '[{"job_id":"a","name":"é"},{"job_id":"b"}]\n'

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from oumi_jobs.documents import job_document
 from oumi_jobs.listing import list_job_documents, list_jobs_report
 from oumi_jobs.paths import Paths
 from oumi_jobs.progress import Progress, reading
 from oumi_jobs.progress.parse import parse_metric_line, parse_tqdm
+from oumi_jobs.render.base import job_document
+from oumi_jobs.render.listing import lean_texts
 from oumi_jobs.status import get_progress, metric_series
 from oumi_jobs.timestamps import now_iso
 
@@ -221,7 +222,7 @@ def test_lean_and_general_listings_give_the_same_progress(paths: Paths, tmp_path
         _finished(paths, tmp_path, name)
         _write(tmp_path / name / "metrics_rank0000.jsonl", [{"loss": 1.0 / step, "step": step}])
     _finished(paths, tmp_path, "silent")  # no file at all: null
-    lean = [json.loads(text) for text in list_job_documents(paths).documents]  # read first by the lean path
+    lean = [json.loads(text) for text in lean_texts(list_job_documents(paths))]  # read first by the lean path
     general = [job_document(view) for view in list_jobs_report(paths).views]
     assert [d["progress"] for d in lean] == [d["progress"] for d in general]
     assert [d["progress"] and d["progress"]["step"] for d in lean] == [None, 8, 3]
@@ -385,7 +386,7 @@ def test_a_cloud_jobs_progress_comes_from_its_log_stream(paths: Paths, cli: Cli)
 
 
 def _progress_dict(view: Any) -> dict[str, Any]:
-    from oumi_jobs.documents import job_document
+    from oumi_jobs.render.base import job_document
 
     progress: dict[str, Any] = job_document(view)["progress"]
     return progress
@@ -402,7 +403,7 @@ def test_a_job_id_used_again_is_read_afresh_and_prune_forgets(paths: Paths, cli:
         registry.delete([job_id])
     _finished(paths, tmp_path, "named", output_dir=str(tmp_path / "elsewhere"))  # the same id, a new job
     assert get_progress(paths, job_id) is None
-    assert json.loads(list_job_documents(paths).documents[0])["progress"] is None
+    assert json.loads(lean_texts(list_job_documents(paths))[0])["progress"] is None
     assert cli("prune", "--older-than", "0s").exit_code == 0
     assert not (paths.cache_dir / "progress" / f"{job_id}.json").exists()
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from oumi_jobs.client import Client
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.server.lifecycle import STARTING_NOTE
 from oumi_jobs.server.location import ServerFiles
@@ -66,9 +67,12 @@ def test_the_first_cloud_command_starts_the_server_and_the_next_uses_it(server_o
     assert json.loads(first.stdout)["state"] == "running"
     assert STARTING_NOTE in first.stderr
     (server,) = live_servers(server_on)
+    served = Client.unix(server["socket"]).get("/server")["requests_served"]
 
     second = cloud_status(launcher_id)
     assert second.returncode == 0 and STARTING_NOTE not in second.stderr, second.stderr
+    # A warm command makes one request, the call itself (the other one counted: the /server just above).
+    assert Client.unix(server["socket"]).get("/server")["requests_served"] == served + 2
     assert [s["pid"] for s in live_servers(server_on)] == [server["pid"]]
     status = run("server", "status", "--json")
     doc = json.loads(status.stdout)

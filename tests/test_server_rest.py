@@ -5,7 +5,7 @@ one process per test, its own ``OUMI_JOBS_HOME``), jobs are real process
 trees, and another user is a real uid (``setpriv`` to 65534, as root; those
 tests skip elsewhere and fail under ``CI=true``).  The OpenAPI schema is
 pinned like the JSON contract: the documents it describes must be the ones
-``oumi_jobs.documents`` builds.
+``oumi_jobs.render`` builds.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import httpx
 import pytest
 
 from oumi_jobs.client import Client
-from oumi_jobs.documents import cancellation_document, job_document
 from oumi_jobs.errors import AmbiguousJobError, CloudTimeoutError, JobNotFoundError, UsageError
 from oumi_jobs.paths import Paths
+from oumi_jobs.render.base import job_document
+from oumi_jobs.render.cancel import cancellation_document
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.app import MAX_BODY_BYTES, create_app
 from oumi_jobs.server.location import ServerFiles, read_or_create_token

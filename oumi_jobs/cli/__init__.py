@@ -1,5 +1,1 @@
-"""The ``oumi-jobs`` command line."""
-
-from oumi_jobs.cli.app import app, main
-
-__all__ = ["app", "main"]
+"""The ``oumi-jobs`` command line: its root is :mod:`oumi_jobs.cli.app` (the entry point), one module per area."""

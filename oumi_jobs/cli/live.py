@@ -13,26 +13,18 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from oumi_jobs.cli.output import console, print_line, print_stderr
-from oumi_jobs.cli.render import (
-    STATE_STYLES,
-    cancellation_panel,
-    job_panel,
-    plot_text,
-    print_cancellation,
-    progress_line,
-    styled_state,
-)
+from oumi_jobs.cli.render import STATE_STYLES, job_panel, plot_text, progress_line, styled_state
+from oumi_jobs.cli.render_cancel import cancellation_panel, print_cancellation
+from oumi_jobs.cloud.survey import CloudWatcher
+from oumi_jobs.plots import Plot
+from oumi_jobs.progress import Progress
 from oumi_jobs.states import State
+from oumi_jobs.store.cancellations import CancellationRecord
 from oumi_jobs.views import JobView
+from oumi_jobs.waiting import WaitResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # rich is imported only when something is shown to a person
     from rich.console import Console
-
-    from oumi_jobs.cloud.survey import CloudWatcher
-    from oumi_jobs.plots import Plot
-    from oumi_jobs.progress import Progress
-    from oumi_jobs.store.cancellations import CancellationRecord
-    from oumi_jobs.waiting import WaitResult
 
 T = TypeVar("T")
 

@@ -6,7 +6,7 @@ never branch on the format:
 
 * human: rich tables and panels (:mod:`oumi_jobs.cli.render`) on stdout, live
   displays where stdout is a terminal, hints on stderr;
-* ``--json``: one versioned document (:mod:`oumi_jobs.documents`) on stdout,
+* ``--json``: one versioned document (:mod:`oumi_jobs.render`) on stdout,
   nothing else there;
 * ``-q``: only the essential value (a job id).
 
@@ -26,6 +26,9 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from oumi_jobs.render.base import json_array
+from oumi_jobs.render.outcome import Encoded, Outcome
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -64,15 +67,30 @@ class Output:
         person (None: nothing more to show, e.g. a live view already did).
         ``-q``: nothing (see :meth:`value`).
         """
-        if self.mode is Mode.JSON:
+        if self.mode is Mode.JSON and isinstance(document, Encoded):
+            print_json_texts(document.texts)
+        elif self.mode is Mode.JSON:
             print_json(document() if callable(document) else document)
         elif self.mode is Mode.HUMAN and human is not None:
             human()
 
-    def encoded_results(self, texts: list[str]) -> None:
-        """``--json`` only: documents already encoded as JSON texts (the lean ``list``), printed as one array."""
-        if self.mode is Mode.JSON:
-            print_json_texts(texts)
+    def outcome(
+        self,
+        outcome: Outcome,
+        *,
+        human: Callable[[], object] | None = None,
+        human_notes: Callable[[], object] | None = None,
+    ) -> int:
+        """A command's whole result: its document (or ``human()``), then its warnings, the errors that explain
+        its exit and the clouds that did not answer (``human_notes()`` shows those to a person, when given).
+        Returns the exit code, for the command to exit with."""
+        self.result(outcome.document, human=human)
+        for warning in dict.fromkeys(outcome.warnings):
+            self.warn(warning)
+        for message in outcome.errors:
+            self.error(message)
+        self.notes(outcome.notes, human=human_notes)
+        return outcome.exit_code
 
     def value(self, text: str) -> None:
         """The essential value (a new job's id) as a line on stdout, for a person and for ``-q``.
@@ -168,7 +186,7 @@ def print_json_texts(texts: list[str]) -> None:
     if sys.stdout.isatty():
         print_json([json.loads(text) for text in texts])
         return
-    sys.stdout.write("[" + ",".join(texts) + "]\n")
+    sys.stdout.write(json_array(texts) + "\n")
     sys.stdout.flush()
 
 

@@ -1,7 +1,9 @@
-"""What a person sees: rich tables and panels, and the plain lines beside them.
+"""What a person sees of jobs: rich tables and panels, the plain lines beside them, and the styles all share.
 
 The human side of :class:`oumi_jobs.cli.output.Output` (whose ``human=``
-renderers these are); the JSON side is :mod:`oumi_jobs.documents`.  Views
+renderers these are); the JSON side is :mod:`oumi_jobs.render`.  The other
+areas' are beside it (``render_cancel``, ``render_clusters``,
+``render_registry``), using its styles, times and sums of money.  Views
 refreshed in place (watch, progress) are in :mod:`oumi_jobs.cli.live`.
 
 rich is imported inside the functions that render, so importing this module
@@ -12,25 +14,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from oumi_jobs.cli.output import console, error, hint, print_line
+from oumi_jobs.cli.output import console, hint, print_line
+from oumi_jobs.plots import Plot
+from oumi_jobs.preflight import ConfigCheck
+from oumi_jobs.progress import Progress
 from oumi_jobs.states import State
-from oumi_jobs.timestamps import from_iso
+from oumi_jobs.submitting import DryRun
 from oumi_jobs.views import JobView
-
-if TYPE_CHECKING:
-    from oumi_jobs.cancel.service import BulkOutcome
-    from oumi_jobs.clusters import CancelThenDown, ClusterAction, ClusterRow
-    from oumi_jobs.cost_report import CostReport
-    from oumi_jobs.legacy import ImportResult
-    from oumi_jobs.plots import Plot
-    from oumi_jobs.preflight import ConfigCheck
-    from oumi_jobs.progress import Progress
-    from oumi_jobs.prune import PruneResult
-    from oumi_jobs.registry_repair import Recovery, RegistryCheck
-    from oumi_jobs.store.cancellations import CancellationRecord
-    from oumi_jobs.submitting import DryRun
 
 STATE_STYLES = {
     State.PENDING: "blue",
@@ -49,7 +41,7 @@ def styled_state(state: State) -> str:
     return f"[{STATE_STYLES[state]}]{state.value}[/]"
 
 
-def _short_time(iso: str | None) -> str:
+def short_time(iso: str | None) -> str:
     if not iso:
         return "-"
     return iso[:19].replace("T", " ")
@@ -78,17 +70,17 @@ def jobs_table(views: list[JobView]) -> Any:
             styled_state(view.state),
             view.status or "-",
             cloud,
-            _short_time(record.submit_time),
+            short_time(record.submit_time),
             record.command or "-",
             progress_cell(view.progress),
         ]
         if priced:
-            cells.append(_money(view.cost_so_far()))
+            cells.append(money(view.cost_so_far()))
         table.add_row(*cells, view.detail or "")
     return table
 
 
-def _money(amount: float | None) -> str:
+def money(amount: float | None) -> str:
     return "-" if amount is None else f"${amount:,.2f}"
 
 
@@ -96,7 +88,7 @@ def _cost_line(view: JobView) -> str | None:
     rate = view.record.cost_per_hour
     if rate is None:
         return None
-    return f"{_money(rate)}/h; about {_money(view.cost_so_far())} so far (an estimate: price x time running)"
+    return f"{money(rate)}/h; about {money(view.cost_so_far())} so far (an estimate: price x time running)"
 
 
 def job_panel(view: JobView) -> Any:
@@ -120,13 +112,13 @@ def job_panel(view: JobView) -> Any:
         ("model", record.model_name),
         ("output dir", record.output_dir),
         ("pid", str(record.pid) if record.pid else None),
-        ("submitted", _short_time(record.submit_time)),
-        ("started", _short_time(record.started_at) if record.started_at else None),
-        ("ended", _short_time(record.end_time) if record.end_time else None),
+        ("submitted", short_time(record.submit_time)),
+        ("started", short_time(record.started_at) if record.started_at else None),
+        ("ended", short_time(record.end_time) if record.end_time else None),
         ("cost", _cost_line(view)),
         ("stdout", record.stdout_path),
         ("stderr", record.stderr_path),
-        ("as of", _short_time(view.as_of)),
+        ("as of", short_time(view.as_of)),
     ]
     for label, value in rows:
         if value:
@@ -233,141 +225,6 @@ def print_jobs(views: list[JobView]) -> None:
     console().print(jobs_table(views))
 
 
-def print_prune(result: PruneResult) -> None:
-    verb = "would remove" if result.dry_run else "removed"
-    print_line(f"{verb} {len(result.removed)} job(s); kept {result.kept_running} not done")
-    for job_id in result.removed:
-        print_line(f"  {job_id}")
-
-
-def print_import(result: ImportResult) -> None:
-    print_line(
-        f"imported {len(result.imported)} job(s), {len(result.already_present)} already present, "
-        f"{len(result.skipped)} skipped"
-    )
-    for skipped in result.skipped:
-        who = f" ({skipped.job_id})" if skipped.job_id else ""
-        sys.stderr.write(f"skipped entry {skipped.index}{who}: {skipped.reason}\n")
-    sys.stderr.flush()
-
-
-# -- the registry itself -----------------------------------------------------------
-def print_registry_check(check: RegistryCheck) -> None:
-    if not check.exists:
-        print_line(f"no registry yet at {check.path} (it is made on first use)")
-        return
-    if check.ok:
-        pending = (
-            f"; {len(check.migrations_pending)} migration(s) to apply on next use" if check.migrations_pending else ""
-        )
-        print_line(f"{check.path}: ok ({check.jobs} job(s), {check.cancellations} cancellation(s){pending})")
-        return
-    print_line(f"{check.path} is damaged:")
-    for problem in check.problems:
-        print_line(f"  {problem}")
-
-
-def print_recovery(recovery: Recovery) -> None:
-    print_line(f"moved the damaged registry aside: {', '.join(str(p) for p in recovery.moved_to)}")
-    print_line(f"new registry {recovery.path}:")
-    for table in recovery.tables:
-        lost = "an unknown number" if table.lost is None else str(table.lost)
-        print_line(f"  {table.table}: {table.saved} row(s) saved, {lost} lost")
-        for why in table.errors:
-            print_line(f"    {why}")
-        if table.lost_keys:
-            print_line(f"    not saved: {', '.join(table.lost_keys[:20])}{' ...' if len(table.lost_keys) > 20 else ''}")
-
-
-# -- cancellations -------------------------------------------------------------
-CANCELLATION_STYLES = {
-    "requested": "blue",
-    "in_progress": "yellow",
-    "completed": "green",
-    "failed": "bold red",
-    "not_needed": "dim",
-}
-
-
-def _styled_cancellation_status(status: str) -> str:
-    return f"[{CANCELLATION_STYLES.get(status, 'white')}]{status}[/]"
-
-
-def cancellation_panel(record: CancellationRecord) -> Any:
-    from rich.console import Group
-    from rich.table import Table
-
-    head = Table.grid(padding=(0, 2))
-    head.add_column(style="bold")
-    head.add_column()
-    mode = "force (SIGKILL)" if record.force else f"graceful ({record.signal}, timeout {record.timeout_s:g} s)"
-    for label, value in [
-        ("cancellation", record.cancellation_id),
-        ("job", record.job_id),
-        ("status", _styled_cancellation_status(record.status.value)),
-        ("mode", mode),
-        ("reason", record.reason),
-        ("caused by", record.caused_by),
-        ("requested", _short_time(record.requested_at)),
-        ("finished", _short_time(record.finished_at) if record.finished_at else None),
-        ("final state", record.final_state),
-        ("survivors", ", ".join(map(str, record.survivors)) if record.survivors else None),
-        ("detail", record.detail),
-    ]:
-        if value:
-            head.add_row(label, value)
-    steps = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("STEP", "STATUS", "TIME", "DETAIL"):
-        steps.add_column(column, overflow="fold")
-    for step in record.steps:
-        took = "-"
-        if step.ended_at:
-            took = f"{(from_iso(step.ended_at) - from_iso(step.started_at)).total_seconds():.2f}s"
-        steps.add_row(step.name, _styled_cancellation_status(step.status.value), took, step.detail or "")
-    return Group(head, "", steps)
-
-
-def print_cancellation(record: CancellationRecord) -> None:
-    console().print(cancellation_panel(record))
-
-
-def cancellations_table(records: list[CancellationRecord]) -> Any:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column("CANCELLATION", no_wrap=True)
-    table.add_column("JOB", no_wrap=True)
-    for column in ("STATUS", "MODE", "REQUESTED", "TOOK", "FINAL STATE", "CAUSED BY"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("REASON", overflow="fold")
-    for record in records:
-        took = f"{record.duration_s:.2f}s" if record.duration_s is not None else "-"
-        table.add_row(
-            record.cancellation_id, record.job_id, _styled_cancellation_status(record.status.value), record.mode,
-            _short_time(record.requested_at), took, record.final_state or "-", record.caused_by or "-",
-            record.reason or "",
-        )  # fmt: skip
-    return table
-
-
-def print_cancellations(records: list[CancellationRecord]) -> None:
-    if not records:
-        hint("no cancellations")
-        return
-    console().print(cancellations_table(records))
-
-
-def print_bulk(outcomes: list[BulkOutcome]) -> None:
-    records = [o.record for o in outcomes if o.record is not None]
-    if records:
-        console().print(cancellations_table(records))
-    for outcome in outcomes:
-        if outcome.error is not None:
-            error(f"{outcome.job_ref}: {outcome.error}")
-    if not outcomes:
-        hint("no jobs to cancel")
-
-
 def print_clouds(answers: dict[str, Any]) -> None:
     """What each cloud asked said: reachable with how many jobs, or why not."""
     from rich.table import Table
@@ -415,61 +272,6 @@ def print_server_status(document: dict[str, Any]) -> None:
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print_line(f"{name:<{width}}  {value}")
-
-
-# -- clusters and their cost ----------------------------------------------------------
-def print_clusters(rows: list[ClusterRow]) -> None:
-    if not rows:
-        hint("no clusters")
-        return
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("CLOUD", "CLUSTER", "STATE", "RUNNING", "QUEUED", "COST/H", "AUTOSTOP", "AS OF"):
-        table.add_column(column, no_wrap=column != "RUNNING", overflow="fold")
-    for row in rows:
-        autostop = "-"
-        if row.autostop_minutes is not None:
-            autostop = f"{row.autostop_minutes}m" + (", down" if row.autodown else "")
-        table.add_row(
-            row.cloud, row.cluster, row.state or "-", ", ".join(row.running) or "-", ", ".join(row.queued) or "-",
-            _money(row.cost_per_hour), autostop, _short_time(row.as_of),
-        )  # fmt: skip
-    console().print(table)
-
-
-def print_cluster_action(action: ClusterAction) -> None:
-    for job_id in action.cancelled_jobs:
-        print_line(f"cancelled {job_id}")
-    if action.acted:
-        print_line(f"{action.action}: {action.detail}")
-    else:  # the call succeeded, and the cloud did nothing: never reported as done
-        print_line(f"{action.action} of {action.cluster} did nothing: {action.detail}")
-
-
-def print_cancel_down(outcome: CancelThenDown) -> None:
-    print_cancellation(outcome.cancellation)
-    if outcome.down is not None:
-        print_cluster_action(outcome.down)
-    else:
-        hint(f"the cluster was not torn down: {outcome.left_up}")
-
-
-def print_cost(report: CostReport) -> None:
-    from rich.table import Table
-
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in (report.by.upper(), "JOBS", "PRICED", "COST (EST.)"):
-        table.add_column(column, justify="left" if column == report.by.upper() else "right")
-    for group in report.groups:
-        table.add_row(group.group, str(group.jobs), str(group.priced_jobs), _money(group.cost_so_far))
-    table.add_row("[bold]total[/]", str(report.jobs), str(report.jobs - report.unpriced_jobs),
-                  f"[bold]{_money(report.total_cost_so_far)}[/]")  # fmt: skip
-    console().print(table)
-    since = f" since {_short_time(report.since)}" if report.since else ""
-    hint(f"estimates{since}: the launcher's price of each cluster times the time its job ran")
-    if report.unpriced_jobs:
-        hint(f"{report.unpriced_jobs} job(s) without a price or a known end are not in the sums")
 
 
 def print_check(check: ConfigCheck) -> None:

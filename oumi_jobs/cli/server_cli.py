@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -10,9 +10,10 @@ from typer.core import TyperGroup
 from oumi_jobs import bounds
 from oumi_jobs.cli import render
 from oumi_jobs.cli.context import paths_of
+from oumi_jobs.cli.options import JsonOpt
 from oumi_jobs.cli.output import Output
-from oumi_jobs.documents import SCHEMA_VERSION
 from oumi_jobs.errors import ExitCode
+from oumi_jobs.render.server import running_document, started_document, stopped_document
 from oumi_jobs.server import lifecycle
 from oumi_jobs.server.activity import DEFAULT_IDLE_TIMEOUT_S, ServeOptions
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
@@ -25,14 +26,21 @@ server_app = typer.Typer(
     rich_markup_mode=None,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 HostOpt = Annotated[
     Optional[str], typer.Option("--host", help="Also serve TCP on this address (bearer token required).")
 ]
 PortOpt = Annotated[Optional[int], typer.Option("--port", help="TCP port (default: a free one).", min=0, max=65535)]
 RemoteOpt = Annotated[
-    bool, typer.Option("--allow-remote", help="Allow a --host that is not a loopback address (warned).")
+    bool, typer.Option("--allow-remote", help="Allow a --host that is not a loopback address, with TLS (warned).")
 ]
+InsecureOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-insecure-remote", help="Allow a non-loopback --host without TLS: the token crosses in clear."
+    ),
+]
+CertOpt = Annotated[Optional[str], typer.Option("--tls-cert", help="Serve TCP over TLS with this certificate (PEM).")]
+KeyOpt = Annotated[Optional[str], typer.Option("--tls-key", help="The private key of --tls-cert (PEM).")]
 
 
 def _idle(value: float) -> float:
@@ -53,11 +61,15 @@ def server_start(
     allow_remote: RemoteOpt = False,
     idle_timeout: IdleOpt = DEFAULT_IDLE_TIMEOUT_S,
     as_json: JsonOpt = False,
+    tls_cert: CertOpt = None,
+    tls_key: KeyOpt = None,
+    allow_insecure_remote: InsecureOpt = False,
 ) -> None:
     """Start the server in the background; returns once it answers (exit 4 if one already runs)."""
     out = Output.from_flags(as_json=as_json)
-    record = lifecycle.start(paths_of(ctx), ServeOptions(host, port, allow_remote, idle_timeout))
-    out.result(_record_document(record), human=lambda: render.print_server_started(record.pid, record.address))
+    options = ServeOptions(host, port, allow_remote, idle_timeout, tls_cert, tls_key, allow_insecure_remote)
+    record = lifecycle.start(paths_of(ctx), options)
+    out.result(started_document(record), human=lambda: render.print_server_started(record.pid, record.address))
 
 
 @server_app.command("run")
@@ -75,9 +87,13 @@ def server_run(
             callback=_idle,
         ),
     ] = 0.0,  # fmt: skip
+    tls_cert: CertOpt = None,
+    tls_key: KeyOpt = None,
+    allow_insecure_remote: InsecureOpt = False,
 ) -> None:
     """Run the server in the foreground, logging to stderr (for systemd and containers); Ctrl-C stops it."""
-    lifecycle.run_foreground(paths_of(ctx), ServeOptions(host, port, allow_remote, idle_timeout))
+    options = ServeOptions(host, port, allow_remote, idle_timeout, tls_cert, tls_key, allow_insecure_remote)
+    lifecycle.run_foreground(paths_of(ctx), options)
 
 
 @server_app.command("stop")
@@ -85,20 +101,19 @@ def server_stop(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Stop the server (requests under way get 10 s to end); nothing to do when none runs."""
     out = Output.from_flags(as_json=as_json)
     result = lifecycle.stop(paths_of(ctx))
-    document = {"schema_version": SCHEMA_VERSION, "pid": result.pid, "outcome": result.how}
-    out.result(document, human=lambda: render.print_server_stopped(result.pid, result.how))
+    out.result(stopped_document(result), human=lambda: render.print_server_stopped(result.pid, result.how))
 
 
 @server_app.command("status")
 def server_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """The server's pid, version, uptime, address, idle timeout, clouds, requests and memory (exit 1: none)."""
     out = Output.from_flags(as_json=as_json)
-    document = lifecycle.status(paths_of(ctx))
-    if document is None:
-        out.result({"schema_version": SCHEMA_VERSION, "running": False}, human=None)
+    status = lifecycle.status(paths_of(ctx))
+    document = running_document(status)
+    if status is None:
+        out.result(document, human=None)
         out.error("the oumi-jobs server is not running (a cloud command starts it; so does `oumi-jobs server start`)")
         raise typer.Exit(ExitCode.FAILURE)
-    document = {**document, "running": True}
     out.result(document, human=lambda: render.print_server_status(document))
 
 
@@ -112,11 +127,3 @@ def server_token(
     """Print the bearer token TCP clients send (created on first use, a 0600 file in the state dir)."""
     token = read_or_create_token(ServerFiles.for_env(paths_of(ctx)), rotate=rotate)
     Output.from_flags().value(token)
-
-
-def _record_document(record: lifecycle.ServerRecord) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION, "running": True, "pid": record.pid, "version": record.version,
-        "address": record.address, "socket": record.socket, "transport": record.transport,
-        "idle_timeout_s": record.idle_timeout_s, "log": record.log,
-    }  # fmt: skip

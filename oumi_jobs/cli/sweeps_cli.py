@@ -9,11 +9,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from oumi_jobs.cli import output, render
+from oumi_jobs.cli import output, render, render_cancel
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.output import Output
 from oumi_jobs.exits import sweep_cancel_exit_code
-from oumi_jobs.sweep_documents import (
+from oumi_jobs.render.sweeps import (
     compare_document,
     sweep_cancel_document,
     sweep_document,
@@ -135,7 +135,7 @@ def print_sweep_cancel(result: SweepCancel) -> None:
         f"{len(result.outcomes)} cancelled while waiting or running"
     )
     if result.outcomes:
-        render.print_bulk(result.outcomes)
+        render_cancel.print_bulk(result.outcomes)
 
 
 def _number(value: float | None) -> str:

@@ -101,9 +101,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
             start_new_session=True,  # its own session and process group: cancel reaches the whole tree
             close_fds=True,
             pass_fds=(slot_fd,),
-            # Inherited by every descendant: cancel finds workers that left the group.
-            # A sweep's child has its own variables in its record: its supervisor may be another child's.
-            env=os.environ | json.loads(record.environment or "{}") | {JOB_MARKER_ENV: record.job_id},
+            env=_job_env(record),
             preexec_fn=contained.preexec_fn,
         )
     except OSError as exc:
@@ -141,10 +139,15 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     )  # fmt: skip
     os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
     contained.outlive_orphans()
-    # Only now: the next child's supervisor must not be adopted as an orphan of this job (and they hold the
-    # slot it would wait for anyway).
-    hand_over(paths, record.job_id)
+    hand_over(paths, record.job_id)  # only now: the next child's supervisor must be no orphan of this job
     return 0
+
+
+def _job_env(record: JobRecord) -> dict[str, str]:
+    """This environment, a sweep child's own variables (its supervisor may be another child's), and the job
+    marker, inherited by every descendant: cancel finds workers that left the group."""
+    own: dict[str, str] = json.loads(record.environment or "{}")
+    return os.environ | own | {JOB_MARKER_ENV: record.job_id}
 
 
 def _cannot_start(paths: Paths, job_id: str, detail: str) -> int:

@@ -28,7 +28,7 @@ CACHE_VERSION = 1
 
 
 def as_dict(progress: Progress | None) -> dict[str, Any] | None:
-    """As the cache keeps it: documents.progress_document's very dictionary."""
+    """As the cache keeps it: render.base.progress_document's very dictionary."""
     return None if progress is None else asdict(progress)
 
 

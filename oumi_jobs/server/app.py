@@ -9,12 +9,12 @@ HTTP answers in :mod:`oumi_jobs.server.http_errors` only.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import os
 import threading
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,9 +23,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oumi_jobs.cloud import adapter
-from oumi_jobs.documents import SCHEMA_VERSION
 from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.paths import Paths
+from oumi_jobs.render.server import health_document, status_document, stopping_document
 from oumi_jobs.server import rest, rest_sweeps, rpc
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.http_errors import error_body, http_status, internal_body, usage_body
@@ -34,6 +34,10 @@ log = logging.getLogger("oumi_jobs.server")
 
 # No request to this API needs more: a submit names its config by path, a cancel carries a reason.
 MAX_BODY_BYTES = 1 << 20
+# A body of at most MAX_BODY_BYTES sent by a live client arrives in well under this.
+BODY_TIMEOUT_S = 10.0
+UNAUTHORIZED = {"www-authenticate": 'Bearer realm="oumi-jobs"'}
+WS_POLICY_VIOLATION = 1008
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -43,32 +47,47 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class Guard:
-    """Counts each request while it runs (streams included), bounds its body, and checks TCP clients' token."""
+    """The one door to the app, for every kind of connection: HTTP and WebSocket pass the same token check
+    (on TCP; the unix socket's peer uid was checked when it connected), anything else is refused.  It bounds
+    each request body by the bytes actually read and the time it takes, and counts each request while it
+    runs (streams included) for the idle exit."""
 
     def __init__(self, app: ASGIApp, settings: ServerSettings, activity: Activity) -> None:
         self.app, self.settings, self.activity = app, settings, activity
-        self._token: tuple[int, bytes] | None = None  # (the file's mtime_ns, its token)
+        self._token: tuple[tuple[int, ...], bytes] | None = None  # (the file's identity, its token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            self.activity.rejected(f"a {kind!r} connection")
             return
         if scope.get("server") is not None and not self._token_ok(scope):  # TCP (uvicorn: None on a unix socket)
-            await _answer(scope, receive, send, 401, usage_body("missing or wrong bearer token"))
+            self.activity.rejected("a missing or wrong bearer token")
+            await _refuse(scope, receive, send, 401, "missing or wrong bearer token", UNAUTHORIZED)
+            return
+        if kind == "websocket":  # no route takes one: the app's own answer (a close) once it is let in
+            await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            await _answer(scope, receive, send, 413, usage_body(f"request body over {MAX_BODY_BYTES} bytes"))
+            self.activity.rejected("a body over the limit")
+            await _refuse(scope, receive, send, 413, f"request body over {MAX_BODY_BYTES} bytes")
+            return
+        # The body is read here, whatever its framing says, before the request counts as under way: one that
+        # stalls or overflows is refused without holding the server awake.
+        try:
+            body = await asyncio.wait_for(_whole_body(receive), BODY_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.activity.rejected("a body that stalled")
+            await _refuse(scope, receive, send, 408, f"request body not sent within {BODY_TIMEOUT_S:g} s")
+            return
+        if body is None:
+            self.activity.rejected("a body over the limit")
+            await _refuse(scope, receive, send, 413, f"request body over {MAX_BODY_BYTES} bytes")
             return
         self.activity.begin()
         try:
-            if length is None:  # a chunked body names no length: read it here, within the bound, first
-                body = await _whole_body(receive)
-                if body is None:
-                    await _answer(scope, receive, send, 413, usage_body(f"request body over {MAX_BODY_BYTES} bytes"))
-                    return
-                receive = _replaying(body, receive)
-            await self.app(scope, receive, send)
+            await self.app(scope, _replaying(body, receive), send)
         finally:
             self.activity.end()
 
@@ -80,22 +99,27 @@ class Guard:
         return hmac.compare_digest(sent, b"Bearer " + expected)
 
     def _expected_token(self) -> bytes | None:
-        """The token file's content, read again only when the file changed (`server token --rotate`)."""
+        """The token file's content, read again whenever the file changed (`server token --rotate`).
+
+        Changed means any of device, inode, size, mtime or ctime: a rotation within one timestamp tick
+        still replaces the file (a new inode) and changes its ctime.
+        """
         if self.settings.token_file is None:
             return None
         try:
-            changed = os.stat(self.settings.token_file).st_mtime_ns
-            if self._token is None or self._token[0] != changed:
+            info = os.stat(self.settings.token_file)
+            identity = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+            if self._token is None or self._token[0] != identity:
                 with open(self.settings.token_file, "rb") as handle:
-                    self._token = (changed, handle.read().strip())
+                    self._token = (identity, handle.read().strip())
         except OSError:
             return None  # no token file: nobody gets in over TCP until one is made
         return self._token[1]
 
 
 async def _whole_body(receive: Receive) -> bytes | None:
-    """The request's body, or None once it passes the bound (FastAPI would turn an error raised while it
-    reads the body into a 400, so a body too large is refused before the app sees it)."""
+    """The request's body, or None once the bytes read pass the bound (FastAPI would turn an error raised
+    while it reads the body into a 400, so a body too large is refused before the app sees it)."""
     body = b""
     while True:
         message = await receive()
@@ -119,8 +143,14 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _answer(scope: Scope, receive: Receive, send: Send, status: int, body: dict[str, Any]) -> None:
-    await JSONResponse(body, status_code=status)(scope, receive, send)
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str,
+                  headers: Mapping[str, str] | None = None) -> None:  # fmt: skip
+    """A refusal, and the connection closed after it: a client refused once gets no second try on it."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": message[:120]})
+        return
+    headers = {"connection": "close", **(headers or {})}
+    await JSONResponse(usage_body(message), status_code=status, headers=headers)(scope, receive, send)
 
 
 def create_app(
@@ -139,13 +169,13 @@ def create_app(
         summary="Submit, watch and cancel Oumi jobs; the same documents as `oumi-jobs --json`.",
     )
     _install_error_handlers(app)
-    app.include_router(rpc.router(activity))
+    app.include_router(rpc.router(activity, warm))
     app.include_router(rest.router(paths))
     app.include_router(rest_sweeps.router(paths))
 
     @app.get("/healthz", tags=["server"])
     def healthz() -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "ok": True, "version": settings.version, "warm": warm.is_set()}
+        return health_document(settings, warm.is_set())
 
     @app.get("/server", tags=["server"])
     def server_status() -> dict[str, Any]:
@@ -154,36 +184,9 @@ def create_app(
     @app.post("/server/stop", tags=["server"], status_code=202)
     def stop(drain: bool = False) -> dict[str, Any]:
         shutdown(drain)
-        return {"schema_version": SCHEMA_VERSION, "stopping": True, "drain": drain, "pid": os.getpid()}
+        return stopping_document(drain)
 
     return Guard(app, settings, activity)
-
-
-def status_document(settings: ServerSettings, activity: Activity, warm: bool) -> dict[str, Any]:
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "pid": os.getpid(),
-        "version": settings.version,
-        "address": settings.address,
-        "transport": settings.transport,
-        "started_at": settings.started_at,
-        "uptime_s": round(time.time() - settings.started_at, 3),
-        "idle_timeout_s": settings.idle_timeout_s,
-        "idle_s": round(activity.idle_for(), 3),
-        "warm": warm,
-        "clouds_loaded": sorted(activity.clouds),
-        "requests_served": activity.served,
-        "requests_in_flight": activity.in_flight - 1,  # not counting the one asking
-        "memory_rss_bytes": _rss_bytes(),
-    }
-
-
-def _rss_bytes() -> int | None:
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _install_error_handlers(app: FastAPI) -> None:

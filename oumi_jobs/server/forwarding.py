@@ -51,43 +51,68 @@ def install(paths: Paths, on_start: Callable[[str], None] | None = None) -> bool
     """Make this process's cloud calls go to the server, unless ``OUMI_JOBS_SERVER=off``; whether it did."""
     if not server_enabled():
         return False
-    adapter.use(ForwardingAdapter(lambda: lifecycle.connect(paths, on_start=on_start)))
+    adapter.use(
+        ForwardingAdapter(lambda: lifecycle.connect(paths, on_start=on_start), lambda: lifecycle.existing(paths))
+    )
     return True
 
 
 class ForwardingAdapter:
-    """A :class:`CloudAdapter` whose every call runs in the server (connected on the first call)."""
+    """A :class:`CloudAdapter` whose every call runs in the server.
 
-    def __init__(self, connect: Callable[[], Client]) -> None:
+    The first call goes straight to the server ``existing`` names, if any: on the warm path a command makes
+    one request, the call itself (the server waits for its own warm-up first, so that call may wait that
+    much longer).  Where none answers, ``connect`` finds or starts one and waits until it is warm.
+    """
+
+    def __init__(self, connect: Callable[[], Client], existing: Callable[[], Client | None] | None = None) -> None:
         self._connect = connect
+        self._existing = existing
         self._client: Client | None = None
+        self._warm = False  # a call has been answered: the server has finished its warm-up
         self._lock = threading.Lock()
 
-    def _warm_client(self) -> Client:
+    def _client_for_call(self) -> tuple[Client, float]:
+        """The client, and how much longer than its limit a call may take (the server's warm-up)."""
         with self._lock:
+            if self._client is None and self._existing is not None:
+                self._client, self._existing = self._existing(), None
             if self._client is None:
                 client = self._connect()
                 client.adapter_call("prepare", {}, WARM_UP_TIMEOUT_S)  # returns once the launcher is imported
-                self._client = client
-            return self._client
+                self._client, self._warm = client, True
+            return self._client, 0.0 if self._warm else WARM_UP_TIMEOUT_S
+
+    def _send(self, method: str, arguments: dict[str, Any], timeout_s: float | None) -> Any:
+        client, extra_s = self._client_for_call()
+        data = client.adapter_call(method, arguments, timeout_s, extra_s=extra_s)
+        self._warm = True
+        return data
 
     def _call(self, method: str, timeout_s: float | None, **kwargs: Any) -> Any:
         arguments = kwargs if timeout_s is None else {**kwargs, "timeout_s": timeout_s}
+        data = self._send_once_more(method, arguments, timeout_s)
+        return wire.decode(wire.return_type(CloudAdapter, method), data)
+
+    def _send_once_more(self, method: str, arguments: dict[str, Any], timeout_s: float | None) -> Any:
         try:
-            data = self._warm_client().adapter_call(method, arguments, timeout_s)
+            data = self._send(method, arguments, timeout_s)
         except ServerUnavailableError as exc:
-            # Gone before the call reached it (an idle exit since we connected), or killed while answering a
-            # question: ask a new server once.  An action it dropped (up, cancel, stop, down) may have
-            # happened: sending it again could act twice, so that error goes to the caller.
+            # Gone before the call reached it (none answers where server.json says, or an idle exit since we
+            # connected), or killed while answering a question: ask a new server once.  An action it dropped
+            # (up, cancel, stop, down) may have happened: sending it again could act twice, so that error
+            # goes to the caller.
             if not (exc.before_request or method in QUESTIONS):
                 raise
             with self._lock:
-                self._client = None
-            data = self._warm_client().adapter_call(method, arguments, timeout_s)
-        return wire.decode(wire.return_type(CloudAdapter, method), data)
+                self._client, self._existing, self._warm = None, None, False
+            data = self._send(method, arguments, timeout_s)
+        return data
 
     def prepare(self) -> None:
-        self._warm_client()
+        """A server that answers waits for its own warm-up before each call, outside the call's limit: only
+        one that must first be started is waited for here (no request is sent to a server found running)."""
+        self._client_for_call()
 
     def known_clouds(self, *, timeout_s: float) -> list[str]:
         result: list[str] = self._call("known_clouds", timeout_s)
@@ -127,8 +152,9 @@ class ForwardingAdapter:
 
     def log_stream(self, cloud: str, cluster: str, launcher_job_id: str, *, timeout_s: float) -> LogLines:
         kwargs = {"cloud": cloud, "cluster": cluster, "launcher_job_id": launcher_job_id, "timeout_s": timeout_s}
-        lines, close = self._warm_client().stream_lines(
-            "POST", "/adapter/log_stream", json={"kwargs": kwargs}, open_timeout_s=timeout_s + 15
+        client, extra_s = self._client_for_call()
+        lines, close = client.stream_lines(
+            "POST", "/adapter/log_stream", json={"kwargs": kwargs}, open_timeout_s=timeout_s + 15 + extra_s
         )
         return LogLines(lines, close)
 

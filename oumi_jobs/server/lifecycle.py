@@ -20,10 +20,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oumi_jobs.client import Client, ServerUnavailableError
+from oumi_jobs.client import Client, ServerPeerError, ServerUnavailableError
 from oumi_jobs.errors import ConflictError, OumiJobsError
 from oumi_jobs.local import detach
-from oumi_jobs.local.procs import is_alive
+from oumi_jobs.local.procs import boot_id, is_alive, start_time_of
 from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file
 from oumi_jobs.polling import poll_until
 from oumi_jobs.server.activity import ServeOptions
@@ -78,10 +78,19 @@ def _answering(files: ServerFiles) -> tuple[ServerRecord, Client] | None:
     client = Client.unix(record.socket)
     try:
         client.get("/healthz", timeout_s=PROBE_TIMEOUT_S)
+    except ServerPeerError:
+        raise  # someone else's process at our socket: never start a server over it, say so
     except OumiJobsError:
         client.close()
         return None
     return record, client
+
+
+def existing(paths: Paths, *, environ: Mapping[str, str] | None = None) -> Client | None:
+    """A client of the server this environment's ``server.json`` names, without asking it anything (its
+    first request tells whether it answers: one round trip on the warm path); None where none is recorded."""
+    record = ServerRecord.read(ServerFiles.for_env(paths, environ))
+    return None if record is None else Client.unix(record.socket)
 
 
 def connect(
@@ -103,8 +112,8 @@ def connect(
         if on_start is not None:
             on_start(STARTING_NOTE)
         _retire_other_versions(files)
-        _spawn(paths, files, options or ServeOptions(), environ)
-        return _wait_until_answering(files)
+        started = _spawn(paths, files, options or ServeOptions(), environ)
+        return _wait_until_answering(files, started)
 
 
 def start(paths: Paths, options: ServeOptions, *, environ: Mapping[str, str] | None = None) -> ServerRecord:
@@ -117,8 +126,8 @@ def start(paths: Paths, options: ServeOptions, *, environ: Mapping[str, str] | N
             found[1].close()
             raise ConflictError(f"the oumi-jobs server already runs (pid {found[0].pid}, {found[0].address})")
         _retire_other_versions(files)
-        _spawn(paths, files, options, environ)
-        _wait_until_answering(files).close()
+        started = _spawn(paths, files, options, environ)
+        _wait_until_answering(files, started).close()
     record = ServerRecord.read(files)
     assert record is not None  # it answered, so it wrote its record first
     return record
@@ -163,12 +172,16 @@ def stop(paths: Paths, *, environ: Mapping[str, str] | None = None) -> StopResul
 
 def status(paths: Paths, *, environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
     """The running server's status document (``GET /server``), or None where none answers."""
-    found = _answering(ServerFiles.for_env(paths, environ))
-    if found is None:
+    client = existing(paths, environ=environ)
+    if client is None:
         return None
-    with found[1] as client:
+    try:  # one request: its answer (or none) says whether the server runs
         document: dict[str, Any] = client.get("/server", timeout_s=PROBE_TIMEOUT_S)
-        return document
+    except ServerPeerError:
+        raise
+    except OumiJobsError:
+        return None
+    return document
 
 
 def _gone(record: ServerRecord, timeout_s: float) -> bool:
@@ -203,21 +216,66 @@ class _StartLock:
         os.close(self.fd)  # releases the lock
 
 
-def _spawn(paths: Paths, files: ServerFiles, options: ServeOptions, environ: Mapping[str, str] | None) -> int:
+@dataclass(frozen=True)
+class _Started:
+    """A server process just started, and where its log stood before it (what it writes comes after)."""
+
+    pid: int
+    start_time: float | None
+    log_offset: int
+
+
+def _spawn(paths: Paths, files: ServerFiles, options: ServeOptions, environ: Mapping[str, str] | None) -> _Started:
     env = dict(os.environ if environ is None else environ)
     try:
-        return detach.spawn_daemon(paths, detach.SERVER, files.key, env, options.as_args())
+        offset = files.log.stat().st_size
+    except OSError:
+        offset = 0
+    try:
+        pid = detach.spawn_daemon(paths, detach.SERVER, files.key, env, options.as_args())
     except RuntimeError as exc:
-        raise ServerUnavailableError(f"the oumi-jobs server could not start: {exc} (its log: {files.log})") from None
+        why = str(exc).replace(f"the supervisor of {files.key}", "it")
+        raise ServerUnavailableError(f"the oumi-jobs server could not start: {why} (its log: {files.log})") from None
+    return _Started(pid, start_time_of(pid), offset)
 
 
-def _wait_until_answering(files: ServerFiles) -> Client:
-    found = poll_until(START_TIMEOUT_S, lambda: _answering(files), 0.05, until=lambda answer: answer is not None)
-    if found is None:
+def _wait_until_answering(files: ServerFiles, started: _Started) -> Client:
+    """A client once the server answers; ServerUnavailableError at once if the process exits first."""
+
+    def check() -> tuple[ServerRecord, Client] | bool | None:
+        found = _answering(files)
+        if found is None and not is_alive(started.pid, started.start_time, boot_id()):
+            return False
+        return found
+
+    found = poll_until(START_TIMEOUT_S, check, 0.05, until=lambda answer: answer is not None)
+    if found is False:
+        found = _answering(files)  # it may have answered, then exited, between two looks
+        if found is None:
+            raise ServerUnavailableError(
+                f"the oumi-jobs server (pid {started.pid}) exited as it started: {_last_error(files, started)} "
+                f"(its log: {files.log})"
+            )
+    if not found:
         raise ServerUnavailableError(
             f"the oumi-jobs server did not answer within {START_TIMEOUT_S:g} s of its start; see {files.log}"
         )
+    assert isinstance(found, tuple)
     return found[1]
+
+
+def _last_error(files: ServerFiles, started: _Started) -> str:
+    """The last error line the server wrote to its log since it started (its message only)."""
+    try:
+        with open(files.log, "rb") as log:
+            log.seek(started.log_offset)
+            lines = log.read(1 << 16).decode(errors="replace").splitlines()
+    except OSError:
+        return "no reason in its log"
+    errors = [line for line in lines if " ERROR " in line] or [line for line in lines if line.strip()]
+    if not errors:
+        return "no reason in its log"
+    return errors[-1].split(": ", 1)[-1].strip()
 
 
 def _retire_other_versions(files: ServerFiles) -> None:

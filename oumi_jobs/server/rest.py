@@ -1,7 +1,7 @@
 """The REST API: the command line's services over HTTP, answering with the documents of ``--json``.
 
 Each endpoint makes one call into the library (:mod:`oumi_jobs.api`) and
-answers with the document ``oumi_jobs.documents`` builds for it: one
+answers with the document the rendering layer (:mod:`oumi_jobs.render`) builds for it: one
 contract, one ``schema_version``.  Endpoints are plain ``def`` (FastAPI runs
 them in its thread pool: the core is synchronous); errors are the core's
 own exceptions, made HTTP answers in :mod:`oumi_jobs.server.http_errors`.
@@ -24,10 +24,11 @@ from fastapi.responses import Response, StreamingResponse
 
 from oumi_jobs import api, bounds
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.documents import encode_json
 from oumi_jobs.errors import UsageError
 from oumi_jobs.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from oumi_jobs.paths import Paths
+from oumi_jobs.render.base import encode_json, json_array
+from oumi_jobs.render.listing import lean_texts
 from oumi_jobs.server.schemas import (
     CancelBody,
     CancellationDocument,
@@ -93,7 +94,7 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
             headers[UNREACHABLE_HEADER] = ",".join(sorted(report.unreachable))
             if cloud in report.unreachable:
                 headers[EXIT_CODE_HEADER] = str(api.ExitCode.CLOUD_UNREACHABLE)
-        return Response(f"[{','.join(report.documents)}]", media_type=JSON, headers=headers)
+        return Response(json_array(lean_texts(report)), media_type=JSON, headers=headers)
 
     @routes.get(
         "/jobs/{job}", tags=["jobs"], summary="A job's live status", response_model=JobDocument,
@@ -189,12 +190,13 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
     )  # fmt: skip
     def cancel(job: JobRef, body: Annotated[CancelBody | None, Body()] = None) -> Response:
         options = body or CancelBody()
-        record = api.cancel_job(paths, job, api.CancelOptions(
+        request = api.CancelRequest(jobs=(job,), options=api.CancelOptions(
             force=options.force, timeout_s=options.timeout_s, signal=options.signal, reason=options.reason,
             wait=options.wait, cascade=options.cascade, cloud_timeout_s=options.cloud_timeout_s,
         ))  # fmt: skip
-        headers = {EXIT_CODE_HEADER: str(api.cancellation_exit_code(record))}
-        return document(api.cancellation_document(record), 200 if options.wait else 202, headers)
+        outcome = api.cancel_outcome(api.run_cancel(paths, request))  # the command line's rules and exit code
+        headers = {EXIT_CODE_HEADER: str(outcome.exit_code)}
+        return document(outcome.built(), 200 if options.wait else 202, headers)
 
     @routes.get(
         "/jobs/{job}/cancellation-status", tags=["cancellations"], summary="A job's latest cancellation",
@@ -216,7 +218,7 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
         status: Annotated[str | None, Query(description="Only cancellations with this status.")] = None,
     ) -> Response:
         records = api.cancellation_history(paths, limit=limit, offset=offset, job=job_id, status=status)
-        return Response(f"[{','.join(encode_json(api.cancellation_document(r)) for r in records)}]", media_type=JSON)
+        return Response(json_array(encode_json(api.cancellation_document(r)) for r in records), media_type=JSON)
 
 
 def _metrics_route(routes: APIRouter, paths: Paths) -> None:

@@ -3,7 +3,7 @@
 ``GET /api/sweeps`` (``sweeps``), ``GET /api/sweeps/{sweep}`` (``status SWEEP``),
 ``POST /api/sweeps`` (``sweep``) and ``POST /api/sweeps/{sweep}/cancel``
 (``cancel SWEEP``).  As in :mod:`oumi_jobs.server.rest`: one call into the
-core each, the document :mod:`oumi_jobs.sweep_documents` builds, errors
+core each, the document :mod:`oumi_jobs.render.sweeps` builds, errors
 mapped in :mod:`oumi_jobs.server.http_errors`.
 """
 
@@ -21,9 +21,9 @@ from oumi_jobs.cancel.service import CancelOptions
 from oumi_jobs.errors import UsageError
 from oumi_jobs.exits import sweep_cancel_exit_code
 from oumi_jobs.paths import Paths
+from oumi_jobs.render.sweeps import sweep_cancel_document, sweep_document, sweep_summary_document
 from oumi_jobs.server.rest import EXIT_CODE_HEADER, document
 from oumi_jobs.server.schemas import CancelBody, CancellationDocument, JobDocument, JobState, SubmitBody, errors
-from oumi_jobs.sweep_documents import sweep_cancel_document, sweep_document, sweep_summary_document
 from oumi_jobs.sweeps import service
 from oumi_jobs.sweeps.expand import MAX_CHILDREN
 

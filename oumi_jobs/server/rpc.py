@@ -21,15 +21,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
+from oumi_jobs import bounds
 from oumi_jobs.cloud import adapter, wire
 from oumi_jobs.cloud.adapter import CloudAdapter
 from oumi_jobs.cloud.model import LogLines
 from oumi_jobs.errors import UsageError
 from oumi_jobs.server.activity import Activity
+from oumi_jobs.server.http_errors import usage_body
 
 STREAMED = "log_stream"
+# The launcher's import takes ~12 s; a call that came before it ends waits at most this long for it.
+WARM_UP_WAIT_S = 300.0
 
 
 @cache
@@ -40,8 +44,17 @@ def served_methods() -> frozenset[str]:
     )
 
 
-def call(method: str, kwargs: dict[str, Any]) -> Any:
-    """Run ``method`` of this process's adapter with ``kwargs`` decoded to its declared types."""
+class ArgumentError(UsageError):
+    """An argument the method does not take, or of a type it does not declare: the caller's mistake (422)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def arguments(method: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` decoded to the types ``method`` declares; ArgumentError naming the field that does not fit,
+    and for a ``timeout_s`` out of bounds: a cloud call may not hold a worker thread for longer."""
     if method not in served_methods():
         raise UsageError(f"the cloud adapter has no method {method!r}")
     declared = getattr(CloudAdapter, method)
@@ -49,12 +62,25 @@ def call(method: str, kwargs: dict[str, Any]) -> Any:
     try:
         inspect.signature(declared).bind(None, **kwargs)
     except TypeError as exc:
-        raise UsageError(f"{method}: {exc}") from None
-    arguments = {name: wire.decode(hints.get(name, Any), value) for name, value in kwargs.items()}
-    return getattr(adapter.current(), method)(**arguments)
+        raise ArgumentError(f"{method}: {exc}") from None
+    decoded = {}
+    for name, value in kwargs.items():
+        try:
+            decoded[name] = wire.decode(hints.get(name, Any), value)
+        except (wire.WireError, TypeError) as exc:
+            raise ArgumentError(f"{method}: {name}: {exc}", name) from None
+    limit = decoded.get("timeout_s")
+    if limit is not None and not 0 <= limit <= bounds.MAX_SECONDS:
+        raise ArgumentError(f"{method}: timeout_s: must be between 0 and {bounds.MAX_SECONDS:g}", "timeout_s")
+    return decoded
 
 
-def router(activity: Activity) -> APIRouter:
+def call(method: str, kwargs: dict[str, Any]) -> Any:
+    """Run ``method`` of this process's adapter with ``kwargs`` decoded to its declared types."""
+    return getattr(adapter.current(), method)(**arguments(method, kwargs))
+
+
+def router(activity: Activity, warm: threading.Event) -> APIRouter:
     routes = APIRouter(prefix="/adapter", tags=["internal: cloud adapter"], include_in_schema=False)
 
     @routes.post("/{method}")
@@ -62,10 +88,18 @@ def router(activity: Activity) -> APIRouter:
         request: Request, method: str, kwargs: Annotated[dict[str, Any] | None, Body(embed=True)] = None
     ) -> Any:
         kwargs = kwargs or {}
+        try:
+            decoded = arguments(method, kwargs)
+        except ArgumentError as exc:
+            problem = f"{exc.field}: {exc}" if exc.field else str(exc)
+            return JSONResponse(usage_body(str(exc), detail=[problem]), status_code=422)
         if isinstance(kwargs.get("cloud"), str):
             activity.asked(kwargs["cloud"])
+        # A command sends its first call without waiting for the launcher's import (one round trip): the
+        # call waits for it here, outside its own time limit, as `prepare` would have.
+        await run_in_threadpool(warm.wait, WARM_UP_WAIT_S)
         # The adapter blocks (SSH, an API server): in the thread pool, as a plain `def` endpoint would run.
-        answer = await run_in_threadpool(call, method, kwargs)
+        answer = await run_in_threadpool(lambda: getattr(adapter.current(), method)(**decoded))
         if method == STREAMED:  # opened (or refused, as an error answer) before the answer starts
             return StreamingResponse(until_disconnected(request, answer), media_type="text/plain; charset=utf-8")
         return {"result": wire.encode(answer)}

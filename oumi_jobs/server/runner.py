@@ -25,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import struct
 import sys
 import threading
@@ -56,30 +57,105 @@ def _peer_uid(sock: socket.socket) -> int:
 
 
 _FORBIDDEN = json.dumps(usage_body("this server answers only its own user")).encode()
+_BUSY = json.dumps(usage_body("too many connections waiting: try again")).encode()
+# A client sends a request head at once; one that has not within this long is closed.
+HEAD_TIMEOUT_S = 5.0
+# TCP connections that have not yet sent a whole request head (so no token yet), at most.
+MAX_WAITING_TCP = 64
+# server.log is rotated past this (one older file kept).
+LOG_MAX_BYTES = 10 << 20
 
 
-def _peer_checked_h11() -> type[asyncio.Protocol]:
+def _peer_checked_h11(activity: Activity) -> type[asyncio.Protocol]:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
+    waiting: set[asyncio.Protocol] = set()  # TCP connections that have not yet sent a whole request head
+
     class PeerCheckedH11(H11Protocol):
-        """uvicorn's h11 protocol that answers 403 and drops a unix-socket peer of another uid."""
+        """uvicorn's h11 protocol, made hard to hold: a unix-socket peer of another uid is answered 403 and
+        dropped; a connection must send each request head within HEAD_TIMEOUT_S; and at most
+        MAX_WAITING_TCP TCP connections may wait for theirs (the token comes only with a whole head), so a
+        flood of idle connections never crowds out the owner."""
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            sock = transport.get_extra_info("socket")
-            unix = sock is not None and sock.family == socket.AF_UNIX
-            if unix and _peer_uid(sock) == os.getuid():
+            self._headed: object = None  # the request cycle whose head came last
+            self._head_timer: asyncio.TimerHandle | None = None
+            if not _admitted(transport, activity, len(waiting)):
                 return
-            if not unix and self.server is not None:
-                return  # TCP: the token is checked per request (scope["server"] is set)
-            transport.write(
-                b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                + f"content-length: {len(_FORBIDDEN)}\r\n\r\n".encode()
-                + _FORBIDDEN
-            )
-            transport.close()
+            if not _is_unix(transport):
+                waiting.add(self)
+            self._arm_head_timer()
+
+        def _arm_head_timer(self) -> None:
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
+
+        def _head_timed_out(self) -> None:
+            waiting.discard(self)
+            if self.cycle is self._headed and not self.transport.is_closing():
+                activity.rejected("a request head not sent in time")
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.cycle is not self._headed:  # a whole request head came
+                self._headed = self.cycle
+                self._settle()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm_head_timer()  # the next request's head, on a kept-alive connection
+
+        def handle_websocket_upgrade(self, event: Any) -> None:
+            self._settle()  # the connection is the WebSocket protocol's from here
+            super().handle_websocket_upgrade(event)
+
+        def _settle(self) -> None:
+            waiting.discard(self)
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+
+        def send_400_response(self, msg: str) -> None:
+            activity.rejected("a malformed request")
+            super().send_400_response(msg)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._settle()
+            super().connection_lost(exc)
 
     return PeerCheckedH11
+
+
+def _is_unix(transport: asyncio.BaseTransport) -> bool:
+    sock = transport.get_extra_info("socket")
+    return sock is not None and sock.family == socket.AF_UNIX
+
+
+def _admitted(transport: asyncio.Transport, activity: Activity, waiting: int) -> bool:
+    """Whether a new connection may stay: not a unix-socket peer of another uid, nor a TCP connection past
+    MAX_WAITING_TCP waiting for their request head (each refused is answered, closed and counted)."""
+    unix = _is_unix(transport)
+    if unix and _peer_uid(transport.get_extra_info("socket")) != os.getuid():
+        activity.rejected("a peer of another uid")
+        _refuse_raw(transport, b"403 Forbidden", _FORBIDDEN)
+        return False
+    if not unix and waiting >= MAX_WAITING_TCP:
+        activity.rejected("too many TCP connections without a request")
+        _refuse_raw(transport, b"503 Service Unavailable", _BUSY)
+        return False
+    return True
+
+
+def _refuse_raw(transport: asyncio.Transport, status: bytes, body: bytes) -> None:
+    transport.write(
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    transport.close()
 
 
 def _take_server_lock(files: ServerFiles) -> int:
@@ -99,20 +175,52 @@ def _take_server_lock(files: ServerFiles) -> int:
 
 
 def _bind_unix(path: Path) -> socket.socket:
-    """Bind the socket 0600 at ``path``, replacing a dead server's (we hold the server lock)."""
-    ensure_private_dir(path.parent)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.unlink(missing_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old_umask = os.umask(0o177)
+    """Bind the socket 0600 at ``path``, replacing a dead server's (we hold the server lock).
+
+    Its folder is opened without following a link and checked on the opened folder (ours, no access for
+    others), and the socket is made in that very folder: a folder planted under /tmp, or a link to one,
+    is refused and never used.
+    """
+    folder = _open_socket_folder(path.parent)
     try:
-        sock.bind(str(partial))
+        partial = f".{path.name}.{os.getpid()}"
+        try:
+            os.unlink(partial, dir_fd=folder)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            sock.bind(f"/proc/self/fd/{folder}/{partial}")  # the folder checked, whatever its path names now
+        finally:
+            os.umask(old_umask)
+        os.chmod(partial, 0o600, dir_fd=folder)
+        os.replace(partial, path.name, src_dir_fd=folder, dst_dir_fd=folder)
     finally:
-        os.umask(old_umask)
-    os.chmod(partial, 0o600)
-    os.replace(partial, path)
+        os.close(folder)
     sock.listen(128)
     return sock
+
+
+def _open_socket_folder(folder: Path) -> int:
+    """The socket's folder, made 0700 where missing, opened without following a link; OumiJobsError unless
+    it is a folder of this user's that no one else may enter."""
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OumiJobsError(f"refusing to use {folder} for the server's socket: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        os.close(fd)
+        raise OumiJobsError(
+            f"refusing to use {folder} for the server's socket: it belongs to uid {info.st_uid} with mode "
+            f"{stat.S_IMODE(info.st_mode):o} (it must be yours, 0700)"
+        )
+    return fd
 
 
 def _bind_tcp(options: ServeOptions) -> socket.socket:
@@ -154,7 +262,6 @@ def _watch(server: Any, activity: Activity, idle_timeout_s: float) -> None:
 # long function: the server's life in order (lock, sockets, app, info, threads, serve, clean-up) reads best whole
 def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listening: Any = None) -> int:
     """Run a server until it is stopped or idle; ``on_listening`` is called once its sockets accept."""
-    import uvicorn
 
     options.checked()
     ensure_private_dir(files.folder, paths.state_dir)
@@ -169,16 +276,13 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
     address = str(files.socket)
     if options.host:
         host, port = sockets[1].getsockname()[:2]
-        address = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        scheme = "https" if options.tls_cert else "http"
+        address = f"{scheme}://{'[' + host + ']' if ':' in host else host}:{port}"
     settings = ServerSettings(files.version, address, "tcp" if options.host else "unix", options.idle_timeout_s,
                               token_file, time.time())  # fmt: skip
     activity, warm = Activity(), threading.Event()
     app = create_app(paths, settings, activity, warm=warm, shutdown=activity.request_stop)
-    config = uvicorn.Config(
-        app, interface="asgi3", http=_peer_checked_h11(), lifespan="off", proxy_headers=False, server_header=False,
-        log_config=None, access_log=False, loop="asyncio", timeout_graceful_shutdown=GRACEFUL_STOP_S,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = _uvicorn_server(app, activity, options, sockets[1:])
     info = {
         "schema_version": 1, "pid": os.getpid(), "version": files.version, "key": files.key,
         "socket": str(files.socket), "address": address, "transport": settings.transport,
@@ -198,12 +302,38 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     try:
-        server.run(sockets=sockets)
+        server.run(sockets=sockets[:1])
     finally:
         _remove_if_ours(files.info, os.getpid())
         _unlink_if(files.socket, bound)
         os.close(lock_fd)
     return 0
+
+
+def _uvicorn_server(app: Any, activity: Activity, options: ServeOptions, tcp: list[socket.socket]) -> Any:
+    """uvicorn's server for ``app``: plain on the unix socket (run with it), TLS on ``tcp`` where asked."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            # uvicorn puts its TLS on every socket it serves: the unix socket is started without it first.
+            tls, self.config.ssl = self.config.ssl, None
+            await super().startup(sockets=sockets)
+            plain, self.config.ssl = list(self.servers), tls
+            if tcp and not self.should_exit:
+                await super().startup(sockets=tcp)
+                self.servers = plain + self.servers
+
+    config = uvicorn.Config(
+        app, interface="asgi3", http=_peer_checked_h11(activity), lifespan="off", proxy_headers=False, server_header=False,
+        log_config=None, access_log=False, loop="asyncio", timeout_graceful_shutdown=GRACEFUL_STOP_S,
+        ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key,
+    )  # fmt: skip
+    try:
+        config.load()
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise UsageError(f"cannot serve TLS with {options.tls_cert} and {options.tls_key}: {exc}") from None
+    return Server(config)
 
 
 def _unlink_if(path: Path, inode: int) -> None:
@@ -223,10 +353,35 @@ def _remove_if_ours(info: Path, pid: int) -> None:
         pass
 
 
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def _configure_logging(log_file: Path | None) -> None:
+    """Log to stderr; a daemon's stderr is its log file, rotated at LOG_MAX_BYTES."""
+    handler = logging.StreamHandler(sys.stderr) if log_file is None else _RotatingStderr(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # Counted and logged by Activity.rejected, a few times a minute at most.
+    logging.getLogger("uvicorn.error").addFilter(lambda record: record.getMessage() != "Invalid HTTP request received.")
+
+
+class _RotatingStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to stderr (fd 2, the log file); past LOG_MAX_BYTES the file becomes ``<log>.1`` (replacing the
+    one before) and a new one takes its place on fds 1 and 2, so what else writes there follows."""
+
+    def __init__(self, log_file: Path) -> None:
+        super().__init__(sys.stderr)
+        self.log_file = log_file
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        try:
+            if os.fstat(2).st_size < LOG_MAX_BYTES:
+                return
+            os.replace(self.log_file, self.log_file.with_name(self.log_file.name + ".1"))
+            fd = open_private_file(self.log_file)
+        except (OSError, OumiJobsError):
+            return  # keep writing where it was: a log that cannot rotate is no reason to stop serving
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[Paths, ServerFiles, ServeOptions, bool]:
@@ -236,12 +391,16 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Paths, ServerFiles, ServeOpt
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument("--allow-remote", action="store_true")
+    parser.add_argument("--allow-insecure-remote", action="store_true")
+    parser.add_argument("--tls-cert")
+    parser.add_argument("--tls-key")
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S)
     parser.add_argument("--foreground", action="store_true", help="log to stderr; do not daemonize")
     parser.add_argument("key", nargs="?", help="the key its starter computed: it must be this process's own")
     args = parser.parse_args(argv)
     paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
-    options = ServeOptions(args.host, args.port, args.allow_remote, args.idle_timeout)
+    options = ServeOptions(args.host, args.port, args.allow_remote, args.idle_timeout, args.tls_cert, args.tls_key,
+                           args.allow_insecure_remote)  # fmt: skip
     files = ServerFiles.for_env(paths)
     if args.key and args.key != files.key:
         parser.error(f"this environment's server key is {files.key}, not {args.key}")
@@ -254,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     ensure_private_dir(files.folder, paths.state_dir)
     if not foreground:
         daemonize(files.log)
-    _configure_logging()
+    _configure_logging(None if foreground else files.log)
     try:
         return serve(paths, files, options)
     except OumiJobsError as exc:

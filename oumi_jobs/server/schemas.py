@@ -1,7 +1,7 @@
 """The REST API's request bodies and the shapes of its documents, as pydantic models for OpenAPI.
 
 Request bodies are validated here (a bad field is a 422 naming it).  The
-document models only describe what ``oumi_jobs.documents`` builds: endpoints
+document models only describe what :mod:`oumi_jobs.render` builds: endpoints
 return those documents as they are (a ``Response``, which FastAPI does not
 re-validate), so the API serves exactly what ``--json`` prints;
 tests/test_server_rest.py checks each model names the same keys as its document.

@@ -11,7 +11,7 @@ tests/test_listing.py checks that both paths give identical documents:
 
 * the state of a local job with an exit record (``states.local_state``) and
   its status string (``states.describe_exit``);
-* the job document of the JSON contract (``documents.job_document``);
+* the job document of the JSON contract (``render.base.job_document``);
 * a job's estimated cost (``costs.cost_between``).
 """
 
@@ -44,7 +44,7 @@ _COST_SO_FAR = (
     "CASE WHEN cost_per_hour IS NULL OR started_at IS NULL THEN NULL ELSE round(cost_per_hour * "
     f"max(round((julianday(end_time) - julianday(started_at)) * 86400.0, 3), 0.0) / 3600.0, {COST_DECIMALS}) END"
 )
-# The keys in documents.job_document's order; :schema_version and :as_of are bound.
+# The keys in render.base.job_document's order; :schema_version and :as_of are bound.
 _DOCUMENT = f"""json_object(
     'schema_version', :schema_version, 'job_id', NULLIF(job_id, ''), 'name', name,
     'state', {_STATE}, 'status', {_STATUS}, 'done', json('true'),

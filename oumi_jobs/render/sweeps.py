@@ -1,19 +1,18 @@
 """The sweep documents of the JSON contract: a sweep, the ``sweeps`` listing and ``cancel SWEEP``.
 
-Built from the core's results alone, as :mod:`oumi_jobs.documents` builds a
+Built from the core's results alone, as :mod:`oumi_jobs.render.base` builds a
 job's; tests/test_json_contract.py pins the keys.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from oumi_jobs.documents import SCHEMA_VERSION, bulk_document, job_document
-
-if TYPE_CHECKING:  # annotations only
-    from oumi_jobs.store.sweeps import SweepRecord
-    from oumi_jobs.sweeps.compare import CompareRow
-    from oumi_jobs.sweeps.service import SweepCancel, SweepStatus, SweepSummary
+from oumi_jobs.render.base import SCHEMA_VERSION, job_document
+from oumi_jobs.render.cancel import bulk_document
+from oumi_jobs.store.sweeps import SweepRecord
+from oumi_jobs.sweeps.compare import CompareRow
+from oumi_jobs.sweeps.service import SweepCancel, SweepStatus, SweepSummary
 
 
 def _head(sweep: SweepRecord) -> dict[str, Any]:
