@@ -241,14 +241,18 @@ def test_a_sweep_runs_its_children_as_slurm_jobs_and_a_cancelled_one_leaves_none
         assert f"value-{n}" in cli("logs", child["job_id"]).stdout  # each saw its own value
 
     held = _sweep(cli, tmp_path, "sleep 600", "--name", "slurm-cancel", "--parallel", "3")
-    launched = wait_until(
-        lambda: all((d := cli.json("status", held["sweep_id"], "--cloud-timeout", "60"))["children"][i][
-            "launcher_job_id"] for i in range(3)) and d,
-        timeout=240, interval=1,
-    )  # fmt: skip
-    ids = [c["launcher_job_id"] for c in launched["children"]]
-    result = cli("cancel", held["sweep_id"], "--json")
+
+    def launched() -> dict | None:
+        d = cli.json("status", held["sweep_id"], "--cloud-timeout", "60")
+        return d if all(c["launcher_job_id"] or c["done"] for c in d["children"]) else None
+
+    try:
+        found = wait_until(launched, timeout=300, interval=1)
+    finally:  # never leave a Slurm job behind, whatever failed
+        result = cli("cancel", held["sweep_id"], "--json")
     assert result.exit_code == 0, result.stderr
+    ids = [c["launcher_job_id"] for c in found["children"] if c["launcher_job_id"]]
+    assert len(ids) == 3, found["children"]
     assert {c["final_state"] for c in json.loads(result.stdout)["cancellations"]} == {"cancelled"}
     queued = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True)
     assert not [line for line in queued.stdout.splitlines() if "RUNNING" in line or "PENDING" in line], queued.stdout
