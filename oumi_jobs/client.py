@@ -314,19 +314,24 @@ class _Stream:
             _hang_up(self.connection)
 
     def stop(self) -> None:
+        """Wake a reader blocked in another thread, and tell the server: closing a file descriptor does
+        neither, shutting the socket down does both.  The reader closes the connection as it ends: closing
+        it here, under the reader, would pull its buffer away mid-read."""
         self.stopped = True
-        _hang_up(self.connection)
+        _shut_down(self.connection)
 
 
-def _hang_up(connection: http.client.HTTPConnection) -> None:
-    """Close a stream's connection, also under a thread blocked reading it: closing a file descriptor does
-    not wake a read under way (nor tell the server), shutting the socket down does both."""
+def _shut_down(connection: http.client.HTTPConnection) -> None:
     sock = connection.sock
     if sock is not None:
         try:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already closed by the server
+
+
+def _hang_up(connection: http.client.HTTPConnection) -> None:
+    _shut_down(connection)
     connection.close()
 
 

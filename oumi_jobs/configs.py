@@ -9,6 +9,11 @@ Two kinds of config are accepted:
 
 Everything here validates and plans; nothing is written.  Bad input raises
 :class:`~oumi_jobs.errors.UsageError` with one clear line.
+
+Over 400 lines, kept whole on purpose: both kinds of config go through the
+same reading, validation and planning, and the job config a cloud launch
+sends is built from that same plan, so splitting it would spread one set of
+rules over modules that must change together.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from oumi_jobs import bounds
 from oumi_jobs.client import Client
 from oumi_jobs.errors import AmbiguousJobError, CloudTimeoutError, JobNotFoundError, UsageError
 from oumi_jobs.paths import Paths
@@ -355,6 +356,21 @@ def test_cloud_jobs_through_the_server(file_cloud_state, rest_server, paths):  #
     assert json.loads(file_cloud_state.read_text())["cancelled"] == ["7"]
 
 
+def test_all_clouds_answers_within_its_cloud_timeout_from_the_first_request(rest_server):
+    """A server still loading the launcher (10-20 s) is asked every cloud: it answers within the request's
+    cloud_timeout_s, the import included, or says it could not (504)."""
+    with rest_server.tcp(rest_server.token) as client:
+        started = time.monotonic()
+        answer = client.get("/api/jobs", params={"all_clouds": "true", "cloud_timeout_s": 1})
+        elapsed = time.monotonic() - started
+        assert answer.status_code in (200, 504), answer.text
+        if answer.status_code == 504:
+            body = _error(answer, 504, exit_code=5, says="within 1 s")
+            assert body["type"] == "CloudTimeoutError"
+        assert client.get("/api/jobs", params={"local_only": "true"}).json() == []  # the server goes on answering
+    assert elapsed < 12, elapsed  # 1 s, and the registry's grace: far below the launcher's import
+
+
 # -- error answers -------------------------------------------------------------------------------------------------
 def _error(answer: httpx.Response, status: int, *, exit_code: int, says: str) -> dict:
     assert answer.status_code == status, (answer.status_code, answer.text)
@@ -376,13 +392,20 @@ def test_error_answers(rest_server, paths, tmp_path):
         _error(client.post("/api/jobs/job-twin/cancel"), 409, exit_code=3, says="ambiguous")
 
         _error(client.get("/api/jobs", params={"limit": -1}), 422, exit_code=2, says="limit")
-        _error(client.get("/api/jobs", params={"state": "sleepy"}), 400, exit_code=2, says="sleepy")
+        _error(client.get("/api/jobs", params={"state": "sleepy"}), 422, exit_code=2, says="state")  # the schema says
         _error(client.get("/api/jobs/job-twin-a/logs", params={"stream": "both"}), 422, exit_code=2, says="stream")
         for bad, field in (({"parallel": 0}, "parallel"), ({"bogus": 1}, "bogus"), ({"nodes": "two"}, "nodes")):
             _error(client.post("/api/jobs", json={"config": "/x.yaml"} | bad), 422, exit_code=2, says=field)
         _error(client.post("/api/jobs", json={}), 422, exit_code=2, says="config")
         _error(client.get("/api/nothing-here"), 404, exit_code=2, says="Not Found")  # the same body as any error
-        _error(client.delete("/api/jobs"), 405, exit_code=2, says="Method Not Allowed")
+        not_allowed = client.delete("/api/jobs")
+        _error(not_allowed, 405, exit_code=2, says="Method Not Allowed")
+        assert not_allowed.headers["allow"] == "GET, POST"  # every route of the path, not the first one's
+        # FastAPI's routes serve only the methods declared (no implicit HEAD); OPTIONS is no CORS preflight.
+        for method, path, allow in (("OPTIONS", "/api/jobs/job-twin-a/cancel", "POST"),
+                                    ("HEAD", "/api/jobs/job-twin-a", "GET"), ("PUT", "/metrics", "GET")):  # fmt: skip
+            answer = client.request(method, path)
+            assert (answer.status_code, answer.headers["allow"]) == (405, allow), (method, path)
         cancel = client.post("/api/jobs/job-twin-a/cancel", json={"timeout_s": "soon"})
         _error(cancel, 422, exit_code=2, says="timeout_s")
 
@@ -449,7 +472,7 @@ def test_concurrent_clients_are_all_answered(rest_server, paths):
 # -- the OpenAPI contract -----------------------------------------------------------------------------------------
 REST_OPERATIONS = {
     ("/api/jobs", "get"): ({"cloud", "cluster", "state", "since", "limit", "local_only", "all_clouds",
-                            "cloud_timeout_s"}, {"200", "400", "401", "422", "503"}),
+                            "cloud_timeout_s"}, {"200", "400", "401", "422", "503", "504"}),
     ("/api/jobs", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
     ("/api/jobs/{job}", "get"): ({"job", "cloud", "cluster", "cloud_timeout_s"},
                                  {"200", "400", "401", "404", "409", "422", "503", "504"}),
@@ -523,6 +546,49 @@ def test_the_openapi_schema_is_pinned(openapi):
     assert documented("/api/sweeps", "get") == "SweepSummaryDocument"
     assert documented("/api/sweeps/{sweep}/cancel", "post") == "SweepCancelDocument"
     assert openapi["paths"]["/api/jobs"]["post"]["requestBody"]["required"] is True
+
+
+def test_the_openapi_schema_states_what_the_server_enforces(openapi):
+    """Bounds, enums and patterns are in the schema (Schemathesis generates from them), and links join calls."""
+    import re
+
+    def parameter(path: str, method: str, name: str) -> dict:
+        operation = openapi["paths"][path][method]
+        return next(p["schema"] for p in operation["parameters"] if p["name"] == name)
+
+    def plain(schema: dict) -> dict:  # an optional parameter: the non-null branch
+        return next((s for s in schema.get("anyOf", []) if s.get("type") != "null"), schema)
+
+    assert plain(parameter("/api/cancellations", "get", "job_id"))["pattern"] == r"[^\s\x1c-\x1f]"
+    assert plain(parameter("/api/jobs", "get", "cloud"))["pattern"] == r"[^\s\x1c-\x1f]"
+    assert plain(parameter("/api/jobs/{job}", "get", "cluster"))["pattern"] == r"[^\s\x1c-\x1f]"
+    assert parameter("/api/jobs/{job}", "get", "job")["pattern"] == r"[^\s\x1c-\x1f]"
+    # A request's line and headers fit in uvicorn's 16 KiB, whatever characters a client sends.
+    assert parameter("/api/jobs/{job}", "get", "job")["maxLength"] == 128
+    assert plain(parameter("/api/jobs", "get", "since"))["maxLength"] == 128
+    assert parameter("/api/jobs", "get", "state")["maxItems"] == 9
+    assert set(plain(parameter("/api/cancellations", "get", "status"))["enum"]) == {
+        "requested", "in_progress", "completed", "failed", "not_needed"}  # fmt: skip
+    assert set(parameter("/api/jobs/{job}/logs", "get", "stream")["enum"]) == {"stdout", "stderr"}
+    assert parameter("/api/jobs", "get", "limit")["anyOf"][0] == {"type": "integer", "minimum": 0,
+                                                                     "maximum": bounds.MAX_COUNT}  # fmt: skip
+    states = parameter("/api/jobs", "get", "state")["items"]["pattern"]
+    assert all(re.search(states, ok) for ok in ("running", "Failed, cancelled", "lost,"))
+    assert not any(re.search(states, bad) for bad in ("sleepy", "running;failed"))
+    signal_pattern = openapi["components"]["schemas"]["CancelBody"]["properties"]["signal"]["pattern"]
+    assert all(re.search(signal_pattern, ok) for ok in ("TERM", "sigusr1", "SIGINT", "15"))
+    assert not any(re.search(signal_pattern, bad) for bad in ("0", "NOPE", "SIG", " TERM"))
+
+    def links(path: str, method: str, status: str) -> set[str]:
+        return set(openapi["paths"][path][method]["responses"][status]["links"])
+
+    assert links("/api/jobs", "post", "201") == {"JobStatus", "JobLogs", "CancelJob", "CancellationHistory"}
+    assert links("/api/jobs", "get", "200") == {"JobStatus", "JobLogs", "CancelJob", "CancellationHistory"}
+    assert links("/api/jobs/{job}/cancel", "post", "200") == {"CancellationStatus", "CancellationHistory"}
+    assert links("/api/jobs/{job}/cancel", "post", "202") == {"CancellationStatus", "CancellationHistory"}
+    cancel = openapi["paths"]["/api/jobs"]["post"]["responses"]["201"]["links"]["CancelJob"]
+    assert cancel == {"operationRef": "#/paths/~1api~1jobs~1{job}~1cancel/post",
+                      "parameters": {"job": "$response.body#/job_id"}}  # fmt: skip
 
 
 def test_the_openapi_documents_are_the_json_contract(openapi):

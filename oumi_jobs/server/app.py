@@ -28,7 +28,7 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.render.server import health_document, status_document, stopping_document
 from oumi_jobs.server import rest, rest_sweeps, rpc
 from oumi_jobs.server.activity import Activity, ServerSettings
-from oumi_jobs.server.http_errors import error_body, http_status, internal_body, usage_body
+from oumi_jobs.server.http_errors import allowed_methods, error_body, http_status, internal_body, usage_body
 
 log = logging.getLogger("oumi_jobs.server")
 
@@ -193,7 +193,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def routing(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # An unknown path or a wrong method: the same error body as every other error.
-        return JSONResponse(usage_body(str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(app.router.routes, request.scope)
+        return JSONResponse(usage_body(str(exc.detail)), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(OumiJobsError)
     async def known(request: Request, exc: OumiJobsError) -> JSONResponse:

@@ -9,7 +9,10 @@ prefix also carries its ``candidates``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, MutableMapping
 from typing import Any
+
+from starlette.routing import BaseRoute, Match, Route
 
 from oumi_jobs.cloud.wire import encode_error
 from oumi_jobs.errors import (
@@ -69,3 +72,13 @@ def usage_body(message: str, detail: Any = None) -> dict[str, Any]:
 def internal_body(exc: BaseException) -> dict[str, Any]:
     return {"error": f"internal error: {type(exc).__name__}: {exc}", "exit_code": ExitCode.FAILURE,
             "type": "OumiJobsError", "fields": {}}  # fmt: skip
+
+
+def allowed_methods(routes: Iterable[BaseRoute], scope: MutableMapping[str, Any]) -> str:
+    """``Allow`` of a 405: the methods of every route on the path (Starlette names only the first route's,
+    and FastAPI makes one route per method)."""
+    methods: set[str] = set()
+    for route in routes:
+        if isinstance(route, Route) and route.methods and route.matches(scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))

@@ -14,40 +14,58 @@ carries that exit code in ``X-Oumi-Jobs-Exit-Code``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query
 from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
+from pydantic import StringConstraints
 
 from oumi_jobs import api, bounds
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.errors import UsageError
+from oumi_jobs.errors import CloudTimeoutError, UsageError
 from oumi_jobs.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.base import encode_json, json_array
 from oumi_jobs.render.listing import lean_texts
 from oumi_jobs.server.schemas import (
+    NOT_BLANK,
+    STATES_PATTERN,
     CancelBody,
     CancellationDocument,
+    CancellationState,
     JobDocument,
     SubmitBody,
     SubmitDocument,
     errors,
+    job_links,
 )
+from oumi_jobs.states import State
 
 EXIT_CODE_HEADER = "X-Oumi-Jobs-Exit-Code"
 UNREACHABLE_HEADER = "X-Oumi-Jobs-Unreachable"
 JSON = "application/json"
+# The registry's part of a listing, on top of the clouds' time limit: reading and encoding the jobs.
+LOCAL_GRACE_S = 2.0
+T = TypeVar("T")
 
 CloudTimeout = Annotated[
     float,
     Query(ge=bounds.MIN_CLOUD_TIMEOUT_S, le=bounds.MAX_SECONDS, allow_inf_nan=False,
           description="Seconds each cloud gets to answer."),
 ]  # fmt: skip
-JobRef = Annotated[str, PathParam(pattern=r"\S", max_length=4096, description="A job id, or a unique prefix of one.")]
+# A request's line and headers must fit in uvicorn's 16 KiB, and a character may take 12 bytes in a URL (4 bytes
+# of UTF-8, percent-encoded): so an id, a cloud, a cluster or an age is at most 128 characters (a name is at
+# most 64), and `state` at most one item per state, each at most all their names (the worst listing: 13 KiB).
+URL_TEXT = 128
+JobRef = Annotated[
+    str, PathParam(pattern=NOT_BLANK, max_length=URL_TEXT, description="A job id, or a unique prefix of one.")
+]
+Name = Annotated[str, StringConstraints(pattern=NOT_BLANK, max_length=URL_TEXT)]  # a cloud, a cluster, an id, an age
+StateNames = Annotated[str, StringConstraints(pattern=STATES_PATTERN, max_length=len(",".join(State)))]
 
 
 def router(paths: Paths) -> APIRouter:
@@ -55,6 +73,7 @@ def router(paths: Paths) -> APIRouter:
     routes = APIRouter()
     jobs = APIRouter(prefix="/api")
     _job_routes(jobs, paths)
+    _status_route(jobs, paths)
     _submit_route(jobs, paths)
     _log_route(jobs, paths)
     _cancel_routes(jobs, paths)
@@ -70,25 +89,35 @@ def document(body: Any, status_code: int = 200, headers: dict[str, str] | None =
 
 def _job_routes(routes: APIRouter, paths: Paths) -> None:
     @routes.get(
-        "/jobs", tags=["jobs"], summary="List jobs", response_model=list[JobDocument], responses=errors(400, 422, 503),
+        "/jobs", tags=["jobs"], summary="List jobs", response_model=list[JobDocument],
+        responses=errors(400, 422, 503, 504, also={200: {"description": "The jobs.", "links": job_links("/0/job_id")}}),
         description="`oumi-jobs list --json`: registered jobs, newest first (one cluster: in queue order), with "
         f"their live states; clouds are asked in parallel. Clouds that could not be read are named in "
-        f"`{UNREACHABLE_HEADER}` (their jobs show `unknown` with the reason).",
+        f"`{UNREACHABLE_HEADER}` (their jobs show `unknown` with the reason). The answer comes within "
+        "`cloud_timeout_s` (loading the launcher, on a server's first cloud request, counts): else 504.",
     )  # fmt: skip
     def list_jobs(
-        cloud: Annotated[str | None, Query(description="Only jobs of this cloud.")] = None,
-        cluster: Annotated[str | None, Query(description="Only this cluster's jobs, in queue order.")] = None,
-        state: Annotated[list[str], Query(description="Only jobs in these states (repeatable).")] = [],  # noqa: B006
-        since: Annotated[str | None, Query(description="Submitted since an age (2h, 7d) or a date.")] = None,
+        cloud: Annotated[Name | None, Query(description="Only jobs of this cloud.")] = None,
+        cluster: Annotated[Name | None, Query(description="Only this cluster's jobs, in queue order.")] = None,
+        state: Annotated[
+            list[StateNames],
+            Query(max_length=len(State), description="Only jobs in these states (repeatable, or comma-separated)."),
+        ] = [],  # noqa: B006
+        since: Annotated[Name | None, Query(description="Submitted since an age (2h, 7d) or a date.")] = None,
         limit: Annotated[int | None, Query(ge=0, le=bounds.MAX_COUNT, description="At most this many.")] = None,
         local_only: Annotated[bool, Query(description="Ask no cloud.")] = False,
         all_clouds: Annotated[bool, Query(description="Ask every enabled cloud.")] = False,
         cloud_timeout_s: CloudTimeout = DEFAULT_CLOUD_TIMEOUT_S,
     ) -> Response:
-        report = api.list_job_documents(
-            paths, cloud=cloud, cluster=cluster, states=api.parse_states(state), since=since, limit=limit,
-            local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout_s,
-        )  # fmt: skip
+        states = api.parse_states(state)
+
+        def listed() -> api.JobDocuments:
+            return api.list_job_documents(
+                paths, cloud=cloud, cluster=cluster, states=states, since=since, limit=limit,
+                local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout_s,
+            )  # fmt: skip
+
+        report = listed() if local_only else within(cloud_timeout_s, "the clouds", listed)
         headers = {}
         if report.unreachable:
             headers[UNREACHABLE_HEADER] = ",".join(sorted(report.unreachable))
@@ -96,16 +125,19 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
                 headers[EXIT_CODE_HEADER] = str(api.ExitCode.CLOUD_UNREACHABLE)
         return Response(json_array(lean_texts(report)), media_type=JSON, headers=headers)
 
+
+def _status_route(routes: APIRouter, paths: Paths) -> None:
     @routes.get(
         "/jobs/{job}", tags=["jobs"], summary="A job's live status", response_model=JobDocument,
-        responses=errors(400, 404, 409, 422, 503, 504),
+        responses=errors(400, 404, 409, 422, 503, 504, also={
+            200: {"description": "The job.", "links": job_links("/job_id", only=("JobLogs", "CancelJob"))}}),
         description="`oumi-jobs status --json`. `job` is a job id or a unique prefix of one; with `cloud` and "
         "`cluster` it is the launcher's job id on that cluster (jobs launched elsewhere too: `external`).",
     )  # fmt: skip
     def get_job(
         job: JobRef,
-        cloud: Annotated[str | None, Query(description="With `cluster`: `job` is a launcher job id.")] = None,
-        cluster: Annotated[str | None, Query(description="The job's cluster (with `cloud`).")] = None,
+        cloud: Annotated[Name | None, Query(description="With `cluster`: `job` is a launcher job id.")] = None,
+        cluster: Annotated[Name | None, Query(description="The job's cluster (with `cloud`).")] = None,
         cloud_timeout_s: CloudTimeout = DEFAULT_CLOUD_TIMEOUT_S,
     ) -> Response:
         if cloud is None and cluster is None:
@@ -114,6 +146,32 @@ def _job_routes(routes: APIRouter, paths: Paths) -> None:
             raise UsageError("a job by its cloud identity needs both cloud and cluster")
         view = api.status_by_identity(paths, cloud, cluster, job, cloud_timeout_s=cloud_timeout_s)
         return document(api.job_document(view))
+
+
+def within(timeout_s: float, what: str, call: Callable[[], T]) -> T:
+    """``call``'s result, or CloudTimeoutError (a 504) once ``timeout_s`` (and LOCAL_GRACE_S) passed.
+
+    The cloud timeout bounds each cloud's answer, not the launcher's import before it (10-20 s on a server's
+    first cloud request) nor the survey of enabled clouds: an HTTP client is owed the limit it asked for.
+    What is left of the call runs on in a daemon thread, and its answer is dropped.
+    """
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # raised again in the request's thread, below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name=f"oumi-jobs asking {what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s + LOCAL_GRACE_S)
+    if thread.is_alive():
+        raise CloudTimeoutError(f"{what} did not answer within {timeout_s:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    value: T = outcome["value"]
+    return value
 
 
 def submit_request(body: SubmitBody) -> api.SubmitRequest:
@@ -140,7 +198,8 @@ def submit_request(body: SubmitBody) -> api.SubmitRequest:
 def _submit_route(routes: APIRouter, paths: Paths) -> None:
     @routes.post(
         "/jobs", tags=["jobs"], summary="Submit a job", status_code=201, response_model=SubmitDocument,
-        responses=errors(400, 404, 409, 413, 422, 503),
+        responses=errors(400, 404, 409, 413, 422, 503, also={
+            201: {"description": "Submitted.", "links": job_links("/job_id")}}),
         description="`oumi-jobs submit --json`: register the job and start it (a cloud job's launch goes on in a "
         "detached process). The job's environment is the server's plus `env`.",
     )  # fmt: skip
@@ -184,7 +243,10 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
     @routes.post(
         "/jobs/{job}/cancel", tags=["cancellations"], summary="Cancel a job", response_model=CancellationDocument,
         responses=errors(400, 404, 409, 413, 422, 503, also={
-            202: {"model": CancellationDocument, "description": "Signalled; a detached helper finishes the cancel."}}),
+            200: {"description": "Cancelled, or nothing to cancel.",
+                  "links": job_links("/job_id", only=("CancellationStatus",))},
+            202: {"model": CancellationDocument, "description": "Signalled; a detached helper finishes the cancel.",
+                  "links": job_links("/job_id", only=("CancellationStatus",))}}),
         description="`oumi-jobs cancel --json` of one job. 200 once verified; 202 with `wait` false. A job "
         f"already finished answers 200 with status `not_needed`; `{EXIT_CODE_HEADER}` is the command's exit code.",
     )  # fmt: skip
@@ -200,7 +262,8 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
 
     @routes.get(
         "/jobs/{job}/cancellation-status", tags=["cancellations"], summary="A job's latest cancellation",
-        response_model=CancellationDocument, responses=errors(404, 409, 422),
+        response_model=CancellationDocument, responses=errors(404, 409, 422, also={
+            200: {"description": "The cancellation.", "links": job_links("/job_id", only=("JobStatus",))}}),
         description="`oumi-jobs cancel-status --json`, step by step.",
     )  # fmt: skip
     def cancellation_status(job: JobRef) -> Response:
@@ -214,8 +277,8 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
     def cancellations(
         limit: Annotated[int, Query(ge=0, le=bounds.MAX_COUNT, description="At most this many.")] = 20,
         offset: Annotated[int, Query(ge=0, le=bounds.MAX_COUNT, description="Skip this many first.")] = 0,
-        job_id: Annotated[str | None, Query(description="Only this job's (an id or unique prefix).")] = None,
-        status: Annotated[str | None, Query(description="Only cancellations with this status.")] = None,
+        job_id: Annotated[Name | None, Query(description="Only this job's (an id or unique prefix).")] = None,
+        status: Annotated[CancellationState | None, Query(description="Only cancellations with this status.")] = None,
     ) -> Response:
         records = api.cancellation_history(paths, limit=limit, offset=offset, job=job_id, status=status)
         return Response(json_array(encode_json(api.cancellation_document(r)) for r in records), media_type=JSON)

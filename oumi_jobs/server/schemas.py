@@ -9,12 +9,16 @@ tests/test_server_rest.py checks each model names the same keys as its document.
 
 from __future__ import annotations
 
+import re
+import signal
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from oumi_jobs import bounds
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.states import State
 from oumi_jobs.store.queues import MAX_PARALLEL
 
 JobState = Literal["pending", "launching", "running", "cancelling", "succeeded", "failed", "cancelled", "lost",
@@ -22,6 +26,30 @@ JobState = Literal["pending", "launching", "running", "cancelling", "succeeded",
 CancellationState = Literal["requested", "in_progress", "completed", "failed", "not_needed"]
 # A name, a path, an id: nothing a person types is longer (the body as a whole is bounded at 1 MiB).
 _TEXT = 4096
+
+
+def _any_case(word: str) -> str:
+    """``word`` as a pattern of any letter case (JSON Schema's patterns have no flags)."""
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+def one_of_words(words: Iterable[str]) -> str:
+    """A pattern of exactly one of ``words``, in any letter case, for a value the server reads case-blind."""
+    return "(?:" + "|".join(_any_case(w) for w in sorted(set(words), key=lambda w: (-len(w), w))) + ")"
+
+
+# What `parse_signal` reads: a signal's name, with or without SIG, in any case, or its number.  The pattern
+# is enforced before it (a 422), so the schema can only be stricter than the parser, never looser.
+SIGNAL_PATTERN = (
+    f"^(?:(?:{_any_case('SIG')})?{one_of_words(name.removeprefix('SIG') for name in signal.Signals.__members__)}"
+    f"|{'|'.join(sorted({str(int(s)) for s in signal.Signals}, key=lambda n: (-len(n), n)))})$"
+)
+# What `parse_states` reads: state names in any case, comma-separated (an empty item is skipped).
+_STATE = one_of_words(state.value for state in State)
+STATES_PATTERN = f"^ *(?:{_STATE})? *(?:, *(?:{_STATE})? *)*$"
+# An id, a name, a filter value: never empty or blank (the registry refuses those, a 400 otherwise).  Python's
+# str.strip() also strips \x1c-\x1f, which no regex engine's \s counts: they are left out here too.
+NOT_BLANK = r"[^\s\x1c-\x1f]"
 
 
 class _Body(BaseModel):
@@ -59,7 +87,8 @@ class CancelBody(_Body):
 
     reason: str | None = Field(default=None, max_length=_TEXT, description="Why; recorded with the cancellation.")
     force: bool = Field(default=False, description="SIGKILL the whole process tree at once.")
-    signal: str = Field(default="TERM", max_length=32, description="Graceful signal: TERM, INT, USR1...")
+    signal: str = Field(default="TERM", max_length=32, pattern=SIGNAL_PATTERN,
+                        description="Graceful signal: TERM, INT, USR1... (a name, SIGTERM, or a number).")  # fmt: skip
     timeout_s: float = Field(default=30.0, ge=0, le=bounds.MAX_SECONDS, allow_inf_nan=False,
                              description="Seconds after the graceful signal before SIGKILL.")  # fmt: skip
     cascade: bool = Field(default=True, description="Also cancel the jobs waiting on this one.")
@@ -180,3 +209,29 @@ def errors(*statuses: int, also: dict[int | str, dict[str, Any]] | None = None) 
         {status: {"model": ErrorDocument, "description": said[status]} for status in sorted({*statuses, 401})}
     )
     return documented
+
+
+def _operation_ref(path: str, method: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+# The operations a job id leads to: what a client does next with the id an answer gives it.  A job's
+# cancellation-status exists only once it was cancelled: only a cancel's answer leads there.
+_BY_JOB = {
+    "JobStatus": ("/api/jobs/{job}", "get"),
+    "JobLogs": ("/api/jobs/{job}/logs", "get"),
+    "CancelJob": ("/api/jobs/{job}/cancel", "post"),
+    "CancellationStatus": ("/api/jobs/{job}/cancellation-status", "get"),
+}
+
+
+def job_links(pointer: str, *, only: Iterable[str] = ("JobStatus", "JobLogs", "CancelJob")) -> dict[str, Any]:
+    """OpenAPI ``links`` from an answer's job id (at JSON ``pointer``) to the operations on that job."""
+    expression = f"$response.body#{pointer}"
+    links: dict[str, Any] = {
+        name: {"operationRef": _operation_ref(*_BY_JOB[name]), "parameters": {"job": expression}} for name in only
+    }
+    links["CancellationHistory"] = {
+        "operationRef": _operation_ref("/api/cancellations", "get"), "parameters": {"query.job_id": expression},
+    }  # fmt: skip
+    return links
