@@ -22,14 +22,22 @@ from oumi_jobs.errors import UsageError
 from oumi_jobs.exits import sweep_cancel_exit_code
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.sweeps import sweep_cancel_document, sweep_document, sweep_summary_document
-from oumi_jobs.server.rest import EXIT_CODE_HEADER, document
-from oumi_jobs.server.schemas import CancelBody, CancellationDocument, JobDocument, JobState, SubmitBody, errors
+from oumi_jobs.server.rest import EXIT_CODE_HEADER, URL_TEXT, document
+from oumi_jobs.server.schemas import (
+    NOT_BLANK,
+    CancelBody,
+    CancellationDocument,
+    JobDocument,
+    JobState,
+    SubmitBody,
+    errors,
+)
 from oumi_jobs.sweeps import service
 from oumi_jobs.sweeps.expand import MAX_CHILDREN
 
 _TEXT = 4096
 SweepRef = Annotated[
-    str, PathParam(pattern=r"\S", max_length=_TEXT, description="A sweep id (sw-...), or a unique prefix of one.")
+    str, PathParam(pattern=NOT_BLANK, max_length=URL_TEXT, description="A sweep id (sw-...), or a unique prefix.")
 ]
 
 
