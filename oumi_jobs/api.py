@@ -67,6 +67,7 @@ from oumi_jobs.exits import (
     cancellation_exit_code,
     job_exit_code,
     problems_exit_code,
+    sweep_cancel_exit_code,
     wait_exit_code,
     worst_exit_code,
 )
@@ -91,11 +92,23 @@ from oumi_jobs.render.cancel import (
 from oumi_jobs.render.clusters import cluster_action_document, cluster_document, cost_document
 from oumi_jobs.render.jobs import check_document, dry_run_document, log_document, plot_document
 from oumi_jobs.render.registry import import_document, prune_document
+from oumi_jobs.render.sweeps import compare_document, sweep_cancel_document, sweep_document, sweep_summary_document
 from oumi_jobs.server.lifecycle import connect as connect_server
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.status import get_progress, get_status, metric_series, read_status, status_by_identity
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationStep, StepStatus
 from oumi_jobs.submitting import DryRun, SubmitRequest, Submitted, dry_run, submit
+from oumi_jobs.sweeps.compare import CompareRow, compare_sweep
+from oumi_jobs.sweeps.service import (
+    SweepCancel,
+    SweepRequest,
+    SweepStatus,
+    SweepSummary,
+    cancel_sweep,
+    create_sweep,
+    list_sweeps,
+    sweep_status,
+)
 from oumi_jobs.views import JobView
 from oumi_jobs.waiting import WaitResult, follow_jobs, follow_until_done, wait_for_jobs
 
@@ -117,6 +130,7 @@ __all__ = [
     "ClusterAction",
     "ClusterList",
     "ClusterRow",
+    "CompareRow",
     "ConfigCheck",
     "ConfigProblem",
     "ConflictError",
@@ -146,6 +160,10 @@ __all__ = [
     "StepStatus",
     "SubmitRequest",
     "Submitted",
+    "SweepCancel",
+    "SweepRequest",
+    "SweepStatus",
+    "SweepSummary",
     "UsageError",
     "WaitInterrupted",
     "WaitResult",
@@ -158,6 +176,7 @@ __all__ = [
     "cancel_job",
     "cancel_jobs",
     "cancel_outcome",
+    "cancel_sweep",
     "cancel_then_down",
     "cancellation_document",
     "cancellation_exit_code",
@@ -167,10 +186,13 @@ __all__ = [
     "check_document",
     "cluster_action_document",
     "cluster_document",
+    "compare_document",
+    "compare_sweep",
     "connect_server",
     "cost_document",
     "cost_report",
     "cost_so_far",
+    "create_sweep",
     "dry_run",
     "dry_run_document",
     "encode_json",
@@ -190,6 +212,7 @@ __all__ = [
     "list_job_documents",
     "list_jobs",
     "list_jobs_report",
+    "list_sweeps",
     "log_document",
     "log_path",
     "metric_series",
@@ -207,6 +230,11 @@ __all__ = [
     "run_cancel",
     "status_by_identity",
     "submit",
+    "sweep_cancel_document",
+    "sweep_cancel_exit_code",
+    "sweep_document",
+    "sweep_status",
+    "sweep_summary_document",
     "wait_exit_code",
     "wait_for_jobs",
     "worst_exit_code",

@@ -9,6 +9,11 @@ Two kinds of config are accepted:
 
 Everything here validates and plans; nothing is written.  Bad input raises
 :class:`~oumi_jobs.errors.UsageError` with one clear line.
+
+Over 400 lines, kept whole on purpose: both kinds of config go through the
+same reading, validation and planning, and the job config a cloud launch
+sends is built from that same plan, so splitting it would spread one set of
+rules over modules that must change together.
 """
 
 from __future__ import annotations
@@ -226,6 +231,16 @@ def plan_launch(
     if job_config:
         return _job_plan(common, workdir, cwd)
     return _task_plan(common, command, workdir, cwd)
+
+
+def replan_job_config(
+    plan: LaunchPlan, config: Mapping[str, Any], path: Path, *, env: Sequence[str], workdir: str | None, cwd: Path
+) -> LaunchPlan:
+    """``plan`` (a job config's) for other settings of the same config, kept at ``path``: a sweep's child, whose
+    staged copy has its values written in.  ``env`` and ``workdir`` are the options ``plan`` was made with."""
+    base = _PlanBase(path, config, plan.cloud, plan.cluster, parse_env_assignments(env), plan.accelerators,
+                     plan.num_nodes)  # fmt: skip
+    return _job_plan(base, workdir, cwd)
 
 
 def _config_cloud(config: Mapping[str, Any], path: Path) -> str | None:

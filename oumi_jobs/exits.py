@@ -74,6 +74,18 @@ def bulk_cancel_exit_code(outcomes: Sequence[BulkOutcome]) -> int:
     )
 
 
+def sweep_cancel_exit_code(outcomes: Sequence[BulkOutcome]) -> int:
+    """``cancel SWEEP``: the worst of its children's cancels; a child that had already ended is no conflict
+    there (a sweep is cancelled as a whole, whatever part of it is over)."""
+    return worst_exit_code(
+        [
+            outcome.error.exit_code if outcome.error is not None else cancellation_exit_code(outcome.record)  # type: ignore[arg-type]
+            for outcome in outcomes
+            if outcome.record is None or outcome.record.status is not CancellationStatus.NOT_NEEDED
+        ]
+    )
+
+
 def problems_exit_code(problems: Sequence[object]) -> int:
     """``check`` and ``submit --dry-run``: 2 (a usage error: the config or the launch is wrong) when they
     found problems, else 0."""

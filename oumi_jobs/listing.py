@@ -65,6 +65,7 @@ class _ListQuery:
     cloud_timeout_s: float
     watcher: CloudWatcher | None
     with_progress: bool
+    sweep: str | None = None  # a sweep id or prefix: only its children, in their order
 
     def wants(self, state: State) -> bool:
         return not self.states or state in self.states
@@ -82,6 +83,7 @@ def _list_query(
     cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
     watcher: CloudWatcher | None = None,
     with_progress: bool = True,
+    sweep: str | None = None,
 ) -> _ListQuery:
     if limit is not None:
         bounds.check_count("--limit", limit)
@@ -91,7 +93,7 @@ def _list_query(
     lower_bound = parse_since(since) if since else None
     return _ListQuery(
         cloud, cluster, frozenset(states), lower_bound, limit, local_only, all_clouds, cloud_timeout_s, watcher,
-        with_progress,
+        with_progress, sweep,
     )  # fmt: skip
 
 
@@ -115,9 +117,12 @@ def list_jobs_report(paths: Paths, **filters: Any) -> JobList:
     """
     query = _list_query(**filters)
     with Registry.open(paths) as registry:
-        records = registry.jobs(cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False)
-        if query.cluster is not None:
-            records.reverse()  # one queue: shown in its order, oldest first
+        sweep = registry.resolve_sweep(query.sweep).sweep_id if query.sweep is not None else None
+        records = registry.jobs(
+            cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False, sweep=sweep
+        )
+        if query.cluster is not None or sweep is not None:
+            records.reverse()  # one queue, or one sweep: shown in its order, oldest first
         views, answers = _live_views(registry, records, query)
     views = views[: query.limit] if query.limit is not None else views
     if query.with_progress:
@@ -135,14 +140,16 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
     query = _list_query(**filters)
     as_of = now_iso()
     with Registry.open(paths) as registry:
-        newest_first = query.cluster is None  # one queue: shown in its order, oldest first
+        sweep = registry.resolve_sweep(query.sweep).sweep_id if query.sweep is not None else None
+        # One queue or one sweep: shown in its order, oldest first.
+        newest_first = query.cluster is None and sweep is None
         rows = registry.listing(
             cloud=query.cloud, cluster=query.cluster, since=query.since, newest_first=newest_first,
-            as_of=as_of, schema_version=SCHEMA_VERSION,
+            as_of=as_of, schema_version=SCHEMA_VERSION, sweep=sweep,
         )  # fmt: skip
         others = registry.jobs(
             cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False,
-            newest_first=newest_first, finished_local=False,
+            newest_first=newest_first, finished_local=False, sweep=sweep,
         )  # fmt: skip
         views, answers = _live_views(registry, others, query, as_of)
     by_id = {view.job_id: view for view in views if not view.external}
@@ -212,7 +219,9 @@ def _live_views(
             view = cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
         if query.wants(view.state):
             views.append(add_queue_detail(registry, view))
-    externals = [external_view(job, as_of) for job in live.values() if query.cluster in (None, job.cluster)]
+    externals = [
+        external_view(job, as_of) for job in live.values() if query.cluster in (None, job.cluster) and not query.sweep
+    ]
     return views + [v for v in externals if query.wants(v.state)], answers
 
 

@@ -71,6 +71,8 @@ def local_state(record: JobRecord) -> tuple[State, str, str | None]:
             return State.SUCCEEDED, status, record.end_detail
         return State.FAILED, status, record.end_detail
     if record.supervisor_pid is None:
+        if record.sweep_id is not None:  # started by the sweep's child before it, as a slot frees
+            return State.PENDING, "queued", f"waiting for a slot of sweep {record.sweep_id}"
         if record.source == "import":
             # The legacy job server ran local jobs inside its own process: no
             # process of theirs can be found again, so none can still be running.
@@ -116,6 +118,8 @@ def launch_state(record: JobRecord) -> tuple[State, str, str | None]:
     if record.source == "import":
         return State.UNKNOWN, "imported", "imported without a launcher job id"
     if record.supervisor_pid is None:
+        if record.sweep_id is not None:  # launched when a launch of its sweep before it ends
+            return State.PENDING, "queued", f"waiting for a launch slot of sweep {record.sweep_id}"
         if _age_s(record.submit_time) > SUPERVISOR_START_GRACE_S:
             return State.LOST, "lost", "its launching process never started (the submit was interrupted)"
         return State.LAUNCHING, "launching", "starting the launching process"

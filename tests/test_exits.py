@@ -6,7 +6,13 @@ import pytest
 
 from oumi_jobs.cancel.service import BulkOutcome
 from oumi_jobs.errors import ExitCode, JobNotFoundError
-from oumi_jobs.exits import bulk_cancel_exit_code, cancellation_exit_code, job_exit_code, worst_exit_code
+from oumi_jobs.exits import (
+    bulk_cancel_exit_code,
+    cancellation_exit_code,
+    job_exit_code,
+    sweep_cancel_exit_code,
+    worst_exit_code,
+)
 from oumi_jobs.states import State
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
 
@@ -54,3 +60,8 @@ def test_a_cancel_of_several_takes_errors_and_cancellations_together() -> None:
     assert bulk_cancel_exit_code([done]) == ExitCode.OK
     assert bulk_cancel_exit_code([done, ended]) == ExitCode.CONFLICT
     assert bulk_cancel_exit_code([ended, missing, done]) == ExitCode.NOT_FOUND
+    # A sweep is cancelled as a whole: a child that had already ended is no conflict there.
+    assert sweep_cancel_exit_code([done, ended]) == ExitCode.OK
+    assert sweep_cancel_exit_code([ended, missing]) == ExitCode.NOT_FOUND
+    survived = BulkOutcome("job-4", cancellation(CancellationStatus.COMPLETED, survivors=(7,)), None)
+    assert sweep_cancel_exit_code([ended, survived]) == cancellation_exit_code(survived.record)  # type: ignore[arg-type]

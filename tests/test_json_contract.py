@@ -28,7 +28,11 @@ JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
     "command", "config_path", "model_name", "output_dir", "submit_time", "start_time", "end_time", "exit_code",
     "exit_signal", "pid", "containment", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
-    "cost_per_hour", "cost_so_far", "as_of", "failure", "progress",
+    "cost_per_hour", "cost_so_far", "sweep_id", "overrides", "as_of", "failure", "progress",
+}  # fmt: skip
+SWEEP_KEYS = {
+    "schema_version", "sweep_id", "name", "config_path", "cloud", "cluster", "size", "parallel", "submit_time",
+    "counts", "done", "children",
 }  # fmt: skip
 # A failed or lost job's `failure` object (null for any other job).
 FAILURE_KEYS = {"class", "cause", "hint", "evidence"}
@@ -62,6 +66,23 @@ def test_job_documents(cli, job_config):
     assert isinstance(listed, list) and set(listed[0]) == JOB_KEYS
     waited = cli.json("wait", submitted["job_id"])  # an array of job objects, one per job named
     assert isinstance(waited, list) and [set(doc) for doc in waited] == [JOB_KEYS]
+    assert done["sweep_id"] is None and done["overrides"] is None  # a plain job
+
+
+def test_sweep_documents(cli, job_config):
+    swept = cli.json("sweep", str(job_config("exit 0", envs={"A": 1})), "--set", "envs.A=1,2", "--name", "pin")
+    assert set(swept) == SWEEP_KEYS and swept["schema_version"] == 1 and swept["size"] == 2
+    assert_time_with_offset(swept["submit_time"])
+    assert [set(child) for child in swept["children"]] == [JOB_KEYS, JOB_KEYS]
+    assert swept["children"][1]["sweep_id"] == "sw-pin" and swept["children"][1]["overrides"] == {"envs.A": 2}
+    assert cli("wait", "sw-pin").exit_code == 0
+    status = cli.json("status", "sw-pin")
+    assert set(status) == SWEEP_KEYS and status["counts"] == {"succeeded": 2} and status["done"] is True
+    listed = cli.json("sweeps")
+    assert isinstance(listed, list) and set(listed[0]) == SWEEP_KEYS - {"children"}
+    lean = cli.json("list", "--sweep", "sw-pin")  # finished local children: the documents SQLite builds
+    assert [set(doc) for doc in lean] == [JOB_KEYS, JOB_KEYS] and lean[0]["overrides"] == {"envs.A": 1}
+    assert [doc["overrides"] for doc in lean] == [child["overrides"] for child in status["children"]]
 
 
 def test_cancellation_and_prune_documents(cli, job_config):

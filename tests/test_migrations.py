@@ -30,12 +30,15 @@ TABLES = {
     "cancellation_steps": ["cancellation_id", "seq", "name", "status", "started_at", "ended_at", "detail"],
     "job_processes": ["job_id", "pid", "start_time"],
     "clusters": ["name", "parallel"],
+    "sweeps": ["sweep_id", "name", "config_path", "cloud", "cluster", "size", "parallel", "submit_time"],
 }  # fmt: skip
 # Named indexes -> (table, columns); SQLite's own indexes of primary keys aside.
 INDEXES = {
     "jobs_submit_time": ("jobs", ["submit_time"]),
     "jobs_cloud_identity": ("jobs", ["cloud", "cluster", "launcher_job_id"]),
     "jobs_queue": ("jobs", ["cloud", "cluster", "end_time", "pid"]),
+    "jobs_sweep": ("jobs", ["sweep_id", "supervisor_pid", "end_time"]),
+    "sweeps_submit_time": ("sweeps", ["submit_time"]),
     "job_dependencies_reverse": ("job_dependencies", ["depends_on"]),
     "cancellations_job": ("cancellations", ["job_id", "requested_at"]),
     "cancellations_requested": ("cancellations", ["requested_at"]),

@@ -29,7 +29,7 @@ from oumi_jobs.errors import ExitCode, UsageError
 from oumi_jobs.paths import write_private_file
 from oumi_jobs.server.activity import Activity, ServeOptions, ServerSettings
 from oumi_jobs.server.app import BODY_TIMEOUT_S, MAX_BODY_BYTES, Guard
-from oumi_jobs.server.runner import HEAD_TIMEOUT_S, MAX_WAITING_TCP
+from oumi_jobs.server.connections import HEAD_TIMEOUT_S, MAX_WAITING_TCP
 
 from .helpers import wait_until
 

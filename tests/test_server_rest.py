@@ -482,6 +482,10 @@ REST_OPERATIONS = {
     ("/api/jobs/{job}/cancellation-status", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
     ("/api/cancellations", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "409", "422"}),
     ("/metrics", "get"): (set(), {"200", "401"}),
+    ("/api/sweeps", "get"): (set(), {"200", "401", "409"}),
+    ("/api/sweeps", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
+    ("/api/sweeps/{sweep}", "get"): ({"sweep"}, {"200", "400", "401", "404", "409", "422", "503", "504"}),
+    ("/api/sweeps/{sweep}/cancel", "post"): ({"sweep"}, {"200", "400", "401", "404", "409", "413", "422", "503"}),
 }  # fmt: skip
 SUBMIT_FIELDS = {"config", "cwd", "cloud", "cluster", "name", "command", "env", "workdir", "after", "parallel",
                  "gpus", "nodes"}  # fmt: skip
@@ -537,6 +541,10 @@ def test_the_openapi_schema_is_pinned(openapi):
         return _ref(openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"])
 
     assert (body("/api/jobs"), body("/api/jobs/{job}/cancel")) == ("SubmitBody", "CancelBody")
+    assert (body("/api/sweeps"), body("/api/sweeps/{sweep}/cancel")) == ("SweepBody", "CancelBody")
+    assert documented("/api/sweeps", "post", "201") == documented("/api/sweeps/{sweep}", "get") == "SweepDocument"
+    assert documented("/api/sweeps", "get") == "SweepSummaryDocument"
+    assert documented("/api/sweeps/{sweep}/cancel", "post") == "SweepCancelDocument"
     assert openapi["paths"]["/api/jobs"]["post"]["requestBody"]["required"] is True
 
 
@@ -602,6 +610,13 @@ def test_the_openapi_documents_are_the_json_contract(openapi):
     assert keys("SubmitBody") == SUBMIT_FIELDS and schemas["SubmitBody"]["required"] == ["config"]
     assert keys("CancelBody") == CANCEL_FIELDS and "required" not in schemas["CancelBody"]
     assert schemas["SubmitBody"]["additionalProperties"] is False  # a misspelt option is refused
+    assert keys("SweepBody") == SUBMIT_FIELDS | {"sets", "zip", "values"} and schemas["SweepBody"]["required"] == [
+        "config"
+    ]
+    sweep = {"schema_version", "sweep_id", "name", "config_path", "cloud", "cluster", "size", "parallel",
+             "submit_time", "counts", "done"}  # fmt: skip
+    assert keys("SweepSummaryDocument") == sweep and keys("SweepDocument") == sweep | {"children"}
+    assert keys("SweepCancelDocument") == {"schema_version", "sweep_id", "cancelled_before_start", "cancellations"}
     assert openapi["info"]["title"] == "oumi-jobs"
 
 

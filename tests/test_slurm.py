@@ -214,3 +214,45 @@ def test_clusters_lists_the_slurm_cluster_with_our_job_and_down_is_a_no_op(slurm
     human = cli("down", CLUSTER, "--cloud", "slurm", "--yes", "--cloud-timeout", "60")
     assert human.exit_code == 0 and "did nothing" in human.stdout
     assert status(cli, job_id)["state"] == "cancelled"
+
+
+def _sweep(cli, tmp_path, run: str, *options: str) -> dict:
+    config = tmp_path / "slurm-sweep.yaml"
+    config.write_text(
+        "run: |\n" + "".join(f"  {line}\n" for line in run.splitlines())
+        + "envs:\n  N: 0\nresources:\n  cloud: slurm\n"
+    )  # fmt: skip
+    result = cli("sweep", str(config), "--cluster", CLUSTER, "--set", "envs.N=1,2,3", *options, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_sweep_runs_its_children_as_slurm_jobs_and_a_cancelled_one_leaves_none(
+    slurm, paths, cli, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    swept = _sweep(cli, tmp_path, "echo value-$N", "--parallel", "2", "--name", "slurm-ok")
+    waited = cli("wait", swept["sweep_id"], "--cloud-timeout", "60", "--timeout", "600")
+    assert waited.exit_code == 0, waited.stderr
+    done = cli.json("status", swept["sweep_id"], "--cloud-timeout", "60")
+    assert done["counts"] == {"succeeded": 3} and {c["cloud"] for c in done["children"]} == {"slurm"}
+    assert len({c["launcher_job_id"] for c in done["children"]}) == 3  # three Slurm jobs
+    for child, n in zip(done["children"], (1, 2, 3), strict=True):
+        assert f"value-{n}" in cli("logs", child["job_id"]).stdout  # each saw its own value
+
+    held = _sweep(cli, tmp_path, "sleep 600", "--name", "slurm-cancel", "--parallel", "3")
+
+    def launched() -> dict | None:
+        d = cli.json("status", held["sweep_id"], "--cloud-timeout", "60")
+        return d if all(c["launcher_job_id"] or c["done"] for c in d["children"]) else None
+
+    try:
+        found = wait_until(launched, timeout=300, interval=1)
+    finally:  # never leave a Slurm job behind, whatever failed
+        result = cli("cancel", held["sweep_id"], "--json")
+    assert result.exit_code == 0, result.stderr
+    ids = [c["launcher_job_id"] for c in found["children"] if c["launcher_job_id"]]
+    assert len(ids) == 3, found["children"]
+    assert {c["final_state"] for c in json.loads(result.stdout)["cancellations"]} == {"cancelled"}
+    queued = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True)
+    assert not [line for line in queued.stdout.splitlines() if "RUNNING" in line or "PENDING" in line], queued.stdout

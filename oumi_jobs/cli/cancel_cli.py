@@ -13,7 +13,7 @@ import typer
 
 from oumi_jobs.cancel import request as cancel_request
 from oumi_jobs.cancel import service
-from oumi_jobs.cli import live, render_cancel
+from oumi_jobs.cli import live, render_cancel, sweeps_cli
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.options import (
     CloudTimeoutOpt,
@@ -31,6 +31,7 @@ from oumi_jobs.cli.output import Output
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.cancel import cancel_outcome, cancellation_document
+from oumi_jobs.sweeps import service as sweeps
 
 
 def cancel(
@@ -86,6 +87,9 @@ def cancel(
         jobs=tuple(jobs_ or ()), cloud=cloud, cluster=cluster, launcher_id=launcher_id, all_jobs=all_jobs,
         states=tuple(state), down=down, options=options,
     )  # fmt: skip
+    refs, alone = request.jobs, not (cloud or cluster or launcher_id or all_jobs or state or down)
+    if len(refs) == 1 and alone and sweeps.names_sweep(paths_of(ctx), refs[0]):  # every child of the sweep
+        sweeps_cli.show_cancel(Output.from_flags(as_json=as_json), sweeps.cancel_sweep(paths_of(ctx), refs[0], options))
     _cancel(paths_of(ctx), request, Output.from_flags(as_json=as_json))
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from oumi_jobs import bounds, listing, plots, preflight, submitting, waiting
-from oumi_jobs.cli import live, render
+from oumi_jobs.cli import live, render, sweeps_cli
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.options import (
     CloudOpt,
@@ -43,6 +43,7 @@ from oumi_jobs.render.outcome import Encoded, Outcome, asked_cloud_exit
 from oumi_jobs.states import parse_states
 from oumi_jobs.status import get_status, status_by_identity
 from oumi_jobs.store.queues import MAX_PARALLEL
+from oumi_jobs.sweeps import service as sweeps
 
 
 def submit(
@@ -169,6 +170,11 @@ def status(
             out.result(job_document(view), human=lambda: render.print_job(view))
             return
         which = view.job_id  # registered: watched as any job
+    if sweeps.names_sweep(paths, which):
+        if watch:
+            raise UsageError("status --watch follows one job; `wait SWEEP` follows a sweep to its end")
+        sweeps_cli.show_status(out, sweeps.sweep_status(paths, which, cloud_timeout_s=cloud_timeout))
+        return
     if watch:
         view = out.follow(waiting.follow_until_done(paths, which), human=live.watch)
         out.result(job_document(view))  # a person saw it live
@@ -195,6 +201,7 @@ def wait(
 
     out = Output.from_flags(as_json=as_json)
     timeout_s = waiting.parse_timeout(timeout) if timeout is not None else None
+    jobs_ = sweeps.child_ids(paths_of(ctx), jobs_)  # a sweep stands for its children
     results = waiting.follow_jobs(paths_of(ctx), jobs_, timeout_s=timeout_s, cloud_timeout_s=cloud_timeout)
     result = out.follow(results, human=live.watch_jobs)
     timed_out = result.timed_out and result.pending
@@ -225,6 +232,9 @@ def list_(
     all_clouds: Annotated[
         bool, typer.Option("--all-clouds", help="Ask every enabled cloud, to find jobs launched elsewhere too.")
     ] = False,
+    sweep: Annotated[
+        Optional[str], typer.Option("--sweep", help="Only this sweep's children (id or prefix), in order.")
+    ] = None,
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
     as_json: JsonOpt = False,
 ) -> None:
@@ -233,7 +243,7 @@ def list_(
     out = Output.from_flags(as_json=as_json)
     filters = dict(
         cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit,
-        local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout,
+        local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout, sweep=sweep,
     )  # fmt: skip
     # --json needs only the documents, so it reads them the lean way: finished
     # local jobs come out of SQLite as JSON (bench/bench_local.py times it).
@@ -304,6 +314,7 @@ def plot(
     if png is not None and svg is not None:
         raise UsageError("--png and --svg: choose one image")
     image, image_format = (png, "png") if png is not None else (svg, "svg") if svg is not None else (None, None)
+    jobs_ = sweeps.child_ids(paths, jobs_)  # a sweep: its children's curves overlaid
     if watch:
         drawn = out.follow(plots.follow_plot(paths, jobs_, metric), human=live.watch_plot)
     else:

@@ -43,15 +43,16 @@ class Containment(str, Enum):
         return self.value
 
 
-def become_subreaper() -> bool:
-    """Make this process the subreaper of its descendants; False where the OS has no such thing."""
+def become_subreaper(on: bool = True) -> bool:
+    """Make this process the subreaper of its descendants (``on`` False: no longer); False where the OS has
+    no such thing."""
     if not sys.platform.startswith("linux"):
         return False
     import ctypes  # only the supervisor needs it
 
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 

@@ -25,6 +25,7 @@ a job that ended on a full disk is never left ``lost``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +43,7 @@ from oumi_jobs.local.queues import wait_for_turn
 from oumi_jobs.local.terminator import JOB_MARKER_ENV
 from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.store.registry import JobRecord, Registry
+from oumi_jobs.sweeps.handoff import hand_over
 from oumi_jobs.timestamps import now_iso
 
 EXIT_CANNOT_START = 127
@@ -78,6 +80,7 @@ def supervise(paths: Paths, job_id: str) -> int:
             return 1
         lease = wait_for_turn(paths, registry, job_id)
         if lease is None or not registry.claim_start(job_id):
+            hand_over(paths, job_id)  # a sweep's child that will never run frees its sweep's slot too
             return 0
     # The slot's lock is inherited by the job: it stays taken while any process of the job lives.
     return _run_job(paths, record, lease.fd)
@@ -100,8 +103,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
             start_new_session=True,  # its own session and process group: cancel reaches the whole tree
             close_fds=True,
             pass_fds=(slot_fd,),
-            # Inherited by every descendant: cancel finds workers that left the group.
-            env=os.environ | {JOB_MARKER_ENV: record.job_id},
+            env=_job_env(record),
             preexec_fn=contained.preexec_fn,
         )
     except OSError as exc:
@@ -134,7 +136,15 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     _record_end(paths, record, returncode, (process.pid, *descendants), contained.cgroup)
     os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
     contained.outlive_orphans()
+    hand_over(paths, record.job_id)  # only now: the next child's supervisor must be no orphan of this job
     return 0
+
+
+def _job_env(record: JobRecord) -> dict[str, str]:
+    """This environment, a sweep child's own variables (its supervisor may be another child's), and the job
+    marker, inherited by every descendant: cancel finds workers that left the group."""
+    own: dict[str, str] = json.loads(record.environment or "{}")
+    return os.environ | own | {JOB_MARKER_ENV: record.job_id}
 
 
 def _record_end(paths: Paths, record: JobRecord, returncode: int, pids: tuple[int, ...], cgroup: Path | None) -> None:
@@ -157,6 +167,7 @@ def _cannot_start(paths: Paths, job_id: str, detail: str) -> int:
         paths, "the exit record",
         lambda r: r.record_exit(job_id, exit_code=EXIT_CANNOT_START, detail=detail, failure=failure),
     )  # fmt: skip
+    hand_over(paths, job_id)
     return 0
 
 

@@ -68,6 +68,8 @@ def job_document(view: JobView) -> dict[str, Any]:
         "stderr_path": record.stderr_path,
         "cost_per_hour": record.cost_per_hour,
         "cost_so_far": view.cost_so_far(),
+        "sweep_id": record.sweep_id,
+        "overrides": json.loads(record.overrides) if record.overrides else None,
         "as_of": view.as_of,
         "failure": failure_document(view.failure),
         # Last, so that the lean listing can append it to a document SQLite built (store/listing.py).

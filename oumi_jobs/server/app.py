@@ -26,7 +26,7 @@ from oumi_jobs.cloud import adapter
 from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.server import health_document, status_document, stopping_document
-from oumi_jobs.server import rest, rpc
+from oumi_jobs.server import rest, rest_sweeps, rpc
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.http_errors import allowed_methods, error_body, http_status, internal_body, usage_body
 
@@ -171,6 +171,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(rpc.router(activity, warm))
     app.include_router(rest.router(paths))
+    app.include_router(rest_sweeps.router(paths))
 
     @app.get("/healthz", tags=["server"])
     def healthz() -> dict[str, Any]:

@@ -5,9 +5,8 @@ containers); ``server start`` and the commands that auto-start a server run
 :func:`main` detached (see :mod:`oumi_jobs.server.lifecycle`).
 
 * The unix socket is bound under a temporary name, made 0600, then renamed
-  into place, so it never exists with a wider mode; each connection's peer
-  uid is read with ``SO_PEERCRED`` and any other uid is answered 403 and
-  dropped (:class:`PeerCheckedH11`).
+  into place, so it never exists with a wider mode; who may hold a
+  connection, and for how long, is :mod:`oumi_jobs.server.connections`'.
 * ``server.lock`` is held for the server's whole life.  Whoever holds it may
   replace a socket left by a dead server; a second server of the same key
   cannot start.
@@ -18,7 +17,6 @@ containers); ``server start`` and the commands that auto-start a server run
 from __future__ import annotations
 
 import argparse
-import asyncio
 import fcntl
 import json
 import logging
@@ -26,7 +24,6 @@ import os
 import signal
 import socket
 import stat
-import struct
 import sys
 import threading
 import time
@@ -38,9 +35,9 @@ from oumi_jobs.errors import ConflictError, OumiJobsError, UsageError
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.local.procs import boot_id, start_time_of
 from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
+from oumi_jobs.server import connections
 from oumi_jobs.server.activity import DEFAULT_IDLE_TIMEOUT_S, Activity, ServeOptions, ServerSettings, is_loopback
 from oumi_jobs.server.app import create_app, warm_up
-from oumi_jobs.server.http_errors import usage_body
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
 
 log = logging.getLogger("oumi_jobs.server")
@@ -51,111 +48,8 @@ GRACEFUL_STOP_S = 10
 LOCK_WAIT_S = 3.0
 
 
-def _peer_uid(sock: socket.socket) -> int:
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
-
-
-_FORBIDDEN = json.dumps(usage_body("this server answers only its own user")).encode()
-_BUSY = json.dumps(usage_body("too many connections waiting: try again")).encode()
-# A client sends a request head at once; one that has not within this long is closed.
-HEAD_TIMEOUT_S = 5.0
-# TCP connections that have not yet sent a whole request head (so no token yet), at most.
-MAX_WAITING_TCP = 64
 # server.log is rotated past this (one older file kept).
 LOG_MAX_BYTES = 10 << 20
-
-
-def _peer_checked_h11(activity: Activity) -> type[asyncio.Protocol]:
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
-    waiting: set[asyncio.Protocol] = set()  # TCP connections that have not yet sent a whole request head
-
-    class PeerCheckedH11(H11Protocol):
-        """uvicorn's h11 protocol, made hard to hold: a unix-socket peer of another uid is answered 403 and
-        dropped; a connection must send each request head within HEAD_TIMEOUT_S; and at most
-        MAX_WAITING_TCP TCP connections may wait for theirs (the token comes only with a whole head), so a
-        flood of idle connections never crowds out the owner."""
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._headed: object = None  # the request cycle whose head came last
-            self._head_timer: asyncio.TimerHandle | None = None
-            if not _admitted(transport, activity, len(waiting)):
-                return
-            if not _is_unix(transport):
-                waiting.add(self)
-            self._arm_head_timer()
-
-        def _arm_head_timer(self) -> None:
-            self._head_timer = self.loop.call_later(HEAD_TIMEOUT_S, self._head_timed_out)
-
-        def _head_timed_out(self) -> None:
-            waiting.discard(self)
-            if self.cycle is self._headed and not self.transport.is_closing():
-                activity.rejected("a request head not sent in time")
-                self.transport.close()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.cycle is not self._headed:  # a whole request head came
-                self._headed = self.cycle
-                self._settle()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing():
-                self._arm_head_timer()  # the next request's head, on a kept-alive connection
-
-        def handle_websocket_upgrade(self, event: Any) -> None:
-            self._settle()  # the connection is the WebSocket protocol's from here
-            super().handle_websocket_upgrade(event)
-
-        def _settle(self) -> None:
-            waiting.discard(self)
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-
-        def send_400_response(self, msg: str) -> None:
-            activity.rejected("a malformed request")
-            super().send_400_response(msg)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._settle()
-            super().connection_lost(exc)
-
-    return PeerCheckedH11
-
-
-def _is_unix(transport: asyncio.BaseTransport) -> bool:
-    sock = transport.get_extra_info("socket")
-    return sock is not None and sock.family == socket.AF_UNIX
-
-
-def _admitted(transport: asyncio.Transport, activity: Activity, waiting: int) -> bool:
-    """Whether a new connection may stay: not a unix-socket peer of another uid, nor a TCP connection past
-    MAX_WAITING_TCP waiting for their request head (each refused is answered, closed and counted)."""
-    unix = _is_unix(transport)
-    if unix and _peer_uid(transport.get_extra_info("socket")) != os.getuid():
-        activity.rejected("a peer of another uid")
-        _refuse_raw(transport, b"403 Forbidden", _FORBIDDEN)
-        return False
-    if not unix and waiting >= MAX_WAITING_TCP:
-        activity.rejected("too many TCP connections without a request")
-        _refuse_raw(transport, b"503 Service Unavailable", _BUSY)
-        return False
-    return True
-
-
-def _refuse_raw(transport: asyncio.Transport, status: bytes, body: bytes) -> None:
-    transport.write(
-        b"HTTP/1.1 "
-        + status
-        + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
-        + f"content-length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-    transport.close()
 
 
 def _take_server_lock(files: ServerFiles) -> int:
@@ -325,7 +219,7 @@ def _uvicorn_server(app: Any, activity: Activity, options: ServeOptions, tcp: li
                 self.servers = plain + self.servers
 
     config = uvicorn.Config(
-        app, interface="asgi3", http=_peer_checked_h11(activity), lifespan="off", proxy_headers=False, server_header=False,
+        app, interface="asgi3", http=connections.peer_checked_h11(activity), lifespan="off", proxy_headers=False, server_header=False,
         log_config=None, access_log=False, loop="asyncio", timeout_graceful_shutdown=GRACEFUL_STOP_S,
         ssl_certfile=options.tls_cert, ssl_keyfile=options.tls_key,
     )  # fmt: skip

@@ -156,6 +156,8 @@ class JobDocument(BaseModel):
     stderr_path: str | None
     cost_per_hour: float | None = Field(description="The launcher's price of the job's cluster, USD per hour.")
     cost_so_far: float | None = Field(description="An estimate: that price times the time the job ran.")
+    sweep_id: str | None = Field(description="The sweep the job is a child of; null for a job of its own.")
+    overrides: dict[str, Any] | None = Field(description="A sweep child's values, {path: value}; else null.")
     as_of: str | None
     failure: FailureDocument | None = Field(description="null unless the job failed or was lost.")
     progress: ProgressDocument | None = Field(description="null where nothing tells yet.")

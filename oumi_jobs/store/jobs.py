@@ -224,6 +224,7 @@ class JobStore(Database):
         newest_first: bool = True,
         with_argv: bool = True,
         finished_local: bool = True,
+        sweep: str | None = None,
     ) -> list[JobRecord]:
         """Records, filtered; ``with_argv=False`` leaves ``argv`` empty, for listings (faster).
 
@@ -231,7 +232,7 @@ class JobStore(Database):
         lean listing (``store/listing.py``) has their documents already.
         """
         where, params = job_filter(
-            cloud=cloud, cluster=cluster, since=since, before=before, finished_local=finished_local
+            cloud=cloud, cluster=cluster, since=since, before=before, finished_local=finished_local, sweep=sweep
         )
         order = "DESC" if newest_first else "ASC"
         with self._guard():
@@ -316,6 +317,7 @@ def job_filter(
     since: str | None = None,
     before: str | None = None,
     finished_local: bool = True,
+    sweep: str | None = None,
 ) -> tuple[str, dict[str, object]]:
     """A ``WHERE`` clause over the jobs table and its named parameters (shared by the listings)."""
     clauses: list[str] = []
@@ -323,6 +325,7 @@ def job_filter(
     for clause, name, value in (
         ("cloud = :cloud", "cloud", cloud), ("cluster = :cluster", "cluster", cluster),
         ("submit_time >= :since", "since", since), ("submit_time < :before", "before", before),
+        ("sweep_id = :sweep", "sweep", sweep),
     ):  # fmt: skip
         if value is not None:
             clauses.append(clause)

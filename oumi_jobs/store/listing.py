@@ -57,7 +57,8 @@ _DOCUMENT = f"""json_object(
     'cancel_requested', json(CASE WHEN cancel_requested THEN 'true' ELSE 'false' END),
     'depends_on', {_DEPENDS_ON}, 'detail', end_detail,
     'stdout_path', stdout_path, 'stderr_path', stderr_path,
-    'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR}, 'as_of', :as_of,
+    'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR},
+    'sweep_id', sweep_id, 'overrides', json(overrides), 'as_of', :as_of,
     'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END)"""
 
 # One listed row: (job_id, state, document) for a finished local job, (job_id, None, None) for any other.
@@ -74,9 +75,10 @@ class ListingStore(Database):
         newest_first: bool = True,
         as_of: str,
         schema_version: int,
+        sweep: str | None = None,
     ) -> list[ListedRow]:
         """Every job the filters select, in listing order; finished local jobs come with their document."""
-        where, params = job_filter(cloud=cloud, cluster=cluster, since=since)
+        where, params = job_filter(cloud=cloud, cluster=cluster, since=since, sweep=sweep)
         order = "DESC" if newest_first else "ASC"
         sql = (
             f"SELECT job_id, CASE WHEN {FINISHED_LOCAL} THEN {_STATE} END, "

@@ -128,7 +128,27 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "0007_failure",
+        "0007_sweeps",
+        """
+        CREATE TABLE sweeps (
+            sweep_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            config_path TEXT NOT NULL,
+            cloud TEXT NOT NULL,
+            cluster TEXT,
+            size INTEGER NOT NULL,
+            parallel INTEGER NOT NULL,
+            submit_time TEXT NOT NULL
+        );
+        CREATE INDEX sweeps_submit_time ON sweeps (submit_time);
+        ALTER TABLE jobs ADD COLUMN sweep_id TEXT;
+        ALTER TABLE jobs ADD COLUMN overrides TEXT;
+        ALTER TABLE jobs ADD COLUMN environment TEXT;
+        CREATE INDEX jobs_sweep ON jobs (sweep_id, supervisor_pid, end_time);
+        """,
+    ),
+    (
+        "0008_failure",
         """
         ALTER TABLE jobs ADD COLUMN failure TEXT;
         """,

@@ -57,6 +57,11 @@ class JobRecord:
     cgroup: str | None = None
     # USD per hour of the whole cluster, as the launcher priced it when the job was launched (None: no price).
     cost_per_hour: float | None = None
+    # The sweep a child belongs to, its overrides (JSON text, {path: value}) and the variables its supervisor
+    # adds to its environment (JSON text): a child's supervisor may be started by another child's.
+    sweep_id: str | None = None
+    overrides: str | None = None
+    environment: str | None = None
     # Why the job failed (oumi_jobs.failures), as the document's JSON object: computed once, when it ended.
     failure: str | None = None
     depends_on: tuple[str, ...] = field(default=())

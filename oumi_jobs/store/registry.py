@@ -12,6 +12,7 @@ in the module named for what it works on:
   who writes ``end_time`` is answered there);
 * :mod:`oumi_jobs.store.queues`: local clusters' queues;
 * :mod:`oumi_jobs.store.listing`: the lean listing (finished local jobs as JSON, built by SQLite);
+* :mod:`oumi_jobs.store.sweeps`: sweeps, their children registered at once and handed over one by one;
 * :mod:`oumi_jobs.store.cancellations`: cancellation records, through a
   ``CancellationTracker`` over an open registry.
 
@@ -25,9 +26,10 @@ from oumi_jobs.store.listing import ListingStore
 from oumi_jobs.store.migrations import MIGRATIONS
 from oumi_jobs.store.queues import QueueStore
 from oumi_jobs.store.records import JobRecord
+from oumi_jobs.store.sweeps import SweepStore
 
 __all__ = ["MIGRATIONS", "JobRecord", "Registry"]
 
 
-class Registry(JobStore, QueueStore, ListingStore):
+class Registry(JobStore, QueueStore, ListingStore, SweepStore):
     """An open registry.  Use :meth:`open` as a context manager: ``with Registry.open(paths) as registry:``."""

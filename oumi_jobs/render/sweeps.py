@@ -1,0 +1,67 @@
+"""The sweep documents of the JSON contract: a sweep, the ``sweeps`` listing and ``cancel SWEEP``.
+
+Built from the core's results alone, as :mod:`oumi_jobs.render.base` builds a
+job's; tests/test_json_contract.py pins the keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from oumi_jobs.render.base import SCHEMA_VERSION, job_document
+from oumi_jobs.render.cancel import bulk_document
+from oumi_jobs.store.sweeps import SweepRecord
+from oumi_jobs.sweeps.compare import CompareRow
+from oumi_jobs.sweeps.service import SweepCancel, SweepStatus, SweepSummary
+
+
+def _head(sweep: SweepRecord) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "sweep_id": sweep.sweep_id,
+        "name": sweep.name,
+        "config_path": sweep.config_path,
+        "cloud": sweep.cloud,
+        "cluster": sweep.cluster,
+        "size": sweep.size,
+        "parallel": sweep.parallel,
+        "submit_time": sweep.submit_time,
+    }
+
+
+def sweep_document(status: SweepStatus) -> dict[str, Any]:
+    """A sweep: its counts by state, whether every child is done, and each child's job document, in order."""
+    return _head(status.sweep) | {
+        "counts": status.counts,
+        "done": status.done,
+        "children": [job_document(view) for view in status.children],
+    }
+
+
+def sweep_summary_document(summary: SweepSummary) -> dict[str, Any]:
+    """A sweep in the ``sweeps`` listing: the sweep document without its children."""
+    return _head(summary.sweep) | {"counts": summary.counts, "done": summary.done}
+
+
+def sweep_cancel_document(result: SweepCancel) -> dict[str, Any]:
+    """``cancel SWEEP``: the children ended before they started, and the cancellation of each of the others."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "sweep_id": result.sweep_id,
+        "cancelled_before_start": result.cancelled_before_start,
+        "cancellations": [bulk_document(outcome) for outcome in result.outcomes],
+    }
+
+
+def compare_document(row: CompareRow) -> dict[str, Any]:
+    """A row of ``compare SWEEP``: one child's overrides, state, and the last and best value of the metric."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "job_id": row.view.job_id,
+        "overrides": row.overrides,
+        "state": row.view.state.value,
+        "metric": row.metric,
+        "last": row.last,
+        "best": row.best,
+        "step": row.step,
+    }
