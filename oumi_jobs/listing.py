@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,11 +14,12 @@ from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads
 from oumi_jobs.cloud.survey import CloudAnswer, CloudAnswers, CloudWatcher
 from oumi_jobs.contract import SCHEMA_VERSION
 from oumi_jobs.durations import is_duration, parse_duration
-from oumi_jobs.errors import UsageError
+from oumi_jobs.errors import OumiJobsError, UsageError
 from oumi_jobs.paths import Paths
-from oumi_jobs.progress import cache, reading
+from oumi_jobs.progress import Progress, reading
 from oumi_jobs.states import State
 from oumi_jobs.status import add_progress, add_queue_detail
+from oumi_jobs.store.listing import ListedRow
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import from_iso, now, now_iso, to_iso
 from oumi_jobs.views import JobView, cloud_job_view, external_view, view_of
@@ -44,11 +46,10 @@ class JobList(CloudAnswers):
 @dataclass(frozen=True)
 class JobDocuments(CloudAnswers):
     """The jobs of :func:`list_jobs_report`, read the lean way, in order: a finished local job as its id and
-    the JSON text of its document that the store built (``store/listing.py``), any other as a view; with the
-    finished jobs' progress objects (``render.listing.lean_texts`` encodes them all)."""
+    the JSON text of its whole document, progress included, that the store built (``store/listing.py``), any
+    other as a view."""
 
     listed: list[tuple[str, str] | JobView]
-    progress: Mapping[str, dict[str, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,9 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
     """What :func:`list_jobs_report` finds, as JSON documents, read the lean way (``list --json``).
 
     Finished local jobs, usually nearly all of a big registry, come out of the
-    store as JSON built by SQLite (``store/listing.py``); only the others get
-    a record and a view.  tests/test_listing.py checks both ways agree.
+    store as JSON built by SQLite (``store/listing.py``), their progress as the
+    registry keeps it; only the others get a record and a view.
+    tests/test_listing.py checks both ways agree.
     """
     query = _list_query(**filters)
     as_of = now_iso()
@@ -145,60 +147,68 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
         newest_first = query.cluster is None and sweep is None
         rows = registry.listing(
             cloud=query.cloud, cluster=query.cluster, since=query.since, newest_first=newest_first,
-            as_of=as_of, schema_version=SCHEMA_VERSION, sweep=sweep,
+            as_of=as_of, schema_version=SCHEMA_VERSION, sweep=sweep, with_progress=query.with_progress,
         )  # fmt: skip
         others = registry.jobs(
             cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False,
             newest_first=newest_first, finished_local=False, sweep=sweep,
         )  # fmt: skip
         views, answers = _live_views(registry, others, query, as_of)
+        listed, unkept = _in_order(rows, views, query)
+        if query.with_progress and unkept:
+            listed = _with_kept_progress(paths, registry, listed, unkept, as_of)
+    if query.with_progress:
+        listed = [add_progress(paths, item) if isinstance(item, JobView) else item for item in listed]
+    return JobDocuments(answers, listed)
+
+
+def _in_order(
+    rows: list[ListedRow], views: list[JobView], query: _ListQuery
+) -> tuple[list[tuple[str, str] | JobView], set[str]]:
+    """The listing in order, within ``--limit``: a finished local job's id and document, or a view; and the
+    finished jobs listed whose progress the registry does not keep yet."""
     by_id = {view.job_id: view for view in views if not view.external}
-    listed: list[tuple[str, str] | JobView] = []  # a finished local job's id and document, or a view
-    for job_id, state, document in rows:
+    listed: list[tuple[str, str] | JobView] = []
+    unkept: set[str] = set()
+    for job_id, state, document, kept in rows:
         if document is not None:
             if query.wants(State(state)):
                 listed.append((job_id, document))
+                if not kept:
+                    unkept.add(job_id)
         elif (view := by_id.get(job_id)) is not None:
             listed.append(view)
     listed += [view for view in views if view.external]
     if query.limit is not None:
         listed = listed[: query.limit]
-    found = _lean_progress(paths, listed) if query.with_progress else {}
-    if query.with_progress:
-        listed = [add_progress(paths, item) if isinstance(item, JobView) else item for item in listed]
-    return JobDocuments(answers, listed, found)
+        unkept.intersection_update(item[0] for item in listed if not isinstance(item, JobView))
+    return listed, unkept
 
 
-def _lean_progress(paths: Paths, listed: list[tuple[str, str] | JobView]) -> dict[str, dict[str, Any] | None]:
-    """The finished local jobs' progress objects: each read once after the job ended and kept in the progress
-    cache, else read from its files now (the first time since it ended)."""
-    cached = cache.cached_documents(
-        paths, [(item[0], _submit_time(item[1])) for item in listed if not isinstance(item, JobView)]
-    )
-    found = {job_id: document for job_id, (_, document) in cached.items()}
-    found.update(_final_progress(paths, [job_id for job_id, (final, _) in cached.items() if not final]))
-    return found
+def _with_kept_progress(
+    paths: Paths, registry: Registry, listed: list[tuple[str, str] | JobView], unkept: set[str], as_of: str
+) -> list[tuple[str, str] | JobView]:
+    """Finished jobs never read since they ended (ended since the last look, or before the registry kept
+    progress): read from their files once, kept in one transaction, and their documents built again."""
+    records = {job_id: r for job_id in sorted(unkept) if (r := registry.get(job_id)) is not None}
+    finals = {job_id: reading.local_progress(paths, r, done=True, keep=False) for job_id, r in records.items()}
+    try:
+        registry.keep_final_progress([reading.final_text(records[j], progress) for j, progress in finals.items()])
+    except OumiJobsError:  # a registry this user cannot write: these documents take the general path
+        return [_as_view(item, records, finals, as_of) for item in listed]
+    built = registry.documents(sorted(unkept), as_of=as_of, schema_version=SCHEMA_VERSION)
+    return [item if isinstance(item, JobView) else (item[0], built.get(item[0], item[1])) for item in listed]
 
 
-_SUBMIT_TIME_KEY = '"submit_time":"'
-
-
-def _submit_time(document: str) -> str | None:
-    """A lean document's submit time, found in its text (an ISO time: no character JSON would escape)."""
-    start = document.find(_SUBMIT_TIME_KEY)
-    if start < 0:
-        return None
-    start += len(_SUBMIT_TIME_KEY)
-    return document[start : document.find('"', start)]
-
-
-def _final_progress(paths: Paths, job_ids: list[str]) -> dict[str, dict[str, Any] | None]:
-    """Finished local jobs' progress read from their files (the first time since they ended)."""
-    if not job_ids:
-        return {}
-    with Registry.open(paths) as registry:
-        records = [r for job_id in job_ids if (r := registry.get(job_id)) is not None]
-    return {r.job_id: cache.as_dict(reading.local_progress(paths, r, done=True)) for r in records}
+def _as_view(
+    item: tuple[str, str] | JobView,
+    records: Mapping[str, JobRecord],
+    finals: Mapping[str, Progress | None],
+    as_of: str,
+) -> tuple[str, str] | JobView:
+    if isinstance(item, JobView) or item[0] not in records:
+        return item
+    return dataclasses.replace(view_of(records[item[0]], as_of), progress=finals[item[0]])
 
 
 def _live_views(

@@ -17,9 +17,11 @@ import pytest
 from oumi_jobs.failures import Failure, encode_failure
 from oumi_jobs.listing import list_job_documents, list_jobs_report
 from oumi_jobs.paths import Paths
+from oumi_jobs.progress import cache as progress_cache
 from oumi_jobs.render.base import job_document
 from oumi_jobs.render.listing import lean_texts
 from oumi_jobs.states import State
+from oumi_jobs.status import read_status
 from oumi_jobs.store.registry import Registry
 from oumi_jobs.timestamps import now, to_iso
 
@@ -33,6 +35,15 @@ def _at(minutes_ago: float) -> str:
 _OOM = encode_failure(
     Failure("host_oom", "the kernel's OOM killer stopped it", "more memory", 'Killed process 7 ("py") ü\n')
 )
+
+
+def _trained_output(paths: Paths) -> str:
+    """A training run's output folder whose ``trainer_state.json`` gives the job a progress."""
+    output = paths.data_dir.parent / "trained-output"
+    output.mkdir(parents=True, exist_ok=True)
+    state = {"global_step": 7, "max_steps": 10, "epoch": 0.7, "log_history": [{"loss": 0.125, "step": 7}]}
+    (output / "trainer_state.json").write_text(json.dumps(state))
+    return str(output)
 
 
 def _fill(paths: Paths) -> None:
@@ -84,6 +95,10 @@ def _fill(paths: Paths) -> None:
             failure=encode_failure(Failure("killed", "c", "h", "signal 15 (SIGTERM)")),
             **ended,
         ),  # fmt: skip
+        # A progress read from its files, once, then kept in the registry and projected from there.
+        make_record(
+            "trained", submit_time=_at(5), exit_code=0, command="train", output_dir=_trained_output(paths), **ended
+        ),
         # Not finished: these take the general path inside the lean listing too.
         make_record("starting", submit_time=_at(0), depends_on=("ok",)),
         make_record("interrupted", submit_time=_at(30)),
@@ -125,13 +140,40 @@ def test_lean_and_general_paths_give_identical_documents(paths: Paths, filters: 
     lean = [json.loads(text) for text in lean_texts(list_job_documents(paths, local_only=True, **filters))]
     assert _without_as_of(lean) == _without_as_of(general)
     if not filters:
-        assert len(lean) == 20
+        assert len(lean) == 21
+
+
+def test_progress_is_kept_in_the_registry_and_projected_from_there(paths: Paths) -> None:
+    _fill(paths)
+    first = [json.loads(text) for text in lean_texts(list_job_documents(paths, local_only=True))]
+    trained = next(doc for doc in first if doc["job_id"] == "trained")["progress"]
+    assert trained is not None and trained["step"] == 7 and trained["total_steps"] == 10
+    # Kept by the first listing: with the files and the cache gone, the next listing still has it, from SQL.
+    (paths.data_dir.parent / "trained-output" / "trainer_state.json").unlink()
+    progress_cache.forget(paths, ["trained"])
+    with Registry.open(paths) as registry:
+        rows = {row[0]: row for row in registry.listing(as_of="t", schema_version=1)}
+    assert rows["trained"][3] and json.loads(rows["trained"][2] or "")["progress"] == trained
+    assert rows["ok"][3] and json.loads(rows["ok"][2] or "")["progress"] is None  # read: it has none
+    again = [json.loads(text) for text in lean_texts(list_job_documents(paths, local_only=True))]
+    assert _without_as_of(again) == _without_as_of(first)
+    without = list_job_documents(paths, local_only=True, with_progress=False)
+    assert all(json.loads(text)["progress"] is None for text in lean_texts(without))
+
+
+def test_status_of_a_finished_job_keeps_its_progress_for_the_listing(paths: Paths) -> None:
+    _fill(paths)
+    assert read_status(paths, "trained").progress is not None
+    with Registry.open(paths) as registry:
+        rows = {row[0]: row for row in registry.listing(as_of="t", schema_version=1)}
+    assert rows["trained"][3] and json.loads(rows["trained"][2] or "")["progress"]["step"] == 7
+    assert not rows["ok"][3]  # never read since it ended: the next listing reads it
 
 
 def test_finished_local_jobs_come_out_of_the_store_as_json(paths: Paths) -> None:
     _fill(paths)
     with Registry.open(paths) as registry:
-        rows = {job_id: (state, doc) for job_id, state, doc in registry.listing(as_of="t", schema_version=1)}
+        rows = {job_id: (state, doc) for job_id, state, doc, _ in registry.listing(as_of="t", schema_version=1)}
     assert rows["ok"][0] == "succeeded" and json.loads(rows["ok"][1])["status"] == "exited 0"
     assert json.loads(rows["killed"][1])["status"] == "killed by SIGKILL"
     assert json.loads(rows["odd-signal"][1])["status"] == "killed by signal 77"

@@ -3,8 +3,8 @@
 A small cache file per job (under ``paths.cache_dir``, replaced atomically)
 keeps the offsets read so far and the last values parsed, so a running job
 costs only what it wrote since the last look, and a job read after it ended
-is never read again (``list`` over thousands of finished jobs reads one
-index).  The cache is only a cache: losing it costs a re-read, and a file
+is never read again (and its progress is kept in the registry, where
+``list`` over thousands of finished jobs finds it).  The cache is only a cache: losing it costs a re-read, and a file
 that was replaced or truncated is read anew.
 """
 
@@ -92,60 +92,11 @@ def load_state(paths: Paths, record: JobRecord) -> tuple[JobState, bytes]:
 
 def forget(paths: Paths, job_ids: Iterable[str]) -> None:
     """Remove what was read of these jobs (``prune``: they are gone from the registry)."""
-    gone = set(job_ids)
-    for job_id in gone:
+    for job_id in set(job_ids):
         try:
             _cache_file(paths, job_id).unlink(missing_ok=True)
         except OSError:
             pass
-    index = _final_index(paths)
-    kept = [line for line in _index_lines(index) if _index_entry(line)[0] not in gone]
-    partial = index.with_name(f".{index.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = open_private_file(partial, os.O_WRONLY)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(b"".join(kept))
-        os.replace(partial, index)
-    except (OSError, OumiJobsError):
-        partial.unlink(missing_ok=True)  # a longer index costs only its reading: the per-job files are gone
-
-
-# The final progress of every job read after it ended, a line each, so that the lean `list --json` reads one
-# file for thousands of finished jobs rather than a file each.  Appended to (a line is one write); the per-job
-# files stay the source for a job whose line is missing or torn.
-FINAL_INDEX = "final.jsonl"
-
-
-def _final_index(paths: Paths) -> Path:
-    return paths.cache_dir / "progress" / FINAL_INDEX
-
-
-def _index_lines(index: Path) -> list[bytes]:
-    try:
-        return index.read_bytes().splitlines(keepends=True)
-    except OSError:
-        return []
-
-
-def _index_entry(line: bytes) -> tuple[str | None, Any]:
-    """``(job id, entry)`` of one index line; ``(None, None)`` for a torn or foreign one."""
-    try:
-        entry = _loads(line)
-    except ValueError:
-        return None, None
-    return (entry.get("job"), entry) if isinstance(entry, dict) else (None, None)
-
-
-def _append_final(paths: Paths, job_id: str, state: JobState) -> None:
-    line = json.dumps({"job": job_id, "submitted": state.submitted, "progress": state.progress}) + "\n"
-    try:
-        fd = open_private_file(_final_index(paths))
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-    except (OSError, OumiJobsError):
-        pass  # the per-job file still says it
 
 
 _checked_folders: set[Path] = set()
@@ -176,49 +127,6 @@ def save_state(paths: Paths, job_id: str, state: JobState, previous: bytes, *, t
         os.replace(partial, folder / f"{job_id}.json")
     except (OSError, OumiJobsError):
         partial.unlink(missing_ok=True)
-        return
-    if state.done:
-        _append_final(paths, job_id, state)
-
-
-def cached_documents(
-    paths: Paths, jobs: Iterable[tuple[str, str | None]]
-) -> dict[str, tuple[bool, dict[str, Any] | None]]:
-    """For each ``(job id, submit time)``: ``(final, progress document)`` as last read, final when read after
-    the job ended; ``(False, None)`` where not read, or read for an earlier job of that id.
-
-    The lean ``list --json`` asks this of every finished job, so it reads the
-    small files directly, without building a state for each.
-    """
-    folder = os.path.join(paths.cache_dir, "progress")
-    try:
-        cached = set(os.listdir(folder))  # one read of the folder, not a failed open per job never read
-    except OSError:
-        cached = set()
-    final: dict[str, Any] = {}
-    for line in _index_lines(_final_index(paths)) if FINAL_INDEX in cached else ():
-        job, entry = _index_entry(line)
-        if job is not None:
-            final[job] = entry  # the last line of a job wins
-    found: dict[str, tuple[bool, dict[str, Any] | None]] = {}
-    for job_id, submitted in jobs:
-        entry = final.get(job_id)
-        if entry is not None and entry.get("submitted") == submitted:
-            found[job_id] = (True, entry.get("progress"))
-            continue
-        if job_id + ".json" not in cached:
-            found[job_id] = (False, None)
-            continue
-        try:
-            with open(os.path.join(folder, job_id + ".json"), "rb") as handle:
-                data = _loads(handle.read())
-        except (OSError, ValueError):
-            data = None
-        if isinstance(data, dict) and data.get("v") == CACHE_VERSION and data.get("submitted") == submitted:
-            found[job_id] = (data.get("done") is True, data.get("progress"))
-        else:
-            found[job_id] = (False, None)
-    return found
 
 
 def cloud_log_age(paths: Paths, job_id: str) -> float | None:

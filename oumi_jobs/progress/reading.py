@@ -5,7 +5,8 @@ A local job's progress is read from its output dir (Oumi's
 ``trainer_state.json``) and from its logs (the trainer's tqdm ``N/M`` bars,
 and the metrics Python prints as dict lines), which are the fallback and the
 only source of a cloud job (its launcher's log stream).  What was read is
-kept in :mod:`oumi_jobs.progress.cache`.
+kept in :mod:`oumi_jobs.progress.cache`; a local job's progress read after it ended is kept in the registry
+too (its ``final_progress``), from which the lean listing projects it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.paths import Paths
 from oumi_jobs.progress import Progress
 from oumi_jobs.progress.cache import JobState, as_dict, load_state, save_state
@@ -33,7 +35,7 @@ from oumi_jobs.progress.parse import (
     parse_metric_line,
     parse_tqdm,
 )
-from oumi_jobs.store.registry import JobRecord
+from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import from_epoch
 
 # A first look at a big log reads only its end: progress needs the latest lines, not the history.
@@ -270,8 +272,10 @@ def _rate(
     return metrics.get("train_steps_per_second")
 
 
-def local_progress(paths: Paths, record: JobRecord, *, done: bool) -> Progress | None:
-    """A local job's progress; a job already read after it ended is not read again."""
+def local_progress(paths: Paths, record: JobRecord, *, done: bool, keep: bool = True) -> Progress | None:
+    """A local job's progress; a job already read after it ended is not read again.  Read for the first time
+    since it ended, it is kept in the registry too (:func:`keep_final`), unless ``keep`` is False: the caller
+    keeps a batch of them itself."""
     state, previous = load_state(paths, record)
     if state.done:
         return Progress(**state.progress) if state.progress else None
@@ -284,7 +288,24 @@ def local_progress(paths: Paths, record: JobRecord, *, done: bool) -> Progress |
     progress = _summary(state, done=done, training=record.command == "train")
     state.done, state.progress = done, as_dict(progress)
     save_state(paths, record.job_id, state, previous)
+    if done and keep:
+        keep_final(paths, [(record, progress)])
     return progress
+
+
+def final_text(record: JobRecord, progress: Progress | None) -> tuple[str, str, str]:
+    """What the registry keeps of a finished job's progress: ``(job id, submit time, progress as JSON)``."""
+    return record.job_id, record.submit_time, json.dumps(as_dict(progress), separators=(",", ":"))
+
+
+def keep_final(paths: Paths, finals: Sequence[tuple[JobRecord, Progress | None]]) -> None:
+    """Keep finished local jobs' progress in the registry, in one transaction.  Like the cache, only a
+    shortcut: a registry that cannot be written (another user's, a full disk) costs a re-read next time."""
+    try:
+        with Registry.open(paths) as registry:
+            registry.keep_final_progress([final_text(record, progress) for record, progress in finals])
+    except OumiJobsError:
+        pass
 
 
 def cloud_progress(

@@ -85,5 +85,6 @@ def failure_document(failure: Failure | None) -> dict[str, Any] | None:
 
 def progress_document(progress: Progress | None) -> dict[str, Any] | None:
     """The ``progress`` object of a job document: its keys are :class:`~oumi_jobs.progress.Progress`'s fields
-    (the progress cache keeps the same dictionary, which the lean listing appends as it is); None when unknown."""
+    (the registry keeps the same dictionary of a finished local job, which the lean listing projects as it
+    is); None when unknown."""
     return None if progress is None else asdict(progress)

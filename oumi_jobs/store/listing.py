@@ -13,12 +13,15 @@ tests/test_listing.py checks that both paths give identical documents:
   its status string (``states.describe_exit``);
 * the job document of the JSON contract (``render.base.job_document``);
 * a job's estimated cost (``costs.cost_between``);
-* its ``failure``, stored when it ended, shown only for a failed job (``failures.failure_on_read``).
+* its ``failure``, stored when it ended, shown only for a failed job (``failures.failure_on_read``);
+* its ``progress``, stored the first time it was read after the job ended (``progress.reading``), so a
+  finished job's files are read once in its life, and the listing after that is this one query.
 """
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterable, Sequence
 
 from oumi_jobs.costs import COST_DECIMALS
 from oumi_jobs.store.db import Database
@@ -59,10 +62,13 @@ _DOCUMENT = f"""json_object(
     'stdout_path', stdout_path, 'stderr_path', stderr_path,
     'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR},
     'sweep_id', sweep_id, 'overrides', json(overrides), 'as_of', :as_of,
-    'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END)"""
+    'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END,
+    'progress', CASE WHEN :with_progress THEN json(final_progress) END)"""
 
-# One listed row: (job_id, state, document) for a finished local job, (job_id, None, None) for any other.
-ListedRow = tuple[str, str | None, str | None]
+# One listed row: (job_id, state, document, progress kept) for a finished local job, (job_id, None, None, 0)
+# for any other.  A finished job whose progress is not kept yet (never read since it ended) has its progress
+# read from its files, kept (:meth:`ListingStore.keep_final_progress`), and its document built again.
+ListedRow = tuple[str, str | None, str | None, int]
 
 
 class ListingStore(Database):
@@ -76,19 +82,48 @@ class ListingStore(Database):
         as_of: str,
         schema_version: int,
         sweep: str | None = None,
+        with_progress: bool = True,
     ) -> list[ListedRow]:
         """Every job the filters select, in listing order; finished local jobs come with their document."""
         where, params = job_filter(cloud=cloud, cluster=cluster, since=since, sweep=sweep)
         order = "DESC" if newest_first else "ASC"
         sql = (
             f"SELECT job_id, CASE WHEN {FINISHED_LOCAL} THEN {_STATE} END, "
-            f"CASE WHEN {FINISHED_LOCAL} THEN {_DOCUMENT} END "
+            f"CASE WHEN {FINISHED_LOCAL} THEN {_DOCUMENT} END, "
+            f"{FINISHED_LOCAL} AND final_progress IS NOT NULL "
             f"FROM jobs {where} ORDER BY submit_time {order}, rowid {order}"
         )
+        bound = {**params, "as_of": as_of, "schema_version": schema_version, "with_progress": with_progress}
         with self._guard():
             cursor = self._db.cursor()
             cursor.row_factory = None
-            rows: list[ListedRow] = cursor.execute(
-                sql, {**params, "as_of": as_of, "schema_version": schema_version}
-            ).fetchall()
+            rows: list[ListedRow] = cursor.execute(sql, bound).fetchall()
             return rows
+
+    def documents(self, job_ids: Sequence[str], *, as_of: str, schema_version: int) -> dict[str, str]:
+        """The documents of these finished local jobs, with their progress, by id (others are left out)."""
+        bound = {"as_of": as_of, "schema_version": schema_version, "with_progress": True}
+        found: dict[str, str] = {}
+        with self._guard():
+            cursor = self._db.cursor()
+            cursor.row_factory = None
+            for start in range(0, len(job_ids), _BATCH):
+                chunk = list(job_ids[start : start + _BATCH])
+                marks = ",".join(f":j{i}" for i in range(len(chunk)))
+                sql = f"SELECT job_id, {_DOCUMENT} FROM jobs WHERE {FINISHED_LOCAL} AND job_id IN ({marks})"
+                chosen = {f"j{i}": job_id for i, job_id in enumerate(chunk)}
+                found.update(cursor.execute(sql, {**bound, **chosen}).fetchall())
+        return found
+
+    def keep_final_progress(self, kept: Iterable[tuple[str, str, str]]) -> None:
+        """Keep finished jobs' progress, each ``(job id, submit time, progress as JSON text)``, in one
+        transaction; a job of that id submitted at another time (pruned and submitted again) is left alone."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE jobs SET final_progress = ? WHERE job_id = ? AND submit_time = ? AND end_time IS NOT NULL",
+                [(text, job_id, submitted) for job_id, submitted, text in kept],
+            )
+
+
+# Ids bound per statement: SQLite's default limit on variables is 32,766 (999 before 3.32).
+_BATCH = 500

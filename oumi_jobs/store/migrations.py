@@ -153,4 +153,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN failure TEXT;
         """,
     ),
+    (
+        "0009_final_progress",
+        """
+        ALTER TABLE jobs ADD COLUMN final_progress TEXT;
+        """,
+    ),
 ]
