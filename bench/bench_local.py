@@ -8,6 +8,7 @@ Prints the median wall time over ``--runs`` runs (default 15) of:
 * ``oumi-jobs --help``               target <= 0.2 s;
 * ``oumi-jobs list --json``          over 10,000 finished local jobs, target <= 2x the import floor
                                      (measured in the same run, so a slow machine moves both);
+* ``oumi-jobs list --json``          over 100,000 finished local jobs, printed (fewer runs: at most 3);
 * ``oumi-jobs status ID``            of one real local job while it runs.
 
 Every command runs as a fresh process, as a person or script would run it,
@@ -38,6 +39,7 @@ from pathlib import Path
 RECORDS = 10_000
 FLOOR = "import typer, rich.console, platformdirs, sqlite3"
 LIST_JSON = f"oumi-jobs list --json ({RECORDS:,} jobs)"
+BIG_RECORDS = 100_000
 LIST_TARGET_X_FLOOR = 2.0
 
 
@@ -140,6 +142,16 @@ def fill_registry(env: Mapping[str, str], count: int) -> None:
         raise SystemExit(f"bench: inserted {len(inserted)} of {count} records")
 
 
+def time_big_listing(cli: Sequence[str], env: Mapping[str, str], runs: int) -> Result:
+    """``list --json`` over BIG_RECORDS jobs, after one untimed run (the one that reads and keeps each finished
+    job's progress, as the first listing after they ended does)."""
+    fill_registry(env, BIG_RECORDS)
+    listed = json.loads(run_checked([*cli, "list", "--json"], env))
+    if len(listed) != BIG_RECORDS:
+        raise SystemExit(f"bench: list --json returned {len(listed)} jobs, expected {BIG_RECORDS}")
+    return time_command(f"oumi-jobs list --json ({BIG_RECORDS:,} jobs)", [*cli, "list", "--json"], env, min(runs, 3))
+
+
 def status_json(cli: Sequence[str], job_id: str, env: Mapping[str, str]) -> dict:
     return json.loads(run_checked([*cli, "status", job_id, "--json"], env))
 
@@ -195,6 +207,7 @@ def bench(runs: int) -> tuple[list[Result], dict]:
             LIST_JSON, [*cli, "list", "--json"], list_env, runs, target_s=LIST_TARGET_X_FLOOR * floor.median_s
         )
         results.append(listing)
+        results.append(time_big_listing(cli, dict(base_env, OUMI_JOBS_HOME=str(Path(tmp) / "big-home")), runs))
 
         config = Path(tmp) / "cfg.yaml"
         config.write_text("run: sleep 30\n")
