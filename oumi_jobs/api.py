@@ -92,7 +92,13 @@ from oumi_jobs.render.cancel import (
 from oumi_jobs.render.clusters import cluster_action_document, cluster_document, cost_document
 from oumi_jobs.render.jobs import check_document, dry_run_document, log_document, plot_document
 from oumi_jobs.render.registry import import_document, prune_document
-from oumi_jobs.render.sweeps import compare_document, sweep_cancel_document, sweep_document, sweep_summary_document
+from oumi_jobs.render.sweeps import (
+    compare_document,
+    sweep_cancel_document,
+    sweep_document,
+    sweep_document_text,
+    sweep_summary_document,
+)
 from oumi_jobs.server.lifecycle import connect as connect_server
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.status import get_progress, get_status, metric_series, read_status, status_by_identity
@@ -101,12 +107,14 @@ from oumi_jobs.submitting import DryRun, SubmitRequest, Submitted, dry_run, subm
 from oumi_jobs.sweeps.compare import CompareRow, compare_sweep
 from oumi_jobs.sweeps.service import (
     SweepCancel,
+    SweepDocuments,
     SweepRequest,
     SweepStatus,
     SweepSummary,
     cancel_sweep,
     create_sweep,
     list_sweeps,
+    sweep_documents,
     sweep_status,
 )
 from oumi_jobs.views import JobView
@@ -161,6 +169,7 @@ __all__ = [
     "SubmitRequest",
     "Submitted",
     "SweepCancel",
+    "SweepDocuments",
     "SweepRequest",
     "SweepStatus",
     "SweepSummary",
@@ -233,6 +242,8 @@ __all__ = [
     "sweep_cancel_document",
     "sweep_cancel_exit_code",
     "sweep_document",
+    "sweep_document_text",
+    "sweep_documents",
     "sweep_status",
     "sweep_summary_document",
     "wait_exit_code",

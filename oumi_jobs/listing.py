@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from oumi_jobs import bounds
 from oumi_jobs.cloud import facts, survey
@@ -43,13 +43,21 @@ class JobList(CloudAnswers):
     views: list[JobView]
 
 
+class LeanDocument(NamedTuple):
+    """A finished local job read the lean way: the JSON text of its whole document, progress included, as the
+    store built it (``store/listing.py``)."""
+
+    job_id: str
+    state: State
+    text: str
+
+
 @dataclass(frozen=True)
 class JobDocuments(CloudAnswers):
-    """The jobs of :func:`list_jobs_report`, read the lean way, in order: a finished local job as its id and
-    the JSON text of its whole document, progress included, that the store built (``store/listing.py``), any
-    other as a view."""
+    """The jobs of :func:`list_jobs_report`, read the lean way, in order: a finished local job as a
+    :class:`LeanDocument`, any other as a view."""
 
-    listed: list[tuple[str, str] | JobView]
+    listed: list[LeanDocument | JobView]
 
 
 @dataclass(frozen=True)
@@ -164,16 +172,16 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
 
 def _in_order(
     rows: list[ListedRow], views: list[JobView], query: _ListQuery
-) -> tuple[list[tuple[str, str] | JobView], set[str]]:
+) -> tuple[list[LeanDocument | JobView], set[str]]:
     """The listing in order, within ``--limit``: a finished local job's id and document, or a view; and the
     finished jobs listed whose progress the registry does not keep yet."""
     by_id = {view.job_id: view for view in views if not view.external}
-    listed: list[tuple[str, str] | JobView] = []
+    listed: list[LeanDocument | JobView] = []
     unkept: set[str] = set()
     for job_id, state, document, kept in rows:
         if document is not None:
             if query.wants(State(state)):
-                listed.append((job_id, document))
+                listed.append(LeanDocument(job_id, State(state), document))
                 if not kept:
                     unkept.add(job_id)
         elif (view := by_id.get(job_id)) is not None:
@@ -181,13 +189,13 @@ def _in_order(
     listed += [view for view in views if view.external]
     if query.limit is not None:
         listed = listed[: query.limit]
-        unkept.intersection_update(item[0] for item in listed if not isinstance(item, JobView))
+        unkept.intersection_update(item.job_id for item in listed if not isinstance(item, JobView))
     return listed, unkept
 
 
 def _with_kept_progress(
-    paths: Paths, registry: Registry, listed: list[tuple[str, str] | JobView], unkept: set[str], as_of: str
-) -> list[tuple[str, str] | JobView]:
+    paths: Paths, registry: Registry, listed: list[LeanDocument | JobView], unkept: set[str], as_of: str
+) -> list[LeanDocument | JobView]:
     """Finished jobs never read since they ended (ended since the last look, or before the registry kept
     progress): read from their files once, kept in one transaction, and their documents built again."""
     records = {job_id: r for job_id in sorted(unkept) if (r := registry.get(job_id)) is not None}
@@ -197,18 +205,20 @@ def _with_kept_progress(
     except OumiJobsError:  # a registry this user cannot write: these documents take the general path
         return [_as_view(item, records, finals, as_of) for item in listed]
     built = registry.documents(sorted(unkept), as_of=as_of, schema_version=SCHEMA_VERSION)
-    return [item if isinstance(item, JobView) else (item[0], built.get(item[0], item[1])) for item in listed]
+    return [
+        item if isinstance(item, JobView) else item._replace(text=built.get(item.job_id, item.text)) for item in listed
+    ]
 
 
 def _as_view(
-    item: tuple[str, str] | JobView,
+    item: LeanDocument | JobView,
     records: Mapping[str, JobRecord],
     finals: Mapping[str, Progress | None],
     as_of: str,
-) -> tuple[str, str] | JobView:
-    if isinstance(item, JobView) or item[0] not in records:
+) -> LeanDocument | JobView:
+    if isinstance(item, JobView) or item.job_id not in records:
         return item
-    return dataclasses.replace(view_of(records[item[0]], as_of), progress=finals[item[0]])
+    return dataclasses.replace(view_of(records[item.job_id], as_of), progress=finals[item.job_id])
 
 
 def _live_views(

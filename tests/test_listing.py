@@ -8,6 +8,7 @@ and in the same order (``as_of`` aside: each read has its own).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -20,9 +21,12 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.progress import cache as progress_cache
 from oumi_jobs.render.base import job_document
 from oumi_jobs.render.listing import lean_texts
+from oumi_jobs.render.sweeps import sweep_document, sweep_document_text
 from oumi_jobs.states import State
 from oumi_jobs.status import read_status
 from oumi_jobs.store.registry import Registry
+from oumi_jobs.store.sweeps import SweepRecord
+from oumi_jobs.sweeps.service import sweep_documents, sweep_status
 from oumi_jobs.timestamps import now, to_iso
 
 from .helpers import Cli, add_record, make_record
@@ -195,3 +199,29 @@ def test_list_json_prints_the_lean_documents(paths: Paths, cli: Cli) -> None:
     assert isinstance(printed, list)
     general = [job_document(view) for view in list_jobs_report(paths, local_only=True).views]
     assert _without_as_of(printed) == _without_as_of(general)
+
+
+def test_a_sweep_document_read_the_lean_way_is_the_general_one(paths: Paths, cli: Cli) -> None:
+    ended = {"end_time": _at(1), "started_at": _at(50), "pid": 4242}
+    sweep = SweepRecord("sw-lean", "lean", "/c.yaml", "local", None, 4, 1, _at(60))
+    children = [
+        make_record("sw-lean-0", submit_time=_at(60), exit_code=0, overrides='{"a": 1}', **ended),
+        make_record("sw-lean-1", submit_time=_at(60), exit_code=3, failure=_OOM, overrides='{"a": 2}', **ended),
+        make_record("sw-lean-2", submit_time=_at(60), exit_signal=15, cancel_requested=True, **ended),
+        # No exit record, its process gone: the general path inside the lean one.
+        make_record("sw-lean-3", submit_time=_at(60), supervisor_pid=2**22 + 1, supervisor_start_time=1.0),
+    ]
+    with Registry.open(paths) as registry:
+        registry.add_sweep(sweep, [dataclasses.replace(c, sweep_id="sw-lean") for c in children])
+    general = sweep_document(sweep_status(paths, "sw-lean"))
+    lean = json.loads(sweep_document_text(sweep_documents(paths, "sw-lean")))
+    _without_as_of(general["children"])
+    _without_as_of(lean["children"])
+    assert lean == general
+    assert [c["job_id"] for c in lean["children"]] == ["sw-lean-0", "sw-lean-1", "sw-lean-2", "sw-lean-3"]
+    assert [lean["counts"][state] for state in ("succeeded", "failed", "cancelled")] == [1, 1, 1]
+    assert lean["children"][1]["failure"] == json.loads(_OOM)
+    printed = cli.json("status", "sw-lean")
+    assert isinstance(printed, dict)
+    _without_as_of(printed["children"])
+    assert printed == general

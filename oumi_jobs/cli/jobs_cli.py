@@ -173,7 +173,10 @@ def status(
     if sweeps.names_sweep(paths, which):
         if watch:
             raise UsageError("status --watch follows one job; `wait SWEEP` follows a sweep to its end")
-        sweeps_cli.show_status(out, sweeps.sweep_status(paths, which, cloud_timeout_s=cloud_timeout))
+        if out.mode is Mode.JSON:  # thousands of children: their documents built by SQLite
+            sweeps_cli.show_documents(out, sweeps.sweep_documents(paths, which, cloud_timeout_s=cloud_timeout))
+        else:
+            sweeps_cli.show_status(out, sweeps.sweep_status(paths, which, cloud_timeout_s=cloud_timeout))
         return
     if watch:
         view = out.follow(waiting.follow_until_done(paths, which), human=live.watch)

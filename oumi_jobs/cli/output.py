@@ -28,7 +28,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from oumi_jobs.render.base import json_array
-from oumi_jobs.render.outcome import Encoded, Outcome
+from oumi_jobs.render.outcome import Encoded, EncodedDocument, Outcome
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,6 +69,8 @@ class Output:
         """
         if self.mode is Mode.JSON and isinstance(document, Encoded):
             print_json_texts(document.texts)
+        elif self.mode is Mode.JSON and isinstance(document, EncodedDocument):
+            print_json_text(document.text)
         elif self.mode is Mode.JSON:
             print_json(document() if callable(document) else document)
         elif self.mode is Mode.HUMAN and human is not None:
@@ -187,6 +189,15 @@ def print_json_texts(texts: list[str]) -> None:
         print_json([json.loads(text) for text in texts])
         return
     sys.stdout.write(json_array(texts) + "\n")
+    sys.stdout.flush()
+
+
+def print_json_text(text: str) -> None:
+    """One JSON text: as it is for pipes; decoded and indented for a person at a terminal."""
+    if sys.stdout.isatty():
+        print_json(json.loads(text))
+        return
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
 
 

@@ -13,15 +13,17 @@ from oumi_jobs.cli import output, render, render_cancel
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.output import Output
 from oumi_jobs.exits import sweep_cancel_exit_code
+from oumi_jobs.render.outcome import EncodedDocument
 from oumi_jobs.render.sweeps import (
     compare_document,
     sweep_cancel_document,
     sweep_document,
+    sweep_document_text,
     sweep_summary_document,
 )
 from oumi_jobs.sweeps import service
 from oumi_jobs.sweeps.compare import CompareRow, compare_sweep
-from oumi_jobs.sweeps.service import SweepCancel, SweepStatus, SweepSummary
+from oumi_jobs.sweeps.service import SweepCancel, SweepDocuments, SweepStatus, SweepSummary
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ListOpt = list[str]
@@ -100,6 +102,11 @@ def register(app: typer.Typer) -> None:
 # -- what the job commands do with a sweep id (called from cli/app.py) ---------------------------------
 def show_status(out: Output, status: SweepStatus) -> None:
     out.result(sweep_document(status), human=lambda: print_sweep(status))
+
+
+def show_documents(out: Output, documents: SweepDocuments) -> None:
+    """``status SWEEP --json``: the sweep document as the lean listing builds it."""
+    out.result(EncodedDocument(sweep_document_text(documents)))
 
 
 def show_cancel(out: Output, result: SweepCancel) -> None:

@@ -11,4 +11,4 @@ def lean_texts(report: JobDocuments) -> list[str]:
     """The JSON texts of the listing, in order: a view's job document encoded; a finished local job's
     document as the store built it, whole (see :func:`job_document`).  Thousands of such documents are
     joined as texts: decoding and encoding them again would cost more than the rest of the command."""
-    return [encode_json(job_document(item)) if isinstance(item, JobView) else item[1] for item in report.listed]
+    return [encode_json(job_document(item)) if isinstance(item, JobView) else item.text for item in report.listed]

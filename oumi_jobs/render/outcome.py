@@ -25,6 +25,13 @@ class Encoded:
 
 
 @dataclass(frozen=True)
+class EncodedDocument:
+    """One document already encoded as JSON text (a sweep with thousands of children): printed as it is."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class Outcome:
     """``document``: the JSON result, or a function that builds it (when building it costs what the human and
     quiet modes should not pay); None where ``--json`` prints nothing more."""

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from oumi_jobs.render.base import SCHEMA_VERSION, job_document
+from oumi_jobs.render.base import SCHEMA_VERSION, encode_json, job_document, json_array
 from oumi_jobs.render.cancel import bulk_document
 from oumi_jobs.store.sweeps import SweepRecord
 from oumi_jobs.sweeps.compare import CompareRow
-from oumi_jobs.sweeps.service import SweepCancel, SweepStatus, SweepSummary
+from oumi_jobs.sweeps.service import SweepCancel, SweepDocuments, SweepStatus, SweepSummary
+from oumi_jobs.views import JobView
 
 
 def _head(sweep: SweepRecord) -> dict[str, Any]:
@@ -36,6 +37,15 @@ def sweep_document(status: SweepStatus) -> dict[str, Any]:
         "done": status.done,
         "children": [job_document(view) for view in status.children],
     }
+
+
+def sweep_document_text(documents: SweepDocuments) -> str:
+    """:func:`sweep_document` as JSON text, from the children read the lean way: the finished local children's
+    documents as the store built them, joined as texts, never decoded (tests/test_listing.py checks both
+    ways agree)."""
+    head = _head(documents.sweep) | {"counts": documents.counts, "done": documents.done}
+    children = [encode_json(job_document(c)) if isinstance(c, JobView) else c.text for c in documents.children]
+    return encode_json(head)[:-1] + ',"children":' + json_array(children) + "}"
 
 
 def sweep_summary_document(summary: SweepSummary) -> dict[str, Any]:

@@ -21,8 +21,13 @@ from oumi_jobs.cancel.service import CancelOptions
 from oumi_jobs.errors import UsageError
 from oumi_jobs.exits import sweep_cancel_exit_code
 from oumi_jobs.paths import Paths
-from oumi_jobs.render.sweeps import sweep_cancel_document, sweep_document, sweep_summary_document
-from oumi_jobs.server.rest import EXIT_CODE_HEADER, URL_TEXT, document
+from oumi_jobs.render.sweeps import (
+    sweep_cancel_document,
+    sweep_document,
+    sweep_document_text,
+    sweep_summary_document,
+)
+from oumi_jobs.server.rest import EXIT_CODE_HEADER, JSON, URL_TEXT, document
 from oumi_jobs.server.schemas import (
     NOT_BLANK,
     CancelBody,
@@ -103,7 +108,7 @@ def _read_routes(routes: APIRouter, paths: Paths) -> None:
         description="`oumi-jobs status SWEEP --json`: the counts by state, and every child's job document.",
     )  # fmt: skip
     def get_sweep(sweep: SweepRef) -> Response:
-        return document(sweep_document(service.sweep_status(paths, sweep)))
+        return Response(sweep_document_text(service.sweep_documents(paths, sweep)), media_type=JSON)
 
 
 def sweep_request(body: SweepBody) -> service.SweepRequest:

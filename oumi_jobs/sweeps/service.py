@@ -79,6 +79,23 @@ class SweepStatus:
 
 
 @dataclass(frozen=True)
+class SweepDocuments:
+    """A sweep and its children read the lean way (``status SWEEP --json``, ``GET /api/sweeps/{sweep}``):
+    finished local children as the documents the store built, the others as views, in their order."""
+
+    sweep: SweepRecord
+    children: list[listing.LeanDocument | JobView]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(child.state.value for child in self.children))
+
+    @property
+    def done(self) -> bool:
+        return all(isinstance(child, listing.LeanDocument) or child.done for child in self.children)
+
+
+@dataclass(frozen=True)
 class SweepSummary:
     """A sweep in the ``sweeps`` listing: its counts by state, read without asking any cloud."""
 
@@ -247,6 +264,18 @@ def sweep_status(paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLO
         with_progress=False,
     )  # fmt: skip
     return SweepStatus(sweep, report.views)
+
+
+def sweep_documents(paths: Paths, ref: str, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> SweepDocuments:
+    """What :func:`sweep_status` finds, read as ``list --json`` reads jobs: a finished local child's document
+    is built by SQLite (``store/listing.py``), so a sweep of thousands of children costs one query."""
+    sweep = resolve_sweep(paths, ref)
+    restart_stalled(paths, sweep)
+    report = listing.list_job_documents(
+        paths, sweep=sweep.sweep_id, local_only=sweep.cloud == facts.LOCAL_CLOUD, cloud_timeout_s=cloud_timeout_s,
+        with_progress=False,
+    )  # fmt: skip
+    return SweepDocuments(sweep, report.listed)
 
 
 def restart_stalled(paths: Paths, sweep: SweepRecord) -> list[str]:
