@@ -42,6 +42,8 @@ from oumi_jobs.local.procs import boot_id, identify, start_time_of
 from oumi_jobs.local.queues import wait_for_turn
 from oumi_jobs.local.terminator import JOB_MARKER_ENV
 from oumi_jobs.paths import Paths, open_private_file
+from oumi_jobs.progress import starts
+from oumi_jobs.progress.reading import job_output_dir
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.sweeps.handoff import hand_over
 from oumi_jobs.timestamps import now_iso
@@ -92,6 +94,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
         stdout_fd, stderr_fd = _open_log(paths, record.stdout_path), _open_log(paths, record.stderr_path)
     except (OumiJobsError, OSError) as exc:
         return _cannot_start(paths, record.job_id, f"cannot open its log: {exc}")
+    _record_metrics_start(paths, record)
     contained = containment.JobContainment(record.job_id)
     try:
         process = subprocess.Popen(
@@ -138,6 +141,14 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     contained.outlive_orphans()
     hand_over(paths, record.job_id)  # only now: the next child's supervisor must be no orphan of this job
     return 0
+
+
+def _record_metrics_start(paths: Paths, record: JobRecord) -> None:
+    """Where the job's own lines will begin in its output folder's metrics files, measured before it can write
+    any: Oumi appends to the files an earlier run left there, and those lines are not this job's."""
+    files = starts.measure(job_output_dir(record))
+    encoded = starts.with_attempt(record.metrics_start, 1, files)
+    _store(paths, "where its metrics start", lambda r: r.update(record.job_id, metrics_start=encoded))
 
 
 def _job_env(record: JobRecord) -> dict[str, str]:

@@ -16,6 +16,7 @@ from oumi_jobs.progress.parse import (
     parse_metric_line,
 )
 from oumi_jobs.progress.reading import job_output_dir
+from oumi_jobs.progress.starts import TRAINER_STATE, FileStart, left_before, own_offset, own_starts
 from oumi_jobs.store.registry import JobRecord
 
 
@@ -26,7 +27,7 @@ def read_series(record: JobRecord) -> tuple[dict[str, list[tuple[float, float]]]
     entries: list[dict[str, float]] = []
     source = None
     if output_dir is not None:
-        entries, source = _metrics_entries(output_dir), "metrics"
+        entries, source = _metrics_entries(output_dir, own_starts(record)), "metrics"
     if not entries and record.stdout_path and record.is_local:
         entries, source = _logged_entries(Path(record.stdout_path)), "logs"
     series: dict[str, list[tuple[float, float]]] = {}
@@ -38,16 +39,19 @@ def read_series(record: JobRecord) -> tuple[dict[str, list[tuple[float, float]]]
     return series, source if entries else None
 
 
-def _metrics_entries(output_dir: Path) -> list[dict[str, float]]:
+def _metrics_entries(output_dir: Path, starts: Mapping[str, FileStart]) -> list[dict[str, float]]:
+    """The job's own entries: its lowest rank's metrics file from its start in it, else trainer_state.json
+    unless it is still the one an earlier run left."""
     try:
-        ranks = sorted(int(m.group(1)) for e in os.scandir(output_dir) if (m := METRICS_GLOB.match(e.name)))
+        names = {e.name: int(m.group(1)) for e in os.scandir(output_dir) if (m := METRICS_GLOB.match(e.name))}
     except OSError:
-        ranks = []
-    if ranks:
-        text = _read_text(output_dir / f"metrics_rank{ranks[0]:04}.jsonl")
+        names = {}
+    if names:
+        name = min(names, key=names.__getitem__)
+        text = _read_text(output_dir / name, starts.get(name))
         return [e for line in text.splitlines() if (e := json_line(line)) is not None]
     try:
-        data = json.loads(_read_text(output_dir / "trainer_state.json") or "{}")
+        data = json.loads(_read_text(output_dir / TRAINER_STATE, starts.get(TRAINER_STATE), whole=True) or "{}")
     except (ValueError, RecursionError):
         return []
     history = data.get("log_history") if isinstance(data, dict) else None
@@ -59,12 +63,18 @@ def _logged_entries(path: Path) -> list[dict[str, float]]:
     return [e for line in text.splitlines() if line.startswith("{") and (e := parse_metric_line(line)) is not None]
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, start: FileStart | None = None, *, whole: bool = False) -> str:
+    """The file from the job's own ``start`` in it; a file rewritten ``whole`` is all or nothing: nothing while
+    it is still as an earlier run left it."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return ""
     with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if whole and left_before(start, info):
+            return ""
+        handle.seek(0 if whole else own_offset(start, info.st_ino, info.st_size))
         return handle.read().decode("utf-8", errors="replace")
 
 

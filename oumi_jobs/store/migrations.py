@@ -153,4 +153,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN failure TEXT;
         """,
     ),
+    (
+        "0009_metrics_start",
+        """
+        ALTER TABLE jobs ADD COLUMN metrics_start TEXT;
+        """,
+    ),
 ]

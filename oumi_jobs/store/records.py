@@ -64,6 +64,9 @@ class JobRecord:
     environment: str | None = None
     # Why the job failed (oumi_jobs.failures), as the document's JSON object: computed once, when it ended.
     failure: str | None = None
+    # Where each attempt's own lines begin in its output folder's metrics files (progress.starts, JSON text):
+    # Oumi appends to the files of a folder an earlier run used.
+    metrics_start: str | None = None
     depends_on: tuple[str, ...] = field(default=())
 
     @property
