@@ -109,16 +109,45 @@ def test_a_job_read_before_its_start_was_recorded_is_read_again_from_it(paths: P
     assert found is not None and (found.step, found.loss) == (1, 2.0)
 
 
+def test_an_ended_job_keeps_its_lines_when_a_later_run_appends(paths: Paths, tmp_path: Path) -> None:
+    """Its end was measured as it ended: the lines a later run appended after it are not the first job's."""
+    folder = tmp_path / "out"
+    metrics = folder / "metrics_rank0000.jsonl"
+    measured = _measured(folder)  # the folder is empty: the file will be all the job's
+    _append(metrics, EARLIER)
+    ended = starts.with_attempt(measured, 1, starts.measure(folder), end=True)
+    job_id = add_record(paths, make_record("first", output_dir=str(folder), metrics_start=ended,
+                                           end_time=now_iso(), exit_code=0))  # fmt: skip
+    _append(metrics, OWN)  # a second run in the same folder
+    assert metric_series(paths, job_id, "loss").steps == (1, 2, 3, 4, 5, 6)
+    found = get_progress(paths, job_id)
+    assert found is not None and (found.step, found.loss) == (6, 3.0)
+    # A job that ended before any metrics file was there has none of the lines a later run wrote in it.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = starts.with_attempt(_measured(empty), 1, starts.measure(empty), end=True)
+    silent = add_record(paths, make_record("silent", output_dir=str(empty), metrics_start=nothing,
+                                           end_time=now_iso(), exit_code=0))  # fmt: skip
+    _append(empty / "metrics_rank0000.jsonl", OWN)
+    assert get_progress(paths, silent) is None
+
+
 def test_recorded_starts_keep_each_attempt(tmp_path: Path) -> None:
     first = starts.with_attempt(None, 1, {"metrics_rank0000.jsonl": [5, 100, 7]})
+    first = starts.with_attempt(first, 1, {"metrics_rank0000.jsonl": [5, 180, 8]}, end=True)
     both = starts.with_attempt(first, 2, {"metrics_rank0000.jsonl": [5, 250, 9]})
     assert starts.attempts(both) == {
-        1: {"metrics_rank0000.jsonl": [5, 100, 7]},
-        2: {"metrics_rank0000.jsonl": [5, 250, 9]},
+        1: {"start": {"metrics_rank0000.jsonl": [5, 100, 7]}, "end": {"metrics_rank0000.jsonl": [5, 180, 8]}},
+        2: {"start": {"metrics_rank0000.jsonl": [5, 250, 9]}},
     }
-    assert starts.own_starts(make_record(metrics_start=both)) == {"metrics_rank0000.jsonl": [5, 100, 7]}
+    own = starts.own_lines(make_record(metrics_start=both))  # from the first attempt's start; the last runs
+    assert (own.start, own.end) == ({"metrics_rank0000.jsonl": [5, 100, 7]}, None)
+    assert own.span("metrics_rank0000.jsonl", 5, 400) == (100, 400) and own.span("metrics_rank0000.jsonl", 6, 400) == (
+        0,
+        400,
+    )
     assert starts.attempts("not json") == starts.attempts(None) == starts.attempts("[1]") == {}
-    assert starts.attempts('{"1": {"metrics_rank0000.jsonl": [1, "x"]}, "a": {}}') == {1: {}}  # not ours: unread
+    assert starts.attempts('{"1": {"start": {"m": [1, "x"]}}, "a": {}}') == {1: {"start": {}}}  # not ours: unread
     assert starts.measure(tmp_path / "absent") == {} and starts.measure(None) == {}
 
 
@@ -137,7 +166,8 @@ def test_the_supervisor_records_where_the_job_starts(paths: Paths, cli: Cli, tmp
         record = registry.get(job_id)
     assert record is not None
     recorded = starts.attempts(record.metrics_start)
-    assert list(recorded) == [1] and recorded[1]["metrics_rank0000.jsonl"][1] == size
-    assert set(recorded[1]) == {"metrics_rank0000.jsonl", "trainer_state.json"}
+    assert list(recorded) == [1] and recorded[1]["start"]["metrics_rank0000.jsonl"][1] == size
+    assert set(recorded[1]["start"]) == {"metrics_rank0000.jsonl", "trainer_state.json"}
+    assert recorded[1]["end"]["metrics_rank0000.jsonl"][1] == metrics.stat().st_size > size  # measured as it ended
     assert (final["progress"]["step"], final["progress"]["loss"]) == (4, 0.5)
     assert cli.json("plot", job_id)["series"][0]["steps"] == [1, 2, 3, 4]

@@ -160,6 +160,7 @@ def test_two_trainings_in_one_folder_each_have_only_their_own_steps(cli: Cli, ti
     assert (progress["step"], progress["total_steps"], progress["source"]) == (4, 4, "metrics")
     plotted = cli.json("plot", *ids)
     assert [series["job_id"] for series in plotted["series"]] == ids
+    assert plotted["series"][0]["steps"] == [1, 2, 3, 4, 5, 6]  # the first's end was measured as it ended
     assert plotted["series"][1]["steps"] == [1, 2, 3, 4]
     assert plotted["series"][1]["values"] == [entry["loss"] for entry in entries[7:] if "loss" in entry]
 

@@ -34,7 +34,7 @@ from oumi_jobs.progress.parse import (
     parse_metric_line,
     parse_tqdm,
 )
-from oumi_jobs.progress.starts import TRAINER_STATE, FileStart, left_before, own_offset, own_starts
+from oumi_jobs.progress.starts import TRAINER_STATE, OwnLines, own_lines
 from oumi_jobs.store.registry import JobRecord
 from oumi_jobs.timestamps import from_epoch
 
@@ -43,11 +43,11 @@ _FIRST_READ_CAP = 8 * 1024 * 1024
 
 
 def _read_new(
-    state: JobState, path: Path, *, start: FileStart | None = None, cap: int = _FIRST_READ_CAP
+    state: JobState, path: Path, *, own: OwnLines | None = None, cap: int = _FIRST_READ_CAP
 ) -> tuple[str, str, float, bool] | None:
     """What ``path`` got since the last read: its complete lines, the line still being written after them, its
     mtime, and whether it was read anew from its start (replaced or truncated since); None when nothing new.
-    Read first from the job's own ``start`` in it (the lines before are an earlier run's).
+    Only the job's ``own`` lines in it are read (those before are an earlier run's, those after a later one's).
 
     Only the complete lines are consumed: the line being written is read again
     next time (tqdm redraws its bar as ``\r`` and the bar, so its latest bar is
@@ -65,30 +65,30 @@ def _read_new(
             return None
         inode, offset = state.files.get(key, [info.st_ino, -1])
         anew = inode != info.st_ino or info.st_size < offset
-        begin = own_offset(start, info.st_ino, info.st_size)
+        begin, size = own.span(path.name, info.st_ino, info.st_size) if own else (0, info.st_size)
         if anew or offset < 0:
             offset = begin
-        if offset == begin and info.st_size - begin > cap:
-            offset = info.st_size - cap
-        if info.st_size == offset:
+        if offset == begin and size - begin > cap:
+            offset = size - cap
+        if size <= offset:
             return None
         handle.seek(offset)
-        data = handle.read(info.st_size - offset)
+        data = handle.read(size - offset)
     end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
     state.files[key] = [info.st_ino, offset + end]
     text, rest = (data[:end].decode("utf-8", errors="replace"), data[end:].decode("utf-8", errors="replace"))
     return text, rest, info.st_mtime, anew
 
 
-def _read_metrics(state: JobState, output_dir: Path, starts: Mapping[str, FileStart]) -> None:
-    """Every rank's metrics file, from the job's own start in it; the latest step, loss and epoch of each rank."""
+def _read_metrics(state: JobState, output_dir: Path, own: OwnLines) -> None:
+    """Every rank's metrics file, the job's own lines in it; the latest step, loss and epoch of each rank."""
     try:
         names = [e.name for e in os.scandir(output_dir) if METRICS_GLOB.match(e.name)]
     except OSError:
         return
     for name in names:
         rank = str(int(METRICS_GLOB.match(name).group(1)))  # type: ignore[union-attr]
-        got = _read_new(state, output_dir / name, start=starts.get(name))
+        got = _read_new(state, output_dir / name, own=own)
         if got is None:
             continue
         text, _, mtime, anew = got
@@ -117,9 +117,9 @@ def _sample(state: JobState, step: float, mtime: float) -> None:
         state.samples = [state.samples[0], point]
 
 
-def _read_trainer_state(state: JobState, output_dir: Path, starts: Mapping[str, FileStart]) -> None:
+def _read_trainer_state(state: JobState, output_dir: Path, own: OwnLines) -> None:
     """``trainer_state.json``: rewritten whole at each checkpoint and at the end; read when it changed, and
-    never while it is still the one an earlier run left."""
+    only as the job wrote it (not as an earlier run left it, nor as a later one rewrote it)."""
     path = output_dir / TRAINER_STATE
     try:
         info = os.stat(path, follow_symlinks=False)
@@ -127,7 +127,7 @@ def _read_trainer_state(state: JobState, output_dir: Path, starts: Mapping[str, 
         return
     if not stat.S_ISREG(info.st_mode) or state.trainer.get("mtime") == info.st_mtime:
         return
-    if left_before(starts.get(TRAINER_STATE), info):
+    if not own.rewritten_by_it(TRAINER_STATE, info):
         return
     try:
         data = json.loads(path.read_bytes())
@@ -287,9 +287,9 @@ def local_progress(paths: Paths, record: JobRecord, *, done: bool) -> Progress |
     _config_total(state, record)
     output_dir = job_output_dir(record)
     if output_dir is not None:
-        starts = own_starts(record)
-        _read_metrics(state, output_dir, starts)
-        _read_trainer_state(state, output_dir, starts)
+        own = own_lines(record)
+        _read_metrics(state, output_dir, own)
+        _read_trainer_state(state, output_dir, own)
     _read_logs(state, record)
     progress = _summary(state, done=done, training=record.command == "train")
     state.done, state.progress = done, as_dict(progress)
