@@ -1,4 +1,4 @@
-"""Where a job's own lines begin in the files of an output folder that an earlier run may have used.
+"""Where a job's own lines begin and end in the files of an output folder that other runs may share.
 
 Oumi appends to ``metrics_rank*.jsonl`` when a run reuses an output folder,
 so the lines before a job started are another run's.  Just before a local
@@ -25,7 +25,7 @@ from oumi_jobs.store.registry import JobRecord
 
 TRAINER_STATE = "trainer_state.json"
 
-# What a file was at a job's start: its inode, its size (the offset of the job's first line), its mtime in ns.
+# A file as measured at a job's start or end: its inode, its size (the offset of a line boundary), its mtime in ns.
 FileStart = list[int]
 
 
