@@ -80,6 +80,10 @@ ROWS: list[tuple[str, str, dict[str, Any]]] = [
         "job_id": "priced-job", "cloud": "gcp", "submit_time": T1, "cluster": "sky-2", "launcher_job_id": "3",
         "started_at": T1, "cost_per_hour": 12.5,
     }),
+    ("0009_metrics_start", "jobs", {
+        "job_id": "measured-job", "cloud": "local", "submit_time": T1, "pid": 4245,
+        "metrics_start": '{"1":{"metrics_rank0000.jsonl":[7,120,1]}}',
+    }),
 ]  # fmt: skip
 
 

@@ -8,6 +8,7 @@ of it importing oumi.  Marked ``slow`` but run by the plain ``python -m pytest``
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -56,8 +57,8 @@ _BUILD = textwrap.dedent(
 )
 
 
-def _train_config(root: Path, here: Path) -> Path:
-    config = here / "train.yaml"
+def _train_config(root: Path, here: Path, max_steps: int = MAX_STEPS, name: str = "train.yaml") -> Path:
+    config = here / name
     config.write_text(
         textwrap.dedent(
             f"""
@@ -73,7 +74,7 @@ def _train_config(root: Path, here: Path) -> Path:
                     dataset_path: {root / "data.jsonl"}
             training:
               trainer_type: TRL_SFT
-              max_steps: {MAX_STEPS}
+              max_steps: {max_steps}
               per_device_train_batch_size: 4
               logging_steps: 1
               save_steps: 0
@@ -138,6 +139,30 @@ def test_a_real_oumi_train_shows_its_progress_and_plots(cli: Cli, tiny: Path, tm
     shown = cli("plot", job_id, "--metric", "loss", "--metric", "learning_rate")
     assert shown.exit_code == 0 and "loss" in shown.stdout and "learning_rate" in shown.stdout
     assert "step 12/12 · 100%" in cli("status", job_id).stdout
+
+
+@pytest.mark.slow
+def test_two_trainings_in_one_folder_each_have_only_their_own_steps(cli: Cli, tiny: Path, tmp_path: Path) -> None:
+    """Oumi appends to the metrics file of a folder an earlier run used: the second job's progress and series
+    are its own 4 steps, not the first job's 6 before them."""
+    ids = []
+    for steps in (6, 4):
+        ids.append(
+            submit_id(cli, str(_train_config(tiny, tmp_path, steps, f"train-{steps}.yaml")), *_hermetic(tmp_path))
+        )
+        final = wait_until(lambda: (d := cli.json("status", ids[-1]))["done"] and d, timeout=240, interval=0.5)
+        assert isinstance(final, dict)
+        assert final["state"] == "succeeded", Path(final["stderr_path"]).read_text(errors="replace")[-3000:]
+    # Both runs in one file, each ending with its summary line (the trainer's runtime, at its last step).
+    entries = [json.loads(line) for line in (tmp_path / "out" / "metrics_rank0000.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in entries] == [1, 2, 3, 4, 5, 6, 6, 1, 2, 3, 4, 4]
+    progress = final["progress"]
+    assert (progress["step"], progress["total_steps"], progress["source"]) == (4, 4, "metrics")
+    plotted = cli.json("plot", *ids)
+    assert [series["job_id"] for series in plotted["series"]] == ids
+    assert plotted["series"][0]["steps"] == [1, 2, 3, 4, 5, 6]  # the first's end was measured as it ended
+    assert plotted["series"][1]["steps"] == [1, 2, 3, 4]
+    assert plotted["series"][1]["values"] == [entry["loss"] for entry in entries[7:] if "loss" in entry]
 
 
 @pytest.mark.slow

@@ -42,6 +42,8 @@ from oumi_jobs.local.procs import boot_id, identify, start_time_of
 from oumi_jobs.local.queues import wait_for_turn
 from oumi_jobs.local.terminator import JOB_MARKER_ENV
 from oumi_jobs.paths import Paths, open_private_file
+from oumi_jobs.progress import starts
+from oumi_jobs.progress.reading import job_output_dir
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.sweeps.handoff import hand_over
 from oumi_jobs.timestamps import now_iso
@@ -92,6 +94,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
         stdout_fd, stderr_fd = _open_log(paths, record.stdout_path), _open_log(paths, record.stderr_path)
     except (OumiJobsError, OSError) as exc:
         return _cannot_start(paths, record.job_id, f"cannot open its log: {exc}")
+    metrics_start = _record_metrics_start(paths, record)
     contained = containment.JobContainment(record.job_id)
     try:
         process = subprocess.Popen(
@@ -133,11 +136,21 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
         ),
     )  # fmt: skip
     returncode, descendants = _wait_recording_descendants(paths, record.job_id, process)
-    _record_end(paths, record, returncode, (process.pid, *descendants), contained.cgroup)
+    _record_end(paths, record, returncode, (process.pid, *descendants), contained.cgroup, metrics_start)
     os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
     contained.outlive_orphans()
     hand_over(paths, record.job_id)  # only now: the next child's supervisor must be no orphan of this job
     return 0
+
+
+def _record_metrics_start(paths: Paths, record: JobRecord) -> str:
+    """Where the job's own lines will begin in its output folder's metrics files, measured before it can write
+    any: Oumi appends to the files an earlier run left there, and those lines are not this job's.  Returned:
+    the record's new ``metrics_start``."""
+    files = starts.measure(job_output_dir(record))
+    encoded = starts.with_attempt(record.metrics_start, 1, files)
+    _store(paths, "where its metrics start", lambda r: r.update(record.job_id, metrics_start=encoded))
+    return encoded
 
 
 def _job_env(record: JobRecord) -> dict[str, str]:
@@ -147,14 +160,19 @@ def _job_env(record: JobRecord) -> dict[str, str]:
     return os.environ | own | {JOB_MARKER_ENV: record.job_id}
 
 
-def _record_end(paths: Paths, record: JobRecord, returncode: int, pids: tuple[int, ...], cgroup: Path | None) -> None:
+def _record_end(
+    paths: Paths, record: JobRecord, returncode: int, pids: tuple[int, ...], cgroup: Path | None, metrics_start: str
+) -> None:
     ended = now_iso()  # kept, with the rest, should the registry refuse the record for a while
+    # Where its lines end, before it is seen ended: a later run in its folder appends after them.
+    metrics = starts.with_attempt(metrics_start, 1, starts.measure(job_output_dir(record)), end=True)
     code, signum = (returncode, None) if returncode >= 0 else (None, -returncode)
     # Now, while the job's cgroup and the kernel's record of its end still exist.
     failure = None if returncode == 0 else encode_failure(triage(Ending(
         exit_code=code, exit_signal=signum, pids=pids, cgroup=str(cgroup) if cgroup else None,
         log_paths=tuple(path for path in (record.stderr_path, record.stdout_path) if path),
     )))  # fmt: skip
+    _store(paths, "where its metrics end", lambda r: r.update(record.job_id, metrics_start=metrics))
     _store(
         paths, "the exit record",
         lambda r: r.record_exit(record.job_id, exit_code=code, exit_signal=signum, end_time=ended, failure=failure),

@@ -5,7 +5,8 @@ job writes: tqdm bars, metric lines), ``reading`` (a job's files or log
 stream, read incrementally: ``local_progress``, ``cloud_progress``),
 ``cache`` (what was read, kept for next time, and the index of finished
 jobs the lean ``list --json`` reads), ``series`` (a metric over its steps,
-for plots).  This module holds only the two results they share.
+for plots), ``starts`` (where a job's own lines lie in files an earlier or
+later run in its output folder appends to).  This module holds only the two results they share.
 """
 
 from __future__ import annotations

@@ -38,6 +38,9 @@ class JobState:
 
     # Which job it was read for: a job id can be used again (``--name`` after a prune); its submit time tells.
     submitted: str = ""
+    # Where the job's own lines begin (the record's ``metrics_start``) when it was read: a job read before its
+    # start was recorded was read as a whole, and is read again from its start once it is.
+    starts: str = ""
     done: bool = False
     config_total: int | None = None
     config_read: bool = False
@@ -80,14 +83,17 @@ def _cache_file(paths: Paths, job_id: str) -> Path:
 
 def load_state(paths: Paths, record: JobRecord) -> tuple[JobState, bytes]:
     """What was read of this job before, and the cache file's bytes; nothing where the cache is missing,
-    unreadable or of an earlier job of the same id."""
+    unreadable, of an earlier job of the same id, or read from other starts than the job's."""
     raw = b""
     try:
         raw = _cache_file(paths, record.job_id).read_bytes()
         state = JobState.load(raw)
     except (OSError, ValueError):  # orjson's JSONDecodeError is a ValueError too
         state = JobState()
-    return (state if state.submitted == record.submit_time else JobState(submitted=record.submit_time)), raw
+    starts = record.metrics_start or ""
+    if state.submitted != record.submit_time or (not state.done and state.starts != starts):
+        state = JobState(submitted=record.submit_time, starts=starts)
+    return state, raw
 
 
 def forget(paths: Paths, job_ids: Iterable[str]) -> None:

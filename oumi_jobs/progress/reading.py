@@ -2,8 +2,9 @@
 
 A local job's progress is read from its output dir (Oumi's
 ``metrics_rank*.jsonl``, one JSON object per logging step, and
-``trainer_state.json``) and from its logs (the trainer's tqdm ``N/M`` bars,
-and the metrics Python prints as dict lines), which are the fallback and the
+``trainer_state.json``; only what the job itself wrote there, see
+:mod:`oumi_jobs.progress.starts`) and from its logs (the trainer's tqdm
+``N/M`` bars, and the metrics Python prints as dict lines), which are the fallback and the
 only source of a cloud job (its launcher's log stream).  What was read is
 kept in :mod:`oumi_jobs.progress.cache`; a local job's progress read after it ended is kept in the registry
 too (its ``final_progress``), from which the lean listing projects it.
@@ -35,6 +36,7 @@ from oumi_jobs.progress.parse import (
     parse_metric_line,
     parse_tqdm,
 )
+from oumi_jobs.progress.starts import TRAINER_STATE, OwnLines, own_lines
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import from_epoch
 
@@ -42,9 +44,12 @@ from oumi_jobs.timestamps import from_epoch
 _FIRST_READ_CAP = 8 * 1024 * 1024
 
 
-def _read_new(state: JobState, path: Path, *, cap: int = _FIRST_READ_CAP) -> tuple[str, str, float, bool] | None:
+def _read_new(
+    state: JobState, path: Path, *, own: OwnLines | None = None, cap: int = _FIRST_READ_CAP
+) -> tuple[str, str, float, bool] | None:
     """What ``path`` got since the last read: its complete lines, the line still being written after them, its
     mtime, and whether it was read anew from its start (replaced or truncated since); None when nothing new.
+    Only the job's ``own`` lines in it are read (those before are an earlier run's, those after a later one's).
 
     Only the complete lines are consumed: the line being written is read again
     next time (tqdm redraws its bar as ``\r`` and the bar, so its latest bar is
@@ -60,31 +65,32 @@ def _read_new(state: JobState, path: Path, *, cap: int = _FIRST_READ_CAP) -> tup
         info = os.fstat(handle.fileno())
         if not stat.S_ISREG(info.st_mode):
             return None
-        inode, offset = state.files.get(key, [info.st_ino, 0])
+        inode, offset = state.files.get(key, [info.st_ino, -1])
         anew = inode != info.st_ino or info.st_size < offset
-        if anew:
-            offset = 0
-        if offset == 0 and info.st_size > cap:
-            offset = info.st_size - cap
-        if info.st_size == offset:
+        begin, size = own.span(path.name, info.st_ino, info.st_size) if own else (0, info.st_size)
+        if anew or offset < 0:
+            offset = begin
+        if offset == begin and size - begin > cap:
+            offset = size - cap
+        if size <= offset:
             return None
         handle.seek(offset)
-        data = handle.read(info.st_size - offset)
+        data = handle.read(size - offset)
     end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
     state.files[key] = [info.st_ino, offset + end]
     text, rest = (data[:end].decode("utf-8", errors="replace"), data[end:].decode("utf-8", errors="replace"))
     return text, rest, info.st_mtime, anew
 
 
-def _read_metrics(state: JobState, output_dir: Path) -> None:
-    """Every rank's metrics file; the latest step, loss and epoch of each rank."""
+def _read_metrics(state: JobState, output_dir: Path, own: OwnLines) -> None:
+    """Every rank's metrics file, the job's own lines in it; the latest step, loss and epoch of each rank."""
     try:
         names = [e.name for e in os.scandir(output_dir) if METRICS_GLOB.match(e.name)]
     except OSError:
         return
     for name in names:
         rank = str(int(METRICS_GLOB.match(name).group(1)))  # type: ignore[union-attr]
-        got = _read_new(state, output_dir / name)
+        got = _read_new(state, output_dir / name, own=own)
         if got is None:
             continue
         text, _, mtime, anew = got
@@ -113,14 +119,17 @@ def _sample(state: JobState, step: float, mtime: float) -> None:
         state.samples = [state.samples[0], point]
 
 
-def _read_trainer_state(state: JobState, output_dir: Path) -> None:
-    """``trainer_state.json``: rewritten whole at each checkpoint and at the end; read when it changed."""
-    path = output_dir / "trainer_state.json"
+def _read_trainer_state(state: JobState, output_dir: Path, own: OwnLines) -> None:
+    """``trainer_state.json``: rewritten whole at each checkpoint and at the end; read when it changed, and
+    only as the job wrote it (not as an earlier run left it, nor as a later one rewrote it)."""
+    path = output_dir / TRAINER_STATE
     try:
         info = os.stat(path, follow_symlinks=False)
     except OSError:
         return
     if not stat.S_ISREG(info.st_mode) or state.trainer.get("mtime") == info.st_mtime:
+        return
+    if not own.rewritten_by_it(TRAINER_STATE, info):
         return
     try:
         data = json.loads(path.read_bytes())
@@ -282,8 +291,9 @@ def local_progress(paths: Paths, record: JobRecord, *, done: bool, keep: bool = 
     _config_total(state, record)
     output_dir = job_output_dir(record)
     if output_dir is not None:
-        _read_metrics(state, output_dir)
-        _read_trainer_state(state, output_dir)
+        own = own_lines(record)
+        _read_metrics(state, output_dir, own)
+        _read_trainer_state(state, output_dir, own)
     _read_logs(state, record)
     progress = _summary(state, done=done, training=record.command == "train")
     state.done, state.progress = done, as_dict(progress)

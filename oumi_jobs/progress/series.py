@@ -16,6 +16,7 @@ from oumi_jobs.progress.parse import (
     parse_metric_line,
 )
 from oumi_jobs.progress.reading import job_output_dir
+from oumi_jobs.progress.starts import TRAINER_STATE, OwnLines, own_lines
 from oumi_jobs.store.registry import JobRecord
 
 
@@ -26,7 +27,7 @@ def read_series(record: JobRecord) -> tuple[dict[str, list[tuple[float, float]]]
     entries: list[dict[str, float]] = []
     source = None
     if output_dir is not None:
-        entries, source = _metrics_entries(output_dir), "metrics"
+        entries, source = _metrics_entries(output_dir, own_lines(record)), "metrics"
     if not entries and record.stdout_path and record.is_local:
         entries, source = _logged_entries(Path(record.stdout_path)), "logs"
     series: dict[str, list[tuple[float, float]]] = {}
@@ -38,16 +39,19 @@ def read_series(record: JobRecord) -> tuple[dict[str, list[tuple[float, float]]]
     return series, source if entries else None
 
 
-def _metrics_entries(output_dir: Path) -> list[dict[str, float]]:
+def _metrics_entries(output_dir: Path, own: OwnLines) -> list[dict[str, float]]:
+    """The job's own entries: its own lines of its lowest rank's metrics file, else trainer_state.json as the
+    job wrote it."""
     try:
-        ranks = sorted(int(m.group(1)) for e in os.scandir(output_dir) if (m := METRICS_GLOB.match(e.name)))
+        names = {e.name: int(m.group(1)) for e in os.scandir(output_dir) if (m := METRICS_GLOB.match(e.name))}
     except OSError:
-        ranks = []
-    if ranks:
-        text = _read_text(output_dir / f"metrics_rank{ranks[0]:04}.jsonl")
+        names = {}
+    if names:
+        name = min(names, key=names.__getitem__)
+        text = _read_text(output_dir / name, own)
         return [e for line in text.splitlines() if (e := json_line(line)) is not None]
     try:
-        data = json.loads(_read_text(output_dir / "trainer_state.json") or "{}")
+        data = json.loads(_read_text(output_dir / TRAINER_STATE, own, whole=True) or "{}")
     except (ValueError, RecursionError):
         return []
     history = data.get("log_history") if isinstance(data, dict) else None
@@ -59,13 +63,20 @@ def _logged_entries(path: Path) -> list[dict[str, float]]:
     return [e for line in text.splitlines() if line.startswith("{") and (e := parse_metric_line(line)) is not None]
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, own: OwnLines | None = None, *, whole: bool = False) -> str:
+    """The job's ``own`` lines of the file (all of it without); a file rewritten ``whole`` is all or nothing."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return ""
     with os.fdopen(fd, "rb") as handle:
-        return handle.read().decode("utf-8", errors="replace")
+        info = os.fstat(handle.fileno())
+        if own is None or whole:
+            mine = own is None or own.rewritten_by_it(path.name, info)
+            return handle.read().decode("utf-8", errors="replace") if mine else ""
+        begin, stop = own.span(path.name, info.st_ino, info.st_size)
+        handle.seek(begin)
+        return handle.read(max(0, stop - begin)).decode("utf-8", errors="replace")
 
 
 def select_series(

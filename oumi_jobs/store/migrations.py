@@ -154,7 +154,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "0009_final_progress",
+        "0009_metrics_start",
+        """
+        ALTER TABLE jobs ADD COLUMN metrics_start TEXT;
+        """,
+    ),
+    (
+        "0010_final_progress",
         """
         ALTER TABLE jobs ADD COLUMN final_progress TEXT;
         """,

@@ -64,6 +64,9 @@ class JobRecord:
     environment: str | None = None
     # Why the job failed (oumi_jobs.failures), as the document's JSON object: computed once, when it ended.
     failure: str | None = None
+    # Where each attempt's own lines begin in its output folder's metrics files (progress.starts, JSON text):
+    # Oumi appends to the files of a folder an earlier run used.
+    metrics_start: str | None = None
     # Its progress (oumi_jobs.progress) as the document's JSON object, kept the first time it was read after
     # the job ended, for the lean listing (store/listing.py); None: not read since it ended.
     final_progress: str | None = None
