@@ -44,7 +44,8 @@ def read_status(
     with_progress: bool = True,
     live_progress: bool = False,
 ) -> JobView:
-    """One job's live state, read and nothing written but the progress cache; with its progress (a cloud
+    """One job's live state, read and nothing written but what was read of its progress (its cache, and a
+    finished job's progress kept in the registry once, for the lean listing); with its progress (a cloud
     job's from a short read of its log stream, made when what was read is over CLOUD_LOG_MAX_AGE_S old, or
     each time with ``live_progress``: ``--watch``)."""
     bounds.check_cloud_timeout(cloud_timeout_s)
