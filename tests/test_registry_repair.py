@@ -15,12 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.registry import Registry
 
-from .helpers import make_record, submit_id, wait_state
+from .helpers import make_record, submit_id, wait_done, wait_state, wait_until
 
 FILLER_JOBS = 2000
 PAGE = 4096
@@ -97,6 +98,8 @@ def test_recover_salvages_every_readable_row_and_names_what_was_lost(paths, cli,
     wait_state(cli, first, "running")
     assert cli("cancel", first, "--force").exit_code == 0
     after = submit_id(cli, "--name", "after", "--after", first, str(job_config("true")))
+    wait_done(cli, after)
+    _wait_for_supervisors(paths, first, after)  # none may write the file between its damage and its recovery
     _fill(paths)
     with Registry.open(paths) as registry:
         before = {r.job_id: r for r in registry.jobs()}
@@ -127,6 +130,22 @@ def test_recover_salvages_every_readable_row_and_names_what_was_lost(paths, cli,
     assert cli("status", "filler-01000").exit_code == 3
     assert cli.json("registry", "check")["ok"] is True
     assert (paths.registry_file.stat().st_mode & 0o777) == 0o600
+
+
+def _wait_for_supervisors(paths: Paths, *job_ids: str) -> None:
+    with Registry.open(paths) as registry:
+        pids = [r.supervisor_pid for job_id in job_ids if (r := registry.get(job_id)) and r.supervisor_pid]
+
+    def gone() -> bool:
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    return False
+            except psutil.NoSuchProcess:
+                pass
+        return True
+
+    wait_until(gone, timeout=20)
 
 
 def test_recover_refuses_a_registry_from_a_newer_oumi_jobs(paths, cli):

@@ -41,7 +41,7 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.server import forwarding
 from oumi_jobs.store.cancellations import CancellationStatus, StepStatus
 from oumi_jobs.store.registry import Registry
-from oumi_jobs.sweeps.handoff import hand_over
+from oumi_jobs.sweeps.handoff import hand_over, sweep_of
 
 # Provisioning takes minutes, and SkyPilot may try zone after zone before it
 # gives up; a launcher silent for this long is taken for hung.
@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"oumi-jobs launcher of {job_id} failed: {exc!r}", file=sys.stderr)
         raise
     finally:
-        hand_over(paths, job_id)  # a sweep's next child is launched as this launch ends, whatever its outcome
+        hand_over(
+            paths, job_id, sweep_of(paths, job_id)
+        )  # a sweep's next child is launched as this launch ends, whatever its outcome
 
 
 if __name__ == "__main__":

@@ -82,7 +82,7 @@ def supervise(paths: Paths, job_id: str) -> int:
             return 1
         lease = wait_for_turn(paths, registry, job_id)
         if lease is None or not registry.claim_start(job_id):
-            hand_over(paths, job_id)  # a sweep's child that will never run frees its sweep's slot too
+            hand_over(paths, job_id, record.sweep_id)  # a sweep's child that will never run frees its slot too
             return 0
     # The slot's lock is inherited by the job: it stays taken while any process of the job lives.
     return _run_job(paths, record, lease.fd)
@@ -93,7 +93,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     try:
         stdout_fd, stderr_fd = _open_log(paths, record.stdout_path), _open_log(paths, record.stderr_path)
     except (OumiJobsError, OSError) as exc:
-        return _cannot_start(paths, record.job_id, f"cannot open its log: {exc}")
+        return _cannot_start(paths, record, f"cannot open its log: {exc}")
     metrics_start = _record_metrics_start(paths, record)
     contained = containment.JobContainment(record.job_id)
     try:
@@ -113,7 +113,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
         contained.release()
         detail = f"cannot start {record.argv[0]!r}: {exc.strerror or exc}"
         os.write(stderr_fd, f"oumi-jobs: {detail}\n".encode())
-        return _cannot_start(paths, record.job_id, detail)
+        return _cannot_start(paths, record, detail)
     finally:
         os.close(stdout_fd)
         os.close(stderr_fd)
@@ -139,7 +139,9 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     _record_end(paths, record, returncode, (process.pid, *descendants), contained.cgroup, metrics_start)
     os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
     contained.outlive_orphans()
-    hand_over(paths, record.job_id)  # only now: the next child's supervisor must be no orphan of this job
+    hand_over(
+        paths, record.job_id, record.sweep_id
+    )  # only now: the next child's supervisor must be no orphan of this job
     return 0
 
 
@@ -179,13 +181,13 @@ def _record_end(
     )  # fmt: skip
 
 
-def _cannot_start(paths: Paths, job_id: str, detail: str) -> int:
+def _cannot_start(paths: Paths, record: JobRecord, detail: str) -> int:
     failure = encode_failure(triage(Ending(exit_code=EXIT_CANNOT_START, detail=detail)))
     _store(
         paths, "the exit record",
-        lambda r: r.record_exit(job_id, exit_code=EXIT_CANNOT_START, detail=detail, failure=failure),
+        lambda r: r.record_exit(record.job_id, exit_code=EXIT_CANNOT_START, detail=detail, failure=failure),
     )  # fmt: skip
-    hand_over(paths, job_id)
+    hand_over(paths, record.job_id, record.sweep_id)
     return 0
 
 

@@ -55,22 +55,33 @@ def start_next(paths: Paths, sweep_id: str) -> str | None:
     return job_id
 
 
-def hand_over(paths: Paths, job_id: str) -> None:
+def hand_over(paths: Paths, job_id: str, sweep_id: str | None) -> None:
     """The process of ``job_id`` is done with it: if it is a sweep's child, start the next child of its sweep.
 
-    A child that cannot be started is ended with the reason, and the next one
-    is tried, so one bad start never stalls the rest of the sweep.
+    A job of no sweep opens nothing: every job's supervisor calls this as it
+    ends, and a registry opened then could still be writing (a WAL checkpoint)
+    after the job reads as over.  A child that cannot be started is ended with
+    the reason, and the next one is tried, so one bad start never stalls the
+    rest of the sweep.
     """
+    if sweep_id is None:
+        return
     try:
-        with Registry.open(paths) as registry:
-            record = registry.get(job_id)
-        if record is None or record.sweep_id is None:
-            return
         for _ in range(START_TRIES):
             try:
-                start_next(paths, record.sweep_id)
+                start_next(paths, sweep_id)
                 return
             except OumiJobsError as exc:
                 print(f"oumi-jobs: {exc}", file=sys.stderr)
     except (OumiJobsError, OSError) as exc:  # the log is the only place left to tell
         print(f"oumi-jobs: could not start the next child of the sweep after {job_id}: {exc}", file=sys.stderr)
+
+
+def sweep_of(paths: Paths, job_id: str) -> str | None:
+    """The sweep ``job_id`` belongs to (None: none, or the registry cannot say)."""
+    try:
+        with Registry.open(paths) as registry:
+            record = registry.get(job_id)
+    except (OumiJobsError, OSError):
+        return None
+    return record.sweep_id if record is not None else None
