@@ -92,13 +92,6 @@ def compare(
     Output.from_flags(as_json=as_json).result([compare_document(r) for r in rows], human=lambda: print_compare(rows))
 
 
-def register(app: typer.Typer) -> None:
-    """Add the sweep commands to the root app."""
-    app.command()(sweep)
-    app.command()(sweeps)
-    app.command()(compare)
-
-
 # -- what the job commands do with a sweep id (called from cli/app.py) ---------------------------------
 def show_status(out: Output, status: SweepStatus) -> None:
     out.result(sweep_document(status), human=lambda: print_sweep(status))
