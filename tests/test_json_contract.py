@@ -176,3 +176,23 @@ def test_check_and_dry_run_documents(paths, job_config, tmp_path):
     assert set(document) == DRY_RUN_KEYS and document["schema_version"] == 1 and document["dry_run"] is True
     assert set(document["problems"][0]) == DRY_RUN_PROBLEM_KEYS and document["ok"] is False
     json.dumps(document)  # plain data
+
+
+EVENT_KEYS = {"schema_version", "event_id", "job_id", "attempt", "at", "kind"}
+# Each kind's own keys beside the common ones (what is read from the job's records).
+EVENT_KIND_KEYS = {
+    "submitted": {"cloud", "sweep_id"},
+    "started": {"pid"},
+    "ended": {"exit_code", "exit_signal", "failure", "detail"},
+}
+
+
+def test_event_documents(cli, job_config):
+    job_id = submit_id(cli, str(job_config("exit 0")))
+    wait_done(cli, job_id)
+    events = cli.json("events", job_id)
+    assert [e["kind"] for e in events] == list(EVENT_KIND_KEYS)
+    for event in events:
+        assert set(event) == EVENT_KEYS | EVENT_KIND_KEYS[event["kind"]], event
+        assert event["schema_version"] == SCHEMA_VERSION
+        assert_time_with_offset(event["at"])

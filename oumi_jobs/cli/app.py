@@ -53,6 +53,7 @@ COMMANDS: dict[str, str] = {
     "cancel-status": "cancel_cli:cancel_status",
     "cancellations": "cancel_cli:cancellations",
     "plot": "jobs_cli:plot",
+    "events": "events_cli:events",
     "clusters": "clusters_cli:clusters_",
     "stop": "clusters_cli:stop",
     "down": "clusters_cli:down",
