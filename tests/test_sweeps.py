@@ -113,6 +113,7 @@ def test_zip_and_values_file_pair_values_and_a_task_child_gets_oumi_overrides(cl
         (["--set", "envs.LR=1,,2"], "empty value"),
         (["--set", "envs.LR"], "PATH=V1"),
         ([], "--set PATH"),
+        (["--set", "envs.LR=1,2", "--autostop", "30m"], "local clusters are not stopped"),  # as submit's
     ],
 )
 def test_each_refusal_exits_2_with_one_line_and_registers_nothing(cli, paths, job_config, args, words):
@@ -236,3 +237,66 @@ def test_a_sweep_whose_running_child_lost_its_supervisor_is_restarted_by_status(
     waited = cli("wait", sweep_id, "--json", "--timeout", "60")  # reading the sweep restarts its chain
     states = [c["state"] for c in json.loads(waited.stdout)]
     assert states[1:] == ["succeeded", "succeeded"] and states[0] in ("lost", "succeeded"), states
+
+
+# -- a cloud sweep takes submit's options, through submit's code (tests/file_cloud.py: a cloud in a file) ------
+INFER = "model:\n  model_name: gpt2\ngeneration:\n  max_new_tokens: 8\n"
+
+
+def test_a_cloud_sweep_dry_run_shows_each_child_and_changes_nothing(paths, cli, file_cloud, tmp_path):
+    config = tmp_path / "infer.yaml"
+    config.write_text(INFER)
+    args = ("sweep", str(config), "--set", "generation.max_new_tokens=16,32", "--cloud", "oj-file", "--cluster",
+            "fd", "--gpus", "A100:8", "--name", "dry", "--dry-run")  # fmt: skip
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["dry_run"] is True and doc["sweep_id"] == "sw-dry" and doc["size"] == 2 and doc["ok"] is True
+    assert (doc["cloud"], doc["cluster"], doc["kind"], doc["command"], doc["preflight"]) == (
+        "oj-file", "fd", "task", "infer", True,
+    )  # fmt: skip
+    assert [c["job_id"] for c in doc["children"]] == ["dry-0000", "dry-0001"]
+    for child, tokens in zip(doc["children"], (16, 32), strict=True):
+        assert child["overrides"] == {"generation.max_new_tokens": tokens}
+        assert child["staged_config"]["settings"]["generation"]["max_new_tokens"] == tokens
+        assert child["job_config"]["resources"] == {"cloud": "oj-file", "accelerators": "A100:8"}
+        assert child["job_config"]["name"] == child["job_id"] and child["argv"] is None
+    human = cli(*args)
+    assert human.exit_code == 0 and "nothing was registered" in human.stderr
+    assert "dry-0001  generation.max_new_tokens=32" in human.stdout and "accelerators: A100:8" in human.stdout
+    assert registered(paths) == (0, 0) and file_cloud.read()["clusters"] == {}
+    assert not (paths.state_dir / "launch").exists() and not (paths.state_dir / "sweeps").exists()
+
+
+def test_a_local_sweep_dry_run_shows_each_childs_command_line(paths, cli, job_config):
+    config = job_config("echo $LR", envs={"LR": 0})
+    doc = cli.json("sweep", str(config), "--set", "envs.LR=1,2", "--dry-run")
+    assert [c["env"]["LR"] for c in doc["children"]] == ["1", "2"] and doc["cloud"] == "local"
+    assert doc["children"][0]["argv"] == ["/bin/bash", "-c", "echo $LR\n"] and doc["parallel"] is None
+    assert registered(paths) == (0, 0)
+
+
+def test_a_cloud_sweep_refused_by_its_preflight_exits_2_and_registers_nothing(paths, cli, file_cloud, tmp_path):
+    config = tmp_path / "infer.yaml"
+    config.write_text(INFER.replace("max_new_tokens: 8", "max_new_tokens: 8\n  bogus_knob: 1"))
+    result = cli("sweep", str(config), "--set", "generation.max_new_tokens=16,32", "--cloud", "oj-file")
+    assert result.exit_code == 2, result.stderr
+    assert (
+        "generation.bogus_knob: not a setting of oumi" in result.stderr
+        and "pre-flight found 1 problem" in result.stderr
+    )
+    assert result.stdout == "" and registered(paths) == (0, 0) and file_cloud.read()["clusters"] == {}
+    assert not (paths.state_dir / "launch").exists() and not (paths.state_dir / "sweeps").exists()
+
+
+def test_a_cloud_sweeps_children_are_launched_with_autostop_and_down(paths, cli, file_cloud, job_config):
+    config = job_config("python train.py", envs={"N": 0})
+    result = cli("sweep", "-q", str(config), "--set", "envs.N=1,2", "--cloud", "oj-file", "--cluster", "fa",
+                 "--autostop", "90m", "--down", "--no-preflight")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "pre-flight checks skipped (--no-preflight)" in result.stderr
+    sweep_id = result.stdout.strip()
+    launched = wait_until(lambda: len(file_cloud.read()["up_kwargs"]) == 2 and file_cloud.read(), timeout=180)
+    assert launched["up_kwargs"] == [{"idle_minutes_to_autostop": 90, "down": True}] * 2
+    wait_until(lambda: cli.json("status", sweep_id)["counts"] == {"running": 2}, timeout=60)
+    assert cli("cancel", sweep_id).exit_code == 0

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from oumi_jobs import bounds, plots, preflight, submitting, waiting
+from oumi_jobs import plots, preflight, submitting, waiting
 from oumi_jobs.cli import live, render, sweeps_cli
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.options import (
@@ -30,7 +30,15 @@ from oumi_jobs.cli.options import (
     job_ref,
 )
 from oumi_jobs.cli.output import Mode, Output
-from oumi_jobs.cli.submit_options import with_policy
+from oumi_jobs.cli.submit_options import (
+    AutostopOpt,
+    DownOpt,
+    DryRunOpt,
+    GpusOpt,
+    NodesOpt,
+    NoPreflightOpt,
+    with_policy,
+)
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import UsageError
 from oumi_jobs.exits import job_exit_code, wait_exit_code
@@ -71,27 +79,13 @@ def submit(
             callback=count("--parallel", 1, MAX_PARALLEL),
         ),
     ] = None,
-    gpus: Annotated[
-        Optional[str], typer.Option("--gpus", help="Accelerators per node of a cloud job, TYPE[:COUNT] (e.g. A100:8).")
-    ] = None,
-    nodes: Annotated[
-        Optional[int],
-        typer.Option("--nodes", help="Nodes of a cloud job.", callback=count("--nodes", 1, bounds.MAX_NODES)),
-    ] = None,
-    autostop: Annotated[
-        Optional[str],
-        typer.Option("--autostop", help="Stop the cluster after it has been idle this long, e.g. 30m (SkyPilot)."),
-    ] = None,
-    down: Annotated[
-        bool, typer.Option("--down", help="Tear the cluster down when it goes idle after the job (SkyPilot).")
-    ] = False,
+    gpus: GpusOpt = None,
+    nodes: NodesOpt = None,
+    autostop: AutostopOpt = None,
+    down: DownOpt = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end; exit with its outcome.")] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print what would run and run the checks; register and start nothing.")
-    ] = False,
-    no_preflight: Annotated[
-        bool, typer.Option("--no-preflight", help="Launch a cloud job without the blocking pre-flight checks.")
-    ] = False,
+    dry_run: DryRunOpt = False,
+    no_preflight: NoPreflightOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     policy: JobPolicy | None = None,

@@ -1,4 +1,5 @@
-"""The options ``submit`` and ``sweep`` share: what oumi-jobs does for a job while nobody watches.
+"""The options ``submit`` and ``sweep`` share: a cloud launch's, the checks', and what oumi-jobs does for a
+job while nobody watches.
 
 Apart from :mod:`oumi_jobs.cli.options` (the options every command shares), so that a command without
 them (``list --json`` over thousands of jobs) does not import the policy and the failure classes it names.
@@ -13,7 +14,29 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from oumi_jobs import bounds
+from oumi_jobs.cli.options import count
 from oumi_jobs.policy import PolicyTexts, parse_policy
+
+GpusOpt = Annotated[
+    Optional[str], typer.Option("--gpus", help="Accelerators per node of a cloud job, TYPE[:COUNT] (e.g. A100:8).")
+]
+NodesOpt = Annotated[
+    Optional[int], typer.Option("--nodes", help="Nodes of a cloud job.", callback=count("--nodes", 1, bounds.MAX_NODES))
+]
+AutostopOpt = Annotated[
+    Optional[str],
+    typer.Option("--autostop", help="Stop the cluster after it has been idle this long, e.g. 30m (SkyPilot)."),
+]
+DownOpt = Annotated[
+    bool, typer.Option("--down", help="Tear the cluster down when it goes idle after the job (SkyPilot).")
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print what would run and run the checks; register and start nothing.")
+]
+NoPreflightOpt = Annotated[
+    bool, typer.Option("--no-preflight", help="Launch on a cloud without the blocking pre-flight checks.")
+]
 
 # The options of what oumi-jobs does for a job while nobody watches, shared by `submit` and `sweep`: declared
 # once here, checked once by the core's parse_policy, and handed to the command as one JobPolicy.
