@@ -263,14 +263,18 @@ def _live_views(
         return [], answers
     # lazy import: the views of jobs, their live states and failures, only when the listing has some
     from oumi_jobs.view_details import add_queue_detail
-    from oumi_jobs.views import cloud_job_view, external_view, view_of
+    from oumi_jobs.views import cloud_job_view, external_view, live_cloud_views, view_of
 
     live = {(j.cloud, j.cluster, j.launcher_job_id): j for a in answers.values() for j in a.jobs}
+    unlisted = _unlisted(records, answers, live)
+    alone = live_cloud_views(unlisted, timeout_s=min(query.cloud_timeout_s, ASK_ALONE_S)) if unlisted else {}
     as_of = as_of or now_iso()  # local states of a batch are read within milliseconds of each other
     views: list[JobView] = []
     for record in records:
         if record.is_local or record.cloud not in answers:
             view = view_of(record, as_of)
+        elif (asked := alone.get(record.job_id)) is not None:
+            view = asked
         else:
             key = (record.cloud, record.cluster or "", record.launcher_job_id or "")
             view = cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
@@ -280,6 +284,25 @@ def _live_views(
         external_view(job, as_of) for job in live.values() if query.cluster in (None, job.cluster) and not query.sweep
     ]
     return views + [v for v in externals if query.wants(v.state)], answers
+
+
+# A launched job its cloud's listing leaves out has often just ended (Slurm's queue drops a job its accounting
+# still has): at most this many are asked of their cloud alone, as `status` asks, within this many seconds,
+# before they are called unknown.
+MAX_ASKED_ALONE = 16
+ASK_ALONE_S = 10.0
+
+
+def _unlisted(
+    records: list[JobRecord], answers: Mapping[str, CloudAnswer], live: Mapping[tuple[str, str, str], object]
+) -> list[JobRecord]:
+    """The launched cloud jobs of ``records`` that their cloud answered for without listing them."""
+    unlisted = [
+        r for r in records
+        if not r.is_local and r.cloud in answers and answers[r.cloud].error is None and r.cluster
+        and r.launcher_job_id and (r.cloud, r.cluster, r.launcher_job_id) not in live
+    ]  # fmt: skip
+    return unlisted[:MAX_ASKED_ALONE]
 
 
 def _ask_clouds(

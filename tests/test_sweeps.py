@@ -12,8 +12,10 @@ import pytest
 
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.store.registry import Registry
+from oumi_jobs.store.sweeps import SweepRecord
+from oumi_jobs.timestamps import now_iso
 
-from .helpers import wait_until
+from .helpers import make_record, wait_until
 from .test_queues import intervals, max_overlap
 from .test_server_rest import rest_server  # noqa: F401 (the fixture)
 from .test_training_progress import MAX_STEPS as TRAIN_STEPS
@@ -300,3 +302,31 @@ def test_a_cloud_sweeps_children_are_launched_with_autostop_and_down(paths, cli,
     assert launched["up_kwargs"] == [{"idle_minutes_to_autostop": 90, "down": True}] * 2
     wait_until(lambda: cli.json("status", sweep_id)["counts"] == {"running": 2}, timeout=60)
     assert cli("cancel", sweep_id).exit_code == 0
+
+
+@pytest.fixture
+def clouds():
+    from . import fake_clouds  # imports oumi.launcher (once per test process)
+
+    fake_clouds.BEHAVIOUR.clear()
+    yield fake_clouds
+    fake_clouds.BEHAVIOUR.clear()
+
+
+def test_a_child_its_clouds_listing_left_out_is_asked_alone_not_called_unknown(paths, cli, clouds):
+    """As Slurm's queue drops a job that just ended while its accounting still has it: the child is asked of
+    its cloud alone, as status asks, before it is called unknown; by status SWEEP, sweeps and list."""
+    running = clouds.job("1", "RUNNING", clouds.JobState.RUNNING, "c1")
+    ended = clouds.job("2", "COMPLETED", clouds.JobState.SUCCEEDED, "c1", done=True)
+    clouds.BEHAVIOUR["oj-fake"] = clouds.Behaviour(clusters={"c1": [running, ended]}, unlisted={"2", "3"})
+    launched = {"supervisor_pid": 999_999, "supervisor_start_time": 1.0, "cluster": "c1", "sweep_id": "sw-race"}
+    children = [make_record(f"race-000{i}", cloud="oj-fake", launcher_job_id=str(i + 1), **launched) for i in range(3)]
+    with Registry.open(paths) as registry:
+        registry.add_sweep(SweepRecord("sw-race", "race", "/c.yaml", "oj-fake", "c1", 3, 4, now_iso()), children)
+    status = cli.json("status", "sw-race")
+    states = {child["job_id"]: child["state"] for child in status["children"]}
+    assert states == {"race-0000": "running", "race-0001": "succeeded", "race-0002": "unknown"}  # 3: gone indeed
+    assert status["counts"] == {"running": 1, "succeeded": 1, "unknown": 1}
+    assert cli.json("sweeps")[0]["counts"] == status["counts"]
+    listed = {doc["job_id"]: doc["state"] for doc in cli.json("list")}
+    assert listed == states

@@ -1,8 +1,9 @@
 """The ``oumi-jobs`` command line's root: it composes the commands of each area and maps errors to exit codes.
 
-Each area's commands live in their own module (jobs, cancel, clusters and
-cost, registry, server) and follow one rule: parse, make one call into the
-core, render through one :class:`~oumi_jobs.cli.output.Output`.  Every error
+Each area's commands live in their own module (jobs, list, cancel, clusters
+and cost, registry, server, sweeps, events), named in :data:`COMMANDS` and
+imported when their command runs, and follow one rule: parse, make one call
+into the core, render through one :class:`~oumi_jobs.cli.output.Output`.  Every error
 the core raises is turned into one line on stderr and its exit code here, in
 :class:`_Group.invoke`; the exit codes of outcomes come from
 :mod:`oumi_jobs.exits` and travel in each command's

@@ -31,7 +31,7 @@ from oumi_jobs.local.launching import staged_config, write_launch_options
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths, ensure_private_dir
 from oumi_jobs.preflight import PreflightProblem
-from oumi_jobs.states import recorded_state
+from oumi_jobs.states import State, recorded_state
 from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.store.sweeps import SweepRecord
@@ -112,7 +112,7 @@ class SweepDryRun:
 
 @dataclass(frozen=True)
 class SweepSummary:
-    """A sweep in the ``sweeps`` listing: its counts by state, read without asking any cloud."""
+    """A sweep in the ``sweeps`` listing: its counts by state (a cloud's children asked of their cloud)."""
 
     sweep: SweepRecord
     counts: dict[str, int]
@@ -362,14 +362,22 @@ def restart_stalled(paths: Paths, sweep: SweepRecord) -> list[str]:
     return started
 
 
-def list_sweeps(paths: Paths) -> list[SweepSummary]:
-    """Every sweep, newest first, with its children's counts by state as this machine sees them."""
-    summaries = []
+def list_sweeps(paths: Paths, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> list[SweepSummary]:
+    """Every sweep, newest first, with its children's counts by state as this machine sees them; a sweep
+    with launched cloud children, whose state only their cloud knows, asks it as ``status SWEEP`` does."""
     with Registry.open(paths) as registry:
-        for sweep in registry.sweeps():
-            states = [recorded_state(r)[0] for r in registry.jobs(sweep=sweep.sweep_id, with_argv=False)]
-            counts = dict(Counter(state.value for state in states))
-            summaries.append(SweepSummary(sweep, counts, all(state.done for state in states)))
+        sweeps = registry.sweeps()
+        children = {sweep.sweep_id: registry.jobs(sweep=sweep.sweep_id, with_argv=False) for sweep in sweeps}
+    summaries = []
+    for sweep in sweeps:
+        states = [recorded_state(r)[0] for r in children[sweep.sweep_id]]
+        if sweep.cloud != facts.LOCAL_CLOUD and State.UNKNOWN in states:
+            report = listing.list_jobs_report(
+                paths, sweep=sweep.sweep_id, local_only=False, cloud_timeout_s=cloud_timeout_s, with_progress=False
+            )
+            states = [view.state for view in report.views]
+        counts = dict(Counter(state.value for state in states))
+        summaries.append(SweepSummary(sweep, counts, all(state.done for state in states)))
     return summaries
 
 
