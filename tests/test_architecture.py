@@ -259,7 +259,7 @@ def test_the_length_check_counts_the_signature_and_reads_the_reason() -> None:
 # renders for them; everything else is the core.
 FRONTS = (
     "oumi_jobs.cli", "oumi_jobs.render", "oumi_jobs.api", "oumi_jobs.__main__", "oumi_jobs.server.app",
-    "oumi_jobs.server.rest", "oumi_jobs.server.rest_sweeps",
+    "oumi_jobs.server.rest", "oumi_jobs.server.rest_sweeps", "oumi_jobs.dashboard.pages", "oumi_jobs.dashboard.data",
 )  # fmt: skip
 RENDERING = ("oumi_jobs.render", "oumi_jobs.cli")
 

@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from oumi_jobs import __version__
-from oumi_jobs.cli import cancel_cli, clusters_cli, jobs_cli, output, registry_cli, sweeps_cli
+from oumi_jobs.cli import cancel_cli, clusters_cli, jobs_cli, output, registry_cli, sweeps_cli, ui_cli
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.server_cli import server_app
 from oumi_jobs.errors import ExitCode, OumiJobsError
@@ -115,6 +115,7 @@ app.command()(clusters_cli.stop)
 app.command()(clusters_cli.down)
 app.command()(clusters_cli.cost)
 sweeps_cli.register(app)
+app.command()(ui_cli.ui)
 
 
 def main() -> None:

@@ -1,0 +1,175 @@
+// The dashboard's behaviour: actions with a confirmation, charts (uPlot), events, and the log tails kept
+// scrolled to their end.  htmx polls each page's live fragment; this file needs no build step.
+(function () {
+  "use strict";
+  const REFRESH_MS = 3000;
+  const MAX_OTHER_METRICS = 6;
+  const PALETTE = ["#2f6fde", "#d9480f", "#2b8a3e", "#ae3ec9", "#e67700", "#0c8599", "#c2255c", "#5f3dc4"];
+  const charts = new Map();
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  async function post(url) {
+    const answer = await fetch(url, {
+      method: "POST", credentials: "same-origin", body: "{}",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+    });
+    let body = null;
+    try { body = await answer.json(); } catch (e) { body = null; }
+    return { ok: answer.ok, status: answer.status, body: body };
+  }
+
+  function confirmThen(button) {
+    const dialog = document.getElementById("confirm");
+    document.getElementById("confirm-text").textContent = button.dataset.confirm;
+    dialog.returnValue = "";
+    dialog.addEventListener("close", async function () {
+      if (dialog.returnValue !== "confirm") return;
+      const said = document.getElementById("action-result");
+      said.textContent = button.textContent + ": sent…";
+      button.disabled = true;
+      const answer = await post(button.dataset.url);
+      const error = answer.body && answer.body.error;
+      said.textContent = answer.ok ? button.textContent + ": done." : button.textContent + " refused: " + (error || answer.status);
+      if (answer.ok) window.location.reload();
+      else button.disabled = false;
+    }, { once: true });
+    dialog.showModal();
+  }
+
+  function liveDone() {
+    const live = document.querySelector("[data-done]");
+    return !live || live.dataset.done === "true";
+  }
+
+  function updateButtons() {
+    const done = liveDone();
+    document.querySelectorAll("button[data-action]").forEach(function (button) {
+      button.disabled = button.dataset.action === "retry" ? !done : done;
+    });
+  }
+
+  function scrollLogs() {
+    document.querySelectorAll("pre[data-log]").forEach(function (pre) { pre.scrollTop = pre.scrollHeight; });
+  }
+
+  // One x axis for several series (a sweep's children): the union of their steps, gaps where one has none.
+  function aligned(series) {
+    if (series.length === 1) return [series[0].steps, series[0].values];
+    const steps = Array.from(new Set(series.flatMap(function (s) { return s.steps; }))).sort(function (a, b) { return a - b; });
+    const columns = series.map(function (s) {
+      const at = new Map(s.steps.map(function (step, i) { return [step, s.values[i]]; }));
+      return steps.map(function (step) { return at.has(step) ? at.get(step) : null; });
+    });
+    return [steps].concat(columns);
+  }
+
+  function options(el, series, metric) {
+    const axis = getComputedStyle(document.body).color;
+    return {
+      width: Math.max(320, el.clientWidth - 16), height: 260, scales: { x: { time: false } },
+      legend: { live: true },
+      series: [{ label: "step" }].concat(series.map(function (s, i) {
+        return { label: series.length > 1 ? s.job_id : metric, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true };
+      })),
+      axes: [{ stroke: axis, grid: { stroke: "rgba(128,128,128,.15)" } }, { stroke: axis, grid: { stroke: "rgba(128,128,128,.15)" } }],
+    };
+  }
+
+  async function draw(el) {
+    const query = new URLSearchParams();
+    el.dataset.jobs.split(",").filter(Boolean).forEach(function (job) { query.append("job", job); });
+    query.append("metric", el.dataset.metric);
+    const answer = await fetch("/api/plot?" + query.toString(), { credentials: "same-origin" });
+    if (!answer.ok) {
+      el.textContent = el.dataset.remote ? "A cloud job's metrics are on its cluster." : "No " + el.dataset.metric + " logged.";
+      return null;
+    }
+    const doc = await answer.json();
+    const series = doc.series.filter(function (s) { return s.steps.length > 0; });
+    el.dataset.points = String(series.reduce(function (n, s) { return n + s.steps.length; }, 0));
+    if (series.length === 0) {
+      if (!charts.has(el)) el.textContent = "Waiting for the first " + el.dataset.metric + "…";
+      return doc;
+    }
+    const data = aligned(series);
+    const shown = charts.get(el);
+    if (shown && shown.series.length === data.length) {
+      shown.setData(data);
+    } else {
+      if (shown) shown.destroy();
+      el.textContent = "";
+      charts.set(el, new uPlot(options(el, series, el.dataset.metric), data, el));
+    }
+    el.dataset.drawn = "true";
+    return doc;
+  }
+
+  function addOtherMetrics(doc) {
+    const section = document.getElementById("other-metrics");
+    if (!section || !doc || !doc.series.length) return;
+    const holder = section.querySelector(".charts");
+    doc.series[0].metrics.filter(function (m) { return m !== "loss"; }).slice(0, MAX_OTHER_METRICS).forEach(function (metric) {
+      if (holder.querySelector('[data-metric="' + CSS.escape(metric) + '"]')) return;
+      const box = document.createElement("div");
+      const title = document.createElement("h3");
+      title.textContent = metric;
+      const chart = document.createElement("div");
+      chart.className = "chart";
+      chart.dataset.metric = metric;
+      chart.dataset.jobs = section.dataset.jobs;
+      box.append(title, chart);
+      holder.append(box);
+      section.hidden = false;
+    });
+  }
+
+  async function showEvents() {
+    const section = document.getElementById("events");
+    if (!section) return;
+    const answer = await fetch(section.dataset.url, { credentials: "same-origin" });
+    if (!answer.ok) return;  // a server without the timeline: no section
+    const doc = await answer.json();
+    const events = Array.isArray(doc) ? doc : (doc.events || []);
+    const list = section.querySelector("ol");
+    list.replaceChildren.apply(list, events.map(function (e) {
+      const item = document.createElement("li");
+      const when = e.time || e.at || e.timestamp || "";
+      const what = e.kind || e.type || e.event || e.name || "";
+      item.textContent = [when, what, e.detail || e.message || ""].filter(Boolean).join(" · ");
+      return item;
+    }));
+    section.hidden = events.length === 0;
+  }
+
+  async function refresh() {
+    const done = liveDone();
+    let first = null;
+    for (const el of document.querySelectorAll(".chart[data-metric]")) {
+      try {
+        const doc = await draw(el);
+        if (el.dataset.metric === "loss" && first === null) first = doc;
+      } catch (e) { el.textContent = "Could not draw " + el.dataset.metric + ": " + e; }
+    }
+    addOtherMetrics(first);
+    try { await showEvents(); } catch (e) { /* the events are an extra */ }
+    if (!done) window.setTimeout(refresh, REFRESH_MS);
+    else if (document.querySelectorAll(".chart[data-metric]:not([data-drawn])").length && !refresh.last) {
+      refresh.last = true;  // metrics found by the last look: drawn once more
+      window.setTimeout(refresh, 0);
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    const button = event.target.closest("button[data-action]");
+    if (button && !button.disabled) confirmThen(button);
+  });
+  document.addEventListener("htmx:afterSwap", function () { updateButtons(); scrollLogs(); });
+  document.addEventListener("DOMContentLoaded", function () {
+    scrollLogs();
+    if (document.querySelector(".chart[data-metric]")) refresh();
+  });
+})();
