@@ -10,10 +10,10 @@ Who may reach any of this over TCP is :mod:`oumi_jobs.dashboard.access`'s.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
-import swagger_ui_bundle
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -63,7 +63,7 @@ templates.env.filters.update(duration=_duration, when=_when)
 
 def install(app: FastAPI, paths: Paths, sessions: Sessions) -> None:
     """The dashboard on ``app``: its static assets, Swagger UI's, the login and the pages."""
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger")
+    app.mount("/static/swagger", StaticFiles(directory=str(_swagger_ui_assets())), name="swagger")
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(_login_router(sessions))
     app.include_router(_page_router(paths))
@@ -74,7 +74,17 @@ def install(app: FastAPI, paths: Paths, sessions: Sessions) -> None:
         return get_swagger_ui_html(
             openapi_url="/openapi.json", title="oumi-jobs REST API", swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css", swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None},  # its default badge would ask validator.swagger.io
         )  # fmt: skip
+
+
+def _swagger_ui_assets() -> Path:
+    """Swagger UI 5's files as the swagger-ui-py package ships them (5 reads OpenAPI 3.1, which FastAPI writes),
+    found without importing the package (its own server adapters are of no use here)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is missing: pip install swagger-ui-py")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
 def _session(request: Request) -> Session | None:
