@@ -281,6 +281,8 @@ def test_a_real_tiny_oumi_train_draws_its_loss_progress_and_log_tail(
     loss = page.locator('.chart[data-metric="loss"]')
     _expect()(loss).to_have_attribute("data-points", str(TRAIN_STEPS), timeout=20_000)
     _expect()(loss.locator("canvas")).to_be_visible()
+    other = page.locator('#other-metrics .chart[data-metric="learning_rate"]')
+    _expect()(other).to_have_attribute("data-points", str(TRAIN_STEPS), timeout=20_000)
     _expect()(page.locator("[data-progress]")).to_have_attribute("data-progress", "1.0000")
     _expect()(page.locator("[data-progress-text]")).to_contain_text(f"step {TRAIN_STEPS}/{TRAIN_STEPS}")
     logs = page.locator("pre[data-log]").all_inner_texts()

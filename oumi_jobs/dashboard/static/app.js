@@ -145,22 +145,25 @@
     section.hidden = events.length === 0;
   }
 
-  async function refresh() {
-    const done = liveDone();
+  async function drawAll(elements) {
     let first = null;
-    for (const el of document.querySelectorAll(".chart[data-metric]")) {
+    for (const el of elements) {
       try {
         const doc = await draw(el);
-        if (el.dataset.metric === "loss" && first === null) first = doc;
+        if (first === null) first = doc;
       } catch (e) { el.textContent = "Could not draw " + el.dataset.metric + ": " + e; }
     }
-    addOtherMetrics(first);
+    return first;
+  }
+
+  // The loss first; the job's other metrics (named by the loss's answer) below it, in the same pass.
+  async function refresh() {
+    const done = liveDone();
+    const loss = await drawAll(document.querySelectorAll('.chart[data-metric="loss"]'));
+    addOtherMetrics(loss);
+    await drawAll(document.querySelectorAll('.chart[data-metric]:not([data-metric="loss"])'));
     try { await showEvents(); } catch (e) { /* the events are an extra */ }
     if (!done) window.setTimeout(refresh, REFRESH_MS);
-    else if (document.querySelectorAll(".chart[data-metric]:not([data-drawn])").length && !refresh.last) {
-      refresh.last = true;  // metrics found by the last look: drawn once more
-      window.setTimeout(refresh, 0);
-    }
   }
 
   document.addEventListener("click", function (event) {
