@@ -300,3 +300,17 @@ def test_every_request_the_pages_made_stayed_on_this_machine(page: Any, dash: Da
     assert any("/static/swagger/swagger-ui-bundle.js" in url for url in requests_seen)
     assert any("/static/vendor/uplot/" in url for url in requests_seen)
     assert any("/fragments/jobs" in url for url in requests_seen)  # the live updates were polled
+
+
+def test_ui_restarts_a_server_without_tcp_and_reuses_one_with_it(cli: Cli, paths: Paths) -> None:
+    started = cli.json("server", "start")
+    assert started["transport"] == "unix"
+    first = cli.json("ui", "--no-browser")
+    assert first["restarted"] is True and first["pid"] != started["pid"] and first["opened"] is False
+    assert cli.json("server", "status")["transport"] == "tcp"
+    again = cli.json("ui", "--no-browser")
+    assert (again["restarted"], again["pid"], again["address"]) == (False, first["pid"], first["address"])
+    assert again["url"] != first["url"]  # a new code each time
+    with httpx.Client() as client:
+        assert client.get(again["url"], follow_redirects=False).status_code == 303
+        assert client.get(again["url"], follow_redirects=False).status_code == 401
