@@ -78,6 +78,7 @@ from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.metrics import metrics_text
 from oumi_jobs.paths import Paths
 from oumi_jobs.plots import Plot, follow_plot, read_plot, write_image
+from oumi_jobs.policy import JobPolicy, PolicyTexts, parse_policy
 from oumi_jobs.preflight import ConfigCheck, Preflight, PreflightProblem, check_config, preflight
 from oumi_jobs.progress import MetricSeries, Progress
 from oumi_jobs.prune import PruneResult, prune
@@ -90,6 +91,7 @@ from oumi_jobs.render.cancel import (
     cancellation_document,
 )
 from oumi_jobs.render.clusters import cluster_action_document, cluster_document, cost_document
+from oumi_jobs.render.events import event_document, timeline_documents
 from oumi_jobs.render.jobs import check_document, dry_run_document, log_document, plot_document
 from oumi_jobs.render.registry import import_document, prune_document
 from oumi_jobs.render.sweeps import (
@@ -117,6 +119,7 @@ from oumi_jobs.sweeps.service import (
     sweep_documents,
     sweep_status,
 )
+from oumi_jobs.timeline import Event, Timeline, timeline
 from oumi_jobs.views import JobView
 from oumi_jobs.waiting import WaitResult, follow_jobs, follow_until_done, wait_for_jobs
 
@@ -146,16 +149,19 @@ __all__ = [
     "CostReport",
     "CredentialCheck",
     "DryRun",
+    "Event",
     "ExitCode",
     "ImportResult",
     "JobDocuments",
     "JobList",
     "JobNotFoundError",
+    "JobPolicy",
     "JobView",
     "MetricSeries",
     "OumiJobsError",
     "Paths",
     "Plot",
+    "PolicyTexts",
     "Preflight",
     "PreflightError",
     "PreflightProblem",
@@ -173,6 +179,7 @@ __all__ = [
     "SweepRequest",
     "SweepStatus",
     "SweepSummary",
+    "Timeline",
     "UsageError",
     "WaitInterrupted",
     "WaitResult",
@@ -205,6 +212,7 @@ __all__ = [
     "dry_run",
     "dry_run_document",
     "encode_json",
+    "event_document",
     "find_by_identity",
     "follow_cancellation",
     "follow_jobs",
@@ -226,6 +234,7 @@ __all__ = [
     "log_path",
     "metric_series",
     "metrics_text",
+    "parse_policy",
     "parse_states",
     "plot_document",
     "preflight",
@@ -246,6 +255,8 @@ __all__ = [
     "sweep_documents",
     "sweep_status",
     "sweep_summary_document",
+    "timeline",
+    "timeline_documents",
     "wait_exit_code",
     "wait_for_jobs",
     "worst_exit_code",

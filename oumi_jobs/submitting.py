@@ -23,6 +23,7 @@ from oumi_jobs.local import detach
 from oumi_jobs.local.launching import staged_config, write_launch_options
 from oumi_jobs.local.procs import boot_id, identify
 from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.policy import JobPolicy
 from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
@@ -46,6 +47,7 @@ class SubmitRequest:
     down: bool = False  # tear the cluster down when it goes idle after the job (SkyPilot clouds)
     cwd: Path = field(default_factory=Path.cwd)
     preflight: bool = True  # False: a cloud launch skips the blocking checks (said in the warnings)
+    policy: JobPolicy = field(default_factory=JobPolicy)  # retries, guards, notifications: kept with the job
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         stdout_path=str(log_dir / "stdout.log"),
         stderr_path=str(log_dir / "stderr.log"),
         boot_id=boot_id(),
+        policy=request.policy.encode(),
     )
     with Registry.open(paths) as registry:
         depends_on = _resolve_dependencies(registry, job_id, request.after)
@@ -189,7 +192,7 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
     record = JobRecord(
         job_id=job_id, cloud=plan.cloud, submit_time=now_iso(), name=request.name, command=plan.command,
         config_path=str(plan.config_path), cluster=plan.cluster, model_name=plan.model_name,
-        output_dir=plan.output_dir, boot_id=boot_id(),
+        output_dir=plan.output_dir, boot_id=boot_id(), policy=request.policy.encode(),
     )  # fmt: skip
     with Registry.open(paths) as registry:
         registry.add(record)

@@ -235,6 +235,7 @@ def test_cancel_with_confirm_cancels_a_running_job_and_leaves_no_process(page: A
     assert record is not None and not is_alive(record.pid, record.process_start_time, record.boot_id)
     _expect()(page.locator("#job-live")).to_have_attribute("data-state", "cancelled", timeout=20_000)
     _expect()(page.locator(".cancellation .steps li").first).to_be_visible()
+    _expect()(page.locator('#events li[data-kind="submitted"]')).to_be_visible()  # the job's timeline
 
 
 @pytest.mark.skip(reason="needs POST /api/jobs/{job}/retry")

@@ -193,3 +193,23 @@ def test_ui_and_login_code_documents():
     link = LoginLink("http://127.0.0.1:1/login?code=c", document["expires_at"], 300.0, "http://127.0.0.1:1", 7, False)
     shown = ui_document(link, opened=False)
     assert set(shown) == UI_KEYS and shown["schema_version"] == 1 and shown["url"] == link.url
+
+
+EVENT_KEYS = {"schema_version", "event_id", "job_id", "attempt", "at", "kind"}
+# Each kind's own keys beside the common ones (what is read from the job's records).
+EVENT_KIND_KEYS = {
+    "submitted": {"cloud", "sweep_id"},
+    "started": {"pid"},
+    "ended": {"exit_code", "exit_signal", "failure", "detail"},
+}
+
+
+def test_event_documents(cli, job_config):
+    job_id = submit_id(cli, str(job_config("exit 0")))
+    wait_done(cli, job_id)
+    events = cli.json("events", job_id)
+    assert [e["kind"] for e in events] == list(EVENT_KIND_KEYS)
+    for event in events:
+        assert set(event) == EVENT_KEYS | EVENT_KIND_KEYS[event["kind"]], event
+        assert event["schema_version"] == SCHEMA_VERSION
+        assert_time_with_offset(event["at"])

@@ -31,6 +31,7 @@ TABLES = {
     "job_processes": ["job_id", "pid", "start_time"],
     "clusters": ["name", "parallel"],
     "sweeps": ["sweep_id", "name", "config_path", "cloud", "cluster", "size", "parallel", "submit_time"],
+    "job_events": ["event_id", "job_id", "attempt", "at", "kind", "detail"],
 }  # fmt: skip
 # Named indexes -> (table, columns); SQLite's own indexes of primary keys aside.
 INDEXES = {
@@ -38,6 +39,7 @@ INDEXES = {
     "jobs_cloud_identity": ("jobs", ["cloud", "cluster", "launcher_job_id"]),
     "jobs_queue": ("jobs", ["cloud", "cluster", "end_time", "pid"]),
     "jobs_sweep": ("jobs", ["sweep_id", "supervisor_pid", "end_time"]),
+    "job_events_job": ("job_events", ["job_id", "event_id"]),
     "sweeps_submit_time": ("sweeps", ["submit_time"]),
     "job_dependencies_reverse": ("job_dependencies", ["depends_on"]),
     "cancellations_job": ("cancellations", ["job_id", "requested_at"]),

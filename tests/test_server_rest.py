@@ -252,6 +252,12 @@ def test_a_local_job_submitted_watched_and_cancelled_over_http(rest_server, cli,
             200, "not_needed", "4",
         )  # fmt: skip
 
+        events = client.get(f"/api/jobs/{job_id}/events").json()
+        assert events == cli.json("events", job_id)
+        assert [e["kind"] for e in events][:2] == ["submitted", "started"]
+        first_cancel = next(e for e in events if e["kind"] == "cancel")
+        assert (first_cancel["cancellation_id"], first_cancel["status"]) == (cancelled["cancellation_id"], "completed")
+
 
 def test_a_cancel_that_does_not_wait_answers_202_and_finishes(rest_server, job_config, tmp_path):
     pids = tmp_path / "pids"
@@ -481,6 +487,7 @@ REST_OPERATIONS = {
     ("/api/jobs/{job}/cancel", "post"): ({"job"}, {"200", "202", "400", "401", "404", "409", "413", "422", "503"}),
     ("/api/jobs/{job}/cancellation-status", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
     ("/api/cancellations", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "409", "422"}),
+    ("/api/jobs/{job}/events", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
     ("/metrics", "get"): (set(), {"200", "401"}),
     ("/api/sweeps", "get"): (set(), {"200", "401", "409"}),
     ("/api/sweeps", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
@@ -488,7 +495,8 @@ REST_OPERATIONS = {
     ("/api/sweeps/{sweep}/cancel", "post"): ({"sweep"}, {"200", "400", "401", "404", "409", "413", "422", "503"}),
 }  # fmt: skip
 SUBMIT_FIELDS = {"config", "cwd", "cloud", "cluster", "name", "command", "env", "workdir", "after", "parallel",
-                 "gpus", "nodes"}  # fmt: skip
+                 "gpus", "nodes", "retries", "retry_on", "retry_delay", "stall_after", "max_duration", "max_cost",
+                 "nan_guard", "guard_action", "notify"}  # fmt: skip
 CANCEL_FIELDS = {"reason", "force", "signal", "timeout_s", "cascade", "wait", "cloud_timeout_s"}
 ERROR_FIELDS = {"error", "exit_code", "type", "fields", "candidates", "detail"}
 
@@ -534,6 +542,7 @@ def test_the_openapi_schema_is_pinned(openapi):
     assert documented("/api/jobs/{job}/cancel", "post") == documented("/api/jobs/{job}/cancel", "post", "202")
     assert documented("/api/cancellations", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/cancellation-status", "get") == "CancellationDocument"
+    assert documented("/api/jobs/{job}/events", "get") == "EventDocument"
     assert "text/plain" in openapi["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert "text/plain" in openapi["paths"]["/api/jobs/{job}/logs"]["get"]["responses"]["200"]["content"]
 

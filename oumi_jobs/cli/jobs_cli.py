@@ -29,6 +29,7 @@ from oumi_jobs.cli.options import (
     WatchOpt,
     count,
     job_ref,
+    with_policy,
 )
 from oumi_jobs.cli.output import Mode, Output
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
@@ -36,6 +37,7 @@ from oumi_jobs.errors import UsageError
 from oumi_jobs.exits import job_exit_code, wait_exit_code
 from oumi_jobs.external import CloudIdentity, job_or_identity
 from oumi_jobs.logs import log_path, read_log
+from oumi_jobs.policy import JobPolicy
 from oumi_jobs.render.base import job_document
 from oumi_jobs.render.jobs import check_outcome, dry_run_outcome, log_document, plot_document
 from oumi_jobs.render.listing import lean_texts
@@ -46,6 +48,7 @@ from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.sweeps import service as sweeps
 
 
+@with_policy
 def submit(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="An Oumi job config (run:/resources:) or task config (train, ...).")],
@@ -94,17 +97,15 @@ def submit(
     ] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    policy: JobPolicy | None = None,
 ) -> None:
     """Start a job.  Prints its id."""
     request = submitting.SubmitRequest(
         config=str(config), cloud=cloud, cluster=cluster, name=name, command=command, env=tuple(env),
         workdir=workdir, after=tuple(after), parallel=parallel, gpus=gpus, nodes=nodes, autostop=autostop, down=down,
-        preflight=not no_preflight,
+        preflight=not no_preflight, policy=policy or JobPolicy(),
     )  # fmt: skip
-    out = Output.from_flags(as_json=as_json, quiet=quiet)
-    if dry_run:
-        _dry_run(ctx, out, request, wait)
-    _submit(ctx, out, request, wait)
+    (_dry_run if dry_run else _submit)(ctx, Output.from_flags(as_json=as_json, quiet=quiet), request, wait)
 
 
 def _dry_run(ctx: typer.Context, out: Output, request: submitting.SubmitRequest, wait: bool) -> None:

@@ -11,8 +11,10 @@ import typer
 
 from oumi_jobs.cli import output, render, render_cancel
 from oumi_jobs.cli.context import paths_of
+from oumi_jobs.cli.options import with_policy
 from oumi_jobs.cli.output import Output
 from oumi_jobs.exits import sweep_cancel_exit_code
+from oumi_jobs.policy import JobPolicy
 from oumi_jobs.render.outcome import EncodedDocument
 from oumi_jobs.render.sweeps import (
     compare_document,
@@ -29,6 +31,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 ListOpt = list[str]
 
 
+@with_policy
 def sweep(
     ctx: typer.Context,
     config: Annotated[Path, typer.Argument(help="An Oumi job config (run:/resources:) or task config (train, ...).")],
@@ -55,6 +58,7 @@ def sweep(
     nodes: Annotated[Optional[int], typer.Option("--nodes", help="Nodes of a cloud job.")] = None,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the sweep id.")] = False,
     as_json: JsonOpt = False,
+    policy: JobPolicy | None = None,
 ) -> None:
     """Many jobs from one config: every combination of the --set values (or --zip, or --values FILE)."""
 
@@ -62,7 +66,7 @@ def sweep(
     request = service.SweepRequest(
         config=str(config), sets=tuple(set_), zip_values=zip_values, values_file=values, cloud=cloud,
         cluster=cluster, name=name, command=command, env=tuple(env), workdir=workdir, after=tuple(after),
-        parallel=parallel, gpus=gpus, nodes=nodes,
+        parallel=parallel, gpus=gpus, nodes=nodes, policy=policy or JobPolicy(),
     )  # fmt: skip
     status = service.create_sweep(paths_of(ctx), request)
     out.value(status.sweep.sweep_id)

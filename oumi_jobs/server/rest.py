@@ -37,6 +37,7 @@ from oumi_jobs.server.schemas import (
     CancelBody,
     CancellationDocument,
     CancellationState,
+    EventDocument,
     JobDocument,
     PlotDocument,
     SubmitBody,
@@ -79,6 +80,7 @@ def router(paths: Paths) -> APIRouter:
     _log_route(jobs, paths)
     _plot_route(jobs, paths)
     _cancel_routes(jobs, paths)
+    _events_route(jobs, paths)
     routes.include_router(jobs)
     _metrics_route(routes, paths)
     return routes
@@ -193,8 +195,17 @@ def submit_request(body: SubmitBody) -> api.SubmitRequest:
     return api.SubmitRequest(
         config=body.config, cwd=cwd, cloud=body.cloud, cluster=body.cluster, name=body.name, command=body.command,
         env=tuple(body.env), workdir=body.workdir, after=tuple(body.after), parallel=body.parallel, gpus=body.gpus,
-        nodes=body.nodes,
+        nodes=body.nodes, policy=policy_of(body),
     )  # fmt: skip
+
+
+def policy_of(body: SubmitBody) -> api.JobPolicy:
+    """The job's retries, guards and notifications, by the command line's rules."""
+    return api.parse_policy(api.PolicyTexts(
+        retries=body.retries, retry_on=body.retry_on, retry_delay=body.retry_delay, stall_after=body.stall_after,
+        max_duration=body.max_duration, max_cost=body.max_cost, nan_guard=body.nan_guard,
+        guard_action=body.guard_action, notify=tuple(body.notify),
+    ))  # fmt: skip
 
 
 def _submit_route(routes: APIRouter, paths: Paths) -> None:
@@ -299,6 +310,17 @@ def _cancel_routes(routes: APIRouter, paths: Paths) -> None:
     ) -> Response:
         records = api.cancellation_history(paths, limit=limit, offset=offset, job=job_id, status=status)
         return Response(json_array(encode_json(api.cancellation_document(r)) for r in records), media_type=JSON)
+
+
+def _events_route(routes: APIRouter, paths: Paths) -> None:
+    @routes.get(
+        "/jobs/{job}/events", tags=["jobs"], summary="A job's timeline", response_model=list[EventDocument],
+        responses=errors(404, 409, 422, also={200: {"description": "Its events, oldest first."}}),
+        description="`oumi-jobs events --json`: submitted, each attempt's start and end, guards, retries, "
+        "cancellations and notifications.",
+    )  # fmt: skip
+    def events(job: JobRef) -> Response:
+        return document(api.timeline_documents(api.timeline(paths, job)))
 
 
 def _metrics_route(routes: APIRouter, paths: Paths) -> None:

@@ -27,7 +27,7 @@ from oumi_jobs.render.sweeps import (
     sweep_document_text,
     sweep_summary_document,
 )
-from oumi_jobs.server.rest import EXIT_CODE_HEADER, JSON, URL_TEXT, document
+from oumi_jobs.server.rest import EXIT_CODE_HEADER, JSON, URL_TEXT, document, policy_of
 from oumi_jobs.server.schemas import (
     NOT_BLANK,
     CancelBody,
@@ -127,6 +127,7 @@ def sweep_request(body: SweepBody) -> service.SweepRequest:
         config=body.config, sets=tuple(body.sets), zip_values=body.zip, values_file=body.values, cloud=body.cloud,
         cluster=body.cluster, name=body.name, command=body.command, env=tuple(body.env), workdir=body.workdir,
         after=tuple(body.after), parallel=body.parallel, gpus=body.gpus, nodes=body.nodes, cwd=cwd,
+        policy=policy_of(body),
     )  # fmt: skip
 
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from oumi_jobs import bounds
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
+from oumi_jobs.failures.rules import CLASSES
+from oumi_jobs.policy import MAX_RETRIES
 from oumi_jobs.states import State
 from oumi_jobs.store.queues import MAX_PARALLEL
 
@@ -52,6 +54,16 @@ STATES_PATTERN = f"^ *(?:{_STATE})? *(?:, *(?:{_STATE})? *)*$"
 NOT_BLANK = r"[^\s\x1c-\x1f]"
 
 
+# failures.rules.CLASSES (tests/test_failures.py checks they agree).
+FailureClass = Literal["config_error", "host_oom", "gpu_oom", "disk_full", "nccl", "preempted", "diverged", "stalled",
+                       "over_time", "over_budget", "killed", "exit_code", "lost", "unknown"]  # fmt: skip
+
+
+# What durations.parse_duration reads (a number and a unit); a value too large for it is a 400.
+DURATION_PATTERN = r"^\s*\d+(?:\.\d+)?\s*[smhdwSMHDW]\s*$"
+MAX_NOTIFY_URLS = 16
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt option is a 422 naming it, never silently ignored
 
@@ -80,6 +92,23 @@ class SubmitBody(_Body):
         default=None, max_length=_TEXT, description="Accelerators per node of a cloud job (A100:8)."
     )
     nodes: int | None = Field(default=None, ge=1, le=bounds.MAX_NODES, description="Nodes of a cloud job.")
+    retries: int | None = Field(
+        default=None, ge=0, le=MAX_RETRIES, description="Retry a failed or lost job (`--retries`)."
+    )
+    retry_on: list[FailureClass] | None = Field(
+        default=None, max_length=len(CLASSES), description="Failure classes worth a retry (`--retry-on`)."
+    )
+    retry_delay: str | None = Field(default=None, pattern=DURATION_PATTERN, description="e.g. 10s (`--retry-delay`).")
+    stall_after: str | None = Field(
+        default=None, pattern=f"{DURATION_PATTERN}|^auto$", description="A duration or `auto` (`--stall-after`)."
+    )
+    max_duration: str | None = Field(default=None, pattern=DURATION_PATTERN, description="`--max-duration`.")
+    max_cost: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="USD (`--max-cost`).")
+    nan_guard: bool = Field(default=False, description="`--nan-guard`.")
+    guard_action: Literal["stop", "retry", "alert"] | None = Field(default=None, description="`--guard-action`.")
+    notify: list[Annotated[str, StringConstraints(min_length=1, max_length=_TEXT)]] = Field(
+        default_factory=list, max_length=MAX_NOTIFY_URLS, description="URLs to send the job's events to (`--notify`)."
+    )
 
 
 class CancelBody(_Body):
@@ -109,11 +138,6 @@ class ProgressDocument(BaseModel):
     rate: float | None = Field(description="Steps per second.")
     source: Literal["metrics", "logs"] | None
     as_of: str | None
-
-
-# failures.rules.CLASSES (tests/test_failures.py checks they agree).
-FailureClass = Literal["config_error", "host_oom", "gpu_oom", "disk_full", "nccl", "preempted", "diverged", "stalled",
-                       "over_time", "over_budget", "killed", "exit_code", "lost", "unknown"]  # fmt: skip
 
 
 class FailureDocument(BaseModel):
@@ -228,6 +252,18 @@ class PlotDocument(BaseModel):
     done: bool
     image: str | None
     series: list[SeriesDocument]
+
+
+class EventDocument(BaseModel):
+    """One event of a job's timeline, as ``events --json`` prints it: the common keys, then its kind's own."""
+
+    model_config = ConfigDict(extra="allow")
+    schema_version: int
+    event_id: int | None = Field(description="null for what is read from the job's records (submitted, ended...).")
+    job_id: str
+    attempt: int = Field(description="The attempt it belongs to, from 1.")
+    at: str = Field(description="When it happened, ISO 8601.")
+    kind: str = Field(description="submitted, started, ended, cancel, guard, retrying, ...")
 
 
 class ErrorDocument(BaseModel):

@@ -165,4 +165,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE jobs ADD COLUMN final_progress TEXT;
         """,
     ),
+    (
+        "0011_policy_events",
+        """
+        ALTER TABLE jobs ADD COLUMN policy TEXT;
+        CREATE TABLE job_events (
+            event_id INTEGER PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX job_events_job ON job_events (job_id, event_id);
+        """,
+    ),
 ]

@@ -70,6 +70,9 @@ class JobRecord:
     # Its progress (oumi_jobs.progress) as the document's JSON object, kept the first time it was read after
     # the job ended, for the lean listing (store/listing.py); None: not read since it ended.
     final_progress: str | None = None
+    # What oumi-jobs does for the job while nobody watches: retries, guards, notifications (oumi_jobs.policy,
+    # JSON text); None: the default policy.
+    policy: str | None = None
     depends_on: tuple[str, ...] = field(default=())
 
     @property

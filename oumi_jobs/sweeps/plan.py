@@ -53,6 +53,7 @@ class SweepContext:
     workdir: str | None
     cwd: Path
     depends_on: tuple[str, ...]
+    policy: str | None = None  # every child's (oumi_jobs.policy, as the registry keeps it)
 
 
 def sweep_dir(paths: Paths, sweep_id: str) -> Path:
@@ -115,5 +116,5 @@ def _record(ctx: SweepContext, plan: configs.LaunchPlan, job_id: str, overrides:
         stderr_path=str(log_dir / "stderr.log") if local else None,
         boot_id=boot_id(), sweep_id=ctx.sweep_id, overrides=json.dumps(overrides, separators=(",", ":")),
         environment=json.dumps(dict(plan.env_overrides), separators=(",", ":")) if local else None,
-        depends_on=ctx.depends_on,
+        depends_on=ctx.depends_on, policy=ctx.policy,
     )  # fmt: skip

@@ -29,6 +29,7 @@ from oumi_jobs.ids import job_id_from_name, new_job_id
 from oumi_jobs.local.launching import staged_config
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths, ensure_private_dir
+from oumi_jobs.policy import JobPolicy
 from oumi_jobs.states import recorded_state
 from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -60,6 +61,7 @@ class SweepRequest:
     gpus: str | None = None
     nodes: int | None = None
     cwd: Path = field(default_factory=Path.cwd)
+    policy: JobPolicy = field(default_factory=JobPolicy)  # every child's retries, guards, notifications
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,8 @@ def create_sweep(paths: Paths, request: SweepRequest) -> SweepStatus:
     submit_time = now_iso()
     with Registry.open(paths) as registry:
         depends_on = _dependencies(registry, request.after)
-        ctx = SweepContext(paths, base, sweep_id, submit_time, request.env, request.workdir, request.cwd, depends_on)
+        ctx = SweepContext(paths, base, sweep_id, submit_time, request.env, request.workdir, request.cwd, depends_on,
+                           request.policy.encode())  # fmt: skip
         children = [plan_child(ctx, f"{name}-{index:04d}", combo) for index, combo in enumerate(combos)]
         local = base.cloud == facts.LOCAL_CLOUD
         cluster = (base.cluster or facts.DEFAULT_LOCAL_CLUSTER) if local else base.cluster

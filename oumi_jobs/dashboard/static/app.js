@@ -135,11 +135,17 @@
     const doc = await answer.json();
     const events = Array.isArray(doc) ? doc : (doc.events || []);
     const list = section.querySelector("ol");
+    const common = ["schema_version", "event_id", "job_id", "attempt", "at", "kind"];
     list.replaceChildren.apply(list, events.map(function (e) {
       const item = document.createElement("li");
-      const when = e.time || e.at || e.timestamp || "";
-      const what = e.kind || e.type || e.event || e.name || "";
-      item.textContent = [when, what, e.detail || e.message || ""].filter(Boolean).join(" · ");
+      item.dataset.kind = e.kind || "";
+      const own = Object.keys(e).filter(function (key) { return common.indexOf(key) < 0 && e[key] !== null; });
+      const said = own.map(function (key) {
+        const value = typeof e[key] === "object" ? JSON.stringify(e[key]) : String(e[key]);
+        return key + " " + value;
+      });
+      const head = [(e.at || "").replace("T", " ").slice(0, 19), e.kind, e.attempt ? "attempt " + e.attempt : ""];
+      item.textContent = head.concat(said).filter(Boolean).join(" · ");
       return item;
     }));
     section.hidden = events.length === 0;
