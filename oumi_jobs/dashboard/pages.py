@@ -56,7 +56,7 @@ def _when(timestamp: str | None) -> str:
     return timestamp[:19].replace("T", " ") + zone
 
 
-templates = Jinja2Templates(directory=str(HERE / "templates"), autoescape=True)
+templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescaped, as Starlette sets it
 templates.env.globals.update(poll_s=POLL_S, state_of=lambda job: job.get("state") or "unknown")
 templates.env.filters.update(duration=_duration, when=_when)
 
