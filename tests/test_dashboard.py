@@ -161,6 +161,7 @@ def test_a_login_link_opens_a_strict_httponly_session_once(browser: Any, dash: D
     landed = first.new_page()
     answer = landed.goto(url)
     assert answer.status == 200 and landed.url == dash.base + "/"
+    assert "default-src 'self'" in answer.headers["content-security-policy"]  # the browser refuses other hosts too
     _expect()(landed.get_by_role("heading", name="Jobs")).to_be_visible()
     (cookie,) = first.cookies()
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and cookie["domain"] == "127.0.0.1"
@@ -296,6 +297,8 @@ def test_every_request_the_pages_made_stayed_on_this_machine(page: Any, dash: Da
     _expect()(page.locator(".swagger-ui .info .title")).to_contain_text("oumi-jobs", timeout=30_000)
     page.goto(dash.base + "/cancellations")
     _expect()(page.locator("tr[data-cancellation-id]").first).to_be_visible()
+    missing = page.goto(dash.base + "/jobs/job-never-made")
+    assert missing.status == 404 and "job-never-made" in page.locator("main").inner_text()
     hosts = {urlsplit(url).hostname for url in requests_seen if not url.startswith(("data:", "blob:"))}
     assert hosts == {"127.0.0.1"}, sorted(url for url in requests_seen if urlsplit(url).hostname != "127.0.0.1")
     assert any("/static/swagger/swagger-ui-bundle.js" in url for url in requests_seen)

@@ -11,6 +11,7 @@ Who may reach any of this over TCP is :mod:`oumi_jobs.dashboard.access`'s.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
@@ -23,9 +24,11 @@ from fastapi.templating import Jinja2Templates
 from oumi_jobs.dashboard import data
 from oumi_jobs.dashboard.access import HOW_TO_LOG_IN, Refusal, refusal_page
 from oumi_jobs.dashboard.sessions import COOKIE, SESSION_TTL_S, Session, Sessions
+from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.base import encode_json
 from oumi_jobs.render.server import login_code_document
+from oumi_jobs.server.http_errors import http_status
 from oumi_jobs.server.schemas import JobState, LoginCodeDocument, errors
 
 HERE = Path(__file__).resolve().parent
@@ -33,7 +36,7 @@ SESSION_STATE = "dashboard_session"
 # What a live fragment waits between two polls (htmx `every`): a page costs the server one small read each.
 POLL_S = 2
 Text = Annotated[str | None, Query(max_length=128)]
-PageNo = Annotated[int, Query(ge=0, le=1_000_000)]
+Page = Annotated[int, Query(alias="page", ge=0, le=1_000_000)]
 
 
 def _duration(seconds: float | None) -> str:
@@ -92,10 +95,31 @@ def _session(request: Request) -> Session | None:
     return found
 
 
+# Every page: its own assets only (the browser itself then refuses anything else), never in a frame (no
+# click on Cancel through another site's page), and no address sent on as a referrer.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     session = _session(request)
     context |= {"csrf_token": session.csrf_token if session else ""}
-    return templates.TemplateResponse(request, template, context, status_code=status_code)
+    return templates.TemplateResponse(request, template, context, status_code=status_code, headers=PAGE_HEADERS)
+
+
+def page(request: Request, template: str, build: Callable[[], dict[str, Any]]) -> Response:
+    """A whole page from what ``build`` reads; an error of the core (no such job...) as a page saying so, with
+    the status the REST API would answer."""
+    try:
+        context = build()
+    except OumiJobsError as exc:
+        return render(request, "error.html", http_status(exc), message=str(exc))
+    return render(request, template, **context)
 
 
 def _login_router(sessions: Sessions) -> APIRouter:
@@ -132,24 +156,28 @@ def _page_router(paths: Paths) -> APIRouter:
 
     @routes.get("/")
     def jobs(
-        request: Request, state: Text = None, cloud: Text = None, sweep: Text = None, page: PageNo = 0
+        request: Request, state: Text = None, cloud: Text = None, sweep: Text = None, page_no: Page = 0
     ) -> Response:
-        listing = data.jobs_page(paths, data.JobsQuery(state, cloud, sweep, page))
-        return render(request, "jobs.html", listing=listing, states=_STATE_NAMES)
+        query = data.JobsQuery(state, cloud, sweep, page_no)
+        return page(request, "jobs.html", lambda: {"listing": data.jobs_page(paths, query), "states": _STATE_NAMES})
 
     @routes.get("/jobs/{job}")
     def job(request: Request, job: str) -> Response:
-        return render(request, "job.html", view=data.job_page(paths, job))
+        return page(request, "job.html", lambda: {"view": data.job_page(paths, job)})
 
     @routes.get("/sweeps/{sweep}")
     def sweep(request: Request, sweep: str) -> Response:
-        view = data.sweep_page(paths, sweep)
-        return render(request, "sweep.html", view=view, max_overlaid=data.MAX_OVERLAID)
+        return page(
+            request, "sweep.html", lambda: {"view": data.sweep_page(paths, sweep), "max_overlaid": data.MAX_OVERLAID}
+        )
 
     @routes.get("/cancellations")
-    def cancellations(request: Request, page: PageNo = 0) -> Response:
-        rows, more = data.cancellations_page(paths, page)
-        return render(request, "cancellations.html", rows=rows, more=more, page=page)
+    def cancellations(request: Request, page_no: Page = 0) -> Response:
+        def build() -> dict[str, Any]:
+            rows, more = data.cancellations_page(paths, page_no)
+            return {"rows": rows, "more": more, "page": page_no}
+
+        return page(request, "cancellations.html", build)
 
     return routes
 
@@ -160,9 +188,9 @@ def _fragment_router(paths: Paths) -> APIRouter:
 
     @routes.get("/jobs")
     def jobs(
-        request: Request, state: Text = None, cloud: Text = None, sweep: Text = None, page: PageNo = 0
+        request: Request, state: Text = None, cloud: Text = None, sweep: Text = None, page_no: Page = 0
     ) -> Response:
-        listing = data.jobs_page(paths, data.JobsQuery(state, cloud, sweep, page))
+        listing = data.jobs_page(paths, data.JobsQuery(state, cloud, sweep, page_no))
         return render(request, "_jobs_rows.html", listing=listing)
 
     @routes.get("/jobs/{job}")

@@ -67,6 +67,14 @@
     return [steps].concat(columns);
   }
 
+  // Tick labels that keep a learning rate of 1e-6 readable, and a loss of 3.1415 short.
+  function tick(value) {
+    if (value === null || value === undefined) return "";
+    const size = Math.abs(value);
+    if (size !== 0 && (size < 1e-3 || size >= 1e6)) return value.toExponential(2);
+    return String(Number(value.toPrecision(4)));
+  }
+
   function options(el, series, metric) {
     const axis = getComputedStyle(document.body).color;
     return {
@@ -75,7 +83,11 @@
       series: [{ label: "step" }].concat(series.map(function (s, i) {
         return { label: series.length > 1 ? s.job_id : metric, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: true };
       })),
-      axes: [{ stroke: axis, grid: { stroke: "rgba(128,128,128,.15)" } }, { stroke: axis, grid: { stroke: "rgba(128,128,128,.15)" } }],
+      axes: [
+        { stroke: axis, grid: { stroke: "rgba(128,128,128,.15)" } },
+        { stroke: axis, grid: { stroke: "rgba(128,128,128,.15)" }, size: 64,
+          values: function (u, splits) { return splits.map(tick); } },
+      ],
     };
   }
 
