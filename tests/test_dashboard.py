@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from oumi_jobs.dashboard.sessions import CODE_TTL_S, Sessions
+from oumi_jobs.dashboard.access import browser_refusal, refusal_page
+from oumi_jobs.dashboard.sessions import CODE_TTL_S, COOKIE, Sessions
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
 from oumi_jobs.server import lifecycle
@@ -153,6 +154,38 @@ def test_a_login_code_works_once_for_five_minutes() -> None:
     now[0] += CODE_TTL_S + 1
     assert sessions.redeem(late.code) is None  # expired
     assert sessions.redeem("a-code-never-made") is None and sessions.find("nope") is None
+
+
+def _scope(path: str = "/", method: str = "GET", host: str = "127.0.0.1:8000", **headers: str) -> dict[str, Any]:
+    sent = [(b"host", host.encode())] + [(k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    return {"type": "http", "server": ("127.0.0.1", 8000), "path": path, "method": method, "headers": sent}
+
+
+def test_the_guard_lets_a_browser_in_only_with_a_loopback_host_a_session_and_its_csrf_token() -> None:
+    """The rules of dashboard/access.py on their own (the browser tests below show them end to end)."""
+    sessions = Sessions()
+    session = sessions.redeem(sessions.new_code().code)
+    assert session is not None
+    cookie = f"other=1; {COOKIE}={session.session_id}"
+    assert browser_refusal(_scope(cookie=cookie), sessions) == (session, None)
+    assert browser_refusal(_scope(host="localhost:8000", cookie=cookie), sessions)[1] is None
+    assert browser_refusal(_scope(host="[::1]:8000", cookie=cookie), sessions)[1] is None
+    for host in ("evil.example:8000", "127.0.0.1:8001", "127.0.0.1", "localhost.evil.example:8000", ""):
+        refused = browser_refusal(_scope(host=host, cookie=cookie), sessions)[1]
+        assert refused is not None and refused.status == 403, host
+    assert browser_refusal(_scope("/login"), sessions) == (None, None)  # open: the code is checked there
+    assert browser_refusal(_scope("/static/app.css"), sessions) == (None, None)
+    page = browser_refusal(_scope(accept="text/html,*/*"), sessions)[1]
+    api = browser_refusal(_scope("/api/jobs"), sessions)[1]
+    assert page is not None and (page.status, page.page) == (401, True) and "oumi-jobs ui" in refusal_page(page)
+    assert api is not None and (api.status, api.page) == (401, False)
+    assert browser_refusal(_scope(cookie=f"{COOKIE}=forged"), sessions)[1] is not None
+    post = _scope("/api/jobs/x/cancel", "POST", cookie=cookie)
+    assert browser_refusal(post, sessions)[1].status == 403  # type: ignore[union-attr]
+    post["headers"].append((b"x-csrf-token", b"wrong"))
+    assert browser_refusal(post, sessions)[1].status == 403  # type: ignore[union-attr]
+    post["headers"][-1] = (b"x-csrf-token", session.csrf_token.encode())
+    assert browser_refusal(post, sessions) == (session, None)
 
 
 def test_a_login_link_opens_a_strict_httponly_session_once(browser: Any, dash: Dash) -> None:
