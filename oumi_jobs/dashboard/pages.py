@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 SESSION_STATE = "dashboard_session"
 # What a live fragment waits between two polls (htmx `every`): a page costs the server one small read each.
 POLL_S = 2
+# A cloud job's or sweep's live part asks its cloud each time (its state, its log's tail): less often.
+CLOUD_POLL_S = 5
 Text = Annotated[str | None, Query(max_length=128)]
 Page = Annotated[int, Query(alias="page", ge=0, le=1_000_000)]
 
@@ -60,7 +62,9 @@ def _when(timestamp: str | None) -> str:
 
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescaped, as Starlette sets it
-templates.env.globals.update(poll_s=POLL_S, state_of=lambda job: job.get("state") or "unknown")
+templates.env.globals.update(
+    poll_s=POLL_S, cloud_poll_s=CLOUD_POLL_S, state_of=lambda job: job.get("state") or "unknown"
+)
 templates.env.filters.update(duration=_duration, when=_when)
 
 
