@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from oumi_jobs.dashboard.access import browser_refusal, refusal_page
-from oumi_jobs.dashboard.sessions import CODE_TTL_S, COOKIE, Sessions
+from oumi_jobs.dashboard.sessions import CODE_TTL_S, Sessions, cookie_name
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
 from oumi_jobs.server import lifecycle
@@ -166,7 +166,7 @@ def test_the_guard_lets_a_browser_in_only_with_a_loopback_host_a_session_and_its
     sessions = Sessions()
     session = sessions.redeem(sessions.new_code().code)
     assert session is not None
-    cookie = f"other=1; {COOKIE}={session.session_id}"
+    cookie = f"other=1; {cookie_name(8000)}={session.session_id}"
     assert browser_refusal(_scope(cookie=cookie), sessions) == (session, None)
     assert browser_refusal(_scope(host="localhost:8000", cookie=cookie), sessions)[1] is None
     assert browser_refusal(_scope(host="[::1]:8000", cookie=cookie), sessions)[1] is None
@@ -179,7 +179,8 @@ def test_the_guard_lets_a_browser_in_only_with_a_loopback_host_a_session_and_its
     api = browser_refusal(_scope("/api/jobs"), sessions)[1]
     assert page is not None and (page.status, page.page) == (401, True) and "oumi-jobs ui" in refusal_page(page)
     assert api is not None and (api.status, api.page) == (401, False)
-    assert browser_refusal(_scope(cookie=f"{COOKIE}=forged"), sessions)[1] is not None
+    assert browser_refusal(_scope(cookie=f"{cookie_name(8000)}=forged"), sessions)[1] is not None
+    assert browser_refusal(_scope(cookie=f"{cookie_name(8001)}={session.session_id}"), sessions)[1] is not None
     post = _scope("/api/jobs/x/cancel", "POST", cookie=cookie)
     assert browser_refusal(post, sessions)[1].status == 403  # type: ignore[union-attr]
     post["headers"].append((b"x-csrf-token", b"wrong"))
@@ -198,6 +199,7 @@ def test_a_login_link_opens_a_strict_httponly_session_once(browser: Any, dash: D
     _expect()(landed.get_by_role("heading", name="Jobs")).to_be_visible()
     (cookie,) = first.cookies()
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and cookie["domain"] == "127.0.0.1"
+    assert cookie["name"] == cookie_name(dash.port)  # one per server: 127.0.0.1's cookies go to all its ports
     first.close()
     second = browser.new_context()
     again = second.new_page()
@@ -254,6 +256,9 @@ def test_a_job_submitted_with_the_cli_appears_and_succeeds_without_a_reload(page
     _expect()(row.locator(".state")).to_have_text("succeeded")  # spelled out, not only coloured
     assert page.evaluate("window.notReloaded") is True
     _screenshot(page, "jobs")
+    page.emulate_media(color_scheme="dark")
+    _screenshot(page, "jobs-dark")
+    page.emulate_media(color_scheme="light")
 
 
 def test_cancel_with_confirm_cancels_a_running_job_and_leaves_no_process(page: Any, dash: Dash, sleeper: str) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from oumi_jobs.dashboard.sessions import COOKIE, CSRF_HEADER, Session, Sessions
+from oumi_jobs.dashboard.sessions import CSRF_HEADER, Session, Sessions, cookie_name
 
 OPEN_PATHS = frozenset({"/login", "/favicon.ico"})
 OPEN_PREFIX = "/static/"
@@ -42,7 +42,7 @@ def host_allowed(headers: Mapping[bytes, bytes], port: int) -> bool:
     return host in {f"{name}:{port}" for name in LOOPBACK_NAMES}
 
 
-def session_of(headers: Mapping[bytes, bytes], sessions: Sessions) -> Session | None:
+def session_of(headers: Mapping[bytes, bytes], port: int, sessions: Sessions) -> Session | None:
     raw = headers.get(b"cookie")
     if not raw:
         return None
@@ -51,7 +51,7 @@ def session_of(headers: Mapping[bytes, bytes], sessions: Sessions) -> Session | 
         cookie.load(raw.decode("latin-1"))
     except CookieError:
         return None
-    morsel = cookie.get(COOKIE)
+    morsel = cookie.get(cookie_name(port))
     return sessions.find(morsel.value) if morsel is not None else None
 
 
@@ -67,7 +67,7 @@ def browser_refusal(scope: Mapping[str, Any], sessions: Sessions) -> tuple[Sessi
     path: str = scope.get("path", "")
     if path in OPEN_PATHS or path.startswith(OPEN_PREFIX):
         return None, None
-    session = session_of(headers, sessions)
+    session = session_of(headers, port, sessions)
     if session is None:
         if wants_page:
             return None, Refusal(401, f"You are not logged in: {HOW_TO_LOG_IN}.", True, "no session")

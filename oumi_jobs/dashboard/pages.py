@@ -23,7 +23,7 @@ from fastapi.templating import Jinja2Templates
 
 from oumi_jobs.dashboard import data
 from oumi_jobs.dashboard.access import HOW_TO_LOG_IN, Refusal, refusal_page
-from oumi_jobs.dashboard.sessions import COOKIE, SESSION_TTL_S, Session, Sessions
+from oumi_jobs.dashboard.sessions import SESSION_TTL_S, Session, Sessions, cookie_name
 from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.base import encode_json
@@ -147,8 +147,8 @@ def _login_router(sessions: Sessions) -> APIRouter:
             return HTMLResponse(refusal_page(refusal), status_code=401)
         answer = RedirectResponse("/", status_code=303)
         answer.set_cookie(
-            COOKIE, session.session_id, max_age=int(SESSION_TTL_S), path="/", httponly=True, samesite="strict",
-            secure=request.url.scheme == "https",
+            cookie_name(request.url.port or 0), session.session_id, max_age=int(SESSION_TTL_S), path="/",
+            httponly=True, samesite="strict", secure=request.url.scheme == "https",
         )  # fmt: skip
         return answer
 

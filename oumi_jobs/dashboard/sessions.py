@@ -27,6 +27,12 @@ COOKIE = "oumi_jobs_session"
 CSRF_HEADER = "x-csrf-token"
 
 
+def cookie_name(port: int) -> str:
+    """The session cookie of the server on ``port``: a browser sends a cookie of 127.0.0.1 to every port of it,
+    so two servers (two environments) each need their own name, or logging in to one logs out of the other."""
+    return f"{COOKIE}_{port}"
+
+
 @dataclass(frozen=True)
 class LoginCode:
     code: str
