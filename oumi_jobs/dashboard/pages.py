@@ -78,11 +78,13 @@ def install(app: FastAPI, paths: Paths, sessions: Sessions) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
+        answer = get_swagger_ui_html(
             openapi_url="/openapi.json", title="oumi-jobs REST API", swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css", swagger_favicon_url="/static/favicon.svg",
             swagger_ui_parameters={"validatorUrl": None},  # its default badge would ask validator.swagger.io
         )  # fmt: skip
+        answer.headers["X-Frame-Options"] = "DENY"  # Swagger UI starts from an inline script: no CSP of the pages
+        return answer
 
 
 def _swagger_ui_assets() -> Path:
