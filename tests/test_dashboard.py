@@ -303,6 +303,19 @@ def test_a_sweep_page_counts_compares_and_overlays_its_children(page: Any, dash:
     _expect()(page.locator("tr[data-job-id]")).to_have_count(2)
 
 
+def test_cancel_all_with_confirm_cancels_a_running_sweep(page: Any, dash: Dash) -> None:
+    config = dash.config("long-sweep", "echo child $N; sleep 600")
+    created = dash.cli("sweep", config, "--set", "envs.N=1,2,3", "--cluster", "long-sweep", "-q")
+    assert created.exit_code == 0, created.output
+    sweep_id = created.stdout.strip()
+    wait_until(lambda: dash.cli.json("status", sweep_id)["counts"].get("running") == 1, timeout=30)
+    page.goto(f"{dash.base}/sweeps/{sweep_id}")
+    page.get_by_role("button", name="Cancel all").click()
+    page.get_by_role("button", name="Confirm").click()
+    wait_until(lambda: dash.cli.json("status", sweep_id)["counts"] == {"cancelled": 3}, timeout=60)
+    _expect()(page.locator("#sweep-live")).to_have_attribute("data-done", "true", timeout=20_000)
+
+
 @pytest.mark.slow
 def test_a_real_tiny_oumi_train_draws_its_loss_progress_and_log_tail(
     page: Any,
