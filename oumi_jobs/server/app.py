@@ -2,8 +2,9 @@
 
 One FastAPI app.  In front of it, one small ASGI guard (:class:`Guard`)
 counts requests for the idle exit, bounds request bodies, and on TCP checks
-the bearer token (constant-time); on the unix socket the peer's uid was
-checked when it connected (:mod:`oumi_jobs.server.runner`).  Errors become
+the bearer token (constant-time), or else a dashboard session with its Host
+and CSRF rules (:mod:`oumi_jobs.dashboard.access`); on the unix socket the
+peer's uid was checked when it connected (:mod:`oumi_jobs.server.runner`).  Errors become
 HTTP answers in :mod:`oumi_jobs.server.http_errors` only.
 """
 
