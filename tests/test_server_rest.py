@@ -31,12 +31,13 @@ from oumi_jobs.errors import AmbiguousJobError, CloudTimeoutError, JobNotFoundEr
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.base import job_document
 from oumi_jobs.render.cancel import cancellation_document
+from oumi_jobs.render.notifications import notification_document
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.app import MAX_BODY_BYTES, create_app
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
 from oumi_jobs.views import view_of
 
-from .helpers import add_record, make_cancellation, make_record, wait_until
+from .helpers import add_record, make_cancellation, make_notification, make_record, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 NOBODY = 65534
@@ -488,6 +489,7 @@ REST_OPERATIONS = {
     ("/api/jobs/{job}/cancellation-status", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
     ("/api/cancellations", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "409", "422"}),
     ("/api/jobs/{job}/events", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
+    ("/api/notifications", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "404", "409", "422"}),
     ("/metrics", "get"): (set(), {"200", "401"}),
     ("/api/sweeps", "get"): (set(), {"200", "401", "409"}),
     ("/api/sweeps", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
@@ -543,6 +545,7 @@ def test_the_openapi_schema_is_pinned(openapi):
     assert documented("/api/cancellations", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/cancellation-status", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/events", "get") == "EventDocument"
+    assert documented("/api/notifications", "get") == "NotificationDocument"
     assert "text/plain" in openapi["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert "text/plain" in openapi["paths"]["/api/jobs/{job}/logs"]["get"]["responses"]["200"]["content"]
 
@@ -611,6 +614,7 @@ def test_the_openapi_documents_are_the_json_contract(openapi):
     assert keys("JobDocument") == job and set(schemas["JobDocument"]["required"]) == job
     assert keys("SubmitDocument") == job | {"warnings"}
     assert keys("CancellationDocument") == set(cancellation)
+    assert keys("NotificationDocument") == set(notification_document(make_notification()))
     assert keys("CancellationStepDocument") == {"name", "status", "started_at", "ended_at", "detail"}
     assert (
         keys("FailureDocument") == set(schemas["FailureDocument"]["required"]) == {"class", "cause", "hint", "evidence"}
