@@ -24,9 +24,10 @@ from oumi_jobs import timeline
 from oumi_jobs.notify import emission
 from oumi_jobs.notify.redact import shown
 from oumi_jobs.paths import Paths
+from oumi_jobs.policy import JobPolicy
 from oumi_jobs.store.registry import Registry
 
-from .helpers import free_loopback_port, submit_id, wait_done, wait_until
+from .helpers import add_record, free_loopback_port, make_record, submit_id, wait_done, wait_until
 
 SECRET = "it-is-a-secret"
 
@@ -222,3 +223,29 @@ def test_emit_is_cheap_without_urls_and_records_guards_and_retries(cli, notify_e
     assert (guard["detail"]["guard"], guard["job"]["job_id"]) == ("max_duration", noted)
     assert cli("notifications", "--status", "bogus").exit_code == 2
     assert cli("notifications", "--job", "no-such-job").exit_code == 3
+
+
+def test_a_local_job_found_lost_by_a_read_is_notified_lost(cli, notify_env, receiver):
+    policy = JobPolicy(notify=(receiver.url("/lost"),)).encode()
+    job_id = add_record(notify_env, make_record(supervisor_pid=999_999_999, supervisor_start_time=1.0,
+                                                boot_id="another-boot", policy=policy))  # fmt: skip
+    assert cli.json("status", job_id)["state"] == "lost"
+    assert cli.json("status", job_id)["state"] == "lost"  # read again: still one notification
+    [record] = settled(cli, job_id, 1)
+    assert (record["event"], record["status"]) == ("lost", "sent")
+    assert receiver.events("/lost") == ["lost"]
+
+
+def test_a_sweep_notifies_once_when_its_last_child_ends(cli, notify_env, job_config, receiver):
+    swept = cli.json("sweep", str(job_config("echo $X")), "--set", "envs.X=1,2", "--notify", receiver.url("/sweep"))
+    children = [child["job_id"] for child in swept["children"]]
+    for child in children:
+        wait_done(cli, child)
+    [done] = settled(cli, swept["sweep_id"], 1)
+    assert (done["event"], done["status"], done["job_id"]) == ("sweep_done", "sent", swept["sweep_id"])
+    for child in children:
+        settled(cli, child, 1)
+    [posted] = [p.json() for p in receiver.posts if p.headers["X-Oumi-Jobs-Event"] == "sweep_done"]
+    assert posted["detail"] == {"sweep_id": swept["sweep_id"], "children": 2, "succeeded": 2, "not_succeeded": 0}
+    assert posted["job"] is None
+    assert sorted(receiver.events("/sweep")) == ["succeeded", "succeeded", "sweep_done"]

@@ -35,6 +35,8 @@ from oumi_jobs.render.notifications import notification_document
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.app import MAX_BODY_BYTES, create_app
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
+from oumi_jobs.store.notifications import NewNotification
+from oumi_jobs.store.registry import Registry
 from oumi_jobs.views import view_of
 
 from .helpers import add_record, make_cancellation, make_notification, make_record, wait_until
@@ -457,6 +459,28 @@ def test_metrics_are_the_prometheus_text(rest_server, paths):
     lines = answer.text.splitlines()
     assert "# TYPE oumi_jobs_jobs gauge" in lines
     assert 'oumi_jobs_jobs{state="lost"} 1.0' in lines and 'oumi_jobs_jobs{state="running"} 0.0' in lines
+
+
+def test_notifications_are_listed_newest_first_with_urls_redacted(rest_server, paths):
+    job_id = add_record(paths, make_record("job-noted"))
+    with Registry.open(paths) as registry:
+        for event, at in (("started", "2026-01-01T10:00:00.000+00:00"), ("failed", "2026-01-01T10:05:00.000+00:00")):
+            new = NewNotification("https://bob:pw@example.org/hook", "https://bob:****@example.org/hook")
+            registry.add_notifications(job_id, 1, event, [new], at, {})
+    with rest_server.unix() as client:
+        listed = client.get("/api/notifications", params={"job_id": "job-no"}).json()
+        pending = client.get("/api/notifications", params={"status": "pending", "limit": 1}).json()
+        sent = client.get("/api/notifications", params={"status": "sent"}).json()
+        bad, unknown = (
+            client.get("/api/notifications", params={"status": "lost"}),
+            client.get("/api/notifications", params={"job_id": "nope"}),
+        )
+    assert [(n["event"], n["url"], n["status"]) for n in listed] == [
+        ("failed", "https://bob:****@example.org/hook", "pending"),
+        ("started", "https://bob:****@example.org/hook", "pending"),
+    ]
+    assert [n["event"] for n in pending] == ["failed"] and sent == []
+    assert (bad.status_code, unknown.status_code) == (422, 404)
 
 
 def test_concurrent_clients_are_all_answered(rest_server, paths):
