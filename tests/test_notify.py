@@ -223,6 +223,9 @@ def test_emit_is_cheap_without_urls_and_records_guards_and_retries(cli, notify_e
     assert (guard["detail"]["guard"], guard["job"]["job_id"]) == ("max_duration", noted)
     assert cli("notifications", "--status", "bogus").exit_code == 2
     assert cli("notifications", "--job", "no-such-job").exit_code == 3
+    with Registry.open(notify_env) as registry:
+        assert registry.delete([noted]) == [noted]  # as prune does
+        assert registry.notifications(job_id=noted) == []  # its notifications went with it
 
 
 def test_a_local_job_found_lost_by_a_read_is_notified_lost(cli, notify_env, receiver):
