@@ -21,11 +21,14 @@ import psutil
 import pytest
 
 from oumi_jobs import timeline
-from oumi_jobs.notify import emission
+from oumi_jobs.notify import emission, points
 from oumi_jobs.notify.redact import shown
 from oumi_jobs.paths import Paths
 from oumi_jobs.policy import JobPolicy
+from oumi_jobs.states import State
 from oumi_jobs.store.registry import Registry
+from oumi_jobs.timestamps import now_iso
+from oumi_jobs.views import JobView
 
 from .helpers import add_record, free_loopback_port, make_record, submit_id, wait_done, wait_until
 
@@ -252,3 +255,18 @@ def test_a_sweep_notifies_once_when_its_last_child_ends(cli, notify_env, job_con
     assert posted["detail"] == {"sweep_id": swept["sweep_id"], "children": 2, "succeeded": 2, "not_succeeded": 0}
     assert posted["job"] is None
     assert sorted(receiver.events("/sweep")) == ["succeeded", "succeeded", "sweep_done"]
+
+
+def test_a_cloud_jobs_end_seen_by_a_read_is_notified_once_as_it_was_seen(cli, notify_env, receiver):
+    policy = JobPolicy(notify=(receiver.url("/cloud"),)).encode()
+    record = make_record(cloud="gcp", cluster="c1", launcher_job_id="7", policy=policy)
+    add_record(notify_env, record)
+    view = JobView(record, State.SUCCEEDED, "SUCCEEDED", None, now_iso())
+    points.seen_ended(notify_env, view)
+    points.seen_ended(notify_env, view)  # a second reader: nothing new
+    points.seen_ended(notify_env, JobView(record, State.RUNNING, "RUNNING", None, now_iso()))  # not an end
+    [note] = settled(cli, record.job_id, 1)
+    assert (note["event"], note["status"]) == ("succeeded", "sent")
+    [posted] = receiver.posts
+    # The job document is the job as the read saw it: the registry alone cannot tell a cloud job's state.
+    assert (posted.json()["job"]["state"], posted.json()["job"]["status"]) == ("succeeded", "SUCCEEDED")
