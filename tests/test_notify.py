@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,6 +50,7 @@ class Posted:
 class Receiver:
     port: int
     posts: list[Posted] = field(default_factory=list)
+    hold_s: float = 0.0  # how long each POST waits for its answer (a slow receiver)
 
     def url(self, path: str = "/hook", scheme: str = "http") -> str:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
@@ -61,11 +63,13 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     """An HTTP server on loopback, in a thread of this process, that keeps every POST it gets."""
     posts: list[Posted] = []
+    settings = Receiver(0, posts)
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             posts.append(Posted(self.path, dict(self.headers.items()), body))
+            time.sleep(settings.hold_s)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -76,8 +80,9 @@ def receiver() -> Iterator[Receiver]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    settings.port = server.server_address[1]
     try:
-        yield Receiver(server.server_address[1], posts)
+        yield settings
     finally:
         server.shutdown()
         server.server_close()
@@ -270,3 +275,31 @@ def test_a_cloud_jobs_end_seen_by_a_read_is_notified_once_as_it_was_seen(cli, no
     [posted] = receiver.posts
     # The job document is the job as the read saw it: the registry alone cannot tell a cloud job's state.
     assert (posted.json()["job"]["state"], posted.json()["job"]["status"]) == ("succeeded", "SUCCEEDED")
+
+
+def test_a_sender_started_while_the_job_runs_is_not_taken_for_one_of_its_processes(cli, notify_env, job_config,
+                                                                                   receiver):  # fmt: skip
+    """The supervisor records its job's descendants for cancel; the sender of `started` is its child, not the job's."""
+    assert notify_env.config_file is not None
+    notify_env.config_file.parent.mkdir(parents=True)
+    notify_env.config_file.write_text(f'[notify]\nurls = ["{receiver.url()}"]\nevents = ["started"]\n')
+    receiver.hold_s = 3.0  # longer than the supervisor's widest gap between two looks at its descendants (2 s)
+    job_id = submit_id(cli, str(job_config("sleep 60")))
+    wait_until(lambda: receiver.posts)
+    home = str(notify_env.data_dir.parent)
+
+    def sender() -> int | None:
+        for process in psutil.process_iter(["cmdline", "environ"]):
+            cmdline, environ = process.info["cmdline"] or [], process.info["environ"] or {}
+            if any("oumi_jobs.notify.sender" in part for part in cmdline) and environ.get("OUMI_JOBS_HOME") == home:
+                return process.pid
+        return None
+
+    sender_pid = wait_until(sender)
+    [record] = settled(cli, job_id, 1)
+    assert record["status"] == "sent"
+    with Registry.open(notify_env) as registry:
+        recorded = {pid for pid, _ in registry.recorded_processes(job_id)}
+    assert recorded and sender_pid not in recorded  # the job's own processes were recorded meanwhile
+    cancelled = cli.json("cancel", job_id, "--timeout", "5")
+    assert (cancelled["status"], cancelled["survivors"]) == ("completed", [])
