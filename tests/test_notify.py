@@ -303,3 +303,16 @@ def test_a_sender_started_while_the_job_runs_is_not_taken_for_one_of_its_process
     assert recorded and sender_pid not in recorded  # the job's own processes were recorded meanwhile
     cancelled = cli.json("cancel", job_id, "--timeout", "5")
     assert (cancelled["status"], cancelled["survivors"]) == ("completed", [])
+
+
+def test_a_broken_config_toml_never_fails_the_job_and_is_told_in_its_supervisors_log(cli, notify_env, job_config,
+                                                                                      receiver):  # fmt: skip
+    assert notify_env.config_file is not None
+    notify_env.config_file.parent.mkdir(parents=True)
+    notify_env.config_file.write_text("[notify\nurls = 3\n")
+    job_id = submit_id(cli, str(job_config("echo hi")), "--notify", receiver.url())
+    assert wait_done(cli, job_id)["state"] == "succeeded"
+    log = notify_env.supervisor_log(job_id)
+    wait_until(lambda: "cannot notify succeeded" in log.read_text())
+    assert str(notify_env.config_file) in log.read_text()
+    assert cli.json("notifications") == [] and receiver.posts == []

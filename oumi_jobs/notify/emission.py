@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from oumi_jobs.errors import OumiJobsError
@@ -92,7 +92,7 @@ def _emit(
     if not urls:
         return 0
     at = now_iso()
-    document = {"at": at, "detail": dict(detail or {}), "seen": None if seen is None else seen.__dict__}
+    document = {"at": at, "detail": dict(detail or {}), "seen": None if seen is None else asdict(seen)}
     new = registry.add_notifications(
         job_id, attempt, event, [NewNotification(url, shown(url)) for url in urls], at, document
     )

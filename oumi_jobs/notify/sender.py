@@ -65,18 +65,27 @@ def main(argv: list[str] | None = None) -> int:
 
 def deliver_pending(paths: Paths, job_id: str) -> None:
     """Send the job's pending notifications this process can claim, each until sent or out of tries."""
-    config = load_config(paths)
     with Registry.open(paths) as registry:
         claimed = registry.claim_notifications(job_id, identify_self())
-        messages = {row.notification_id: message_of(registry, row) for row in claimed}
+        messages: dict[int, Message | str] = {row.notification_id: _message_or_error(registry, row) for row in claimed}
+    try:
+        config = load_config(paths)
+    except OumiJobsError as exc:  # a broken config.toml: nothing is sent unsigned by mistake
+        messages = dict.fromkeys(messages, str(exc))
+        config = NotifyConfig()
     due = {row.notification_id: (row, _due_in(row.next_try_at)) for row in claimed}
     tries = {row.notification_id: row.attempts for row in claimed}
     while due:
         notification_id, (row, when) = min(due.items(), key=lambda item: item[1][1])
         time.sleep(max(0.0, when - time.monotonic()))
         tries[notification_id] += 1
+        message = messages[notification_id]
         try:
-            refined = send(row.url, messages[notification_id], config)
+            if isinstance(message, str):
+                _record(paths, row, "failed", message, 0.0)
+                del due[notification_id]
+                continue
+            refined = send(row.url, message, config)
         except DeliveryError as exc:
             left = tries[notification_id] <= len(config.backoff_s)
             gap = config.backoff_s[tries[notification_id] - 1] if left else 0.0
@@ -88,6 +97,14 @@ def deliver_pending(paths: Paths, job_id: str) -> None:
             continue
         _record(paths, row, "sent", None, 0.0, refined)
         del due[notification_id]
+
+
+def _message_or_error(registry: Registry, row: NotificationRecord) -> Message | str:
+    """The row's message, or why it cannot be built (a record written by a newer release, say)."""
+    try:
+        return message_of(registry, row)
+    except (KeyError, TypeError, ValueError, OumiJobsError) as exc:
+        return f"cannot build the message: {exc}"
 
 
 def _due_in(next_try_at: str) -> float:
