@@ -316,3 +316,12 @@ def test_a_broken_config_toml_never_fails_the_job_and_is_told_in_its_supervisors
     wait_until(lambda: "cannot notify succeeded" in log.read_text())
     assert str(notify_env.config_file) in log.read_text()
     assert cli.json("notifications") == [] and receiver.posts == []
+
+
+def test_a_cancelled_job_is_notified_cancelled(cli, notify_env, job_config, receiver):
+    job_id = submit_id(cli, str(job_config("sleep 60")), "--notify", receiver.url("/cancel"))
+    wait_until(lambda: cli.json("status", job_id)["state"] == "running")
+    assert cli.json("cancel", job_id, "--timeout", "5")["status"] == "completed"
+    [record] = settled(cli, job_id, 1)
+    assert (record["event"], record["status"]) == ("cancelled", "sent")
+    assert receiver.events("/cancel") == ["cancelled"]

@@ -481,6 +481,8 @@ def test_notifications_are_listed_newest_first_with_urls_redacted(rest_server, p
     ]
     assert [n["event"] for n in pending] == ["failed"] and sent == []
     assert (bad.status_code, unknown.status_code) == (422, 404)
+    with Client.unix(rest_server.socket) as api_client:
+        assert api_client.notifications(job_id=job_id) == listed
 
 
 def test_concurrent_clients_are_all_answered(rest_server, paths):
