@@ -39,6 +39,8 @@ from oumi_jobs.server.schemas import (
     CancellationState,
     EventDocument,
     JobDocument,
+    NotificationDocument,
+    NotificationState,
     PlotDocument,
     SubmitBody,
     SubmitDocument,
@@ -81,6 +83,7 @@ def router(paths: Paths) -> APIRouter:
     _plot_route(jobs, paths)
     _cancel_routes(jobs, paths)
     _events_route(jobs, paths)
+    _notifications_route(jobs, paths)
     routes.include_router(jobs)
     _metrics_route(routes, paths)
     return routes
@@ -321,6 +324,24 @@ def _events_route(routes: APIRouter, paths: Paths) -> None:
     )  # fmt: skip
     def events(job: JobRef) -> Response:
         return document(api.timeline_documents(api.timeline(paths, job)))
+
+
+def _notifications_route(routes: APIRouter, paths: Paths) -> None:
+    @routes.get(
+        "/notifications", tags=["notifications"], summary="Notification deliveries",
+        response_model=list[NotificationDocument], responses=errors(400, 404, 409, 422),
+        description="`oumi-jobs notifications --json`, newest first; URLs with their credentials redacted.",
+    )  # fmt: skip
+    def notifications(
+        limit: Annotated[int, Query(ge=0, le=bounds.MAX_COUNT, description="At most this many.")] = 20,
+        offset: Annotated[int, Query(ge=0, le=bounds.MAX_COUNT, description="Skip this many first.")] = 0,
+        job_id: Annotated[
+            Name | None, Query(description="Only this job's (an id or unique prefix) or sweep's.")
+        ] = None,
+        status: Annotated[NotificationState | None, Query(description="Only notifications with this status.")] = None,
+    ) -> Response:
+        records = api.notification_history(paths, limit=limit, offset=offset, job=job_id, status=status)
+        return Response(json_array(encode_json(api.notification_document(r)) for r in records), media_type=JSON)
 
 
 def _metrics_route(routes: APIRouter, paths: Paths) -> None:
