@@ -9,6 +9,8 @@ from datetime import datetime
 from oumi_jobs import submitting
 from oumi_jobs.cancel.service import BulkOutcome
 from oumi_jobs.cloud.model import ConfigProblem
+from oumi_jobs.dashboard.launch import LoginLink
+from oumi_jobs.dashboard.sessions import Sessions
 from oumi_jobs.errors import JobNotFoundError
 from oumi_jobs.preflight import ConfigCheck, PreflightProblem
 from oumi_jobs.progress import Progress
@@ -20,6 +22,7 @@ from oumi_jobs.render.jobs import check_document, dry_run_document, log_document
 from oumi_jobs.render.notifications import event_document as notification_event_document
 from oumi_jobs.render.notifications import notification_document
 from oumi_jobs.render.registry import prune_document, recovery_document, registry_check_document
+from oumi_jobs.render.server import login_code_document, ui_document
 from oumi_jobs.store.cancellations import CancellationStep, StepStatus
 from oumi_jobs.store.repair import TableSalvage
 from oumi_jobs.views import view_of
@@ -189,6 +192,20 @@ def test_check_and_dry_run_documents(paths, job_config, tmp_path):
     assert set(document) == DRY_RUN_KEYS and document["schema_version"] == 1 and document["dry_run"] is True
     assert set(document["problems"][0]) == DRY_RUN_PROBLEM_KEYS and document["ok"] is False
     json.dumps(document)  # plain data
+
+
+UI_KEYS = {"schema_version", "url", "expires_at", "expires_in_s", "address", "pid", "restarted", "opened"}
+LOGIN_CODE_KEYS = {"schema_version", "code", "expires_at", "expires_in_s"}
+
+
+def test_ui_and_login_code_documents():
+    """``ui --json`` and the login code it asks the server for, built from the core alone."""
+    code = Sessions().new_code()
+    document = login_code_document(code)
+    assert set(document) == LOGIN_CODE_KEYS and document["code"] == code.code and 0 < document["expires_in_s"] <= 300
+    link = LoginLink("http://127.0.0.1:1/login?code=c", document["expires_at"], 300.0, "http://127.0.0.1:1", 7, False)
+    shown = ui_document(link, opened=False)
+    assert set(shown) == UI_KEYS and shown["schema_version"] == 1 and shown["url"] == link.url
 
 
 EVENT_KEYS = {"schema_version", "event_id", "job_id", "attempt", "at", "kind"}

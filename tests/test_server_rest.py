@@ -515,6 +515,8 @@ REST_OPERATIONS = {
     ("/api/jobs/{job}/cancellation-status", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
     ("/api/cancellations", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "409", "422"}),
     ("/api/jobs/{job}/events", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
+    ("/api/plot", "get"): ({"job", "metric"}, {"200", "400", "401", "404", "409", "422"}),
+    ("/api/ui/login-codes", "post"): (set(), {"201", "401"}),
     ("/api/notifications", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "404", "409", "422"}),
     ("/metrics", "get"): (set(), {"200", "401"}),
     ("/api/sweeps", "get"): (set(), {"200", "401", "409"}),
@@ -571,6 +573,8 @@ def test_the_openapi_schema_is_pinned(openapi):
     assert documented("/api/cancellations", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/cancellation-status", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/events", "get") == "EventDocument"
+    assert documented("/api/plot", "get") == "PlotDocument"
+    assert documented("/api/ui/login-codes", "post", "201") == "LoginCodeDocument"
     assert documented("/api/notifications", "get") == "NotificationDocument"
     assert "text/plain" in openapi["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert "text/plain" in openapi["paths"]["/api/jobs/{job}/logs"]["get"]["responses"]["200"]["content"]

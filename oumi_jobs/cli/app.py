@@ -30,6 +30,7 @@ from oumi_jobs.cli import (
     output,
     registry_cli,
     sweeps_cli,
+    ui_cli,
 )
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.server_cli import server_app
@@ -127,6 +128,7 @@ app.command()(clusters_cli.stop)
 app.command()(clusters_cli.down)
 app.command()(clusters_cli.cost)
 sweeps_cli.register(app)
+app.command()(ui_cli.ui)
 
 
 def main() -> None:

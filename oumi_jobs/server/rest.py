@@ -41,6 +41,7 @@ from oumi_jobs.server.schemas import (
     JobDocument,
     NotificationDocument,
     NotificationState,
+    PlotDocument,
     SubmitBody,
     SubmitDocument,
     errors,
@@ -79,6 +80,7 @@ def router(paths: Paths) -> APIRouter:
     _status_route(jobs, paths)
     _submit_route(jobs, paths)
     _log_route(jobs, paths)
+    _plot_route(jobs, paths)
     _cancel_routes(jobs, paths)
     _events_route(jobs, paths)
     _notifications_route(jobs, paths)
@@ -243,6 +245,21 @@ def _log_route(routes: APIRouter, paths: Paths) -> None:
         first = next(chunks, "") if path is None else ""
         return StreamingResponse(_encoded(first, chunks), media_type="text/plain; charset=utf-8",
                                  headers={"X-Oumi-Jobs-Job-Id": job_id})  # fmt: skip
+
+
+def _plot_route(routes: APIRouter, paths: Paths) -> None:
+    @routes.get(
+        "/plot", tags=["logs"], summary="Metrics of jobs over their steps", response_model=PlotDocument,
+        responses=errors(400, 404, 409, 422),
+        description="`oumi-jobs plot --json` of local jobs (the dashboard's charts): each metric (default `loss`) "
+        "of each job. A job still running that has logged nothing yet has an empty series; a metric a finished "
+        "job never logged is a 400 naming those it has.",
+    )  # fmt: skip
+    def plot(
+        job: Annotated[list[Name], Query(min_length=1, max_length=64, description="Job ids or unique prefixes.")],
+        metric: Annotated[list[Name], Query(max_length=16, description="Metrics (repeatable; default `loss`).")] = [],  # noqa: B006
+    ) -> Response:
+        return document(api.plot_document(api.read_plot(paths, job, metric, waiting=True)))
 
 
 def _encoded(first: str, chunks: Iterator[str]) -> Iterator[bytes]:

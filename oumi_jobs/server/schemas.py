@@ -225,6 +225,36 @@ class CancellationDocument(BaseModel):
     steps: list[CancellationStepDocument]
 
 
+class LoginCodeDocument(BaseModel):
+    """``POST /api/ui/login-codes``: a one-time dashboard login code (``oumi-jobs ui`` makes its link)."""
+
+    schema_version: int
+    code: str = Field(description="Works once, at `/login?code=`, within `expires_in_s`.")
+    expires_at: str
+    expires_in_s: float
+
+
+class SeriesDocument(BaseModel):
+    """One metric of one job over its steps (``plot --json``'s series)."""
+
+    job_id: str
+    metric: str
+    source: str | None
+    steps: list[float]
+    values: list[float]
+    metrics: list[str] = Field(description="Every metric the job has logged.")
+
+
+class PlotDocument(BaseModel):
+    """``plot --json``: each series asked for, one per job and metric."""
+
+    schema_version: int
+    metrics: list[str]
+    done: bool
+    image: str | None
+    series: list[SeriesDocument]
+
+
 class EventDocument(BaseModel):
     """One event of a job's timeline, as ``events --json`` prints it: the common keys, then its kind's own."""
 
