@@ -55,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "cancellations": "cancel_cli:cancellations",
     "plot": "jobs_cli:plot",
     "events": "events_cli:events",
+    "notifications": "notify_cli:notifications",
     "clusters": "clusters_cli:clusters_",
     "stop": "clusters_cli:stop",
     "down": "clusters_cli:down",
@@ -62,24 +63,24 @@ COMMANDS: dict[str, str] = {
     "sweep": "sweeps_cli:sweep",
     "sweeps": "sweeps_cli:sweeps",
     "compare": "sweeps_cli:compare",
+    "ui": "ui_cli:ui",
     "server": "server_cli:server_app",
     "registry": "registry_cli:registry_app",
+    "notify": "notify_cli:notify_app",
 }
 
 
 def load_command(name: str, where: str) -> click.Command:
-    """The click command of ``where`` (``module:function`` or ``module:typer_app`` under ``oumi_jobs.cli``)."""
+    """The click command of ``where`` (``module:function`` or ``module:typer_app`` under ``oumi_jobs.cli``),
+    built as the root used to build each of its commands: under a parent of the root's settings."""
     module, _, attribute = where.partition(":")
     target = getattr(importlib.import_module(f"oumi_jobs.cli.{module}"), attribute)
+    parent = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
     if isinstance(target, typer.Typer):
-        command: click.Command = typer.main.get_group(target)
+        parent.add_typer(target, name=name)
     else:
-        # The settings the root used to give each command it built: plain help, no completion options of its own.
-        single = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
-        single.command(name)(target)
-        command = typer.main.get_command(single)
-    command.name = name
-    return command
+        parent.command(name)(target)
+    return typer.main.get_group(parent).commands[name]
 
 
 class _LazyCommands(MutableMapping[str, click.Command]):

@@ -35,7 +35,7 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Print what would run and run the checks; register and start nothing.")
 ]
 NoPreflightOpt = Annotated[
-    bool, typer.Option("--no-preflight", help="Launch on a cloud without the blocking pre-flight checks.")
+    bool, typer.Option("--no-preflight", help="Launch a cloud job without the blocking pre-flight checks.")
 ]
 
 # The options of what oumi-jobs does for a job while nobody watches, shared by `submit` and `sweep`: declared
