@@ -266,6 +266,8 @@ def test_a_cloud_sweep_dry_run_shows_each_child_and_changes_nothing(paths, cli, 
     human = cli(*args)
     assert human.exit_code == 0 and "nothing was registered" in human.stderr
     assert "dry-0001  generation.max_new_tokens=32" in human.stdout and "accelerators: A100:8" in human.stdout
+    unnamed = cli.json("sweep", str(config), "--set", "generation.max_new_tokens=16", "--cloud", "oj-file", "--dry-run")
+    assert unnamed["cluster"] is None and unnamed["parallel"] == 4  # each child's up names its own cluster
     assert registered(paths) == (0, 0) and file_cloud.read()["clusters"] == {}
     assert not (paths.state_dir / "launch").exists() and not (paths.state_dir / "sweeps").exists()
 

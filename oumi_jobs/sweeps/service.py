@@ -158,13 +158,13 @@ def create_sweep(paths: Paths, request: SweepRequest) -> SweepStatus:
     draft = _draft(paths, request)
     warnings: tuple[str, ...] = ()
     if draft.base.cloud != facts.LOCAL_CLOUD:
-        first = _child(paths, request, draft, (), 0)
+        (first,) = _children(paths, request, draft, (), count=1)
         warnings = submitting.check_cloud_launch(paths, request.child, first.plan, first.record.job_id)
     with Registry.open(paths) as registry:
         depends_on = _dependencies(registry, request.child.after)
-        children = [_child(paths, request, draft, depends_on, index) for index in range(len(draft.combos))]
+        children = _children(paths, request, draft, depends_on)
         local = draft.base.cloud == facts.LOCAL_CLOUD
-        parallel = request.parallel or (registry.parallel_of(draft.cluster) if local else DEFAULT_CLOUD_PARALLEL)
+        parallel = request.parallel or (registry.parallel_of(str(draft.cluster)) if local else DEFAULT_CLOUD_PARALLEL)
         sweep = SweepRecord(draft.sweep_id, draft.name, str(draft.base.config_path), draft.base.cloud, draft.cluster,
                             len(children), parallel, draft.submit_time)  # fmt: skip
         registry.check_sweep_ids(draft.sweep_id, [child.record.job_id for child in children])  # before any file
@@ -177,7 +177,7 @@ def create_sweep(paths: Paths, request: SweepRequest) -> SweepStatus:
             _unstage(paths, draft.sweep_id, children)
             raise
         if local and request.parallel is not None:
-            registry.set_parallel(draft.cluster, request.parallel)
+            registry.set_parallel(str(draft.cluster), request.parallel)
     log_event(paths, "sweep", sweep_id=draft.sweep_id, size=len(children), cloud=draft.base.cloud,
               config=str(draft.base.config_path))  # fmt: skip
     _start_first(paths, draft.sweep_id, min(parallel, len(children)))
@@ -191,7 +191,7 @@ def dry_run_sweep(paths: Paths, request: SweepRequest) -> SweepDryRun:
     ``--parallel`` is its cluster's (null)."""
     draft = _draft(paths, request)
     local = draft.base.cloud == facts.LOCAL_CLOUD
-    children = [_child(paths, request, draft, tuple(request.child.after), i) for i in range(len(draft.combos))]
+    children = _children(paths, request, draft, tuple(request.child.after))
     found = submitting.dry_run_checks(paths, request.child, children[0].plan, children[0].job_config)
     parallel = request.parallel or (None if local else DEFAULT_CLOUD_PARALLEL)
     return SweepDryRun(draft.sweep_id, draft.name, draft.base, draft.cluster, parallel, children,
@@ -207,7 +207,7 @@ class _Draft:
     name: str
     sweep_id: str
     submit_time: str
-    cluster: str
+    cluster: str | None  # a local sweep's always
     options: dict[str, Any]  # a cloud child's options for launcher.up (--autostop, --down)
 
 
@@ -223,14 +223,18 @@ def _draft(paths: Paths, request: SweepRequest) -> _Draft:
     name = job_id_from_name(request.child.name) if request.child.name else new_job_id(base.command)
     local = base.cloud == facts.LOCAL_CLOUD
     cluster = (base.cluster or facts.DEFAULT_LOCAL_CLUSTER) if local else base.cluster
-    return _Draft(base, list(combos), name, SWEEP_PREFIX + name, now_iso(), str(cluster), options)
+    return _Draft(base, list(combos), name, SWEEP_PREFIX + name, now_iso(), cluster, options)
 
 
-def _child(paths: Paths, request: SweepRequest, draft: _Draft, depends_on: tuple[str, ...], index: int) -> ChildPlan:
+def _children(
+    paths: Paths, request: SweepRequest, draft: _Draft, depends_on: tuple[str, ...], *, count: int | None = None
+) -> list[ChildPlan]:
+    """The plans of the sweep's children (the first ``count`` of them), in order."""
     child = request.child
     ctx = SweepContext(paths, draft.base, draft.sweep_id, draft.submit_time, child.env, child.workdir, child.cwd,
                        depends_on, child.policy.encode())  # fmt: skip
-    return plan_child(ctx, f"{draft.name}-{index:04d}", draft.combos[index])
+    combos = draft.combos[:count] if count is not None else draft.combos
+    return [plan_child(ctx, f"{draft.name}-{index:04d}", combo) for index, combo in enumerate(combos)]
 
 
 def _base_plan(request: SweepRequest) -> configs.LaunchPlan:
