@@ -1,8 +1,9 @@
 """Guards (stall, NaN, max duration, max cost) on real local jobs watched by their supervisors, the guard
 evaluation's rules, and SIGCONT after a cancel's graceful signal.
 
-The real ``oumi train`` runs (a stall, a NaN, a clean run) are in tests/test_training_progress.py, which
-builds the tiny model once.
+Three real ``oumi train`` runs of the tiny model (the session's ``tiny`` fixture, shared with
+tests/test_training_progress.py): one stopped with SIGSTOP while it trains (stalled), one with an absurd
+learning rate (diverged), and a clean one with every guard on (succeeds).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 import os
 import signal
 import time
+from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +22,7 @@ from oumi_jobs.local import guard_watch
 from oumi_jobs.policy import STALL_AUTO_FLOOR_S, JobPolicy
 from oumi_jobs.store.registry import Registry
 
-from .helpers import submit_id, wait_done, wait_until
+from .helpers import hermetic, submit_id, train_config, wait_done, wait_until
 
 
 def _guard_events(cli, job_id: str) -> list[dict]:
@@ -190,3 +193,63 @@ def _started(paths, job_id: str):
 def test_the_log_fallback_reads_a_nan_printed_as_python_does(line: str) -> None:
     match = guard_watch._NON_FINITE_LINE.search(line)
     assert match is not None and match.group(1) == "grad_norm"
+
+
+# -- real `oumi train` runs ------------------------------------------------------------------------------------
+# Enough steps that a run the guard misses is still training when the test gives up on it.
+LONG_RUN_STEPS = 100_000
+
+
+def _train(cli, tiny, tmp_path, max_steps: int, *options: str, **training) -> str:
+    config = train_config(tiny, tmp_path, max_steps, **training)
+    return submit_id(cli, str(config), *hermetic(tmp_path), *options)
+
+
+def _stderr_tail(document: dict) -> str:
+    return Path(document["stderr_path"]).read_text(errors="replace")[-3000:]
+
+
+@pytest.mark.slow
+def test_a_real_training_stopped_with_sigstop_ends_stalled(cli, paths, tiny, tmp_path) -> None:
+    job_id = _train(cli, tiny, tmp_path, LONG_RUN_STEPS, "--stall-after", "15s")
+
+    def stepping() -> dict | None:
+        document = cli.json("status", job_id)
+        assert not document["done"], _stderr_tail(document)
+        progress = document["progress"]
+        return document if progress and (progress["step"] or 0) >= 3 else None
+
+    running = wait_until(stepping, timeout=240, interval=0.2)
+    assert isinstance(running, dict)
+    os.killpg(running["pid"], signal.SIGSTOP)  # `oumi train` and any worker of its group: nothing trains now
+    metrics = tmp_path / "out" / "metrics_rank0000.jsonl"
+    last_step = metrics.stat().st_mtime
+    final = wait_done(cli, job_id, timeout=120)
+    assert final["state"] == "failed" and final["failure"]["class"] == "stalled", final
+    [event] = _guard_events(cli, job_id)
+    seen_after = datetime.fromisoformat(event["at"]).timestamp() - last_step
+    assert event["guard"] == "stall" and event["limit"] == 15.0 and 15.0 <= seen_after < 60, seen_after
+    steps = cli.json("cancel-status", job_id)["steps"]
+    # The stopped process was continued after its SIGTERM and acted on it: no SIGKILL was needed.
+    assert any(s["name"] == "signal_term" and "then SIGCONT" in (s["detail"] or "") for s in steps), steps
+    assert not any(s["name"] == "signal_kill" for s in steps) and final["exit_signal"] == signal.SIGTERM
+
+
+@pytest.mark.slow
+def test_a_real_training_that_diverges_ends_diverged_before_its_last_step(cli, paths, tiny, tmp_path) -> None:
+    """A learning rate of 1e30: the gradient norm is NaN from step 2 while the trainer logs the loss as 0.0."""
+    job_id = _train(cli, tiny, tmp_path, LONG_RUN_STEPS, "--nan-guard", learning_rate=1e30)
+    final = wait_done(cli, job_id, timeout=300)
+    assert final["state"] == "failed" and final["failure"]["class"] == "diverged", (final, _stderr_tail(final))
+    assert final["progress"]["step"] < LONG_RUN_STEPS
+    [event] = _guard_events(cli, job_id)
+    assert event["guard"] == "nan" and "=nan at step" in event["observed"], event
+
+
+@pytest.mark.slow
+def test_a_clean_real_training_with_every_guard_succeeds(cli, paths, tiny, tmp_path) -> None:
+    options = ("--stall-after", "15s", "--nan-guard", "--max-duration", "30m", "--max-cost", "5")
+    job_id = _train(cli, tiny, tmp_path, 12, *options)
+    final = wait_done(cli, job_id, timeout=240)
+    assert final["state"] == "succeeded" and final["failure"] is None, _stderr_tail(final)
+    assert final["progress"]["step"] == 12 and _guard_events(cli, job_id) == []
