@@ -17,7 +17,9 @@ preparation): only ``max_duration`` counts it.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +35,9 @@ FAILURE_CLASSES = {"nan": "diverged", "stall": "stalled", "max_duration": "over_
 AUTO_MIN_INTERVALS = 5
 # The most step intervals a clock keeps for `auto` (the latest ones).
 AUTO_KEPT_INTERVALS = 512
+
+# The metric lines the trainer prints (Python's repr of a dict): `'grad_norm': nan`.
+_NON_FINITE_LOGGED = re.compile(r"'(grad_norm|[a-z_]*loss)': '?(nan|-?inf)'?", re.IGNORECASE)
 
 _HINTS = {
     "nan": "lower the learning rate, clip gradients or check the data; it resumes from its last good checkpoint",
@@ -185,3 +190,25 @@ class StallClock:
         if self.step is not None and activity is not None:
             # Activity before the first step is setup, which only max_duration counts.
             self.since = activity if self.since is None else max(self.since, activity)
+
+
+def non_finite_in_metrics_line(line: str) -> str | None:
+    """``"grad_norm=nan at step 2"`` for a metrics line (Oumi's ``metrics_rank*.jsonl``) whose gradient norm or
+    a loss is NaN or infinite (``json`` writes them ``NaN``, ``Infinity``); None otherwise."""
+    try:
+        entry = json.loads(line)
+    except (ValueError, RecursionError):
+        return None  # a torn or foreign line
+    if not isinstance(entry, dict):
+        return None
+    for key, value in entry.items():
+        if (key == "grad_norm" or "loss" in str(key)) and isinstance(value, float) and not math.isfinite(value):
+            return f"{key}={value} at step {entry.get('step', entry.get('global_step', '?'))}"
+    return None
+
+
+def non_finite_in_log(text: str) -> str | None:
+    """The same for log text: the first metric line printed with a NaN or infinite gradient norm or loss (a
+    cloud job's log stream, a local job without metrics files)."""
+    match = _NON_FINITE_LOGGED.search(text)
+    return None if match is None else f"{match.group(1)}={match.group(2)} in the log"

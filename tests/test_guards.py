@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from oumi_jobs import guards
-from oumi_jobs.local import guard_watch
 from oumi_jobs.policy import STALL_AUTO_FLOOR_S, JobPolicy
 from oumi_jobs.store.registry import Registry
 
@@ -190,9 +189,12 @@ def _started(paths, job_id: str):
 
 
 @pytest.mark.parametrize("line", ["{'loss': 0.0, 'grad_norm': nan, 'learning_rate': 1e+30, 'epoch': 0.1}"])
-def test_the_log_fallback_reads_a_nan_printed_as_python_does(line: str) -> None:
-    match = guard_watch._NON_FINITE_LINE.search(line)
-    assert match is not None and match.group(1) == "grad_norm"
+def test_a_nan_is_read_from_metrics_lines_and_from_log_lines(line: str) -> None:
+    assert guards.non_finite_in_log(line) == "grad_norm=nan in the log"
+    assert guards.non_finite_in_log("{'loss': 2.1, 'grad_norm': 0.5}") is None
+    assert guards.non_finite_in_metrics_line('{"loss": 0.0, "grad_norm": NaN, "step": 2}') == "grad_norm=nan at step 2"
+    assert guards.non_finite_in_metrics_line('{"eval_loss": Infinity, "step": 4}') == "eval_loss=inf at step 4"
+    assert guards.non_finite_in_metrics_line('{"loss": 0.0, "grad_norm": 1.5, "step": 2}') is None
 
 
 # -- real `oumi train` runs ------------------------------------------------------------------------------------

@@ -26,8 +26,6 @@ failure class; ``alert`` only records.
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import re
 import subprocess
@@ -56,8 +54,6 @@ GUARD_STOP = "oumi_jobs.cancel.by_guard"
 # The guard's cancel waits up to its default timeout for the job, then verifies: it ends well within this.
 STOP_TIMEOUT_S = 300.0
 _CHECKPOINT = re.compile(r"^(?:tmp-)?checkpoint-(\d+)$")
-_NON_FINITE_LINE = re.compile(r"'(grad_norm|[a-z_]*loss)': '?(nan|-?inf)'?", re.IGNORECASE)
-_WATCHED_KEYS = ("grad_norm",)
 _READ_CAP = 4 * 1024 * 1024
 
 
@@ -82,19 +78,6 @@ class _Tail:
         end = data.rfind(b"\n") + 1
         self.offsets[str(path)] = offset + end
         return data[:end].decode("utf-8", errors="replace")
-
-
-def _non_finite_entry(line: str) -> str | None:
-    try:
-        entry = json.loads(line)  # Python's json reads NaN and Infinity, as Oumi's metrics logger writes them
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(entry, dict):
-        return None
-    for key, value in entry.items():
-        if (key in _WATCHED_KEYS or "loss" in str(key)) and isinstance(value, float) and not math.isfinite(value):
-            return f"{key}={value} at step {entry.get('step', entry.get('global_step', '?'))}"
-    return None
 
 
 def latest_checkpoint_activity(output_dir: Path | None) -> float | None:
@@ -199,12 +182,10 @@ class GuardWatch:
                 continue
             begin, stop = own.span(path.name, info.st_ino, info.st_size)
             for line in self._tail.new_text(path, begin, stop).splitlines():
-                if (found := _non_finite_entry(line)) is not None:
+                if (found := guards.non_finite_in_metrics_line(line)) is not None:
                     return found
         if not metrics and self.record.stdout_path:
-            text = self._tail.new_text(Path(self.record.stdout_path))
-            if (match := _NON_FINITE_LINE.search(text)) is not None:
-                return f"{match.group(1)}={match.group(2)} in the log"
+            return guards.non_finite_in_log(self._tail.new_text(Path(self.record.stdout_path)))
         return None
 
     def _act(self, firing: guards.Firing) -> bool:
