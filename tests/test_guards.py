@@ -114,6 +114,8 @@ def test_alert_only_records_and_the_job_succeeds(cli, paths, job_config) -> None
     assert final["state"] == "succeeded" and final["failure"] is None, final
     [event] = _guard_events(cli, job_id)  # once, though the limit stays passed at every look after
     assert (event["guard"], event["action"]) == ("max_duration", "alert")
+    shown = cli("status", job_id).stdout
+    assert "guards" in shown and "max_duration (alert)" in shown and "limit 2" in shown
 
 
 def test_slow_checkpoint_saves_do_not_fire_the_stall_guard(cli, paths, job_config, tmp_path) -> None:
