@@ -118,6 +118,15 @@ def test_alert_only_records_and_the_job_succeeds(cli, paths, job_config) -> None
     assert "guards" in shown and "max_duration (alert)" in shown and "limit 2" in shown
 
 
+def test_retry_stops_the_job_and_its_event_says_no_retry_was_started(cli, paths, job_config) -> None:
+    """Until attempts exist, a guard's retry acts as its stop; the event keeps the action asked for."""
+    job_id = submit_id(cli, str(job_config("sleep 60")), "--max-duration", "2s", "--guard-action", "retry")
+    final = wait_done(cli, job_id, timeout=60)
+    assert final["state"] == "failed" and final["failure"]["class"] == "over_time", final
+    [event] = _guard_events(cli, job_id)
+    assert event["action"] == "retry" and "stopped" in event["retry"]
+
+
 def test_slow_checkpoint_saves_do_not_fire_the_stall_guard(cli, paths, job_config, tmp_path) -> None:
     """Steps 1-3, then a checkpoint written slowly (a file every 4 s for 24 s, no step), then steps 4-5: with
     `--stall-after 10s` the save keeps the stall clock fresh and the job succeeds."""

@@ -128,8 +128,8 @@ class GuardWatch:
         while not self._done.wait(LOOK_S):
             try:
                 firing = self.look(time.time())
-            except (OumiJobsError, OSError) as exc:  # a look that failed is tried again at the next one
-                print(f"oumi-jobs supervisor: a guard's look failed ({exc}); looking again", file=sys.stderr)
+            except Exception as exc:  # whatever a job wrote, the watch goes on: the next look tries again
+                print(f"oumi-jobs supervisor: a guard's look failed ({exc!r}); looking again", file=sys.stderr)
                 continue
             if firing is not None and self._act(firing):
                 return
