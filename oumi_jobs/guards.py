@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 from oumi_jobs.failures import Failure
 from oumi_jobs.policy import STALL_AUTO_FACTOR, STALL_AUTO_FLOOR_S, JobPolicy
+from oumi_jobs.progress import Progress
+from oumi_jobs.timestamps import from_iso
 
 # A guard's stop is a cancel run in a helper process: the guard's words reach it here (its command line names
 # only the job).
@@ -212,3 +214,34 @@ def non_finite_in_log(text: str) -> str | None:
     cloud job's log stream, a local job without metrics files)."""
     match = _NON_FINITE_LOGGED.search(text)
     return None if match is None else f"{match.group(1)}={match.group(2)} in the log"
+
+
+@dataclass
+class AttemptGuards:
+    """The guards of one attempt of one job, fed one look at a time: what a watcher holds per job (the local
+    supervisor's thread, the server's watch of cloud jobs).  Each guard fires once per attempt."""
+
+    policy: JobPolicy
+    started: float  # when the attempt started (epoch seconds)
+    price_per_hour: float | None = None
+    clock: StallClock = field(default_factory=StallClock)
+    fired: set[str] = field(default_factory=set)
+    non_finite: str | None = None
+
+    def look(
+        self, now: float, progress: Progress | None, *, activity: float | None = None, non_finite: str | None = None
+    ) -> Firing | None:
+        """One look at ``now``: the progress read then, checkpoint/evaluation activity seen (epoch seconds), a
+        NaN found in what was read; the guard that fires (recorded as fired), or None."""
+        written = from_iso(progress.as_of).timestamp() if progress is not None and progress.as_of else now
+        self.clock.see(progress.step if progress is not None else None, min(written, now), activity)
+        self.non_finite = self.non_finite or non_finite
+        observation = Observation(
+            now=now, started=self.started, step=self.clock.step, stall_since=self.clock.since,
+            step_intervals=tuple(self.clock.intervals), eta_s=progress.eta_s if progress is not None else None,
+            price_per_hour=self.price_per_hour, non_finite=self.non_finite,
+        )  # fmt: skip
+        firing = evaluate(self.policy, observation, skip=frozenset(self.fired))
+        if firing is not None:
+            self.fired.add(firing.guard)
+        return firing

@@ -19,7 +19,9 @@ import pytest
 
 from oumi_jobs import guards
 from oumi_jobs.policy import STALL_AUTO_FLOOR_S, JobPolicy
+from oumi_jobs.progress import Progress
 from oumi_jobs.store.registry import Registry
+from oumi_jobs.timestamps import from_epoch
 
 from .helpers import hermetic, submit_id, train_config, wait_done, wait_until
 
@@ -90,6 +92,25 @@ def test_nan_fires_on_a_non_finite_gradient_norm_and_skipped_guards_do_not_fire_
     then = guards.evaluate(policy, seen, skip=frozenset({"nan"}))
     assert then is not None and (then.guard, then.failure_class) == ("max_duration", "over_time")
     assert guards.evaluate(policy, seen, skip=frozenset({"nan", "max_duration"})) is None
+
+
+def test_a_watchers_attempt_guards_fire_each_guard_once_from_looks_at_its_progress() -> None:
+    """What a watcher (the supervisor's thread, the server's watch of a cloud job) holds per job: looks at its
+    progress, as read, in; each guard that fires, once, out."""
+    watched = guards.AttemptGuards(JobPolicy(stall_after_s=15.0, max_cost=1.0), started=0.0, price_per_hour=3.0)
+
+    def at(step: int, written: float) -> Progress:
+        return Progress(step=step, total_steps=100, eta_s=None, as_of=from_epoch(written))
+
+    assert watched.look(5.0, None) is None  # loading: no step yet
+    assert watched.look(10.0, at(1, 9.0)) is None
+    assert watched.look(20.0, at(3, 19.0)) is None
+    assert watched.look(30.0, at(3, 19.0), activity=29.0) is None  # saving a checkpoint
+    stall = watched.look(45.0, at(3, 19.0))
+    assert stall is not None and stall.guard == "stall" and stall.observed == 16.0
+    assert watched.look(50.0, at(3, 19.0)) is None  # fired once for this attempt
+    cost = watched.look(1300.0, at(3, 19.0))
+    assert cost is not None and cost.guard == "max_cost" and watched.fired == {"stall", "max_cost"}
 
 
 # -- real local jobs -------------------------------------------------------------------------------------------

@@ -46,7 +46,6 @@ from oumi_jobs.progress.parse import METRICS_GLOB
 from oumi_jobs.progress.reading import job_output_dir, local_progress
 from oumi_jobs.progress.starts import own_lines
 from oumi_jobs.store.registry import JobRecord, Registry
-from oumi_jobs.timestamps import from_iso
 
 # One look this often: a stall is seen within its limit plus this (SPEC: the limit plus 10 s).
 LOOK_S = 3.0
@@ -103,13 +102,11 @@ class GuardWatch:
     """The guards of one attempt of one local job; :attr:`stopped` is the guard that stopped it, if any."""
 
     def __init__(self, paths: Paths, record: JobRecord, policy: JobPolicy, *, attempt: int, started: float) -> None:
-        self.paths, self.record, self.policy, self.attempt, self.started = paths, record, policy, attempt, started
-        self.clock = guards.StallClock()
-        self.fired: set[str] = set()
+        self.paths, self.record, self.policy, self.attempt = paths, record, policy, attempt
+        self.guards = guards.AttemptGuards(policy, started, price_per_hour=record.cost_per_hour)
         self.stopped: guards.Firing | None = None
         self._tail = _Tail()
         self._bars: dict[str, float | None] = {}
-        self._non_finite: str | None = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="oumi-jobs-guards", daemon=True)
 
@@ -138,20 +135,14 @@ class GuardWatch:
         """Read the job once and evaluate its guards (those that fired already are not evaluated again)."""
         record = self.record
         progress = local_progress(self.paths, record, done=False)
-        written = from_iso(progress.as_of).timestamp() if progress is not None and progress.as_of else now
         activity = max(
             (t for t in (latest_checkpoint_activity(job_output_dir(record)), self._evaluation_activity(progress))
              if t is not None), default=None,
         )  # fmt: skip
-        self.clock.see(progress.step if progress is not None else None, min(written, now), activity)
-        if self.policy.nan_guard and self._non_finite is None:
-            self._non_finite = self._read_non_finite()
-        observation = guards.Observation(
-            now=now, started=self.started, step=self.clock.step, stall_since=self.clock.since,
-            step_intervals=tuple(self.clock.intervals), eta_s=progress.eta_s if progress is not None else None,
-            price_per_hour=record.cost_per_hour, non_finite=self._non_finite,
-        )  # fmt: skip
-        return guards.evaluate(self.policy, observation, skip=frozenset(self.fired))
+        wanted = self.policy.nan_guard and self.guards.non_finite is None
+        return self.guards.look(
+            now, progress, activity=activity, non_finite=self._read_non_finite() if wanted else None
+        )
 
     def _evaluation_activity(self, progress: Progress | None) -> float | None:
         """When an evaluation bar (a tqdm bar other than the training one) last moved, as the progress cache
@@ -192,7 +183,6 @@ class GuardWatch:
         """Record the firing, and stop the job unless the action is ``alert``; True when watching is over."""
         if self._done.is_set():  # it ended while this look ran: nothing to guard any more
             return True
-        self.fired.add(firing.guard)
         action = self.policy.guard_action
         detail = {"guard": firing.guard, "observed": firing.observed, "limit": firing.limit, "action": action}
         if action == "retry":
