@@ -4,9 +4,12 @@ Pure functions over what is known of one attempt of a job (an
 :class:`Observation`: when it started, its training step and when that last
 moved, its ETA, its price per hour, a non-finite loss or gradient norm), under
 its :class:`~oumi_jobs.policy.JobPolicy`.  :func:`evaluate` returns the guard
-that fires, or None; whoever watches the job (its supervisor for a local job,
-see :mod:`oumi_jobs.local.guard_watch`; the server for a cloud job) gathers the
-observation and acts.  No I/O here.
+that fires, or None.  :class:`AttemptGuards` is what a watcher holds per job
+and attempt (the stall clock, the guards that fired): it is fed one look at a
+time (the progress read, checkpoint or evaluation activity seen, a NaN found)
+and says which guard fires, each once.  Whoever watches the job (its supervisor
+for a local job, :mod:`oumi_jobs.local.guard_watch`; the server for a cloud
+job) reads and acts.  No I/O here.
 
 The stall clock (:class:`StallClock`) counts from the last time the training
 step advanced, or the job was seen saving a checkpoint or evaluating, whichever
