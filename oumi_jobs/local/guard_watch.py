@@ -115,6 +115,14 @@ class GuardWatch:
         """Whether the guard that stopped the job asked for a retry (the attempt loop's to start)."""
         return self.stopped is not None and self.policy.guard_action == "retry"
 
+    def begin(self) -> None:
+        self._thread.start()
+
+    def stop_looking(self) -> guards.Firing | None:
+        """The job has ended: no look from now on (a cancel under way goes on); the guard that stopped it."""
+        self._done.set()
+        return self.stopped
+
     def finish(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """The job ended: stop looking, and let a guard's cancel that is under way end first."""
         self._done.set()
@@ -135,10 +143,10 @@ class GuardWatch:
         """Read the job once and evaluate its guards (those that fired already are not evaluated again)."""
         record = self.record
         progress = local_progress(self.paths, record, done=False)
-        activity = max(
-            (t for t in (latest_checkpoint_activity(job_output_dir(record)), self._evaluation_activity(progress))
-             if t is not None), default=None,
-        )  # fmt: skip
+        activity = None
+        if self.policy.stall_after_s is not None or self.policy.stall_auto:  # only the stall guard asks
+            signs = (latest_checkpoint_activity(job_output_dir(record)), self._evaluation_activity(progress))
+            activity = max((t for t in signs if t is not None), default=None)
         wanted = self.policy.nan_guard and self.guards.non_finite is None
         return self.guards.look(
             now, progress, activity=activity, non_finite=self._read_non_finite() if wanted else None
@@ -211,10 +219,7 @@ class GuardWatch:
 
 def ended(watch: GuardWatch | None) -> guards.Firing | None:
     """The job has ended: stop looking (a cancel under way goes on); the guard that stopped it, if any."""
-    if watch is None:
-        return None
-    watch._done.set()
-    return watch.stopped
+    return None if watch is None else watch.stop_looking()
 
 
 def finish(watch: GuardWatch | None) -> None:
@@ -234,5 +239,5 @@ def start(paths: Paths, record: JobRecord, *, attempt: int = 1) -> GuardWatch | 
     except OumiJobsError:
         pass  # a registry refusing reads for now: the record as the supervisor was given it
     watch = GuardWatch(paths, record, policy, attempt=attempt, started=time.time())
-    watch._thread.start()
+    watch.begin()
     return watch
