@@ -148,6 +148,20 @@ def test_retry_stops_the_job_and_its_event_says_no_retry_was_started(cli, paths,
     assert event["action"] == "retry" and "stopped" in event["retry"]
 
 
+def test_a_guard_does_not_take_over_a_cancel_under_way(cli, paths, job_config) -> None:
+    """A job that ignores SIGTERM is being cancelled (6 s until SIGKILL) when its 2 s limit passes: it ends
+    cancelled, as the person asked, with no guard firing on it."""
+    job_id = submit_id(cli, str(job_config("trap '' TERM; sleep 60")), "--max-duration", "2s")
+    wait_until(lambda: _started(paths, job_id), timeout=20)
+    result = cli("cancel", job_id, "--timeout", "6", "--reason", "by hand")
+    assert result.exit_code == 0, result.stderr
+    final = wait_done(cli, job_id)
+    assert final["state"] == "cancelled" and final["failure"] is None, final
+    assert _guard_events(cli, job_id) == []
+    [cancel] = [e for e in cli.json("events", job_id) if e["kind"] == "cancel"]
+    assert cancel["reason"] == "by hand"
+
+
 def test_slow_checkpoint_saves_do_not_fire_the_stall_guard(cli, paths, job_config, tmp_path) -> None:
     """Steps 1-3, then a checkpoint written slowly (a file every 4 s for 24 s, no step), then steps 4-5: with
     `--stall-after 10s` the save keeps the stall clock fresh and the job succeeds."""

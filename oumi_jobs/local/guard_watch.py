@@ -197,6 +197,9 @@ class GuardWatch:
             detail["retry"] = "not available here yet: the job is stopped"
         try:
             with Registry.open(self.paths) as registry:
+                now_record = registry.get(self.record.job_id)
+                if now_record is None or now_record.cancel_requested:
+                    return True  # someone cancels it already: it ends cancelled, as they asked, not by a guard
                 timeline.record(registry, self.record.job_id, "guard", attempt=self.attempt, **detail)
         except OumiJobsError as exc:
             print(f"oumi-jobs supervisor: cannot record the {firing.guard} guard ({exc})", file=sys.stderr)
