@@ -76,6 +76,8 @@ from oumi_jobs.legacy import ImportResult, SkippedEntry, import_registry
 from oumi_jobs.listing import JobDocuments, JobList, list_job_documents, list_jobs, list_jobs_report
 from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.metrics import metrics_text
+from oumi_jobs.notify.records import notification_history
+from oumi_jobs.notify.sender import send_test as notify_test
 from oumi_jobs.paths import Paths
 from oumi_jobs.plots import Plot, follow_plot, read_plot, write_image
 from oumi_jobs.policy import JobPolicy, PolicyTexts, parse_policy
@@ -93,6 +95,8 @@ from oumi_jobs.render.cancel import (
 from oumi_jobs.render.clusters import cluster_action_document, cluster_document, cost_document
 from oumi_jobs.render.events import event_document, timeline_documents
 from oumi_jobs.render.jobs import check_document, dry_run_document, log_document, plot_document
+from oumi_jobs.render.notifications import event_document as notification_event_document
+from oumi_jobs.render.notifications import notification_document
 from oumi_jobs.render.registry import import_document, prune_document
 from oumi_jobs.render.sweeps import (
     compare_document,
@@ -105,6 +109,7 @@ from oumi_jobs.server.lifecycle import connect as connect_server
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.status import get_progress, get_status, metric_series, read_status, status_by_identity
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus, CancellationStep, StepStatus
+from oumi_jobs.store.notifications import NotificationRecord
 from oumi_jobs.submitting import DryRun, SubmitRequest, Submitted, dry_run, submit
 from oumi_jobs.sweeps.compare import CompareRow, compare_sweep
 from oumi_jobs.sweeps.service import (
@@ -158,6 +163,7 @@ __all__ = [
     "JobPolicy",
     "JobView",
     "MetricSeries",
+    "NotificationRecord",
     "OumiJobsError",
     "Paths",
     "Plot",
@@ -234,6 +240,10 @@ __all__ = [
     "log_path",
     "metric_series",
     "metrics_text",
+    "notification_document",
+    "notification_event_document",
+    "notification_history",
+    "notify_test",
     "parse_policy",
     "parse_states",
     "plot_document",

@@ -259,6 +259,13 @@ class Client:
         result: list[dict[str, Any]] = self.get("/api/cancellations", params=params)
         return result
 
+    def notifications(self, *, limit: int | None = None, offset: int | None = None, job_id: str | None = None,
+                      status: str | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """``notifications --json``: delivery records, newest first, URLs redacted."""
+        params = {"limit": limit, "offset": offset, "job_id": job_id, "status": status}
+        result: list[dict[str, Any]] = self.get("/api/notifications", params=params)
+        return result
+
     def logs(self, ref: str, *, stderr: bool = False, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         """``logs``: the log's lines as they come (with ``follow``, until the job is done)."""
         params = {"stream": "stderr" if stderr else "stdout", "tail": tail, "follow": follow}

@@ -34,6 +34,8 @@ class Paths:
     data_dir: Path
     state_dir: Path
     cache_dir: Path
+    # Where the user's config.toml lives (notification defaults); None: no config file is read.
+    config_dir: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Paths:
@@ -41,25 +43,21 @@ class Paths:
         home = env.get(HOME_ENV)
         if home:
             root = Path(home).expanduser().absolute()
-            return cls(root / "data", root / "state", root / "cache")
+            return cls(root / "data", root / "state", root / "cache", root / "config")
         import platformdirs  # only needed without the override
 
         return cls(
             Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
             Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)),
             Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
+            Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
         )
 
     def as_options(self) -> list[str]:
         """These paths as the options of a detached helper process (read back by :meth:`parse_helper_argv`)."""
-        return [
-            "--data-dir",
-            str(self.data_dir),
-            "--state-dir",
-            str(self.state_dir),
-            "--cache-dir",
-            str(self.cache_dir),
-        ]
+        config = ["--config-dir", str(self.config_dir)] if self.config_dir is not None else []
+        return ["--data-dir", str(self.data_dir), "--state-dir", str(self.state_dir), "--cache-dir",
+                str(self.cache_dir), *config]  # fmt: skip
 
     @classmethod
     def parse_helper_argv(cls, prog: str, target: str, argv: Sequence[str] | None = None) -> tuple[Paths, str]:
@@ -69,13 +67,19 @@ class Paths:
         parser = argparse.ArgumentParser(prog=prog)
         for flag in ("--data-dir", "--state-dir", "--cache-dir"):
             parser.add_argument(flag, required=True, type=Path)
+        parser.add_argument("--config-dir", type=Path)
         parser.add_argument(target)
         args = parser.parse_args(argv)
-        return cls(args.data_dir, args.state_dir, args.cache_dir), getattr(args, target)
+        return cls(args.data_dir, args.state_dir, args.cache_dir, args.config_dir), getattr(args, target)
 
     @property
     def registry_file(self) -> Path:
         return self.data_dir / "registry.sqlite3"
+
+    @property
+    def config_file(self) -> Path | None:
+        """The user's ``config.toml`` (its ``[notify]`` defaults); None where these paths have no config folder."""
+        return None if self.config_dir is None else self.config_dir / "config.toml"
 
     @property
     def logs_dir(self) -> Path:

@@ -10,6 +10,7 @@ from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.errors import JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.local import queues
+from oumi_jobs.notify import points
 from oumi_jobs.paths import Paths
 from oumi_jobs.progress import MetricSeries, Progress, cache, reading
 from oumi_jobs.progress.series import read_series, select_series
@@ -28,12 +29,15 @@ def get_status(
 ) -> JobView:
     """``status`` (and what follows a job: ``wait``, ``--watch``, ``logs -f``): two steps.  First the job's
     cancellation, if its owner died (kill -9, a reboot), is handed on, never left in progress (a write, named
-    as one); then the job's state is read (:func:`read_status`)."""
+    as one); then the job's state is read (:func:`read_status`), and an end only a read can see (a cloud
+    job's, a local job lost) is notified."""
     bounds.check_cloud_timeout(cloud_timeout_s)
     takeover.adopt_orphans(paths, ref, cloud_timeout_s=cloud_timeout_s)
-    return read_status(
+    view = read_status(
         paths, ref, cloud_timeout_s=cloud_timeout_s, with_progress=with_progress, live_progress=live_progress
     )
+    points.seen_ended(paths, view)  # a cloud job's end, or a local job lost, is first known to a read
+    return view
 
 
 def read_status(

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from oumi_jobs.notify import emission
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.cancellations import CancellationTracker
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -22,6 +23,10 @@ from oumi_jobs.timestamps import now_iso
 BASE_KEYS = frozenset({"schema_version", "event_id", "job_id", "attempt", "at", "kind"})
 # The most cancellations one timeline shows (a job is cancelled once; joins and retries of it are few).
 MAX_CANCELLATIONS = 100
+# The most notifications one timeline shows (a few URLs times a few events per attempt).
+MAX_NOTIFICATIONS = 500
+# Stored events that are also notified (to the job's --notify URLs and config.toml's).
+NOTIFIED_KINDS = frozenset({"retrying", "guard"})
 
 
 @dataclass(frozen=True)
@@ -40,18 +45,22 @@ class Timeline:
 
 
 def record(registry: Registry, job_id: str, kind: str, *, attempt: int = 1, **detail: Any) -> int | None:
-    """Store an event of a job (its id; None when the job is gone from the registry)."""
+    """Store an event of a job (its id; None when the job is gone from the registry); a retry or a guard is
+    notified too, without waiting for the delivery."""
     clashing = BASE_KEYS & detail.keys()
     if clashing:
         raise ValueError(f"an event's detail cannot name {sorted(clashing)}")
-    return registry.add_event(job_id, attempt, now_iso(), kind, detail)
+    event_id = registry.add_event(job_id, attempt, now_iso(), kind, detail)
+    if event_id is not None and kind in NOTIFIED_KINDS and registry.paths is not None:
+        emission.emit(registry.paths, job_id, kind, attempt=attempt, detail=detail, registry=registry)
+    return event_id
 
 
 def timeline(paths: Paths, ref: str) -> Timeline:
     """The timeline of the job named by ``ref`` (an id or unique prefix), oldest first."""
     with Registry.open(paths) as registry:
         job = registry.resolve(ref)
-        events = [*_from_record(job), *_cancellations(registry, job.job_id)]
+        events = [*_from_record(job), *_cancellations(registry, job.job_id), *_notifications(registry, job.job_id)]
         events += [
             Event(at=e.at, kind=e.kind, attempt=e.attempt, detail=e.detail, event_id=e.event_id)
             for e in registry.events_of(job.job_id)
@@ -96,4 +105,24 @@ def _cancellations(registry: Registry, job_id: str) -> list[Event]:
             },
         )
         for cancel in CancellationTracker(registry).history(job_id=job_id, limit=MAX_CANCELLATIONS)
+    ]
+
+
+def _notifications(registry: Registry, job_id: str) -> list[Event]:
+    """Notifications sent or failed (pending ones are not yet an event), at their last try."""
+    return [
+        Event(
+            at=note.sent_at or note.next_try_at,
+            kind="notification",
+            attempt=note.attempt,
+            detail={
+                "event": note.event,
+                "url": note.shown_url,
+                "status": note.status,
+                "attempts": note.attempts,
+                "last_error": note.last_error,
+            },  # fmt: skip
+        )
+        for note in registry.notifications(job_id=job_id, limit=MAX_NOTIFICATIONS)
+        if note.status != "pending"
     ]

@@ -22,6 +22,7 @@ from oumi_jobs.cli.app import app
 from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
+from oumi_jobs.store.notifications import NotificationRecord
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
@@ -242,3 +243,15 @@ def hermetic(root: Path) -> list[str]:
 def _yaml_scalar(value: Any) -> str:
     """A float with its dot (YAML 1.1 reads ``1e+30`` as a string), anything else as JSON (a YAML subset)."""
     return f"{value:.6e}" if isinstance(value, float) else json.dumps(value)
+
+
+def make_notification(**changes: Any) -> NotificationRecord:
+    """A delivery record as the store reads one back (its URL's password redacted in ``shown_url``)."""
+    fields: dict[str, Any] = dict(
+        notification_id=1, job_id="job-1", attempt=1, event="succeeded", url="https://bob:pw@example.org/hook",
+        shown_url="https://bob:****@example.org/hook", status="sent", attempts=1, last_error=None,
+        sent_at="2026-01-01T10:00:01.000+00:00", created_at="2026-01-01T10:00:00.000+00:00",
+        next_try_at="2026-01-01T10:00:00.000+00:00", document={},
+    )  # fmt: skip
+    fields.update(changes)
+    return NotificationRecord(**fields)

@@ -255,11 +255,13 @@ def test_the_length_check_counts_the_signature_and_reads_the_reason() -> None:
     assert _long_functions({"m.py": "def g():\n" + "    x = 1\n" * 59}) == []  # exactly 60
 
 
-# The front ends (the command line, the library facade, the REST server's endpoints) and the layer that
-# renders for them; everything else is the core.
+# The front ends (the command line, the library facade, the REST server's endpoints, the dashboard's pages, the webhook
+# sender) and the layer that renders for them; everything else is the core.
 FRONTS = (
     "oumi_jobs.cli", "oumi_jobs.render", "oumi_jobs.api", "oumi_jobs.__main__", "oumi_jobs.server.app",
-    "oumi_jobs.server.rest", "oumi_jobs.server.rest_sweeps",
+    "oumi_jobs.server.rest", "oumi_jobs.server.rest_sweeps", "oumi_jobs.dashboard.pages", "oumi_jobs.dashboard.data",
+    # The notification sender renders the event document a webhook receives.
+    "oumi_jobs.notify.sender",
 )  # fmt: skip
 RENDERING = ("oumi_jobs.render", "oumi_jobs.cli")
 

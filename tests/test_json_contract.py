@@ -9,6 +9,8 @@ from datetime import datetime
 from oumi_jobs import submitting
 from oumi_jobs.cancel.service import BulkOutcome
 from oumi_jobs.cloud.model import ConfigProblem
+from oumi_jobs.dashboard.launch import LoginLink
+from oumi_jobs.dashboard.sessions import Sessions
 from oumi_jobs.errors import JobNotFoundError
 from oumi_jobs.preflight import ConfigCheck, PreflightProblem
 from oumi_jobs.progress import Progress
@@ -17,12 +19,15 @@ from oumi_jobs.registry_repair import Recovery, RegistryCheck
 from oumi_jobs.render.base import SCHEMA_VERSION, job_document
 from oumi_jobs.render.cancel import bulk_document, cancellation_document
 from oumi_jobs.render.jobs import check_document, dry_run_document, log_document
+from oumi_jobs.render.notifications import event_document as notification_event_document
+from oumi_jobs.render.notifications import notification_document
 from oumi_jobs.render.registry import prune_document, recovery_document, registry_check_document
+from oumi_jobs.render.server import login_code_document, ui_document
 from oumi_jobs.store.cancellations import CancellationStep, StepStatus
 from oumi_jobs.store.repair import TableSalvage
 from oumi_jobs.views import view_of
 
-from .helpers import make_cancellation, make_record, submit_id, wait_done, wait_state
+from .helpers import make_cancellation, make_notification, make_record, submit_id, wait_done, wait_state
 
 JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
@@ -45,6 +50,13 @@ CANCELLATION_KEYS = {
 }  # fmt: skip
 STEP_KEYS = {"name", "status", "started_at", "ended_at", "detail"}
 PRUNE_KEYS = {"schema_version", "removed", "kept_running", "dry_run", "older_than_s", "logs_removed"}
+# A notification's delivery record (`notifications --json`, GET /api/notifications): its URL redacted.
+NOTIFICATION_KEYS = {
+    "schema_version", "notification_id", "job_id", "attempt", "event", "url", "status", "attempts", "last_error",
+    "sent_at", "created_at",
+}  # fmt: skip
+# What a plain http(s) webhook receives: the event, and the job document as it was seen.
+NOTIFICATION_EVENT_KEYS = {"schema_version", "event", "at", "attempt", "job", "detail"}
 
 
 def assert_time_with_offset(text: str | None) -> None:
@@ -115,6 +127,10 @@ def test_the_documents_are_built_from_the_core_alone():
     cancellation = cancellation_document(make_cancellation(steps=(step,)))
     assert set(cancellation) == CANCELLATION_KEYS and set(cancellation["steps"][0]) == STEP_KEYS
     assert set(prune_document(PruneResult([], 0, True, 60.0, False))) == PRUNE_KEYS
+    notification = notification_document(make_notification())
+    assert set(notification) == NOTIFICATION_KEYS and notification["url"] == "https://bob:****@example.org/hook"
+    posted = notification_event_document("failed", "2026-01-01T10:00:00.000+00:00", view_of(make_record()), {})
+    assert set(posted) == NOTIFICATION_EVENT_KEYS and set(posted["job"]) == JOB_KEYS
     assert set(log_document("job-1", "stdout", None, "")) == {"schema_version", "job_id", "stream", "path", "text"}
     missing = bulk_document(BulkOutcome("job-2", None, JobNotFoundError("no job 'job-2'")))
     assert missing == {"schema_version": 1, "job_id": "job-2", "status": "error", "error": "no job 'job-2'",
@@ -176,6 +192,20 @@ def test_check_and_dry_run_documents(paths, job_config, tmp_path):
     assert set(document) == DRY_RUN_KEYS and document["schema_version"] == 1 and document["dry_run"] is True
     assert set(document["problems"][0]) == DRY_RUN_PROBLEM_KEYS and document["ok"] is False
     json.dumps(document)  # plain data
+
+
+UI_KEYS = {"schema_version", "url", "expires_at", "expires_in_s", "address", "pid", "restarted", "opened"}
+LOGIN_CODE_KEYS = {"schema_version", "code", "expires_at", "expires_in_s"}
+
+
+def test_ui_and_login_code_documents():
+    """``ui --json`` and the login code it asks the server for, built from the core alone."""
+    code = Sessions().new_code()
+    document = login_code_document(code)
+    assert set(document) == LOGIN_CODE_KEYS and document["code"] == code.code and 0 < document["expires_in_s"] <= 300
+    link = LoginLink("http://127.0.0.1:1/login?code=c", document["expires_at"], 300.0, "http://127.0.0.1:1", 7, False)
+    shown = ui_document(link, opened=False)
+    assert set(shown) == UI_KEYS and shown["schema_version"] == 1 and shown["url"] == link.url
 
 
 EVENT_KEYS = {"schema_version", "event_id", "job_id", "attempt", "at", "kind"}

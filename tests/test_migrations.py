@@ -32,6 +32,10 @@ TABLES = {
     "clusters": ["name", "parallel"],
     "sweeps": ["sweep_id", "name", "config_path", "cloud", "cluster", "size", "parallel", "submit_time"],
     "job_events": ["event_id", "job_id", "attempt", "at", "kind", "detail"],
+    "notifications": [
+        "notification_id", "job_id", "attempt", "event", "url", "shown_url", "status", "attempts", "last_error",
+        "sent_at", "created_at", "next_try_at", "document", "owner_pid", "owner_start_time", "owner_boot_id",
+    ],
 }  # fmt: skip
 # Named indexes -> (table, columns); SQLite's own indexes of primary keys aside.
 INDEXES = {
@@ -40,6 +44,8 @@ INDEXES = {
     "jobs_queue": ("jobs", ["cloud", "cluster", "end_time", "pid"]),
     "jobs_sweep": ("jobs", ["sweep_id", "supervisor_pid", "end_time"]),
     "job_events_job": ("job_events", ["job_id", "event_id"]),
+    "notifications_created": ("notifications", ["created_at"]),
+    "notifications_pending": ("notifications", ["status", "job_id"]),
     "sweeps_submit_time": ("sweeps", ["submit_time"]),
     "job_dependencies_reverse": ("job_dependencies", ["depends_on"]),
     "cancellations_job": ("cancellations", ["job_id", "requested_at"]),

@@ -1,4 +1,5 @@
-"""Local-only commands never import oumi, torch, sky or transformers.
+"""Local-only commands never import oumi, torch, sky or transformers, nor Apprise (only a notification to an
+Apprise URL needs it).
 
 Covered: --help, submit, status, logs, list, prune, cancel, cancel-status and
 cancellations of local jobs, and the supervisor while it runs a job.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from oumi_jobs.paths import Paths
 
-HEAVY = ("oumi", "torch", "sky", "transformers")
+HEAVY = ("oumi", "torch", "sky", "transformers", "apprise")
 
 _PRELUDE = "HEAVY = {heavy!r}\n"
 
@@ -74,7 +75,7 @@ from oumi_jobs.local.procs import boot_id
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import now_iso
 
-HEAVY = ("oumi", "torch", "sky", "transformers")
+HEAVY = ("oumi", "torch", "sky", "transformers", "apprise")
 extra = {"imported": sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)}
 paths = Paths.from_env()
 logs = paths.job_log_dir("supervised")

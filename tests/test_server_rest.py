@@ -31,12 +31,15 @@ from oumi_jobs.errors import AmbiguousJobError, CloudTimeoutError, JobNotFoundEr
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.base import job_document
 from oumi_jobs.render.cancel import cancellation_document
+from oumi_jobs.render.notifications import notification_document
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.app import MAX_BODY_BYTES, create_app
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
+from oumi_jobs.store.notifications import NewNotification
+from oumi_jobs.store.registry import Registry
 from oumi_jobs.views import view_of
 
-from .helpers import add_record, make_cancellation, make_record, wait_until
+from .helpers import add_record, make_cancellation, make_notification, make_record, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 NOBODY = 65534
@@ -458,6 +461,30 @@ def test_metrics_are_the_prometheus_text(rest_server, paths):
     assert 'oumi_jobs_jobs{state="lost"} 1.0' in lines and 'oumi_jobs_jobs{state="running"} 0.0' in lines
 
 
+def test_notifications_are_listed_newest_first_with_urls_redacted(rest_server, paths):
+    job_id = add_record(paths, make_record("job-noted"))
+    with Registry.open(paths) as registry:
+        for event, at in (("started", "2026-01-01T10:00:00.000+00:00"), ("failed", "2026-01-01T10:05:00.000+00:00")):
+            new = NewNotification("https://bob:pw@example.org/hook", "https://bob:****@example.org/hook")
+            registry.add_notifications(job_id, 1, event, [new], at, {})
+    with rest_server.unix() as client:
+        listed = client.get("/api/notifications", params={"job_id": "job-no"}).json()
+        pending = client.get("/api/notifications", params={"status": "pending", "limit": 1}).json()
+        sent = client.get("/api/notifications", params={"status": "sent"}).json()
+        bad, unknown = (
+            client.get("/api/notifications", params={"status": "lost"}),
+            client.get("/api/notifications", params={"job_id": "nope"}),
+        )
+    assert [(n["event"], n["url"], n["status"]) for n in listed] == [
+        ("failed", "https://bob:****@example.org/hook", "pending"),
+        ("started", "https://bob:****@example.org/hook", "pending"),
+    ]
+    assert [n["event"] for n in pending] == ["failed"] and sent == []
+    assert (bad.status_code, unknown.status_code) == (422, 404)
+    with Client.unix(rest_server.socket) as api_client:
+        assert api_client.notifications(job_id=job_id) == listed
+
+
 def test_concurrent_clients_are_all_answered(rest_server, paths):
     job_id = add_record(paths, make_record("job-busy"))
     answers: list[int] = []
@@ -488,6 +515,9 @@ REST_OPERATIONS = {
     ("/api/jobs/{job}/cancellation-status", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
     ("/api/cancellations", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "409", "422"}),
     ("/api/jobs/{job}/events", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
+    ("/api/plot", "get"): ({"job", "metric"}, {"200", "400", "401", "404", "409", "422"}),
+    ("/api/ui/login-codes", "post"): (set(), {"201", "401"}),
+    ("/api/notifications", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "404", "409", "422"}),
     ("/metrics", "get"): (set(), {"200", "401"}),
     ("/api/sweeps", "get"): (set(), {"200", "401", "409"}),
     ("/api/sweeps", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
@@ -543,6 +573,9 @@ def test_the_openapi_schema_is_pinned(openapi):
     assert documented("/api/cancellations", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/cancellation-status", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/events", "get") == "EventDocument"
+    assert documented("/api/plot", "get") == "PlotDocument"
+    assert documented("/api/ui/login-codes", "post", "201") == "LoginCodeDocument"
+    assert documented("/api/notifications", "get") == "NotificationDocument"
     assert "text/plain" in openapi["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert "text/plain" in openapi["paths"]["/api/jobs/{job}/logs"]["get"]["responses"]["200"]["content"]
 
@@ -611,6 +644,7 @@ def test_the_openapi_documents_are_the_json_contract(openapi):
     assert keys("JobDocument") == job and set(schemas["JobDocument"]["required"]) == job
     assert keys("SubmitDocument") == job | {"warnings"}
     assert keys("CancellationDocument") == set(cancellation)
+    assert keys("NotificationDocument") == set(notification_document(make_notification()))
     assert keys("CancellationStepDocument") == {"name", "status", "started_at", "ended_at", "detail"}
     assert (
         keys("FailureDocument") == set(schemas["FailureDocument"]["required"]) == {"class", "cause", "hint", "evidence"}

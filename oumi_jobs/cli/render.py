@@ -342,3 +342,8 @@ def print_dry_run(dry: DryRun) -> None:
         for name, value in dict(plan.env_overrides).items():
             print_line(f"env: {name}={value}")
     hint("dry run: nothing was registered, started or provisioned")
+
+
+def print_ui_link(url: str, opened: bool) -> None:
+    print_line(f"{'opened in your browser: ' if opened else ''}{url}")
+    hint("the link works once, for 5 minutes; `oumi-jobs ui` makes another")

@@ -1,8 +1,8 @@
 """Starting oumi-jobs' own detached helper processes, in one place.
 
-Four helpers outlive the command that starts them: a local job's supervisor,
-a cloud job's launching process, a ``--no-wait`` cancel's finisher and the
-warm server.  Each
+Five helpers outlive the command that starts them: a local job's supervisor,
+a cloud job's launching process, a ``--no-wait`` cancel's finisher, the
+warm server and a notification sender.  Each
 runs ``module.main(argv)`` in a new interpreter, in a session of its own (so
 closing the terminal does not touch it), reads :meth:`Paths.as_options` and
 one id from its command line, and imports nothing heavy until it must.
@@ -23,6 +23,7 @@ SUPERVISOR = "oumi_jobs.local.supervisor"
 CLOUD_LAUNCHER = "oumi_jobs.local.launching"
 CANCEL_FINISHER = "oumi_jobs.cancel.finisher"
 SERVER = "oumi_jobs.server.runner"
+NOTIFIER = "oumi_jobs.notify.sender"
 HANDSHAKE_TIMEOUT_S = 60
 
 

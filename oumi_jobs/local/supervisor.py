@@ -42,6 +42,7 @@ from oumi_jobs.local.detach import daemonize
 from oumi_jobs.local.procs import boot_id, identify, start_time_of
 from oumi_jobs.local.queues import wait_for_turn
 from oumi_jobs.local.terminator import JOB_MARKER_ENV
+from oumi_jobs.notify import emission, points
 from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.progress import starts
 from oumi_jobs.progress.reading import job_output_dir
@@ -84,6 +85,7 @@ def supervise(paths: Paths, job_id: str) -> int:
         lease = wait_for_turn(paths, registry, job_id)
         if lease is None or not registry.claim_start(job_id):
             hand_over(paths, job_id, record.sweep_id)  # a sweep's child that will never run frees its slot too
+            points.job_ended(paths, job_id)
             return 0
     # The slot's lock is inherited by the job: it stays taken while any process of the job lives.
     return _run_job(paths, record, lease.fd)
@@ -127,6 +129,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     _record_started(paths, record, process.pid, contained)
+    emission.emit(paths, record.job_id, "started")
     watch = guard_watch.start(paths, record)  # None unless the job's policy has a guard
     returncode, descendants = _wait_recording_descendants(paths, record.job_id, process)
     stopped_by = guard_watch.ended(watch)
@@ -137,6 +140,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     hand_over(
         paths, record.job_id, record.sweep_id
     )  # only now: the next child's supervisor must be no orphan of this job
+    points.job_ended(paths, record.job_id)  # last: its sender is no orphan of the job either
     return 0
 
 
@@ -221,6 +225,7 @@ def _cannot_start(paths: Paths, record: JobRecord, detail: str) -> int:
         lambda r: r.record_exit(record.job_id, exit_code=EXIT_CANNOT_START, detail=detail, failure=failure),
     )  # fmt: skip
     hand_over(paths, record.job_id, record.sweep_id)
+    points.job_ended(paths, record.job_id)
     return 0
 
 
@@ -250,7 +255,12 @@ def _wait_recording_descendants(
             children = psutil.Process().children(recursive=True)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        found = {(c.pid, started) for c in children if (started := start_time_of(c.pid)) is not None}
+        found = {
+            (c.pid, started)
+            for c in children
+            if c.pid not in emission.SPAWNED
+            and (started := start_time_of(c.pid)) is not None  # a sender is not the job's
+        }
         if found - seen:
             try:
                 with Registry.open(paths) as registry:

@@ -6,9 +6,12 @@ import os
 import time
 from typing import Any
 
+from oumi_jobs.dashboard.launch import LoginLink
+from oumi_jobs.dashboard.sessions import LoginCode
 from oumi_jobs.render.base import SCHEMA_VERSION
 from oumi_jobs.server.activity import Activity, ServerSettings
 from oumi_jobs.server.lifecycle import ServerRecord, StopResult
+from oumi_jobs.timestamps import from_epoch
 
 
 def health_document(settings: ServerSettings, warm: bool) -> dict[str, Any]:
@@ -69,3 +72,21 @@ def running_document(status: dict[str, Any] | None) -> dict[str, Any]:
     if status is None:
         return {"schema_version": SCHEMA_VERSION, "running": False}
     return {**status, "running": True}
+
+
+def login_code_document(code: LoginCode) -> dict[str, Any]:
+    """``POST /api/ui/login-codes``: a one-time dashboard login code and when it stops working."""
+    return {
+        "schema_version": SCHEMA_VERSION, "code": code.code, "expires_at": from_epoch(code.expires_at),
+        "expires_in_s": round(code.expires_at - time.time(), 3),
+    }  # fmt: skip
+
+
+def ui_document(link: LoginLink, opened: bool) -> dict[str, Any]:
+    """``ui``: the one-time login link, until when it works, the server behind it, and whether a browser was
+    opened on it."""
+    return {
+        "schema_version": SCHEMA_VERSION, "url": link.url, "expires_at": link.expires_at,
+        "expires_in_s": link.expires_in_s, "address": link.address, "pid": link.pid, "restarted": link.restarted,
+        "opened": opened,
+    }  # fmt: skip

@@ -2,8 +2,9 @@
 
 One FastAPI app.  In front of it, one small ASGI guard (:class:`Guard`)
 counts requests for the idle exit, bounds request bodies, and on TCP checks
-the bearer token (constant-time); on the unix socket the peer's uid was
-checked when it connected (:mod:`oumi_jobs.server.runner`).  Errors become
+the bearer token (constant-time), or else a dashboard session with its Host
+and CSRF rules (:mod:`oumi_jobs.dashboard.access`); on the unix socket the
+peer's uid was checked when it connected (:mod:`oumi_jobs.server.runner`).  Errors become
 HTTP answers in :mod:`oumi_jobs.server.http_errors` only.
 """
 
@@ -19,10 +20,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from oumi_jobs.cloud import adapter
+from oumi_jobs.dashboard import pages
+from oumi_jobs.dashboard.access import browser_refusal, refusal_page
+from oumi_jobs.dashboard.sessions import Sessions
 from oumi_jobs.errors import OumiJobsError
 from oumi_jobs.paths import Paths
 from oumi_jobs.render.server import health_document, status_document, stopping_document
@@ -38,6 +42,7 @@ MAX_BODY_BYTES = 1 << 20
 BODY_TIMEOUT_S = 10.0
 UNAUTHORIZED = {"www-authenticate": 'Bearer realm="oumi-jobs"'}
 WS_POLICY_VIOLATION = 1008
+SESSION_STATE = pages.SESSION_STATE
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,8 +57,11 @@ class Guard:
     each request body by the bytes actually read and the time it takes, and counts each request while it
     runs (streams included) for the idle exit."""
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings, activity: Activity) -> None:
+    def __init__(
+        self, app: ASGIApp, settings: ServerSettings, activity: Activity, sessions: Sessions | None = None
+    ) -> None:
         self.app, self.settings, self.activity = app, settings, activity
+        self.sessions = sessions if sessions is not None else Sessions()
         self._token: tuple[tuple[int, ...], bytes] | None = None  # (the file's identity, its token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,9 +69,8 @@ class Guard:
         if kind not in ("http", "websocket"):
             self.activity.rejected(f"a {kind!r} connection")
             return
-        if scope.get("server") is not None and not self._token_ok(scope):  # TCP (uvicorn: None on a unix socket)
-            self.activity.rejected("a missing or wrong bearer token")
-            await _refuse(scope, receive, send, 401, "missing or wrong bearer token", UNAUTHORIZED)
+        tcp = scope.get("server") is not None  # uvicorn: None on a unix socket
+        if tcp and not self._token_ok(scope) and not await self._browser_let_in(scope, receive, send):
             return
         if kind == "websocket":  # no route takes one: the app's own answer (a close) once it is let in
             await self.app(scope, receive, send)
@@ -90,6 +97,26 @@ class Guard:
             await self.app(scope, _replaying(body, receive), send)
         finally:
             self.activity.end()
+
+    async def _browser_let_in(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Whether a TCP request without the bearer token may go on: a dashboard session's (see
+        :mod:`oumi_jobs.dashboard.access`); else it is answered here, refused.  One that sent a wrong token is
+        an API client's: it is told so, whatever else it carries."""
+        if scope["type"] != "http" or b"authorization" in dict(scope.get("headers") or []):
+            self.activity.rejected("a missing or wrong bearer token")
+            await _refuse(scope, receive, send, 401, "missing or wrong bearer token", UNAUTHORIZED)
+            return False
+        session, refusal = browser_refusal(scope, self.sessions)
+        if refusal is None:
+            scope.setdefault("state", {})[SESSION_STATE] = session
+            return True
+        self.activity.rejected(refusal.reason)
+        headers = {"connection": "close", **(UNAUTHORIZED if refusal.status == 401 else {})}
+        if refusal.page:
+            await HTMLResponse(refusal_page(refusal), refusal.status, headers)(scope, receive, send)
+        else:
+            await _refuse(scope, receive, send, refusal.status, refusal.message, headers)
+        return False
 
     def _token_ok(self, scope: Scope) -> bool:
         expected = self._expected_token()
@@ -167,11 +194,15 @@ def create_app(
         title="oumi-jobs",
         version=settings.version,
         summary="Submit, watch and cancel Oumi jobs; the same documents as `oumi-jobs --json`.",
+        docs_url=None,  # the dashboard serves /docs with Swagger UI's assets from the package: it works offline
+        redoc_url=None,
     )
     _install_error_handlers(app)
     app.include_router(rpc.router(activity, warm))
     app.include_router(rest.router(paths))
     app.include_router(rest_sweeps.router(paths))
+    sessions = Sessions()
+    pages.install(app, paths, sessions)
 
     @app.get("/healthz", tags=["server"])
     def healthz() -> dict[str, Any]:
@@ -186,7 +217,7 @@ def create_app(
         shutdown(drain)
         return stopping_document(drain)
 
-    return Guard(app, settings, activity)
+    return Guard(app, settings, activity, sessions)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

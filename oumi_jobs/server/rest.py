@@ -39,6 +39,9 @@ from oumi_jobs.server.schemas import (
     CancellationState,
     EventDocument,
     JobDocument,
+    NotificationDocument,
+    NotificationState,
+    PlotDocument,
     SubmitBody,
     SubmitDocument,
     errors,
@@ -77,8 +80,10 @@ def router(paths: Paths) -> APIRouter:
     _status_route(jobs, paths)
     _submit_route(jobs, paths)
     _log_route(jobs, paths)
+    _plot_route(jobs, paths)
     _cancel_routes(jobs, paths)
     _events_route(jobs, paths)
+    _notifications_route(jobs, paths)
     routes.include_router(jobs)
     _metrics_route(routes, paths)
     return routes
@@ -242,6 +247,21 @@ def _log_route(routes: APIRouter, paths: Paths) -> None:
                                  headers={"X-Oumi-Jobs-Job-Id": job_id})  # fmt: skip
 
 
+def _plot_route(routes: APIRouter, paths: Paths) -> None:
+    @routes.get(
+        "/plot", tags=["logs"], summary="Metrics of jobs over their steps", response_model=PlotDocument,
+        responses=errors(400, 404, 409, 422),
+        description="`oumi-jobs plot --json` of local jobs (the dashboard's charts): each metric (default `loss`) "
+        "of each job. A job still running that has logged nothing yet has an empty series; a metric a finished "
+        "job never logged is a 400 naming those it has.",
+    )  # fmt: skip
+    def plot(
+        job: Annotated[list[Name], Query(min_length=1, max_length=64, description="Job ids or unique prefixes.")],
+        metric: Annotated[list[Name], Query(max_length=16, description="Metrics (repeatable; default `loss`).")] = [],  # noqa: B006
+    ) -> Response:
+        return document(api.plot_document(api.read_plot(paths, job, metric, waiting=True)))
+
+
 def _encoded(first: str, chunks: Iterator[str]) -> Iterator[bytes]:
     """The chunks as UTF-8; the empty ones (heartbeats while following) let Starlette notice a client gone."""
     if first:
@@ -304,6 +324,24 @@ def _events_route(routes: APIRouter, paths: Paths) -> None:
     )  # fmt: skip
     def events(job: JobRef) -> Response:
         return document(api.timeline_documents(api.timeline(paths, job)))
+
+
+def _notifications_route(routes: APIRouter, paths: Paths) -> None:
+    @routes.get(
+        "/notifications", tags=["notifications"], summary="Notification deliveries",
+        response_model=list[NotificationDocument], responses=errors(400, 404, 409, 422),
+        description="`oumi-jobs notifications --json`, newest first; URLs with their credentials redacted.",
+    )  # fmt: skip
+    def notifications(
+        limit: Annotated[int, Query(ge=0, le=bounds.MAX_COUNT, description="At most this many.")] = 20,
+        offset: Annotated[int, Query(ge=0, le=bounds.MAX_COUNT, description="Skip this many first.")] = 0,
+        job_id: Annotated[
+            Name | None, Query(description="Only this job's (an id or unique prefix) or sweep's.")
+        ] = None,
+        status: Annotated[NotificationState | None, Query(description="Only notifications with this status.")] = None,
+    ) -> Response:
+        records = api.notification_history(paths, limit=limit, offset=offset, job=job_id, status=status)
+        return Response(json_array(encode_json(api.notification_document(r)) for r in records), media_type=JSON)
 
 
 def _metrics_route(routes: APIRouter, paths: Paths) -> None:

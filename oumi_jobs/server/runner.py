@@ -282,6 +282,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Paths, ServerFiles, ServeOpt
     parser = argparse.ArgumentParser(prog="oumi-jobs-server")
     for flag in ("--data-dir", "--state-dir", "--cache-dir"):
         parser.add_argument(flag, required=True, type=Path)
+    parser.add_argument("--config-dir", type=Path)
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     parser.add_argument("--allow-remote", action="store_true")
@@ -292,7 +293,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Paths, ServerFiles, ServeOpt
     parser.add_argument("--foreground", action="store_true", help="log to stderr; do not daemonize")
     parser.add_argument("key", nargs="?", help="the key its starter computed: it must be this process's own")
     args = parser.parse_args(argv)
-    paths = Paths(args.data_dir, args.state_dir, args.cache_dir)
+    paths = Paths(args.data_dir, args.state_dir, args.cache_dir, args.config_dir)
     options = ServeOptions(args.host, args.port, args.allow_remote, args.idle_timeout, args.tls_cert, args.tls_key,
                            args.allow_insecure_remote)  # fmt: skip
     files = ServerFiles.for_env(paths)

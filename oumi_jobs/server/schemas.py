@@ -26,6 +26,7 @@ from oumi_jobs.store.queues import MAX_PARALLEL
 JobState = Literal["pending", "launching", "running", "cancelling", "succeeded", "failed", "cancelled", "lost",
                    "unknown"]  # fmt: skip
 CancellationState = Literal["requested", "in_progress", "completed", "failed", "not_needed"]
+NotificationState = Literal["pending", "sent", "failed"]
 # A name, a path, an id: nothing a person types is longer (the body as a whole is bounded at 1 MiB).
 _TEXT = 4096
 
@@ -224,6 +225,36 @@ class CancellationDocument(BaseModel):
     steps: list[CancellationStepDocument]
 
 
+class LoginCodeDocument(BaseModel):
+    """``POST /api/ui/login-codes``: a one-time dashboard login code (``oumi-jobs ui`` makes its link)."""
+
+    schema_version: int
+    code: str = Field(description="Works once, at `/login?code=`, within `expires_in_s`.")
+    expires_at: str
+    expires_in_s: float
+
+
+class SeriesDocument(BaseModel):
+    """One metric of one job over its steps (``plot --json``'s series)."""
+
+    job_id: str
+    metric: str
+    source: str | None
+    steps: list[float]
+    values: list[float]
+    metrics: list[str] = Field(description="Every metric the job has logged.")
+
+
+class PlotDocument(BaseModel):
+    """``plot --json``: each series asked for, one per job and metric."""
+
+    schema_version: int
+    metrics: list[str]
+    done: bool
+    image: str | None
+    series: list[SeriesDocument]
+
+
 class EventDocument(BaseModel):
     """One event of a job's timeline, as ``events --json`` prints it: the common keys, then its kind's own."""
 
@@ -234,6 +265,22 @@ class EventDocument(BaseModel):
     attempt: int = Field(description="The attempt it belongs to, from 1.")
     at: str = Field(description="When it happened, ISO 8601.")
     kind: str = Field(description="submitted, started, ended, cancel, guard, retrying, ...")
+
+
+class NotificationDocument(BaseModel):
+    """A notification's delivery record, as ``notifications --json`` prints it."""
+
+    schema_version: int
+    notification_id: int
+    job_id: str = Field(description="The job's id (a sweep's for `sweep_done`).")
+    attempt: int
+    event: str = Field(description="started, succeeded, failed, cancelled, lost, retrying, guard or sweep_done.")
+    url: str = Field(description="Where it goes, with its credentials redacted.")
+    status: NotificationState
+    attempts: int = Field(description="Delivery tries so far.")
+    last_error: str | None
+    sent_at: str | None
+    created_at: str
 
 
 class ErrorDocument(BaseModel):

@@ -55,6 +55,8 @@ class Database:
         self.path = path
         self._db = connection
         self._read_only_because: str | None = None  # why it was opened read-only, if it was
+        # The paths it was opened with: what is done on a write (a notification) may need the rest of them.
+        self.paths: Paths | None = None
 
     # -- opening and closing ---------------------------------------------------
     @classmethod
@@ -73,7 +75,9 @@ class Database:
                 _create_private_file(path)
                 _private_sidecars(path)
         try:
-            return cls._connect(path, str(path), read_only=False)
+            opened = cls._connect(path, str(path), read_only=False)
+            opened.paths = paths
+            return opened
         except RegistryError as exc:
             if not _cannot_write(exc) or _wal_has_frames(path):
                 raise
@@ -84,6 +88,7 @@ class Database:
         # fail with SQLite's "readonly database", one line, exit 1.
         database = cls._connect(path, f"{path.as_uri()}?mode=ro&immutable=1", read_only=True)
         database._read_only_because = why
+        database.paths = paths
         return database
 
     @classmethod

@@ -184,6 +184,8 @@ class JobStore(Database):
             for job_id in job_ids:
                 if db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,)).rowcount:
                     removed.append(job_id)
+                    # Its notifications go with it (no foreign key: a sweep's are under the sweep's id).
+                    db.execute("DELETE FROM notifications WHERE job_id = ?", (job_id,))
         return removed
 
     # -- reading -----------------------------------------------------------------

@@ -180,4 +180,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX job_events_job ON job_events (job_id, event_id);
         """,
     ),
+    # h20n (notifications): one row per (job, attempt, event, URL), claimed by the process that sends it.
+    (
+        "0013_notifications",
+        """
+        CREATE TABLE notifications (
+            notification_id INTEGER PRIMARY KEY,
+            job_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            event TEXT NOT NULL,
+            url TEXT NOT NULL,
+            shown_url TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            sent_at TEXT,
+            created_at TEXT NOT NULL,
+            next_try_at TEXT NOT NULL,
+            document TEXT NOT NULL DEFAULT '{}',
+            owner_pid INTEGER,
+            owner_start_time REAL,
+            owner_boot_id TEXT,
+            UNIQUE (job_id, attempt, event, url)
+        );
+        CREATE INDEX notifications_created ON notifications (created_at);
+        CREATE INDEX notifications_pending ON notifications (status, job_id);
+        """,
+    ),
 ]

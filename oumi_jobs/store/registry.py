@@ -14,6 +14,7 @@ in the module named for what it works on:
 * :mod:`oumi_jobs.store.listing`: the lean listing (finished local jobs as JSON, built by SQLite);
 * :mod:`oumi_jobs.store.sweeps`: sweeps, their children registered at once and handed over one by one;
 * :mod:`oumi_jobs.store.events`: a job's stored events (guards, retries), the part of its timeline kept nowhere else;
+* :mod:`oumi_jobs.store.notifications`: notification records, each claimed by the one process that sends it;
 * :mod:`oumi_jobs.store.cancellations`: cancellation records, through a
   ``CancellationTracker`` over an open registry.
 
@@ -26,6 +27,7 @@ from oumi_jobs.store.events import EventStore
 from oumi_jobs.store.jobs import JobStore
 from oumi_jobs.store.listing import ListingStore
 from oumi_jobs.store.migrations import MIGRATIONS
+from oumi_jobs.store.notifications import NotificationStore
 from oumi_jobs.store.queues import QueueStore
 from oumi_jobs.store.records import JobRecord
 from oumi_jobs.store.sweeps import SweepStore
@@ -33,5 +35,5 @@ from oumi_jobs.store.sweeps import SweepStore
 __all__ = ["MIGRATIONS", "JobRecord", "Registry"]
 
 
-class Registry(JobStore, QueueStore, ListingStore, SweepStore, EventStore):
+class Registry(JobStore, QueueStore, ListingStore, SweepStore, EventStore, NotificationStore):
     """An open registry.  Use :meth:`open` as a context manager: ``with Registry.open(paths) as registry:``."""
