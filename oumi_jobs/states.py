@@ -67,7 +67,8 @@ def local_state(record: JobRecord) -> tuple[State, str, str | None]:
         status = describe_exit(record)
         if record.cancel_requested:
             return State.CANCELLED, status, record.end_detail
-        if record.exit_code == 0 and record.exit_signal is None:
+        # A job its guard stopped may still have exited 0 on the signal: its stored failure says it failed.
+        if record.exit_code == 0 and record.exit_signal is None and not record.failure:
             return State.SUCCEEDED, status, record.end_detail
         return State.FAILED, status, record.end_detail
     if record.supervisor_pid is None:

@@ -55,10 +55,12 @@ def read_status(
     bounds.check_cloud_timeout(cloud_timeout_s)
     with Registry.open(paths) as registry:
         record = registry.resolve(ref)
+        # Only a job with a policy can have had a guard fire: the rest cost no query.
+        fired = tuple(registry.events_of(record.job_id, "guard")) if record.policy else ()
         if record.is_local:
-            view = add_queue_detail(registry, view_of(record))
+            view = dataclasses.replace(add_queue_detail(registry, view_of(record)), fired_guards=fired)
             return add_progress(paths, view) if with_progress else view
-    view = live_cloud_view(record, timeout_s=cloud_timeout_s)
+    view = dataclasses.replace(live_cloud_view(record, timeout_s=cloud_timeout_s), fired_guards=fired)
     if not with_progress:
         return view
     age = cache.cloud_log_age(paths, record.job_id)

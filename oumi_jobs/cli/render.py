@@ -101,6 +101,20 @@ def failure_line(failure: Failure | None) -> str | None:
     return f"[bold]{failure.failure_class}[/]: " + escape(f"{failure.cause}{evidence}. What to do: {failure.hint}")
 
 
+def guards_line(view: JobView) -> str | None:
+    """The guards that fired, e.g. ``stall (stop) at 12:03:04: observed 16.2, limit 15``."""
+    from rich.markup import escape
+
+    shown = []
+    for event in view.fired_guards:
+        detail = event.detail
+        shown.append(
+            f"{detail.get('guard')} ({detail.get('action')}) at {short_time(event.at)}: "
+            f"observed {detail.get('observed')}, limit {detail.get('limit')}"
+        )
+    return escape("; ".join(shown)) if shown else None
+
+
 def money(amount: float | None) -> str:
     return "-" if amount is None else f"${amount:,.2f}"
 
@@ -126,6 +140,7 @@ def job_panel(view: JobView) -> Any:
         ("status", view.status),
         ("detail", view.detail),
         ("failure", failure_line(view.failure)),
+        ("guards", guards_line(view)),
         ("progress", progress_line(view.progress) if view.progress else None),
         ("cloud", record.cloud + (f" (cluster {record.cluster})" if record.cluster else "")),
         ("launcher id", record.launcher_job_id),

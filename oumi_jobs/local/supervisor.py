@@ -35,8 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from oumi_jobs.errors import OumiJobsError
-from oumi_jobs.failures import Ending, encode_failure, triage
-from oumi_jobs.local import containment
+from oumi_jobs.failures import Ending, Failure, encode_failure, triage
+from oumi_jobs.guards import Firing
+from oumi_jobs.local import containment, guard_watch
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.local.procs import boot_id, identify, start_time_of
 from oumi_jobs.local.queues import wait_for_turn
@@ -127,19 +128,13 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
             pass
 
     signal.signal(signal.SIGTERM, forward)
-    identity = identify(process.pid)
-    kind = contained.settle(process.pid)
-    _store(
-        paths, "the job's process",
-        lambda registry: registry.update(
-            record.job_id, pid=process.pid, pgid=process.pid,
-            process_start_time=identity.start_time if identity else None, boot_id=boot_id(), started_at=now_iso(),
-            containment=kind.value, cgroup=str(contained.cgroup) if contained.cgroup else None,
-        ),
-    )  # fmt: skip
+    _record_started(paths, record, process.pid, contained)
     emission.emit(paths, record.job_id, "started")
+    watch = guard_watch.start(paths, record)  # None unless the job's policy has a guard
     returncode, descendants = _wait_recording_descendants(paths, record.job_id, process)
-    _record_end(paths, record, returncode, (process.pid, *descendants), contained.cgroup, metrics_start)
+    stopped_by = guard_watch.ended(watch)
+    _record_end(paths, record, returncode, (process.pid, *descendants), contained.cgroup, metrics_start, stopped_by)
+    guard_watch.finish(watch)
     os.close(slot_fd)  # the job's orphans keep the slot through their own copies, as before
     contained.outlive_orphans()
     hand_over(
@@ -147,6 +142,19 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> int:
     )  # only now: the next child's supervisor must be no orphan of this job
     points.job_ended(paths, record.job_id)  # last: its sender is no orphan of the job either
     return 0
+
+
+def _record_started(paths: Paths, record: JobRecord, pid: int, contained: containment.JobContainment) -> None:
+    identity = identify(pid)
+    kind = contained.settle(pid)
+    _store(
+        paths, "the job's process",
+        lambda registry: registry.update(
+            record.job_id, pid=pid, pgid=pid,
+            process_start_time=identity.start_time if identity else None, boot_id=boot_id(), started_at=now_iso(),
+            containment=kind.value, cgroup=str(contained.cgroup) if contained.cgroup else None,
+        ),
+    )  # fmt: skip
 
 
 def _record_metrics_start(paths: Paths, record: JobRecord) -> str:
@@ -167,22 +175,47 @@ def _job_env(record: JobRecord) -> dict[str, str]:
 
 
 def _record_end(
-    paths: Paths, record: JobRecord, returncode: int, pids: tuple[int, ...], cgroup: Path | None, metrics_start: str
+    paths: Paths,
+    record: JobRecord,
+    returncode: int,
+    pids: tuple[int, ...],
+    cgroup: Path | None,
+    metrics_start: str,
+    stopped_by: Firing | None = None,
 ) -> None:
     ended = now_iso()  # kept, with the rest, should the registry refuse the record for a while
     # Where its lines end, before it is seen ended: a later run in its folder appends after them.
     metrics = starts.with_attempt(metrics_start, 1, starts.measure(job_output_dir(record)), end=True)
     code, signum = (returncode, None) if returncode >= 0 else (None, -returncode)
     # Now, while the job's cgroup and the kernel's record of its end still exist.
-    failure = None if returncode == 0 else encode_failure(triage(Ending(
-        exit_code=code, exit_signal=signum, pids=pids, cgroup=str(cgroup) if cgroup else None,
-        log_paths=tuple(path for path in (record.stderr_path, record.stdout_path) if path),
-    )))  # fmt: skip
+    failure = (
+        None
+        if returncode == 0 and stopped_by is None
+        else encode_failure(_failure(record, code, signum, pids, cgroup, stopped_by))
+    )
     _store(paths, "where its metrics end", lambda r: r.update(record.job_id, metrics_start=metrics))
     _store(
         paths, "the exit record",
-        lambda r: r.record_exit(record.job_id, exit_code=code, exit_signal=signum, end_time=ended, failure=failure),
+        lambda r: r.record_exit(record.job_id, exit_code=code, exit_signal=signum, end_time=ended, failure=failure,
+                                stopped_by_guard=stopped_by is not None),
     )  # fmt: skip
+
+
+def _failure(
+    record: JobRecord,
+    code: int | None,
+    signum: int | None,
+    pids: tuple[int, ...],
+    cgroup: Path | None,
+    stopped_by: Firing | None,
+) -> Failure:
+    """Why the job failed: a guard that stopped it says so itself, whatever signal ended it; else triage."""
+    if stopped_by is not None:
+        return stopped_by.failure()
+    return triage(Ending(
+        exit_code=code, exit_signal=signum, pids=pids, cgroup=str(cgroup) if cgroup else None,
+        log_paths=tuple(path for path in (record.stderr_path, record.stdout_path) if path),
+    ))  # fmt: skip
 
 
 def _cannot_start(paths: Paths, record: JobRecord, detail: str) -> int:

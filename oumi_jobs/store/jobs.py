@@ -22,7 +22,8 @@ nothing overwrites it.
   job's process; a cancel that got in first ends the job here instead.
 
 Who writes ``cancel_requested``?  ``CancellationTracker.claim``
-(``store/cancellations.py``, every cancel) and :meth:`JobStore.end_before_start`.
+(``store/cancellations.py``, every cancel) and :meth:`JobStore.end_before_start`;
+:meth:`JobStore.record_exit` clears it for a job its own guard stopped (it failed).
 :meth:`JobStore.record_launch` reads it in the transaction that records a
 cloud job's launcher identity: the pre-launch cancel race guard.
 
@@ -66,14 +67,22 @@ class JobStore(Database):
         detail: str | None = None,
         end_time: str | None = None,
         failure: str | None = None,
+        stopped_by_guard: bool = False,
     ) -> bool:
         """Write the job's exit record, ended at ``end_time`` (default now), unless it has one (the first writer
-        wins); True if written.  A supervisor that could only write it later (a full disk) gives the real end."""
+        wins); True if written.  A supervisor that could only write it later (a full disk) gives the real end.
+
+        ``stopped_by_guard``: one of the job's guards cancelled it, and ``failure`` says which: the job
+        failed (stalled, over time, over budget, diverged) rather than being cancelled by someone, so the
+        cancel flag the guard's cancellation set is cleared in the same transaction."""
         with self._transaction() as db:
-            return _write_exit(
+            written = _write_exit(
                 db, job_id, exit_code=exit_code, exit_signal=exit_signal, detail=detail, end_time=end_time,
                 failure=failure,
             )  # fmt: skip
+            if written and stopped_by_guard:
+                db.execute("UPDATE jobs SET cancel_requested = 0 WHERE job_id = ?", (job_id,))
+            return written
 
     def end_before_start(self, job_id: str, detail: str) -> bool:
         """The job will never start: flag it cancelled and write its exit record, in one transaction.

@@ -37,7 +37,7 @@ _STATUS = (
 )
 _STATE = (
     "CASE WHEN cancel_requested THEN 'cancelled' "
-    "WHEN exit_code = 0 AND exit_signal IS NULL THEN 'succeeded' ELSE 'failed' END"
+    "WHEN exit_code = 0 AND exit_signal IS NULL AND failure IS NULL THEN 'succeeded' ELSE 'failed' END"
 )
 # The aggregate only for jobs with a dependency (the IN list is built once): a fifth of the query's time.
 _DEPENDS_ON = (
