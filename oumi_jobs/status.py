@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from oumi_jobs import bounds
+from oumi_jobs import bounds, retrying
 from oumi_jobs.cancel import takeover
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
@@ -31,6 +31,7 @@ def get_status(
     as one); then the job's state is read (:func:`read_status`)."""
     bounds.check_cloud_timeout(cloud_timeout_s)
     takeover.adopt_orphans(paths, ref, cloud_timeout_s=cloud_timeout_s)
+    retrying.take_over(paths, ref)  # a job whose supervisor died between two attempts: its next one starts
     return read_status(
         paths, ref, cloud_timeout_s=cloud_timeout_s, with_progress=with_progress, live_progress=live_progress
     )
@@ -140,7 +141,8 @@ def status_by_identity(
 
 def add_queue_detail(registry: Registry, view: JobView) -> JobView:
     """A pending local job says what it waits for: a dependency or its place in the queue."""
-    if view.state is not State.PENDING or not view.record.is_local or view.record.supervisor_pid is None:
-        return view
+    record = view.record
+    if view.state is not State.PENDING or not record.is_local or record.supervisor_pid is None or record.retry_at:
+        return view  # a job waiting to retry says so itself
     detail = queues.queue_detail(registry, view.record)
     return dataclasses.replace(view, detail=detail) if detail else view

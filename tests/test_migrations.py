@@ -15,7 +15,7 @@ import pytest
 
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.cancellations import CancellationStatus, CancellationTracker
-from oumi_jobs.store.records import RECORD_COLUMNS
+from oumi_jobs.store.records import ATTEMPT_COLUMNS, RECORD_COLUMNS
 from oumi_jobs.store.registry import MIGRATIONS, Registry
 
 TABLES = {
@@ -32,6 +32,7 @@ TABLES = {
     "clusters": ["name", "parallel"],
     "sweeps": ["sweep_id", "name", "config_path", "cloud", "cluster", "size", "parallel", "submit_time"],
     "job_events": ["event_id", "job_id", "attempt", "at", "kind", "detail"],
+    "attempts": ["job_id", *ATTEMPT_COLUMNS],
 }  # fmt: skip
 # Named indexes -> (table, columns); SQLite's own indexes of primary keys aside.
 INDEXES = {

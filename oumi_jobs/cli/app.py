@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from oumi_jobs import __version__
-from oumi_jobs.cli import cancel_cli, clusters_cli, events_cli, jobs_cli, output, registry_cli, sweeps_cli
+from oumi_jobs.cli import cancel_cli, clusters_cli, events_cli, jobs_cli, output, registry_cli, retry_cli, sweeps_cli
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.server_cli import server_app
 from oumi_jobs.errors import ExitCode, OumiJobsError
@@ -111,6 +111,7 @@ app.command("cancel-status")(cancel_cli.cancel_status)
 app.command()(cancel_cli.cancellations)
 app.command()(jobs_cli.plot)
 app.command()(events_cli.events)
+app.command()(retry_cli.retry)
 app.command("clusters")(clusters_cli.clusters_)
 app.command()(clusters_cli.stop)
 app.command()(clusters_cli.down)
