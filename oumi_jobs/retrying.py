@@ -23,7 +23,9 @@ whichever is longer.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from oumi_jobs.local import detach
 from oumi_jobs.local.procs import identify, is_alive
 from oumi_jobs.paths import Paths
 from oumi_jobs.policy import JobPolicy
+from oumi_jobs.progress import resume
 from oumi_jobs.states import State
 from oumi_jobs.store.records import AttemptRecord
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -162,12 +165,53 @@ def take_over(paths: Paths, ref: str) -> int | None:
 
 
 def resume_argv(record: JobRecord) -> tuple[str, ...]:
-    """The argv of the job's current attempt: a retried ``oumi train`` resumes from its last checkpoint (unless
-    the user said otherwise on its command line)."""
+    """The argv of the job's current attempt: a retried ``oumi train`` resumes from its last checkpoint, unless
+    the user said otherwise (on its command line, or ``try_resume_from_last_checkpoint: false`` in its config).
+    A job config's ``run:`` script is the user's own: nothing is added there."""
     argv = record.argv
     if record.attempt <= 1 or record.command != "train" or any(a.startswith(RESUME_OPTION) for a in argv):
         return argv
+    if _resume_turned_off(record.config_path):
+        return argv
     return (*argv, RESUME_OPTION, "true")
+
+
+def _resume_turned_off(config_path: str | None) -> bool:
+    import yaml
+
+    try:
+        config = yaml.safe_load(Path(config_path).read_text()) if config_path else None
+    except (OSError, yaml.YAMLError):
+        return False
+    training = config.get("training") if isinstance(config, dict) else None
+    return isinstance(training, dict) and training.get("try_resume_from_last_checkpoint") is False
+
+
+def resume_watch(paths: Paths, job_id: str) -> Callable[[], None]:
+    """What the supervisor calls while an attempt runs (and once as it ends): completes the attempt's resume
+    check from its first logged step, once, and records a ``resume_warning`` event if it started from scratch
+    although a checkpoint existed."""
+    finished = False
+
+    def look() -> None:
+        nonlocal finished
+        if finished:
+            return
+        with Registry.open(paths) as registry:
+            record = registry.get(job_id)
+            text = resume.checked(record) if record is not None and record.resume else None
+            finished = record is None or not record.resume or text is not None
+            if record is None or text is None:
+                return
+            registry.update(job_id, resume=text)
+            noted = json.loads(text)
+            if noted.get("warning"):
+                timeline.record(
+                    registry, job_id, "resume_warning", attempt=record.attempt, checkpoint=noted.get("checkpoint"),
+                    first_step=noted.get("first_step"), warning=noted["warning"],
+                )  # fmt: skip
+
+    return look
 
 
 def when_due(record: JobRecord) -> float:
@@ -185,6 +229,7 @@ __all__ = [
     "not_retried_because",
     "repeats_last_failure",
     "resume_argv",
+    "resume_watch",
     "retry_delay_s",
     "schedule",
     "start_next",

@@ -13,6 +13,8 @@ import json
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.registry import JobRecord, Registry
 
-from .helpers import TEST_RUN_MARK, Cli, left_sky_servers, slurm_unready
+from .helpers import TEST_RUN_MARK, TINY_BUILD, Cli, left_sky_servers, slurm_unready
 
 HERE = Path(__file__).resolve().parent
 
@@ -221,3 +223,14 @@ def slurm() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return SLURM_CLUSTER
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the tiny model (``tiny/``) and the dataset (``data.jsonl``), made once for the session."""
+    root = tmp_path_factory.mktemp("tiny-oumi")
+    built = subprocess.run(
+        [sys.executable, "-c", TINY_BUILD, str(root)], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    return root

@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -162,3 +163,82 @@ def slurm_unready(cluster: str) -> str | None:
         except (OSError, subprocess.TimeoutExpired) as exc:
             return f"`{' '.join(probe)}`: {exc}"
     return None
+
+
+# Run in a child interpreter: the test process need not import torch and transformers.
+TINY_BUILD = textwrap.dedent(
+    """
+    import json, random, sys
+    from pathlib import Path
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    root = Path(sys.argv[1])
+    words = "the a cat dog sat on mat ran fast slow big small red blue green tree".split()
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "user", "assistant", "system"]
+    vocab = {w: i for i, w in enumerate(specials + words)}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        model_max_length=128,
+    )
+    fast.chat_template = "{% for m in messages %}{{ m['role'] }} {{ m['content'] }} </s> {% endfor %}"
+    fast.save_pretrained(root / "tiny")
+    config = LlamaConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+    )
+    LlamaForCausalLM(config).save_pretrained(root / "tiny")
+    random.seed(0)
+    with open(root / "data.jsonl", "w") as handle:
+        for _ in range(64):
+            ask, answer = (" ".join(random.choice(words) for _ in range(6)) for _ in range(2))
+            messages = [{"role": "user", "content": ask}, {"role": "assistant", "content": answer}]
+            handle.write(json.dumps({"messages": messages}) + "\\n")
+    """
+)
+
+
+def train_config(
+    root: Path, here: Path, max_steps: int = 12, name: str = "train.yaml", *, save_steps: int = 0, extra: str = ""
+) -> Path:
+    """An ``oumi train`` config of the tiny model (``root``, the ``tiny`` fixture's), its output in ``here/out``;
+    ``extra``: more lines of its ``training:`` section."""
+    config = here / name
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            model:
+              model_name: {root / "tiny"}
+              tokenizer_name: {root / "tiny"}
+              model_max_length: 128
+              torch_dtype_str: float32
+            data:
+              train:
+                datasets:
+                  - dataset_name: text_sft_jsonl
+                    dataset_path: {root / "data.jsonl"}
+            training:
+              trainer_type: TRL_SFT
+              max_steps: {max_steps}
+              per_device_train_batch_size: 4
+              logging_steps: 1
+              save_steps: {save_steps}
+              save_final_model: false
+              output_dir: {here / "out"}
+              enable_wandb: false
+              enable_tensorboard: false
+              enable_mlflow: false
+              dataloader_num_workers: 0
+            """
+        )
+        + textwrap.indent(textwrap.dedent(extra), "  ")
+    )
+    return config
+
+
+def hermetic(root: Path) -> list[str]:
+    """``--env`` options: offline, no telemetry, the Hugging Face caches in the test's own folder."""
+    settings = [f"HF_HOME={root / 'hf'}", "HF_HUB_OFFLINE=1", "DO_NOT_TRACK=1", "TOKENIZERS_PARALLELISM=false"]
+    return [f"--env={setting}" for setting in settings]

@@ -482,12 +482,13 @@ REST_OPERATIONS = {
     ("/api/jobs", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
     ("/api/jobs/{job}", "get"): ({"job", "cloud", "cluster", "cloud_timeout_s"},
                                  {"200", "400", "401", "404", "409", "422", "503", "504"}),
-    ("/api/jobs/{job}/logs", "get"): ({"job", "stream", "tail", "follow"},
+    ("/api/jobs/{job}/logs", "get"): ({"job", "stream", "tail", "follow", "attempt"},
                                       {"200", "400", "401", "404", "409", "422", "503"}),
     ("/api/jobs/{job}/cancel", "post"): ({"job"}, {"200", "202", "400", "401", "404", "409", "413", "422", "503"}),
     ("/api/jobs/{job}/cancellation-status", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
     ("/api/cancellations", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "409", "422"}),
     ("/api/jobs/{job}/events", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
+    ("/api/jobs/{job}/retry", "post"): ({"job"}, {"202", "401", "404", "409", "422", "503"}),
     ("/metrics", "get"): (set(), {"200", "401"}),
     ("/api/sweeps", "get"): (set(), {"200", "401", "409"}),
     ("/api/sweeps", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
@@ -543,6 +544,7 @@ def test_the_openapi_schema_is_pinned(openapi):
     assert documented("/api/cancellations", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/cancellation-status", "get") == "CancellationDocument"
     assert documented("/api/jobs/{job}/events", "get") == "EventDocument"
+    assert documented("/api/jobs/{job}/retry", "post", "202") == "JobDocument"
     assert "text/plain" in openapi["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert "text/plain" in openapi["paths"]["/api/jobs/{job}/logs"]["get"]["responses"]["200"]["content"]
 

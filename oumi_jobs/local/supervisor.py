@@ -44,7 +44,7 @@ from oumi_jobs.local.queues import wait_for_turn
 from oumi_jobs.local.terminator import JOB_MARKER_ENV
 from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.policy import JobPolicy
-from oumi_jobs.progress import starts
+from oumi_jobs.progress import resume, starts
 from oumi_jobs.progress.reading import job_output_dir
 from oumi_jobs.states import State
 from oumi_jobs.store.registry import JobRecord, Registry
@@ -146,6 +146,7 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> JobRecord | None:
         _cannot_start(paths, record, f"cannot open its log: {exc}")
         return None
     metrics_start = _record_metrics_start(paths, record)
+    resume_noted = resume.at_start(record)  # the checkpoint it should resume from, before it can write one
     contained = containment.JobContainment(record.job_id)
     try:
         process = subprocess.Popen(
@@ -185,9 +186,12 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> JobRecord | None:
             record.job_id, pid=process.pid, pgid=process.pid,
             process_start_time=identity.start_time if identity else None, boot_id=boot_id(), started_at=now_iso(),
             containment=kind.value, cgroup=str(contained.cgroup) if contained.cgroup else None, retry_at=None,
+            resume=resume_noted,
         ),
     )  # fmt: skip
-    returncode, descendants = _wait_recording_descendants(paths, record.job_id, process)
+    look = retrying.resume_watch(paths, record.job_id)
+    returncode, descendants = _wait_recording_descendants(paths, record.job_id, process, look)
+    _quietly(look)  # an attempt quicker than a look
     retried = _record_end(paths, record, returncode, (process.pid, *descendants), contained.cgroup, metrics_start)
     contained.outlive_orphans()  # before the next attempt, too: it must not meet this one's orphans
     return retried
@@ -274,11 +278,20 @@ def _ignore(_signum: int, _frame: object) -> None:
     pass
 
 
+def _quietly(look: Callable[[], None]) -> None:
+    """A resume check is worth having, never worth a job: a failure to read or record it is only logged."""
+    try:
+        look()
+    except (OumiJobsError, OSError, ValueError) as exc:
+        print(f"oumi-jobs supervisor: resume check failed: {exc!r}", file=sys.stderr)
+
+
 def _wait_recording_descendants(
-    paths: Paths, job_id: str, process: subprocess.Popen[bytes]
+    paths: Paths, job_id: str, process: subprocess.Popen[bytes], look: Callable[[], None]
 ) -> tuple[int, tuple[int, ...]]:
     """Wait for the job, noting its descendants as they appear (cancel needs them if they escape; triage
-    looks for them in the kernel's OOM records); its return code and the descendants' pids seen."""
+    looks for them in the kernel's OOM records) and looking at its resume; its return code and the
+    descendants' pids seen."""
     import psutil
 
     seen: set[tuple[int, float]] = set()
@@ -291,6 +304,7 @@ def _wait_recording_descendants(
                 process.returncode = returncode
                 return returncode, tuple(sorted({pid for pid, _ in seen}))
         interval = min(interval * 1.5, 2.0)
+        _quietly(look)
         try:
             # The supervisor's own descendants: the job's, and its orphans (adopted by this subreaper).
             children = psutil.Process().children(recursive=True)
