@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.errors import CloudCallError, OumiJobsError, UsageError
+from oumi_jobs.errors import CloudCallError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.external import CloudIdentity, find_by_identity, registered
 from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.status import get_status
@@ -53,7 +53,7 @@ def _of_attempt(record: JobRecord, attempt: int | None) -> JobRecord:
         return record
     kept = next((a for a in record.earlier_attempts if a.attempt == attempt), None)
     if kept is None or attempt < 1:
-        raise UsageError(f"--attempt: job {record.job_id} has attempts 1 to {record.attempt}")
+        raise JobNotFoundError(f"job {record.job_id} has no attempt {attempt} (its attempts: 1 to {record.attempt})")
     return dataclasses.replace(
         record, stdout_path=kept.stdout_path, stderr_path=kept.stderr_path, cluster=kept.cluster,
         launcher_job_id=kept.launcher_job_id,

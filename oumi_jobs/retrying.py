@@ -144,6 +144,8 @@ def start_next(paths: Paths, registry: Registry, job_id: str) -> int:
         raise OumiJobsError(f"cannot start attempt {record.attempt} of job {job_id}: {exc}") from exc
     identity = identify(pid)
     registry.update(job_id, supervisor_pid=pid, supervisor_start_time=identity.start_time if identity else None)
+    if not record.is_local:
+        registry.attempt_started(job_id, record.attempt)  # launching now (a supervisor clears it as it starts)
     return pid
 
 

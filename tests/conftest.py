@@ -28,7 +28,7 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.registry import JobRecord, Registry
 
-from .helpers import TEST_RUN_MARK, TINY_BUILD, Cli, left_sky_servers, slurm_unready
+from .helpers import TEST_RUN_MARK, TINY_BUILD, Cli, end_servers_of, left_sky_servers, slurm_unready
 
 HERE = Path(__file__).resolve().parent
 
@@ -75,22 +75,6 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     yield resolved
     end_jobs_of(resolved)
     end_servers_of(resolved)
-
-
-def end_servers_of(paths: Paths) -> list[int]:
-    """SIGKILL the oumi-jobs servers of this home (a test's commands started them); their pids."""
-    ended = []
-    for info in (paths.state_dir / "server").glob("*/server.json"):
-        try:
-            record = json.loads(info.read_text())
-        except (OSError, ValueError):
-            continue
-        pid, start_time, boot = record.get("pid"), record.get("start_time"), record.get("boot_id")
-        if is_alive(pid, start_time, boot):
-            os.kill(pid, signal.SIGKILL)
-            poll_until(10, lambda pid=pid, start_time=start_time, boot=boot: not is_alive(pid, start_time, boot), 0.05)
-            ended.append(pid)
-    return ended
 
 
 @pytest.fixture

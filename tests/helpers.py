@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import textwrap
@@ -19,6 +20,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from oumi_jobs.cli.app import app
+from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
@@ -242,3 +244,19 @@ def hermetic(root: Path) -> list[str]:
     """``--env`` options: offline, no telemetry, the Hugging Face caches in the test's own folder."""
     settings = [f"HF_HOME={root / 'hf'}", "HF_HUB_OFFLINE=1", "DO_NOT_TRACK=1", "TOKENIZERS_PARALLELISM=false"]
     return [f"--env={setting}" for setting in settings]
+
+
+def end_servers_of(paths: Paths) -> list[int]:
+    """SIGKILL the oumi-jobs servers of this home (a test's commands started them); their pids."""
+    ended = []
+    for info in (paths.state_dir / "server").glob("*/server.json"):
+        try:
+            record = json.loads(info.read_text())
+        except (OSError, ValueError):
+            continue
+        pid, start_time, boot = record.get("pid"), record.get("start_time"), record.get("boot_id")
+        if is_alive(pid, start_time, boot):
+            os.kill(pid, signal.SIGKILL)
+            poll_until(10, lambda pid=pid, start_time=start_time, boot=boot: not is_alive(pid, start_time, boot), 0.05)
+            ended.append(pid)
+    return ended

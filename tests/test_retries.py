@@ -43,6 +43,7 @@ def test_a_job_that_fails_twice_then_succeeds_on_its_third_attempt(cli: Cli, job
     # Each attempt's output apart: the latest by default, another with --attempt.
     assert cli("logs", job_id).stdout == "attempt 3\n"
     assert cli("logs", job_id, "--attempt", "1").stdout == "attempt 1\n"
+    assert cli("logs", job_id, "--attempt", "4").exit_code == 3  # no such attempt
     events = cli.json("events", job_id)
     retrying = [e for e in events if e["kind"] == "retrying"]
     assert [(e["attempt"], e["next_attempt"], e["failure_class"]) for e in retrying] == [

@@ -91,12 +91,16 @@ class AttemptStore(Database):
         rows = self._execute(f"{_SELECT} WHERE job_id = ? ORDER BY attempt", (job_id,)).fetchall()
         return [_attempt(row) for row in rows]
 
-    def jobs_waiting_to_retry(self) -> list[str]:
-        """Jobs between two attempts (the next one not started yet), oldest first."""
+    def jobs_to_watch(self) -> list[tuple[str, bool]]:
+        """``(job id, is local)`` of the jobs the warm server watches, oldest first: cloud jobs not cancelled
+        that have retries left or wait for their next attempt, and local jobs waiting for theirs (whose
+        supervisor may have died)."""
         rows = self._execute(
-            "SELECT job_id FROM jobs WHERE retry_at IS NOT NULL AND end_time IS NULL ORDER BY retry_at"
+            "SELECT job_id, cloud = 'local' FROM jobs WHERE end_time IS NULL AND cancel_requested = 0 AND "
+            "(retry_at IS NOT NULL OR (cloud != 'local' AND COALESCE(json_extract(policy, '$.retries'), 0) + 1 "
+            "> attempt)) ORDER BY submit_time"
         ).fetchall()
-        return [row[0] for row in rows]
+        return [(row[0], bool(row[1])) for row in rows]
 
 
 def _attempt(row: Sequence[object]) -> AttemptRecord:
