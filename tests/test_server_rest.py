@@ -310,6 +310,25 @@ def test_logs_are_streamed_and_followed_to_the_end(rest_server, job_config, tmp_
         assert list(library.logs(job_id, stderr=True)) == [f"err {i}\n" for i in range(1, 6)]
 
 
+def test_a_job_is_retried_over_http_and_each_attempt_has_its_log(rest_server, job_config, tmp_path):
+    count = tmp_path / "count"
+    config = job_config(f'n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}; echo "run $n"; exit 3')
+    with rest_server.unix() as client:
+        job_id = client.post("/api/jobs", json={"config": str(config)}).json()["job_id"]
+        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["done"], 30)
+        retried = client.post(f"/api/jobs/{job_id}/retry")
+        assert retried.status_code == 202 and retried.json()["attempt"] == 2
+        done = wait_until(lambda: (d := client.get(f"/api/jobs/{job_id}").json())["done"] and d, 30)
+        assert [a["state"] for a in done["attempts"]] == ["failed", "failed"]
+        assert client.get(f"/api/jobs/{job_id}/logs", params={"attempt": 1}).text == "run 1\n"
+        assert client.get(f"/api/jobs/{job_id}/logs").text == "run 2\n"
+        assert client.get(f"/api/jobs/{job_id}/logs", params={"attempt": 3}).status_code == 404
+        running = client.post("/api/jobs", json={"config": str(job_config("sleep 30"))}).json()["job_id"]
+        refused = client.post(f"/api/jobs/{running}/retry")
+        assert refused.status_code == 409 and refused.json()["exit_code"] == 4
+        assert client.post(f"/api/jobs/{running}/cancel").status_code == 200
+
+
 def test_a_followed_log_of_a_client_gone_away_stops_being_served(rest_server, job_config):
     """Closing a followed stream ends the server's request, so the server can become idle again."""
     config = job_config("sleep 300")
