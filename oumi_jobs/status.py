@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from oumi_jobs import bounds
+from oumi_jobs import bounds, retrying
 from oumi_jobs.cancel import takeover
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
@@ -27,12 +27,13 @@ def get_status(
     with_progress: bool = True,
     live_progress: bool = False,
 ) -> JobView:
-    """``status`` (and what follows a job: ``wait``, ``--watch``, ``logs -f``): two steps.  First the job's
+    """``status`` (and what follows a job: ``wait``, ``--watch``, ``logs -f``): three steps.  First the job's
     cancellation, if its owner died (kill -9, a reboot), is handed on, never left in progress (a write, named
     as one); then the job's state is read (:func:`read_status`), and an end only a read can see (a cloud
     job's, a local job lost) is notified."""
     bounds.check_cloud_timeout(cloud_timeout_s)
     takeover.adopt_orphans(paths, ref, cloud_timeout_s=cloud_timeout_s)
+    retrying.take_over(paths, ref)  # a job whose supervisor died between two attempts: its next one starts
     view = read_status(
         paths, ref, cloud_timeout_s=cloud_timeout_s, with_progress=with_progress, live_progress=live_progress
     )
@@ -146,7 +147,8 @@ def status_by_identity(
 
 def add_queue_detail(registry: Registry, view: JobView) -> JobView:
     """A pending local job says what it waits for: a dependency or its place in the queue."""
-    if view.state is not State.PENDING or not view.record.is_local or view.record.supervisor_pid is None:
-        return view
+    record = view.record
+    if view.state is not State.PENDING or not record.is_local or record.supervisor_pid is None or record.retry_at:
+        return view  # a job waiting to retry says so itself
     detail = queues.queue_detail(registry, view.record)
     return dataclasses.replace(view, detail=detail) if detail else view

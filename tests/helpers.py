@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import textwrap
@@ -19,6 +20,9 @@ from typing import Any
 from typer.testing import CliRunner
 
 from oumi_jobs.cli.app import app
+from oumi_jobs.errors import RegistryError
+from oumi_jobs.local import containment
+from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
@@ -204,9 +208,12 @@ TINY_BUILD = textwrap.dedent(
 )
 
 
-def train_config(root: Path, here: Path, max_steps: int = 12, name: str = "train.yaml", **training: Any) -> Path:
+def train_config(
+    root: Path, here: Path, max_steps: int = 12, name: str = "train.yaml", *, extra: str = "", **training: Any
+) -> Path:
     """An `oumi train` config of the tiny model in ``root`` writing to ``here/out``; ``training`` adds or
-    replaces settings of its ``training`` section (``learning_rate=1e30``)."""
+    replaces settings of its ``training`` section (``learning_rate=1e30``, ``save_steps=5``), ``extra`` adds
+    lines of YAML to it."""
     settings = {
         "trainer_type": "TRL_SFT", "max_steps": max_steps, "per_device_train_batch_size": 4, "logging_steps": 1,
         "save_steps": 0, "save_final_model": False, "output_dir": str(here / "out"), "enable_wandb": False,
@@ -230,6 +237,7 @@ def train_config(root: Path, here: Path, max_steps: int = 12, name: str = "train
         )
         + "training:\n"
         + "".join(f"  {key}: {_yaml_scalar(value)}\n" for key, value in settings.items())
+        + textwrap.indent(textwrap.dedent(extra), "  ")
     )
     return config
 
@@ -255,3 +263,55 @@ def make_notification(**changes: Any) -> NotificationRecord:
     )  # fmt: skip
     fields.update(changes)
     return NotificationRecord(**fields)
+
+
+def end_servers_of(paths: Paths) -> list[int]:
+    """SIGKILL the oumi-jobs servers of this home (a test's commands started them); their pids."""
+    ended = []
+    for info in (paths.state_dir / "server").glob("*/server.json"):
+        try:
+            record = json.loads(info.read_text())
+        except (OSError, ValueError):
+            continue
+        pid, start_time, boot = record.get("pid"), record.get("start_time"), record.get("boot_id")
+        if is_alive(pid, start_time, boot):
+            os.kill(pid, signal.SIGKILL)
+            poll_until(10, lambda pid=pid, start_time=start_time, boot=boot: not is_alive(pid, start_time, boot), 0.05)
+            ended.append(pid)
+    return ended
+
+
+def end_jobs_of(paths: Paths) -> None:
+    """SIGKILL what is left of the jobs (and supervisors) registered under ``paths``."""
+    if not paths.registry_file.exists():
+        return
+    try:
+        with Registry.open(paths) as registry:
+            records = registry.jobs()
+    except RegistryError:
+        return  # a test that broke the registry on purpose started no job
+    for record in records:
+        if is_alive(record.pid, record.process_start_time, record.boot_id) and record.pgid:
+            try:
+                os.killpg(record.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id):
+            try:
+                os.kill(record.supervisor_pid, signal.SIGKILL)  # type: ignore[arg-type]
+            except ProcessLookupError:
+                pass
+    _end_cgroups_of(records)
+
+
+def _end_cgroups_of(records: list[JobRecord]) -> None:
+    """Kill every process in the jobs' cgroups and remove them: a killed supervisor leaves its job's behind,
+    also one it made but had not recorded yet (supervisors make theirs under this process's cgroup)."""
+    own = containment.own_cgroup()
+    for record in records:
+        cgroup = Path(record.cgroup) if record.cgroup else own / f"oumi-jobs-{record.job_id}" if own else None
+        if cgroup is None or not cgroup.exists():
+            continue
+        containment.kill(cgroup)
+        poll_until(10, lambda: not containment.pids_in(cgroup), 0.02)  # noqa: B023 (called at once)
+        containment.remove(cgroup)

@@ -29,6 +29,7 @@ from oumi_jobs.cli import (
     notify_cli,
     output,
     registry_cli,
+    retry_cli,
     sweeps_cli,
     ui_cli,
 )
@@ -121,6 +122,7 @@ app.command("cancel-status")(cancel_cli.cancel_status)
 app.command()(cancel_cli.cancellations)
 app.command()(jobs_cli.plot)
 app.command()(events_cli.events)
+app.command()(retry_cli.retry)
 app.command()(notify_cli.notifications)
 app.add_typer(notify_cli.notify_app, name="notify")
 app.command("clusters")(clusters_cli.clusters_)

@@ -40,9 +40,11 @@ from collections.abc import Iterable
 from oumi_jobs.errors import AmbiguousJobError, ConflictError, JobNotFoundError, UsageError
 from oumi_jobs.store.db import Database
 from oumi_jobs.store.records import (
+    ATTEMPT_COLUMNS,
     RECORD_COLUMNS,
     SELECT_JOB_COLUMNS,
     SELECT_JOB_COLUMNS_NO_ARGV,
+    AttemptRecord,
     JobRecord,
     record_to_row,
     row_to_record,
@@ -194,7 +196,15 @@ class JobStore(Database):
             row = self._db.execute(f"SELECT {SELECT_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
-            return row_to_record(row, self._dependencies_of(job_id))
+            return row_to_record(row, self._dependencies_of(job_id), self._earlier_attempts(job_id))
+
+    def _earlier_attempts(self, job_id: str) -> list[AttemptRecord]:
+        if not self._db.execute("SELECT 1 FROM jobs WHERE job_id = ? AND attempt > 1", (job_id,)).fetchone():
+            return []  # the common case: one attempt, nothing to read
+        rows = self._db.execute(
+            f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,)
+        )
+        return [AttemptRecord(*row) for row in rows]
 
     def _dependencies_of(self, job_id: str) -> list[str]:
         rows = self._db.execute("SELECT depends_on FROM job_dependencies WHERE job_id = ? ORDER BY rowid", (job_id,))
@@ -257,7 +267,10 @@ class JobStore(Database):
             deps: dict[str, list[str]] = {}
             for job_id, dep in self._db.execute("SELECT job_id, depends_on FROM job_dependencies ORDER BY rowid"):
                 deps.setdefault(job_id, []).append(dep)
-            return [row_to_record(row, deps.get(row[0], ())) for row in rows]
+            earlier: dict[str, list[AttemptRecord]] = {}
+            for row in self._db.execute(f"SELECT job_id, {', '.join(ATTEMPT_COLUMNS)} FROM attempts ORDER BY attempt"):
+                earlier.setdefault(row[0], []).append(AttemptRecord(*row[1:]))
+            return [row_to_record(row, deps.get(row[0], ()), earlier.get(row[0], ())) for row in rows]
 
     def find_by_launcher_identity(self, cloud: str, cluster: str | None, launcher_job_id: str) -> JobRecord | None:
         with self._guard():
