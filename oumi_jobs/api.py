@@ -106,6 +106,7 @@ from oumi_jobs.render.sweeps import (
     sweep_dry_run_document,
     sweep_summary_document,
 )
+from oumi_jobs.retry_job import retry
 from oumi_jobs.server.lifecycle import connect as connect_server
 from oumi_jobs.states import DONE_STATES, State, parse_states
 from oumi_jobs.status import get_progress, get_status, metric_series, read_status, status_by_identity
@@ -260,6 +261,7 @@ __all__ = [
     "read_log",
     "read_plot",
     "read_status",
+    "retry",
     "run_cancel",
     "status_by_identity",
     "submit",

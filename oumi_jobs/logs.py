@@ -7,6 +7,7 @@ dir could show another file's contents).
 from __future__ import annotations
 
 import codecs
+import dataclasses
 import os
 import time
 from collections import deque
@@ -16,7 +17,7 @@ from typing import BinaryIO
 
 from oumi_jobs.cloud import adapter
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
-from oumi_jobs.errors import CloudCallError, OumiJobsError, UsageError
+from oumi_jobs.errors import CloudCallError, JobNotFoundError, OumiJobsError, UsageError
 from oumi_jobs.external import CloudIdentity, find_by_identity, registered
 from oumi_jobs.paths import Paths, open_private_file
 from oumi_jobs.status import get_status
@@ -25,8 +26,11 @@ from oumi_jobs.store.registry import JobRecord, Registry
 _CHUNK = 64 * 1024
 
 
-def log_path(paths: Paths, ref: str | CloudIdentity, *, stderr: bool = False) -> tuple[str, Path | None]:
-    """``(job_id, path)`` of the job's stdout or stderr log (no path: a cloud job's log is a stream).
+def log_path(
+    paths: Paths, ref: str | CloudIdentity, *, stderr: bool = False, attempt: int | None = None
+) -> tuple[str, Path | None]:
+    """``(job_id, path)`` of the job's stdout or stderr log (no path: a cloud job's log is a stream), of its
+    latest attempt or of ``attempt``.
 
     A job named by its cloud identity that is not registered has no id here: ``""``.
     """
@@ -34,13 +38,26 @@ def log_path(paths: Paths, ref: str | CloudIdentity, *, stderr: bool = False) ->
         known = registered(paths, ref)
         return (known.job_id if known else ""), None
     with Registry.open(paths) as registry:
-        record = registry.resolve(ref)
+        record = _of_attempt(registry.resolve(ref), attempt)
     if not record.is_local:
         return record.job_id, None
     chosen = record.stderr_path if stderr else record.stdout_path
     if not chosen:
         raise OumiJobsError(f"job {record.job_id} has no log files")
     return record.job_id, Path(chosen)
+
+
+def _of_attempt(record: JobRecord, attempt: int | None) -> JobRecord:
+    """The record as it was for ``attempt`` (its log files; for a cloud job, its launch): the latest for None."""
+    if attempt is None or attempt == record.attempt:
+        return record
+    kept = next((a for a in record.earlier_attempts if a.attempt == attempt), None)
+    if kept is None or attempt < 1:
+        raise JobNotFoundError(f"job {record.job_id} has no attempt {attempt} (its attempts: 1 to {record.attempt})")
+    return dataclasses.replace(
+        record, stdout_path=kept.stdout_path, stderr_path=kept.stderr_path, cluster=kept.cluster,
+        launcher_job_id=kept.launcher_job_id,
+    )  # fmt: skip
 
 
 def _tail_lines(path: Path, count: int) -> tuple[str, int]:
@@ -61,6 +78,7 @@ def read_log(
     poll_interval: float = 0.2,
     heartbeat: bool = False,
     cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S,
+    attempt: int | None = None,
 ) -> Iterator[str]:
     """Yield the log's text in chunks; with ``follow``, keep yielding until the job is done.
 
@@ -68,6 +86,7 @@ def read_log(
     (nothing is written for one this registry does not know; one its cloud does not know: exit 3).
     ``heartbeat``: while following, also yield ``""`` after each poll that found nothing new, so a caller
     that streams the log (the server, to a client that may have gone away) gets a turn to stop.
+    ``attempt``: that attempt's log (each attempt writes its own), not the latest's.
     """
     if tail is not None and tail < 0:
         raise UsageError("--tail must not be negative")
@@ -75,11 +94,11 @@ def read_log(
         yield from cloud_log(find_by_identity(paths, ref, cloud_timeout_s=cloud_timeout_s), stderr=stderr, tail=tail)
         return
     with Registry.open(paths) as registry:
-        record = registry.resolve(ref)
+        record = _of_attempt(registry.resolve(ref), attempt)
     if not record.is_local:
         yield from cloud_log(record, stderr=stderr, tail=tail)
         return
-    job_id, path = log_path(paths, ref, stderr=stderr)
+    job_id, path = log_path(paths, ref, stderr=stderr, attempt=attempt)
     assert path is not None
     # One decoder for the whole read: a chunk may end inside a UTF-8 character.
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -6,6 +6,8 @@ supervisor writes; nothing here is ever stored.
 
 from __future__ import annotations
 
+import json
+import math
 import signal
 from enum import Enum
 
@@ -61,13 +63,30 @@ def _age_s(iso: str) -> float:
     return (now() - from_iso(iso)).total_seconds()
 
 
+def retry_wait(record: JobRecord, supervisor_alive: bool = True) -> tuple[State, str, str | None] | None:
+    """A job between two attempts (oumi_jobs.retrying) is pending, and says when its next attempt starts."""
+    if record.retry_at is None or record.has_exit_record or record.pid is not None:
+        return None
+    try:  # the policy's retry count, read here: oumi_jobs.policy imports what imports this module
+        retries = int(json.loads(record.policy).get("retries", 0)) if record.policy else 0
+    except (ValueError, TypeError, AttributeError):
+        retries = 0
+    left = (from_iso(record.retry_at) - now()).total_seconds()
+    when = f"retrying in {math.ceil(left)}s" if left > 0 else "retrying now"
+    detail = f"{when} (attempt {record.attempt}/{max(retries + 1, record.attempt)})"
+    if not supervisor_alive:
+        detail += "; the process that was to start it is gone: `oumi-jobs status JOB` starts it"
+    return State.PENDING, "retrying", detail
+
+
 def local_state(record: JobRecord) -> tuple[State, str, str | None]:
     """``(state, status string, detail)`` of a local job, read from its processes and exit record."""
     if record.has_exit_record:
         status = describe_exit(record)
         if record.cancel_requested:
             return State.CANCELLED, status, record.end_detail
-        if record.exit_code == 0 and record.exit_signal is None:
+        # A job its guard stopped may still have exited 0 on the signal: its stored failure says it failed.
+        if record.exit_code == 0 and record.exit_signal is None and not record.failure:
             return State.SUCCEEDED, status, record.end_detail
         return State.FAILED, status, record.end_detail
     if record.supervisor_pid is None:
@@ -82,6 +101,8 @@ def local_state(record: JobRecord) -> tuple[State, str, str | None]:
             return State.LOST, "lost", "its supervisor never started (the submit was interrupted)"
         return State.PENDING, "starting", "the supervisor has not started yet"
     supervisor_alive = is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id)
+    if (waiting := retry_wait(record, supervisor_alive)) is not None:
+        return waiting
     if record.pid is None:
         if supervisor_alive:
             return State.PENDING, "waiting", None
@@ -117,6 +138,8 @@ def launch_state(record: JobRecord) -> tuple[State, str, str | None]:
         return State.FAILED, status, record.end_detail
     if record.source == "import":
         return State.UNKNOWN, "imported", "imported without a launcher job id"
+    if (waiting := retry_wait(record)) is not None:  # the warm server launches its next attempt
+        return waiting
     if record.supervisor_pid is None:
         if record.sweep_id is not None:  # launched when a launch of its sweep before it ends
             return State.PENDING, "queued", f"waiting for a launch slot of sweep {record.sweep_id}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from oumi_jobs import bounds
+import dataclasses
+
+from oumi_jobs import bounds, retrying
 from oumi_jobs.cancel import takeover
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S  # light: oumi loads lazily
 from oumi_jobs.errors import JobNotFoundError, UsageError
@@ -23,12 +25,13 @@ def get_status(
     with_progress: bool = True,
     live_progress: bool = False,
 ) -> JobView:
-    """``status`` (and what follows a job: ``wait``, ``--watch``, ``logs -f``): two steps.  First the job's
+    """``status`` (and what follows a job: ``wait``, ``--watch``, ``logs -f``): three steps.  First the job's
     cancellation, if its owner died (kill -9, a reboot), is handed on, never left in progress (a write, named
     as one); then the job's state is read (:func:`read_status`), and an end only a read can see (a cloud
     job's, a local job lost) is notified."""
     bounds.check_cloud_timeout(cloud_timeout_s)
     takeover.adopt_orphans(paths, ref, cloud_timeout_s=cloud_timeout_s)
+    retrying.take_over(paths, ref)  # a job whose supervisor died between two attempts: its next one starts
     view = read_status(
         paths, ref, cloud_timeout_s=cloud_timeout_s, with_progress=with_progress, live_progress=live_progress
     )
@@ -51,10 +54,12 @@ def read_status(
     bounds.check_cloud_timeout(cloud_timeout_s)
     with Registry.open(paths) as registry:
         record = registry.resolve(ref)
+        # Only a job with a policy can have had a guard fire: the rest cost no query.
+        fired = tuple(registry.events_of(record.job_id, "guard")) if record.policy else ()
         if record.is_local:
-            view = add_queue_detail(registry, view_of(record))
+            view = dataclasses.replace(add_queue_detail(registry, view_of(record)), fired_guards=fired)
             return add_progress(paths, view) if with_progress else view
-    view = live_cloud_view(record, timeout_s=cloud_timeout_s)
+    view = dataclasses.replace(live_cloud_view(record, timeout_s=cloud_timeout_s), fired_guards=fired)
     if not with_progress:
         return view
     age = cache.cloud_log_age(paths, record.job_id)

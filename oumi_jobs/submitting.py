@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -95,6 +96,8 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
         stderr_path=str(log_dir / "stderr.log"),
         boot_id=boot_id(),
         policy=request.policy.encode(),
+        # Kept: a later attempt's supervisor may be started by another process (`retry JOB`, a takeover).
+        environment=json.dumps(dict(plan.env_overrides)) if plan.env_overrides else None,
     )
     with Registry.open(paths) as registry:
         depends_on = _resolve_dependencies(registry, job_id, request.after)

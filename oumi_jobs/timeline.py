@@ -71,23 +71,26 @@ def timeline(paths: Paths, ref: str) -> Timeline:
 
 def _from_record(job: JobRecord) -> list[Event]:
     events = [Event(at=job.submit_time, kind="submitted", detail={"cloud": job.cloud, "sweep_id": job.sweep_id})]
+    for kept in job.earlier_attempts:
+        if kept.start_time is not None:
+            events.append(Event(at=kept.start_time, kind="started", attempt=kept.attempt, detail={"pid": None}))
+        if kept.end_time is not None:
+            failure = json.loads(kept.failure) if kept.failure else None
+            events.append(_ended(kept.end_time, kept.attempt, kept.exit_code, kept.exit_signal, failure,
+                                 kept.end_detail))  # fmt: skip
     if job.started_at is not None:
-        events.append(Event(at=job.started_at, kind="started", detail={"pid": job.pid}))
+        events.append(Event(at=job.started_at, kind="started", attempt=job.attempt, detail={"pid": job.pid}))
     if job.end_time is not None:
         failure = json.loads(job.failure) if job.failure else None
-        events.append(
-            Event(
-                at=job.end_time,
-                kind="ended",
-                detail={
-                    "exit_code": job.exit_code,
-                    "exit_signal": job.exit_signal,
-                    "failure": failure,
-                    "detail": job.end_detail,
-                },
-            )
-        )
+        events.append(_ended(job.end_time, job.attempt, job.exit_code, job.exit_signal, failure, job.end_detail))
     return events
+
+
+def _ended(at: str, attempt: int, code: int | None, signum: int | None, failure: object, detail: str | None) -> Event:
+    return Event(
+        at=at, kind="ended", attempt=attempt,
+        detail={"exit_code": code, "exit_signal": signum, "failure": failure, "detail": detail},
+    )  # fmt: skip
 
 
 def _cancellations(registry: Registry, job_id: str) -> list[Event]:

@@ -45,7 +45,8 @@ def add_progress(paths: Paths, view: JobView, *, cloud_logs_s: float | None = No
 
 def add_queue_detail(registry: Registry, view: JobView) -> JobView:
     """A pending local job says what it waits for: a dependency or its place in the queue."""
-    if view.state is not State.PENDING or not view.record.is_local or view.record.supervisor_pid is None:
-        return view
+    record = view.record
+    if view.state is not State.PENDING or not record.is_local or record.supervisor_pid is None or record.retry_at:
+        return view  # a job waiting to retry says so itself
     detail = queues.queue_detail(registry, view.record)
     return dataclasses.replace(view, detail=detail) if detail else view

@@ -21,6 +21,7 @@ from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError, OumiJo
 from oumi_jobs.failures import Failure, failure_on_read
 from oumi_jobs.progress import Progress
 from oumi_jobs.states import State, launch_state, recorded_state
+from oumi_jobs.store.events import StoredEvent
 from oumi_jobs.store.records import EXTERNAL
 from oumi_jobs.store.registry import JobRecord
 from oumi_jobs.timestamps import from_epoch, now_iso
@@ -43,6 +44,8 @@ class JobView:
     progress: Progress | None = None
     # When the cloud says the job ended (a cloud job's end is not stored): what its cost is counted to.
     cloud_end: str | None = None
+    # The guards that fired on it (its `guard` events), read by `status` for jobs with a policy only.
+    fired_guards: tuple[StoredEvent, ...] = ()
 
     @property
     def job_id(self) -> str:

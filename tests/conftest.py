@@ -13,20 +13,17 @@ import json
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from oumi_jobs.errors import RegistryError
-from oumi_jobs.local import containment
-from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
-from oumi_jobs.polling import poll_until
-from oumi_jobs.store.registry import JobRecord, Registry
 
-from .helpers import TEST_RUN_MARK, Cli, left_sky_servers, slurm_unready
+from .helpers import TEST_RUN_MARK, TINY_BUILD, Cli, end_jobs_of, end_servers_of, left_sky_servers, slurm_unready
 
 HERE = Path(__file__).resolve().parent
 
@@ -75,22 +72,6 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     end_servers_of(resolved)
 
 
-def end_servers_of(paths: Paths) -> list[int]:
-    """SIGKILL the oumi-jobs servers of this home (a test's commands started them); their pids."""
-    ended = []
-    for info in (paths.state_dir / "server").glob("*/server.json"):
-        try:
-            record = json.loads(info.read_text())
-        except (OSError, ValueError):
-            continue
-        pid, start_time, boot = record.get("pid"), record.get("start_time"), record.get("boot_id")
-        if is_alive(pid, start_time, boot):
-            os.kill(pid, signal.SIGKILL)
-            poll_until(10, lambda pid=pid, start_time=start_time, boot=boot: not is_alive(pid, start_time, boot), 0.05)
-            ended.append(pid)
-    return ended
-
-
 @pytest.fixture
 def server_on(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     """Cloud calls go to this test's own warm server (started on the first one), as for a user."""
@@ -100,42 +81,6 @@ def server_on(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     in_process = adapter.current()
     yield paths
     adapter.use(in_process)  # the in-process CLI put a forwarding adapter in place
-
-
-def end_jobs_of(paths: Paths) -> None:
-    """SIGKILL what is left of the jobs (and supervisors) registered under ``paths``."""
-    if not paths.registry_file.exists():
-        return
-    try:
-        with Registry.open(paths) as registry:
-            records = registry.jobs()
-    except RegistryError:
-        return  # a test that broke the registry on purpose started no job
-    for record in records:
-        if is_alive(record.pid, record.process_start_time, record.boot_id) and record.pgid:
-            try:
-                os.killpg(record.pgid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        if is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id):
-            try:
-                os.kill(record.supervisor_pid, signal.SIGKILL)  # type: ignore[arg-type]
-            except ProcessLookupError:
-                pass
-    _end_cgroups_of(records)
-
-
-def _end_cgroups_of(records: list[JobRecord]) -> None:
-    """Kill every process in the jobs' cgroups and remove them: a killed supervisor leaves its job's behind,
-    also one it made but had not recorded yet (supervisors make theirs under this process's cgroup)."""
-    own = containment.own_cgroup()
-    for record in records:
-        cgroup = Path(record.cgroup) if record.cgroup else own / f"oumi-jobs-{record.job_id}" if own else None
-        if cgroup is None or not cgroup.exists():
-            continue
-        containment.kill(cgroup)
-        poll_until(10, lambda: not containment.pids_in(cgroup), 0.02)  # noqa: B023 (called at once)
-        containment.remove(cgroup)
 
 
 @pytest.fixture
@@ -221,3 +166,15 @@ def slurm() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return SLURM_CLUSTER
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with the tiny model (``tiny/``) and the dataset (``data.jsonl``) of real `oumi train` tests
+    (tests/helpers.py ``train_config``), made once per session."""
+    root = tmp_path_factory.mktemp("tiny-oumi")
+    built = subprocess.run(
+        [sys.executable, "-c", TINY_BUILD, str(root)], capture_output=True, text=True, timeout=240, check=False
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    return root

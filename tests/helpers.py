@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,9 @@ from typing import Any
 from typer.testing import CliRunner
 
 from oumi_jobs.cli.app import app
+from oumi_jobs.errors import RegistryError
+from oumi_jobs.local import containment
+from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths
 from oumi_jobs.polling import poll_until
 from oumi_jobs.store.cancellations import CancellationRecord, CancellationStatus
@@ -165,6 +170,89 @@ def slurm_unready(cluster: str) -> str | None:
     return None
 
 
+# The tiny model of real `oumi train` tests (the session's `tiny` fixture builds it), made on the spot with no
+# download: a random Llama of two layers, hidden size 32, saved with ``save_pretrained``, a word-level tokenizer
+# with a chat template, and a ``text_sft_jsonl`` dataset.  Run in a child interpreter: the test process need
+# not import torch and transformers.
+TINY_BUILD = textwrap.dedent(
+    """
+    import json, random, sys
+    from pathlib import Path
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    root = Path(sys.argv[1])
+    words = "the a cat dog sat on mat ran fast slow big small red blue green tree".split()
+    specials = ["<pad>", "<unk>", "<s>", "</s>", "user", "assistant", "system"]
+    vocab = {w: i for i, w in enumerate(specials + words)}
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>",
+        model_max_length=128,
+    )
+    fast.chat_template = "{% for m in messages %}{{ m['role'] }} {{ m['content'] }} </s> {% endfor %}"
+    fast.save_pretrained(root / "tiny")
+    config = LlamaConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=2, max_position_embeddings=128, pad_token_id=0, bos_token_id=2, eos_token_id=3,
+    )
+    LlamaForCausalLM(config).save_pretrained(root / "tiny")
+    random.seed(0)
+    with open(root / "data.jsonl", "w") as handle:
+        for _ in range(64):
+            ask, answer = (" ".join(random.choice(words) for _ in range(6)) for _ in range(2))
+            messages = [{"role": "user", "content": ask}, {"role": "assistant", "content": answer}]
+            handle.write(json.dumps({"messages": messages}) + "\\n")
+    """
+)
+
+
+def train_config(
+    root: Path, here: Path, max_steps: int = 12, name: str = "train.yaml", *, extra: str = "", **training: Any
+) -> Path:
+    """An `oumi train` config of the tiny model in ``root`` writing to ``here/out``; ``training`` adds or
+    replaces settings of its ``training`` section (``learning_rate=1e30``, ``save_steps=5``), ``extra`` adds
+    lines of YAML to it."""
+    settings = {
+        "trainer_type": "TRL_SFT", "max_steps": max_steps, "per_device_train_batch_size": 4, "logging_steps": 1,
+        "save_steps": 0, "save_final_model": False, "output_dir": str(here / "out"), "enable_wandb": False,
+        "enable_tensorboard": False, "enable_mlflow": False, "dataloader_num_workers": 0,
+    } | training  # fmt: skip
+    config = here / name
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            model:
+              model_name: {root / "tiny"}
+              tokenizer_name: {root / "tiny"}
+              model_max_length: 128
+              torch_dtype_str: float32
+            data:
+              train:
+                datasets:
+                  - dataset_name: text_sft_jsonl
+                    dataset_path: {root / "data.jsonl"}
+            """
+        )
+        + "training:\n"
+        + "".join(f"  {key}: {_yaml_scalar(value)}\n" for key, value in settings.items())
+        + textwrap.indent(textwrap.dedent(extra), "  ")
+    )
+    return config
+
+
+def hermetic(root: Path) -> list[str]:
+    """``--env`` options: offline, no telemetry, the Hugging Face caches in the test's own folder."""
+    settings = [f"HF_HOME={root / 'hf'}", "HF_HUB_OFFLINE=1", "DO_NOT_TRACK=1", "TOKENIZERS_PARALLELISM=false"]
+    return [f"--env={setting}" for setting in settings]
+
+
+def _yaml_scalar(value: Any) -> str:
+    """A float with its dot (YAML 1.1 reads ``1e+30`` as a string), anything else as JSON (a YAML subset)."""
+    return f"{value:.6e}" if isinstance(value, float) else json.dumps(value)
+
+
 def make_notification(**changes: Any) -> NotificationRecord:
     """A delivery record as the store reads one back (its URL's password redacted in ``shown_url``)."""
     fields: dict[str, Any] = dict(
@@ -175,3 +263,55 @@ def make_notification(**changes: Any) -> NotificationRecord:
     )  # fmt: skip
     fields.update(changes)
     return NotificationRecord(**fields)
+
+
+def end_servers_of(paths: Paths) -> list[int]:
+    """SIGKILL the oumi-jobs servers of this home (a test's commands started them); their pids."""
+    ended = []
+    for info in (paths.state_dir / "server").glob("*/server.json"):
+        try:
+            record = json.loads(info.read_text())
+        except (OSError, ValueError):
+            continue
+        pid, start_time, boot = record.get("pid"), record.get("start_time"), record.get("boot_id")
+        if is_alive(pid, start_time, boot):
+            os.kill(pid, signal.SIGKILL)
+            poll_until(10, lambda pid=pid, start_time=start_time, boot=boot: not is_alive(pid, start_time, boot), 0.05)
+            ended.append(pid)
+    return ended
+
+
+def end_jobs_of(paths: Paths) -> None:
+    """SIGKILL what is left of the jobs (and supervisors) registered under ``paths``."""
+    if not paths.registry_file.exists():
+        return
+    try:
+        with Registry.open(paths) as registry:
+            records = registry.jobs()
+    except RegistryError:
+        return  # a test that broke the registry on purpose started no job
+    for record in records:
+        if is_alive(record.pid, record.process_start_time, record.boot_id) and record.pgid:
+            try:
+                os.killpg(record.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if is_alive(record.supervisor_pid, record.supervisor_start_time, record.boot_id):
+            try:
+                os.kill(record.supervisor_pid, signal.SIGKILL)  # type: ignore[arg-type]
+            except ProcessLookupError:
+                pass
+    _end_cgroups_of(records)
+
+
+def _end_cgroups_of(records: list[JobRecord]) -> None:
+    """Kill every process in the jobs' cgroups and remove them: a killed supervisor leaves its job's behind,
+    also one it made but had not recorded yet (supervisors make theirs under this process's cgroup)."""
+    own = containment.own_cgroup()
+    for record in records:
+        cgroup = Path(record.cgroup) if record.cgroup else own / f"oumi-jobs-{record.job_id}" if own else None
+        if cgroup is None or not cgroup.exists():
+            continue
+        containment.kill(cgroup)
+        poll_until(10, lambda: not containment.pids_in(cgroup), 0.02)  # noqa: B023 (called at once)
+        containment.remove(cgroup)

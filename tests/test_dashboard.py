@@ -30,9 +30,7 @@ from oumi_jobs.paths import Paths
 from oumi_jobs.server import lifecycle
 from oumi_jobs.store.registry import Registry
 
-from .conftest import end_jobs_of, end_servers_of
-from .helpers import Cli, submit_id, wait_until
-from .test_training_progress import _hermetic, _train_config, tiny  # noqa: F401 (tiny: the fixture)
+from .helpers import Cli, end_jobs_of, end_servers_of, hermetic, submit_id, train_config, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium")
@@ -277,7 +275,6 @@ def test_cancel_with_confirm_cancels_a_running_job_and_leaves_no_process(page: A
     _expect()(page.locator('#events li[data-kind="submitted"]')).to_be_visible()  # the job's timeline
 
 
-@pytest.mark.skip(reason="needs POST /api/jobs/{job}/retry")
 def test_retry_on_a_failed_job_then_the_cli_shows_attempt_2(page: Any, dash: Dash) -> None:
     job_id = submit_id(dash.cli, dash.config("fails", "echo failing; exit 3"))
     wait_until(lambda: dash.cli.json("status", job_id)["state"] == "failed", timeout=30)
@@ -320,11 +317,11 @@ def test_cancel_all_with_confirm_cancels_a_running_sweep(page: Any, dash: Dash) 
 def test_a_real_tiny_oumi_train_draws_its_loss_progress_and_log_tail(
     page: Any,
     dash: Dash,
-    tiny: Path,  # noqa: F811
+    tiny: Path,
 ) -> None:
     here = dash.folder / "train"
     here.mkdir()
-    job_id = submit_id(dash.cli, str(_train_config(tiny, here, TRAIN_STEPS)), *_hermetic(here))
+    job_id = submit_id(dash.cli, str(train_config(tiny, here, TRAIN_STEPS)), *hermetic(here))
     page.goto(f"{dash.base}/jobs/{job_id}")
     live = page.locator("#job-live")
     _expect()(live).to_have_attribute("data-done", "true", timeout=280_000)

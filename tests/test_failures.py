@@ -29,11 +29,9 @@ from oumi_jobs.server.schemas import FailureClass, JobDocument
 from oumi_jobs.states import State
 from oumi_jobs.views import view_of
 
-from . import test_training_progress as training
-from .helpers import Cli, make_record, submit_id, wait_done, wait_state, wait_until
+from .helpers import Cli, hermetic, make_record, submit_id, train_config, wait_done, wait_state, wait_until
 
 IN_CI = os.environ.get("CI") == "true"
-tiny = training.tiny  # the tiny model and dataset, a fixture shared with the progress tests
 V1_MEMORY = Path("/sys/fs/cgroup/memory")
 
 
@@ -219,9 +217,9 @@ def test_a_real_host_oom_kill_in_a_memory_cgroup(paths: Paths, cli: Cli, job_con
 
 @pytest.mark.slow
 def test_a_real_oumi_train_with_a_missing_dataset(cli: Cli, tiny: Path, tmp_path: Path) -> None:
-    config = training._train_config(tiny, tmp_path)
+    config = train_config(tiny, tmp_path)
     config.write_text(config.read_text().replace(str(tiny / "data.jsonl"), str(tmp_path / "nowhere.jsonl")))
-    job_id = submit_id(cli, str(config), *training._hermetic(tmp_path))
+    job_id = submit_id(cli, str(config), *hermetic(tmp_path))
     document = wait_done(cli, job_id, timeout=240)
     assert document["state"] == "failed", Path(document["stderr_path"]).read_text(errors="replace")[-3000:]
     failure = document["failure"]

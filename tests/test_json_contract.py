@@ -33,7 +33,13 @@ JOB_KEYS = {
     "schema_version", "job_id", "name", "state", "status", "done", "cloud", "cluster", "launcher_job_id",
     "command", "config_path", "model_name", "output_dir", "submit_time", "start_time", "end_time", "exit_code",
     "exit_signal", "pid", "containment", "external", "cancel_requested", "depends_on", "detail", "stdout_path", "stderr_path",
-    "cost_per_hour", "cost_so_far", "sweep_id", "overrides", "as_of", "failure", "progress",
+    "cost_per_hour", "cost_so_far", "sweep_id", "overrides", "as_of", "attempt", "max_attempts", "attempts",
+    "failure", "progress",
+}  # fmt: skip
+# One entry of a job's `attempts` list.
+ATTEMPT_KEYS = {
+    "attempt", "state", "start_time", "end_time", "exit_code", "exit_signal", "failure", "resumed_from_step",
+    "first_step", "redone_steps",
 }  # fmt: skip
 SWEEP_KEYS = {
     "schema_version", "sweep_id", "name", "config_path", "cloud", "cluster", "size", "parallel", "submit_time",
@@ -79,6 +85,8 @@ def test_job_documents(cli, job_config):
     waited = cli.json("wait", submitted["job_id"])  # an array of job objects, one per job named
     assert isinstance(waited, list) and [set(doc) for doc in waited] == [JOB_KEYS]
     assert done["sweep_id"] is None and done["overrides"] is None  # a plain job
+    assert (done["attempt"], done["max_attempts"]) == (1, 1) and [set(a) for a in done["attempts"]] == [ATTEMPT_KEYS]
+    assert done["attempts"][0]["state"] == "succeeded" and listed[0]["attempts"] == done["attempts"]
 
 
 def test_sweep_documents(cli, job_config):

@@ -15,7 +15,7 @@ import pytest
 
 from oumi_jobs.paths import Paths
 from oumi_jobs.store.cancellations import CancellationStatus, CancellationTracker
-from oumi_jobs.store.records import RECORD_COLUMNS
+from oumi_jobs.store.records import ATTEMPT_COLUMNS, RECORD_COLUMNS
 from oumi_jobs.store.registry import MIGRATIONS, Registry
 
 TABLES = {
@@ -36,6 +36,7 @@ TABLES = {
         "notification_id", "job_id", "attempt", "event", "url", "shown_url", "status", "attempts", "last_error",
         "sent_at", "created_at", "next_try_at", "document", "owner_pid", "owner_start_time", "owner_boot_id",
     ],
+    "attempts": ["job_id", *ATTEMPT_COLUMNS],
 }  # fmt: skip
 # Named indexes -> (table, columns); SQLite's own indexes of primary keys aside.
 INDEXES = {

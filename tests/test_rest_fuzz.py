@@ -50,8 +50,7 @@ from schemathesis.generation.stateful.state_machine import APIStateMachine
 
 from oumi_jobs.paths import Paths
 
-from .conftest import end_jobs_of
-from .helpers import wait_until
+from .helpers import end_jobs_of, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = int(os.environ.get("OUMI_JOBS_FUZZ_EXAMPLES", "12"))

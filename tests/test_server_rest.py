@@ -313,6 +313,25 @@ def test_logs_are_streamed_and_followed_to_the_end(rest_server, job_config, tmp_
         assert list(library.logs(job_id, stderr=True)) == [f"err {i}\n" for i in range(1, 6)]
 
 
+def test_a_job_is_retried_over_http_and_each_attempt_has_its_log(rest_server, job_config, tmp_path):
+    count = tmp_path / "count"
+    config = job_config(f'n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}; echo "run $n"; exit 3')
+    with rest_server.unix() as client:
+        job_id = client.post("/api/jobs", json={"config": str(config)}).json()["job_id"]
+        wait_until(lambda: client.get(f"/api/jobs/{job_id}").json()["done"], 30)
+        retried = client.post(f"/api/jobs/{job_id}/retry")
+        assert retried.status_code == 202 and retried.json()["attempt"] == 2
+        done = wait_until(lambda: (d := client.get(f"/api/jobs/{job_id}").json())["done"] and d, 30)
+        assert [a["state"] for a in done["attempts"]] == ["failed", "failed"]
+        assert client.get(f"/api/jobs/{job_id}/logs", params={"attempt": 1}).text == "run 1\n"
+        assert client.get(f"/api/jobs/{job_id}/logs").text == "run 2\n"
+        assert client.get(f"/api/jobs/{job_id}/logs", params={"attempt": 3}).status_code == 404
+        running = client.post("/api/jobs", json={"config": str(job_config("sleep 30"))}).json()["job_id"]
+        refused = client.post(f"/api/jobs/{running}/retry")
+        assert refused.status_code == 409 and refused.json()["exit_code"] == 4
+        assert client.post(f"/api/jobs/{running}/cancel").status_code == 200
+
+
 def test_a_followed_log_of_a_client_gone_away_stops_being_served(rest_server, job_config):
     """Closing a followed stream ends the server's request, so the server can become idle again."""
     config = job_config("sleep 300")
@@ -509,7 +528,7 @@ REST_OPERATIONS = {
     ("/api/jobs", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
     ("/api/jobs/{job}", "get"): ({"job", "cloud", "cluster", "cloud_timeout_s"},
                                  {"200", "400", "401", "404", "409", "422", "503", "504"}),
-    ("/api/jobs/{job}/logs", "get"): ({"job", "stream", "tail", "follow"},
+    ("/api/jobs/{job}/logs", "get"): ({"job", "stream", "tail", "follow", "attempt"},
                                       {"200", "400", "401", "404", "409", "422", "503"}),
     ("/api/jobs/{job}/cancel", "post"): ({"job"}, {"200", "202", "400", "401", "404", "409", "413", "422", "503"}),
     ("/api/jobs/{job}/cancellation-status", "get"): ({"job"}, {"200", "401", "404", "409", "422"}),
@@ -518,6 +537,7 @@ REST_OPERATIONS = {
     ("/api/plot", "get"): ({"job", "metric"}, {"200", "400", "401", "404", "409", "422"}),
     ("/api/ui/login-codes", "post"): (set(), {"201", "401"}),
     ("/api/notifications", "get"): ({"limit", "offset", "job_id", "status"}, {"200", "400", "401", "404", "409", "422"}),
+    ("/api/jobs/{job}/retry", "post"): ({"job"}, {"202", "401", "404", "409", "422", "503"}),
     ("/metrics", "get"): (set(), {"200", "401"}),
     ("/api/sweeps", "get"): (set(), {"200", "401", "409"}),
     ("/api/sweeps", "post"): (set(), {"201", "400", "401", "404", "409", "413", "422", "503"}),
@@ -576,6 +596,7 @@ def test_the_openapi_schema_is_pinned(openapi):
     assert documented("/api/plot", "get") == "PlotDocument"
     assert documented("/api/ui/login-codes", "post", "201") == "LoginCodeDocument"
     assert documented("/api/notifications", "get") == "NotificationDocument"
+    assert documented("/api/jobs/{job}/retry", "post", "202") == "JobDocument"
     assert "text/plain" in openapi["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     assert "text/plain" in openapi["paths"]["/api/jobs/{job}/logs"]["get"]["responses"]["200"]["content"]
 

@@ -148,4 +148,7 @@ class CloudFlow:
             return None
         if job.launcher_job_id:
             return job  # it launched, then ended before seeing the flag: cancel it here
+        if job.retry_at is not None:  # between two attempts: the next one never starts
+            rec.registry.end_before_start(job.job_id, f"cancelled before attempt {job.attempt} started")
+            return rec.finish(CancellationStatus.COMPLETED, detail=f"attempt {job.attempt} will not be launched")
         return rec.finish(CancellationStatus.COMPLETED, detail="the launching process ended without launching the job")

@@ -25,6 +25,8 @@ from oumi_jobs.views import view_of
 KILL_GRACE_S = 5.0
 # How long a not-yet-started job's supervisor gets to notice the cancel.
 START_RACE_S = 10.0
+# Signals after which SIGCONT is not sent: SIGKILL needs none, and SIGSTOP/SIGTSTP asked for the opposite.
+_NO_CONTINUE = frozenset({signal.SIGKILL, signal.SIGSTOP, signal.SIGTSTP, signal.SIGCONT})
 # Process checks are cheap: poll fast, so a cancel returns moments after the job is gone.
 POLL_S = 0.02
 
@@ -132,6 +134,11 @@ class LocalFlow:
             report = terminator.signal_processes(procs, sig)
             self.recorder.add_signalled(len(report.signalled))
             parts = [f"{sig.name} to {len(report.signalled)} process(es): {list(report.signalled)}"]
+            if sig not in _NO_CONTINUE:
+                # As Slurm does: a stopped (SIGSTOP) process acts on its graceful signal only once continued,
+                # so without this it would sit out the whole timeout and be killed.
+                terminator.signal_processes(procs, signal.SIGCONT)
+                parts.append("then SIGCONT")
             if whole_cgroup:
                 parts.append("and to the job's cgroup (cgroup.kill)")
             if report.failed:

@@ -55,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "cancellations": "cancel_cli:cancellations",
     "plot": "jobs_cli:plot",
     "events": "events_cli:events",
+    "retry": "retry_cli:retry",
     "notifications": "notify_cli:notifications",
     "clusters": "clusters_cli:clusters_",
     "stop": "clusters_cli:stop",

@@ -44,7 +44,7 @@ from oumi_jobs.errors import UsageError
 from oumi_jobs.exits import job_exit_code, wait_exit_code
 from oumi_jobs.external import CloudIdentity, job_or_identity
 from oumi_jobs.logs import log_path, read_log
-from oumi_jobs.policy import JobPolicy
+from oumi_jobs.policy import MAX_RETRIES, JobPolicy
 from oumi_jobs.render.base import job_document
 from oumi_jobs.render.jobs import check_outcome, dry_run_outcome, log_document, plot_document
 from oumi_jobs.render.outcome import Outcome
@@ -222,6 +222,10 @@ def logs(
         Optional[int], typer.Option("--tail", "-n", help="Only the last N lines.", callback=count("--tail"))
     ] = None,
     cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
+    attempt: Annotated[
+        Optional[int],
+        typer.Option("--attempt", min=1, max=MAX_RETRIES + 1, help="The output of attempt N (default: the latest)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print a job's output (by id, or by its cloud identity: jobs launched elsewhere too)."""
@@ -229,11 +233,13 @@ def logs(
     out = Output.from_flags(as_json=as_json)
     paths = paths_of(ctx)
     which = job_or_identity(job, cloud, cluster, launcher_id)
-    chunks = read_log(paths, which, stderr=stderr, tail=tail, follow=follow, cloud_timeout_s=cloud_timeout)
+    chunks = read_log(
+        paths, which, stderr=stderr, tail=tail, follow=follow, cloud_timeout_s=cloud_timeout, attempt=attempt
+    )
 
     def document() -> dict[str, Any]:
         text = "".join(chunks)  # the whole log first: reading it may fail before the path is asked for
-        job_id, path = log_path(paths, which, stderr=stderr)
+        job_id, path = log_path(paths, which, stderr=stderr, attempt=attempt)
         return log_document(job_id or None, "stderr" if stderr else "stdout", path, text)
 
     out.result(document, human=lambda: render.print_log(chunks))

@@ -12,6 +12,7 @@ costs nothing a ``--json`` run would notice.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable
 from typing import Any
@@ -19,9 +20,11 @@ from typing import Any
 from oumi_jobs.cli.output import console, hint, print_line
 from oumi_jobs.failures import Failure
 from oumi_jobs.plots import Plot
+from oumi_jobs.policy import JobPolicy
 from oumi_jobs.preflight import ConfigCheck
 from oumi_jobs.progress import Progress
 from oumi_jobs.states import State
+from oumi_jobs.store.registry import JobRecord
 from oumi_jobs.submitting import DryRun
 from oumi_jobs.views import JobView
 
@@ -101,6 +104,20 @@ def failure_line(failure: Failure | None) -> str | None:
     return f"[bold]{failure.failure_class}[/]: " + escape(f"{failure.cause}{evidence}. What to do: {failure.hint}")
 
 
+def guards_line(view: JobView) -> str | None:
+    """The guards that fired, e.g. ``stall (stop) at 12:03:04: observed 16.2, limit 15``."""
+    from rich.markup import escape
+
+    shown = []
+    for event in view.fired_guards:
+        detail = event.detail
+        shown.append(
+            f"{detail.get('guard')} ({detail.get('action')}) at {short_time(event.at)}: "
+            f"observed {detail.get('observed')}, limit {detail.get('limit')}"
+        )
+    return escape("; ".join(shown)) if shown else None
+
+
 def money(amount: float | None) -> str:
     return "-" if amount is None else f"${amount:,.2f}"
 
@@ -126,6 +143,9 @@ def job_panel(view: JobView) -> Any:
         ("status", view.status),
         ("detail", view.detail),
         ("failure", failure_line(view.failure)),
+        ("guards", guards_line(view)),
+        ("attempt", _attempt_line(record)),
+        ("resume", _resume_line(record.resume)),
         ("progress", progress_line(view.progress) if view.progress else None),
         ("cloud", record.cloud + (f" (cluster {record.cluster})" if record.cluster else "")),
         ("launcher id", record.launcher_job_id),
@@ -146,6 +166,29 @@ def job_panel(view: JobView) -> Any:
         if value:
             grid.add_row(label, value)
     return grid
+
+
+def _attempt_line(record: JobRecord) -> str | None:
+    """``attempt 2/3``, for a job that may be or was retried."""
+    most = max(JobPolicy.decode(record.policy).max_attempts, record.attempt)
+    return f"attempt {record.attempt}/{most}" if most > 1 else None
+
+
+def _resume_line(resume: str | None) -> str | None:
+    """Whether the current attempt resumed from its checkpoint, as its resume check found."""
+    if not resume:
+        return None
+    from rich.markup import escape
+
+    checked = json.loads(resume)
+    if checked.get("warning"):
+        return f"[yellow]warning: {escape(checked['warning'])}[/]"
+    if checked.get("first_step") is None:
+        return None
+    return (
+        f"from step {checked.get('resumed_from_step') or 0}, first step {checked['first_step']}, "
+        f"{checked.get('redone_steps') or 0} step(s) trained again"
+    )
 
 
 # -- progress ------------------------------------------------------------------------

@@ -39,6 +39,11 @@ def read_series(record: JobRecord) -> tuple[dict[str, list[tuple[float, float]]]
     return series, source if entries else None
 
 
+def own_entries(output_dir: Path, own: OwnLines) -> list[dict[str, float]]:
+    """The entries of the lines ``own`` marks in the output folder's metrics (an attempt's, say)."""
+    return _metrics_entries(output_dir, own)
+
+
 def _metrics_entries(output_dir: Path, own: OwnLines) -> list[dict[str, float]]:
     """The job's own entries: its own lines of its lowest rank's metrics file, else trainer_state.json as the
     job wrote it."""

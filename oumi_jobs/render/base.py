@@ -16,10 +16,19 @@ from typing import Any
 
 from oumi_jobs.contract import SCHEMA_VERSION
 from oumi_jobs.failures import Failure
+from oumi_jobs.policy import JobPolicy
 from oumi_jobs.progress import Progress
 from oumi_jobs.views import JobView
 
-__all__ = ["SCHEMA_VERSION", "encode_json", "failure_document", "job_document", "json_array", "progress_document"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "attempts_document",
+    "encode_json",
+    "failure_document",
+    "job_document",
+    "json_array",
+    "progress_document",
+]
 
 
 def encode_json(document: Any) -> str:
@@ -71,10 +80,45 @@ def job_document(view: JobView) -> dict[str, Any]:
         "sweep_id": record.sweep_id,
         "overrides": json.loads(record.overrides) if record.overrides else None,
         "as_of": view.as_of,
+        "attempt": record.attempt,
+        "max_attempts": max(JobPolicy.decode(record.policy).max_attempts, record.attempt),
+        "attempts": attempts_document(view),
         "failure": failure_document(view.failure),
         # Last, so that the lean listing can append it to a document SQLite built (store/listing.py).
         "progress": progress_document(view.progress),
     }
+
+
+# The resume check's keys in an attempt's entry (SPEC "Failures and retries"), in order.
+RESUME_KEYS = ("resumed_from_step", "first_step", "redone_steps")
+
+
+def attempts_document(view: JobView) -> list[dict[str, Any]]:
+    """One entry per attempt, oldest first: those that ended and were retried as kept, then the current one
+    as the job reads now (store/listing.py builds the same list)."""
+    record = view.record
+    entries = [
+        _attempt_entry(a.attempt, a.state, a.start_time, a.end_time, a.exit_code, a.exit_signal,
+                       json.loads(a.failure) if a.failure else None, a.resume)
+        for a in record.earlier_attempts
+    ]  # fmt: skip
+    current = failure_document(view.failure)
+    entries.append(
+        _attempt_entry(record.attempt, view.state.value, record.started_at, record.end_time, record.exit_code,
+                       record.exit_signal, current, record.resume)
+    )  # fmt: skip
+    return entries
+
+
+def _attempt_entry(
+    attempt: int, state: str, start: str | None, end: str | None, code: int | None, signum: int | None,
+    failure: dict[str, Any] | None, resume: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    checked: dict[str, Any] = json.loads(resume) if resume else {}
+    return {
+        "attempt": attempt, "state": state, "start_time": start, "end_time": end, "exit_code": code,
+        "exit_signal": signum, "failure": failure, **{key: checked.get(key) for key in RESUME_KEYS},
+    }  # fmt: skip
 
 
 def failure_document(failure: Failure | None) -> dict[str, Any] | None:

@@ -100,6 +100,7 @@ class Activity:
         self._rejected = 0
         self._rejected_unlogged: dict[str, int] = {}
         self._rejections_logged_at = -REJECTION_LOG_EVERY_S
+        self._watched = 0  # jobs the watcher (server/watcher.py) looks after: the server stays up for them
 
     def request_stop(self, drain: bool = False) -> None:
         self.drain_requested = drain
@@ -149,7 +150,20 @@ class Activity:
         with self._lock:
             return self._served
 
-    def idle_for(self) -> float:
-        """Seconds since the last request ended; 0 while one is under way."""
+    def watching(self, count: int) -> None:
+        """The watcher looks after ``count`` jobs now; when the last is done, the idle time starts from then."""
         with self._lock:
-            return 0.0 if self._in_flight else time.monotonic() - self._last
+            if self._watched and not count:
+                self._last = time.monotonic()
+            self._watched = count
+
+    @property
+    def watched(self) -> int:
+        with self._lock:
+            return self._watched
+
+    def idle_for(self) -> float:
+        """Seconds since the last request ended, or the last watched job was done; 0 while a request is under
+        way or a job is watched."""
+        with self._lock:
+            return 0.0 if self._in_flight or self._watched else time.monotonic() - self._last

@@ -29,6 +29,7 @@ from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import CloudTimeoutError, UsageError
 from oumi_jobs.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from oumi_jobs.paths import Paths
+from oumi_jobs.policy import MAX_RETRIES
 from oumi_jobs.render.base import encode_json, json_array
 from oumi_jobs.render.listing import lean_texts
 from oumi_jobs.server.schemas import (
@@ -84,6 +85,7 @@ def router(paths: Paths) -> APIRouter:
     _cancel_routes(jobs, paths)
     _events_route(jobs, paths)
     _notifications_route(jobs, paths)
+    _retry_route(jobs, paths)
     routes.include_router(jobs)
     _metrics_route(routes, paths)
     return routes
@@ -237,10 +239,14 @@ def _log_route(routes: APIRouter, paths: Paths) -> None:
         stream: Annotated[Literal["stdout", "stderr"], Query(description="Which of a local job's logs.")] = "stdout",
         tail: Annotated[int | None, Query(ge=0, le=bounds.MAX_COUNT, description="Only the last N lines.")] = None,
         follow: Annotated[bool, Query(description="Keep streaming until the job is done.")] = False,
+        attempt: Annotated[
+            int | None, Query(ge=1, le=MAX_RETRIES + 1, description="That attempt's log (default: the latest).")
+        ] = None,
     ) -> StreamingResponse:
         stderr = stream == "stderr"
-        job_id, path = api.log_path(paths, job, stderr=stderr)  # not found or ambiguous: before the answer starts
-        chunks = api.read_log(paths, job_id, stderr=stderr, tail=tail, follow=follow, heartbeat=True)
+        # Not found, ambiguous, no such attempt: before the answer starts.
+        job_id, path = api.log_path(paths, job, stderr=stderr, attempt=attempt)
+        chunks = api.read_log(paths, job_id, stderr=stderr, tail=tail, follow=follow, heartbeat=True, attempt=attempt)
         # A cloud job's stream is opened (or refused, e.g. --stderr) before the answer starts, too.
         first = next(chunks, "") if path is None else ""
         return StreamingResponse(_encoded(first, chunks), media_type="text/plain; charset=utf-8",
@@ -342,6 +348,20 @@ def _notifications_route(routes: APIRouter, paths: Paths) -> None:
     ) -> Response:
         records = api.notification_history(paths, limit=limit, offset=offset, job=job_id, status=status)
         return Response(json_array(encode_json(api.notification_document(r)) for r in records), media_type=JSON)
+
+
+def _retry_route(routes: APIRouter, paths: Paths) -> None:
+    @routes.post(
+        "/jobs/{job}/retry", tags=["jobs"], summary="Retry an ended job", response_model=JobDocument,
+        responses=errors(404, 409, 422, 503, also={
+            202: {"model": JobDocument, "description": "Its next attempt is starting.",
+                  "links": job_links("/job_id", only=("JobStatus", "JobLogs", "CancelJob"))}}),
+        status_code=202,
+        description="`oumi-jobs retry --json`: the next attempt of an ended job (any ended state), with the "
+        "same id. A job not done: 409.",
+    )  # fmt: skip
+    def retry(job: JobRef) -> Response:
+        return document(api.job_document(api.retry(paths, job)), 202)
 
 
 def _metrics_route(routes: APIRouter, paths: Paths) -> None:

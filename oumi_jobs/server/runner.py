@@ -35,7 +35,7 @@ from oumi_jobs.errors import ConflictError, OumiJobsError, UsageError
 from oumi_jobs.local.detach import daemonize
 from oumi_jobs.local.procs import boot_id, start_time_of
 from oumi_jobs.paths import Paths, ensure_private_dir, open_private_file, write_private_file
-from oumi_jobs.server import connections
+from oumi_jobs.server import connections, watcher
 from oumi_jobs.server.activity import DEFAULT_IDLE_TIMEOUT_S, Activity, ServeOptions, ServerSettings, is_loopback
 from oumi_jobs.server.app import create_app, warm_up
 from oumi_jobs.server.location import ServerFiles, read_or_create_token
@@ -185,6 +185,7 @@ def serve(paths: Paths, files: ServerFiles, options: ServeOptions, *, on_listeni
     }  # fmt: skip
     write_private_file(files.info, json.dumps(info).encode())
     warm_up(warm)
+    watcher.start(paths, activity)  # the jobs that need the server: cloud retries
     threading.Thread(target=_watch, args=(server, activity, options.idle_timeout_s), daemon=True).start()
     if options.host and not is_loopback(sockets[1].getsockname()[0]):
         log.warning("serving %s beyond this machine: anyone who can reach it and has the token can act", address)

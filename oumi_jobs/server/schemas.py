@@ -150,6 +150,22 @@ class FailureDocument(BaseModel):
     evidence: str | None = Field(description="The log line, exit code, signal or counter it came from.")
 
 
+class AttemptDocument(BaseModel):
+    """One attempt of a job (SPEC "Failures and retries"): the same job id, one entry per attempt."""
+
+    attempt: int = Field(ge=1)
+    state: JobState
+    start_time: str | None
+    end_time: str | None
+    exit_code: int | None
+    exit_signal: int | None
+    failure: FailureDocument | None
+    resumed_from_step: int | None = Field(description="The step of the checkpoint it resumed from.")
+    first_step: int | None = Field(description="The first step it logged.")
+    redone_steps: int | None = Field(description="Steps trained twice: the last attempt's last step minus "
+                                     "resumed_from_step.")  # fmt: skip
+
+
 class JobDocument(BaseModel):
     """A job, as ``status --json`` prints it (README "JSON")."""
 
@@ -184,6 +200,9 @@ class JobDocument(BaseModel):
     sweep_id: str | None = Field(description="The sweep the job is a child of; null for a job of its own.")
     overrides: dict[str, Any] | None = Field(description="A sweep child's values, {path: value}; else null.")
     as_of: str | None
+    attempt: int = Field(ge=1, description="The current attempt, 1-based.")
+    max_attempts: int = Field(ge=1, description="1 + --retries.")
+    attempts: list[AttemptDocument]
     failure: FailureDocument | None = Field(description="null unless the job failed or was lost.")
     progress: ProgressDocument | None = Field(description="null where nothing tells yet.")
 

@@ -22,7 +22,8 @@ nothing overwrites it.
   job's process; a cancel that got in first ends the job here instead.
 
 Who writes ``cancel_requested``?  ``CancellationTracker.claim``
-(``store/cancellations.py``, every cancel) and :meth:`JobStore.end_before_start`.
+(``store/cancellations.py``, every cancel) and :meth:`JobStore.end_before_start`;
+:meth:`JobStore.record_exit` clears it for a job its own guard stopped (it failed).
 :meth:`JobStore.record_launch` reads it in the transaction that records a
 cloud job's launcher identity: the pre-launch cancel race guard.
 
@@ -39,9 +40,11 @@ from collections.abc import Iterable
 from oumi_jobs.errors import AmbiguousJobError, ConflictError, JobNotFoundError, UsageError
 from oumi_jobs.store.db import Database
 from oumi_jobs.store.records import (
+    ATTEMPT_COLUMNS,
     RECORD_COLUMNS,
     SELECT_JOB_COLUMNS,
     SELECT_JOB_COLUMNS_NO_ARGV,
+    AttemptRecord,
     JobRecord,
     record_to_row,
     row_to_record,
@@ -66,14 +69,22 @@ class JobStore(Database):
         detail: str | None = None,
         end_time: str | None = None,
         failure: str | None = None,
+        stopped_by_guard: bool = False,
     ) -> bool:
         """Write the job's exit record, ended at ``end_time`` (default now), unless it has one (the first writer
-        wins); True if written.  A supervisor that could only write it later (a full disk) gives the real end."""
+        wins); True if written.  A supervisor that could only write it later (a full disk) gives the real end.
+
+        ``stopped_by_guard``: one of the job's guards cancelled it, and ``failure`` says which: the job
+        failed (stalled, over time, over budget, diverged) rather than being cancelled by someone, so the
+        cancel flag the guard's cancellation set is cleared in the same transaction."""
         with self._transaction() as db:
-            return _write_exit(
+            written = _write_exit(
                 db, job_id, exit_code=exit_code, exit_signal=exit_signal, detail=detail, end_time=end_time,
                 failure=failure,
             )  # fmt: skip
+            if written and stopped_by_guard:
+                db.execute("UPDATE jobs SET cancel_requested = 0 WHERE job_id = ?", (job_id,))
+            return written
 
     def end_before_start(self, job_id: str, detail: str) -> bool:
         """The job will never start: flag it cancelled and write its exit record, in one transaction.
@@ -185,7 +196,15 @@ class JobStore(Database):
             row = self._db.execute(f"SELECT {SELECT_JOB_COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
             if row is None:
                 return None
-            return row_to_record(row, self._dependencies_of(job_id))
+            return row_to_record(row, self._dependencies_of(job_id), self._earlier_attempts(job_id))
+
+    def _earlier_attempts(self, job_id: str) -> list[AttemptRecord]:
+        if not self._db.execute("SELECT 1 FROM jobs WHERE job_id = ? AND attempt > 1", (job_id,)).fetchone():
+            return []  # the common case: one attempt, nothing to read
+        rows = self._db.execute(
+            f"SELECT {', '.join(ATTEMPT_COLUMNS)} FROM attempts WHERE job_id = ? ORDER BY attempt", (job_id,)
+        )
+        return [AttemptRecord(*row) for row in rows]
 
     def _dependencies_of(self, job_id: str) -> list[str]:
         rows = self._db.execute("SELECT depends_on FROM job_dependencies WHERE job_id = ? ORDER BY rowid", (job_id,))
@@ -248,7 +267,10 @@ class JobStore(Database):
             deps: dict[str, list[str]] = {}
             for job_id, dep in self._db.execute("SELECT job_id, depends_on FROM job_dependencies ORDER BY rowid"):
                 deps.setdefault(job_id, []).append(dep)
-            return [row_to_record(row, deps.get(row[0], ())) for row in rows]
+            earlier: dict[str, list[AttemptRecord]] = {}
+            for row in self._db.execute(f"SELECT job_id, {', '.join(ATTEMPT_COLUMNS)} FROM attempts ORDER BY attempt"):
+                earlier.setdefault(row[0], []).append(AttemptRecord(*row[1:]))
+            return [row_to_record(row, deps.get(row[0], ()), earlier.get(row[0], ())) for row in rows]
 
     def find_by_launcher_identity(self, cloud: str, cluster: str | None, launcher_job_id: str) -> JobRecord | None:
         with self._guard():

@@ -37,7 +37,7 @@ _STATUS = (
 )
 _STATE = (
     "CASE WHEN cancel_requested THEN 'cancelled' "
-    "WHEN exit_code = 0 AND exit_signal IS NULL THEN 'succeeded' ELSE 'failed' END"
+    "WHEN exit_code = 0 AND exit_signal IS NULL AND failure IS NULL THEN 'succeeded' ELSE 'failed' END"
 )
 # The aggregate only for jobs with a dependency (the IN list is built once): a fifth of the query's time.
 _DEPENDS_ON = (
@@ -51,6 +51,24 @@ _COST_SO_FAR = (
     "CASE WHEN cost_per_hour IS NULL OR started_at IS NULL THEN NULL ELSE round(cost_per_hour * "
     f"max(round((julianday(end_time) - julianday(started_at)) * 86400.0, 3), 0.0) / 3600.0, {COST_DECIMALS}) END"
 )
+# render.base.attempts_document: the attempts kept, then the current one (its failure shown as the job's).
+_RESUME = (
+    "'resumed_from_step', json_extract({r}, '$.resumed_from_step'), "
+    "'first_step', json_extract({r}, '$.first_step'), 'redone_steps', json_extract({r}, '$.redone_steps')"
+)
+_CURRENT_ATTEMPT = (
+    f"json_object('attempt', attempt, 'state', {_STATE}, 'start_time', started_at, 'end_time', end_time, "
+    "'exit_code', exit_code, 'exit_signal', exit_signal, "
+    f"'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END, {_RESUME.format(r='resume')})"
+)
+_ATTEMPTS = (
+    "CASE WHEN attempt > 1 THEN json_insert(COALESCE((SELECT json_group_array(json(entry)) FROM (SELECT "
+    "json_object('attempt', a.attempt, 'state', a.state, 'start_time', a.start_time, 'end_time', a.end_time, "
+    "'exit_code', a.exit_code, 'exit_signal', a.exit_signal, 'failure', json(a.failure), "
+    f"{_RESUME.format(r='a.resume')}) AS entry FROM attempts a WHERE a.job_id = jobs.job_id ORDER BY a.attempt)), "
+    f"'[]'), '$[#]', json({_CURRENT_ATTEMPT})) ELSE json_array(json({_CURRENT_ATTEMPT})) END"
+)
+_MAX_ATTEMPTS = "max(COALESCE(json_extract(policy, '$.retries'), 0) + 1, attempt)"
 # The keys in render.base.job_document's order; :schema_version and :as_of are bound.
 _DOCUMENT = f"""json_object(
     'schema_version', :schema_version, 'job_id', NULLIF(job_id, ''), 'name', name,
@@ -65,6 +83,7 @@ _DOCUMENT = f"""json_object(
     'stdout_path', stdout_path, 'stderr_path', stderr_path,
     'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR},
     'sweep_id', sweep_id, 'overrides', json(overrides), 'as_of', :as_of,
+    'attempt', attempt, 'max_attempts', {_MAX_ATTEMPTS}, 'attempts', {_ATTEMPTS},
     'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END,
     'progress', CASE WHEN :with_progress THEN json(final_progress) END)"""
 

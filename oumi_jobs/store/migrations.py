@@ -180,7 +180,34 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX job_events_job ON job_events (job_id, event_id);
         """,
     ),
-    # h20n (notifications): one row per (job, attempt, event, URL), claimed by the process that sends it.
+    # A job's attempts.  The jobs row stays the current attempt's; each attempt that ended and was
+    # retried is kept here, and the current attempt's resume check is the jobs row's `resume`.
+    (
+        "0012_attempts",
+        """
+        ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE jobs ADD COLUMN retry_at TEXT;
+        ALTER TABLE jobs ADD COLUMN resume TEXT;
+        CREATE TABLE attempts (
+            job_id TEXT NOT NULL REFERENCES jobs (job_id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            start_time TEXT,
+            end_time TEXT,
+            exit_code INTEGER,
+            exit_signal INTEGER,
+            end_detail TEXT,
+            failure TEXT,
+            resume TEXT,
+            stdout_path TEXT,
+            stderr_path TEXT,
+            cluster TEXT,
+            launcher_job_id TEXT,
+            PRIMARY KEY (job_id, attempt)
+        );
+        """,
+    ),
+    # One row per (job, attempt, event, URL), claimed by the process that sends it.
     (
         "0013_notifications",
         """

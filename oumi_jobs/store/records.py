@@ -17,6 +17,28 @@ EXTERNAL = "external"
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """An attempt of a job that ended and was followed by another: its exit record and where its logs went."""
+
+    attempt: int
+    state: str
+    start_time: str | None = None
+    end_time: str | None = None
+    exit_code: int | None = None
+    exit_signal: int | None = None
+    end_detail: str | None = None
+    failure: str | None = None  # JSON text, as the job's own column
+    resume: str | None = None  # JSON text, as the job's own column
+    stdout_path: str | None = None
+    stderr_path: str | None = None
+    cluster: str | None = None
+    launcher_job_id: str | None = None
+
+
+ATTEMPT_COLUMNS = [f.name for f in fields(AttemptRecord)]
+
+
+@dataclass(frozen=True, slots=True)
 class JobRecord:
     """A job's identity, as oumi-jobs knows it.  No status: that is read live."""
 
@@ -73,7 +95,15 @@ class JobRecord:
     # What oumi-jobs does for the job while nobody watches: retries, guards, notifications (oumi_jobs.policy,
     # JSON text); None: the default policy.
     policy: str | None = None
+    # The current attempt (1-based; oumi_jobs.retrying): the row's start and exit record are this attempt's.
+    attempt: int = 1
+    # When the next attempt is due, while the job waits between attempts (None: not waiting to retry).
+    retry_at: str | None = None
+    # The current attempt's resume check (JSON text: resumed_from_step, first_step, redone_steps, warning).
+    resume: str | None = None
     depends_on: tuple[str, ...] = field(default=())
+    # The attempts before the current one, oldest first (a table of their own, like depends_on).
+    earlier_attempts: tuple[AttemptRecord, ...] = field(default=())
 
     @property
     def is_local(self) -> bool:
@@ -85,7 +115,7 @@ class JobRecord:
 
 
 # The columns of the jobs table, in the record's field order (depends_on is a table of its own).
-RECORD_COLUMNS = [f.name for f in fields(JobRecord) if f.name != "depends_on"]
+RECORD_COLUMNS = [f.name for f in fields(JobRecord) if f.name not in ("depends_on", "earlier_attempts")]
 # Columns stored as JSON text, and booleans stored as 0/1.
 _JSON_COLUMNS = {"argv"}
 _BOOL_COLUMNS = {"cancel_requested"}
@@ -98,14 +128,18 @@ _ARGV_INDEX = RECORD_COLUMNS.index("argv")
 _CANCEL_INDEX = RECORD_COLUMNS.index("cancel_requested")
 
 
-def row_to_record(row: Sequence[Any], depends_on: Sequence[str] = ()) -> JobRecord:
+def row_to_record(
+    row: Sequence[Any], depends_on: Sequence[str] = (), earlier_attempts: Sequence[AttemptRecord] = ()
+) -> JobRecord:
     """A row of ``SELECT {SELECT_JOB_COLUMNS}`` as a record (hot: ``list`` builds thousands)."""
     values = list(row)
     argv = values[_ARGV_INDEX]
     values[_ARGV_INDEX] = tuple(json.loads(argv)) if argv and argv != "[]" else ()
     values[_CANCEL_INDEX] = bool(values[_CANCEL_INDEX])
     # values are the columns only, depends_on is not among them (mypy cannot count a list).
-    return JobRecord(*values, depends_on=tuple(depends_on))  # type: ignore[misc]
+    return JobRecord(  # type: ignore[misc]
+        *values, depends_on=tuple(depends_on), earlier_attempts=tuple(earlier_attempts)
+    )
 
 
 def to_column(name: str, value: Any) -> Any:

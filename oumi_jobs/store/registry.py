@@ -13,6 +13,7 @@ in the module named for what it works on:
 * :mod:`oumi_jobs.store.queues`: local clusters' queues;
 * :mod:`oumi_jobs.store.listing`: the lean listing (finished local jobs as JSON, built by SQLite);
 * :mod:`oumi_jobs.store.sweeps`: sweeps, their children registered at once and handed over one by one;
+* :mod:`oumi_jobs.store.attempts`: a job's earlier attempts, and the step from one attempt to the next;
 * :mod:`oumi_jobs.store.events`: a job's stored events (guards, retries), the part of its timeline kept nowhere else;
 * :mod:`oumi_jobs.store.notifications`: notification records, each claimed by the one process that sends it;
 * :mod:`oumi_jobs.store.cancellations`: cancellation records, through a
@@ -23,6 +24,7 @@ No module outside ``oumi_jobs/store/`` contains SQL (tests/test_architecture.py)
 
 from __future__ import annotations
 
+from oumi_jobs.store.attempts import AttemptStore
 from oumi_jobs.store.events import EventStore
 from oumi_jobs.store.jobs import JobStore
 from oumi_jobs.store.listing import ListingStore
@@ -35,5 +37,5 @@ from oumi_jobs.store.sweeps import SweepStore
 __all__ = ["MIGRATIONS", "JobRecord", "Registry"]
 
 
-class Registry(JobStore, QueueStore, ListingStore, SweepStore, EventStore, NotificationStore):
+class Registry(JobStore, QueueStore, ListingStore, SweepStore, EventStore, AttemptStore, NotificationStore):
     """An open registry.  Use :meth:`open` as a context manager: ``with Registry.open(paths) as registry:``."""

@@ -1,0 +1,43 @@
+"""Cloud jobs are retried by the warm server (server/watcher.py): a job on a registered test cloud
+(tests/file_cloud.py) fails once and its next attempt is a new launch, made by a server that was started after
+the first one died (the watch is taken up again from the registry)."""
+
+from __future__ import annotations
+
+import json
+
+from .helpers import end_servers_of, wait_until
+
+
+def test_a_cloud_job_that_fails_once_is_retried_by_the_server(server_on, cli, file_cloud, tmp_path) -> None:
+    file_cloud.configure(run_s=2.0, final_status="FAILED")
+    config = tmp_path / "job.yaml"
+    config.write_text("run: python train.py\n")
+    submitted = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fc-retry",
+                    "--retries", "1", "--retry-on", "unknown", "--retry-delay", "0.5s")  # fmt: skip
+    assert submitted.exit_code == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["job_id"]
+
+    def status() -> dict:
+        return cli.json("status", job_id, "--cloud-timeout", "10")
+
+    wait_until(lambda: status()["launcher_job_id"] == "1", timeout=120)
+    assert end_servers_of(server_on), "the launch went through this test's server"  # the watch must come back
+    file_cloud.update(final_status="COMPLETED")  # the next launch succeeds
+    done = wait_until(lambda: (d := status())["attempt"] == 2 and d["state"] == "succeeded" and d, timeout=180)
+    assert isinstance(done, dict) and done["launcher_job_id"] == "2" and done["max_attempts"] == 2
+    first = done["attempts"][0]
+    assert first["state"] == "failed" and first["failure"]["class"] == "unknown"
+    assert len(file_cloud.read()["clusters"]["fc-retry"]) == 2  # two launches
+    retrying = [e for e in cli.json("events", job_id) if e["kind"] == "retrying"]
+    assert [(e["attempt"], e["next_attempt"]) for e in retrying] == [(1, 2)]
+
+
+def test_a_server_watching_jobs_is_never_idle() -> None:
+    from oumi_jobs.server.activity import Activity
+
+    activity = Activity()
+    activity.watching(2)
+    assert activity.idle_for() == 0.0 and activity.watched == 2
+    activity.watching(0)  # the idle time starts when the last watched job is done
+    assert 0.0 <= activity.idle_for() < 5.0
