@@ -16,7 +16,8 @@ from oumi_jobs.store.registry import Registry
 from .helpers import hermetic, train_config, wait_until
 from .test_queues import intervals, max_overlap
 from .test_server_rest import rest_server  # noqa: F401 (the fixture)
-from .test_training_progress import MAX_STEPS as TRAIN_STEPS
+
+TRAIN_STEPS = 12  # each real training child's steps
 
 
 def sweep_id_of(cli, *args: str) -> str:
@@ -200,7 +201,9 @@ def test_a_sweep_over_rest_is_submitted_read_and_cancelled(rest_server, cli, job
 
 @pytest.mark.slow
 def test_three_real_oumi_train_runs_of_different_learning_rates_are_compared(cli, tiny, tmp_path):
-    config = train_config(tiny, tmp_path)  # sets no learning rate: the `training` section is what a sweep needs
+    config = train_config(
+        tiny, tmp_path, TRAIN_STEPS
+    )  # sets no learning rate: the `training` section is what a sweep needs
     sweep_id = sweep_id_of(
         cli, str(config), "--set", "training.learning_rate=1e-5,1e-3,3e-2", *hermetic(tmp_path), "--name", "lr"
     )
