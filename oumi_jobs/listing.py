@@ -1,4 +1,10 @@
-"""Listing jobs: the registered ones merged with what their clouds report now, as views or as lean JSON."""
+"""Listing jobs: the registered ones merged with what their clouds report now, as views or as lean JSON.
+
+The lean path (``list --json``) over a registry of finished local jobs needs only the store: the views of
+jobs (their live states, their progress read from files, their failures) are imported by the functions
+that make them, when the listing has such a job (bench/bench_local.py times it; tests/test_listing.py
+checks what it imports).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from oumi_jobs import bounds
 from oumi_jobs.cloud import facts, survey
@@ -16,13 +22,14 @@ from oumi_jobs.contract import SCHEMA_VERSION
 from oumi_jobs.durations import is_duration, parse_duration
 from oumi_jobs.errors import OumiJobsError, UsageError
 from oumi_jobs.paths import Paths
-from oumi_jobs.progress import Progress, reading
 from oumi_jobs.states import State
-from oumi_jobs.status import add_progress, add_queue_detail
 from oumi_jobs.store.listing import ListedRow
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.timestamps import from_iso, now, now_iso, to_iso
-from oumi_jobs.views import JobView, cloud_job_view, external_view, view_of
+
+if TYPE_CHECKING:
+    from oumi_jobs.progress import Progress
+    from oumi_jobs.views import JobView
 
 
 def parse_since(text: str, *, reference: datetime | None = None) -> str:
@@ -135,7 +142,7 @@ def list_jobs_report(paths: Paths, **filters: Any) -> JobList:
         views, answers = _live_views(registry, records, query)
     views = views[: query.limit] if query.limit is not None else views
     if query.with_progress:
-        views = [add_progress(paths, view) for view in views]
+        views = _with_progress(paths, views)
     return JobList(answers, views)
 
 
@@ -165,9 +172,17 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
         listed, unkept = _in_order(rows, views, query)
         if query.with_progress and unkept:
             listed = _with_kept_progress(paths, registry, listed, unkept, as_of)
-    if query.with_progress:
-        listed = [add_progress(paths, item) if isinstance(item, JobView) else item for item in listed]
+    if query.with_progress and views:
+        progressed = iter(_with_progress(paths, [item for item in listed if not isinstance(item, LeanDocument)]))
+        listed = [item if isinstance(item, LeanDocument) else next(progressed) for item in listed]
     return JobDocuments(answers, listed)
+
+
+def _with_progress(paths: Paths, views: list[JobView]) -> list[JobView]:
+    # lazy import: reading progress from files, only for jobs the registry has no document of
+    from oumi_jobs.view_details import add_progress
+
+    return [add_progress(paths, view) for view in views]
 
 
 # A state by its value, without Enum's call machinery: looked up once per listed job, thousands of times.
@@ -179,21 +194,26 @@ def _in_order(
 ) -> tuple[list[LeanDocument | JobView], set[str]]:
     """The listing in order, within ``--limit``: a finished local job's id and document, or a view; and the
     finished jobs listed whose progress the registry does not keep yet."""
-    by_id = {view.job_id: view for view in views if not view.external}
-    listed: list[LeanDocument | JobView] = []
-    unkept: set[str] = set()
-    for job_id, state, document, kept in rows:
-        if document is not None:
-            if query.wants(found := _STATES[state or ""]):  # a document always comes with its state
-                listed.append(LeanDocument(job_id, found, document))
-                if not kept:
-                    unkept.add(job_id)
-        elif (view := by_id.get(job_id)) is not None:
-            listed.append(view)
-    listed += [view for view in views if view.external]
+    listed: list[LeanDocument | JobView]
+    if not views and not query.states:  # only finished local jobs, all wanted (a big registry, usually)
+        listed = [
+            LeanDocument(job_id, _STATES[state or ""], text) for job_id, state, text, _ in rows if text is not None
+        ]
+    else:
+        by_id = {view.job_id: view for view in views if not view.external}
+        listed = []
+        for job_id, state, document, _ in rows:
+            if document is not None:
+                if query.wants(found := _STATES[state or ""]):  # a document always comes with its state
+                    listed.append(LeanDocument(job_id, found, document))
+            elif (view := by_id.get(job_id)) is not None:
+                listed.append(view)
+        listed += [view for view in views if view.external]
     if query.limit is not None:
         listed = listed[: query.limit]
-        unkept.intersection_update(item.job_id for item in listed if not isinstance(item, JobView))
+    unkept = {job_id for job_id, _, text, kept in rows if text is not None and not kept}
+    if unkept:
+        unkept.intersection_update(item.job_id for item in listed if isinstance(item, LeanDocument))
     return listed, unkept
 
 
@@ -202,6 +222,9 @@ def _with_kept_progress(
 ) -> list[LeanDocument | JobView]:
     """Finished jobs never read since they ended (ended since the last look, or before the registry kept
     progress): read from their files once, kept in one transaction, and their documents built again."""
+    # lazy import: reading files, only for jobs whose progress the registry does not keep yet
+    from oumi_jobs.progress import reading
+
     records = {job_id: r for job_id in sorted(unkept) if (r := registry.get(job_id)) is not None}
     finals = {job_id: reading.local_progress(paths, r, done=True, keep=False) for job_id, r in records.items()}
     try:
@@ -210,7 +233,8 @@ def _with_kept_progress(
         return [_as_view(item, records, finals, as_of) for item in listed]
     built = registry.documents(sorted(unkept), as_of=as_of, schema_version=SCHEMA_VERSION)
     return [
-        item if isinstance(item, JobView) else item._replace(text=built.get(item.job_id, item.text)) for item in listed
+        item._replace(text=built.get(item.job_id, item.text)) if isinstance(item, LeanDocument) else item
+        for item in listed
     ]
 
 
@@ -220,7 +244,10 @@ def _as_view(
     finals: Mapping[str, Progress | None],
     as_of: str,
 ) -> LeanDocument | JobView:
-    if isinstance(item, JobView) or item.job_id not in records:
+    # lazy import: as _with_progress
+    from oumi_jobs.views import view_of
+
+    if not isinstance(item, LeanDocument) or item.job_id not in records:
         return item
     return dataclasses.replace(view_of(records[item.job_id], as_of), progress=finals[item.job_id])
 
@@ -232,12 +259,22 @@ def _live_views(
     answers: dict[str, CloudAnswer] = {}
     if not query.local_only:
         answers = _ask_clouds(records, query.cloud, query.all_clouds, query.cloud_timeout_s, query.watcher)
+    if not records and not answers:
+        return [], answers
+    # lazy import: the views of jobs, their live states and failures, only when the listing has some
+    from oumi_jobs.view_details import add_queue_detail
+    from oumi_jobs.views import cloud_job_view, external_view, live_cloud_views, view_of
+
     live = {(j.cloud, j.cluster, j.launcher_job_id): j for a in answers.values() for j in a.jobs}
+    unlisted = _unlisted(records, answers, live)
+    alone = live_cloud_views(unlisted, timeout_s=min(query.cloud_timeout_s, ASK_ALONE_S)) if unlisted else {}
     as_of = as_of or now_iso()  # local states of a batch are read within milliseconds of each other
     views: list[JobView] = []
     for record in records:
         if record.is_local or record.cloud not in answers:
             view = view_of(record, as_of)
+        elif (asked := alone.get(record.job_id)) is not None:
+            view = asked
         else:
             key = (record.cloud, record.cluster or "", record.launcher_job_id or "")
             view = cloud_job_view(record, live.pop(key, None), answers[record.cloud].error, as_of)
@@ -247,6 +284,25 @@ def _live_views(
         external_view(job, as_of) for job in live.values() if query.cluster in (None, job.cluster) and not query.sweep
     ]
     return views + [v for v in externals if query.wants(v.state)], answers
+
+
+# A launched job its cloud's listing leaves out has often just ended (Slurm's queue drops a job its accounting
+# still has): at most this many are asked of their cloud alone, as `status` asks, within this many seconds,
+# before they are called unknown.
+MAX_ASKED_ALONE = 16
+ASK_ALONE_S = 10.0
+
+
+def _unlisted(
+    records: list[JobRecord], answers: Mapping[str, CloudAnswer], live: Mapping[tuple[str, str, str], object]
+) -> list[JobRecord]:
+    """The launched cloud jobs of ``records`` that their cloud answered for without listing them."""
+    unlisted = [
+        r for r in records
+        if not r.is_local and r.cloud in answers and answers[r.cloud].error is None and r.cluster
+        and r.launcher_job_id and (r.cloud, r.cluster, r.launcher_job_id) not in live
+    ]  # fmt: skip
+    return unlisted[:MAX_ASKED_ALONE]
 
 
 def _ask_clouds(

@@ -15,7 +15,6 @@ redirect what oumi-jobs writes (:func:`ensure_private_dir`,
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -191,7 +190,7 @@ def open_private_file(path: Path | str, flags: int = os.O_WRONLY | os.O_APPEND, 
 
 def write_private_file(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically by a 0600 file holding ``data`` (a symbolic link there is replaced, not followed)."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = open_private_file(partial, os.O_WRONLY)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -74,10 +74,9 @@ def submit(paths: Paths, request: SubmitRequest) -> Submitted:
 
     plan = _plan(request)
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
-    options = _launch_options(plan, request)  # options the job cannot take: exit 2 before any check
+    options = launch_options(plan, request)  # options the job cannot take: exit 2 before any check
     if plan.cloud != facts.LOCAL_CLOUD:
-        checked = _preflight(paths, request, plan, job_id)
-        warnings = (*checked, *cloud_guidance(plan, request.cwd, paths))
+        warnings = check_cloud_launch(paths, request, plan, job_id)
         return Submitted(_submit_to_cloud(paths, request, plan, job_id, options), warnings)
     cluster = plan.cluster or facts.DEFAULT_LOCAL_CLUSTER
     log_dir = paths.job_log_dir(job_id)
@@ -129,6 +128,12 @@ def _plan(request: SubmitRequest) -> configs.LaunchPlan:
     )
 
 
+def check_cloud_launch(paths: Paths, request: SubmitRequest, plan: configs.LaunchPlan, job_id: str) -> tuple[str, ...]:
+    """Before a cloud launch of ``plan`` as ``job_id`` (a submit, a sweep's first child): its pre-flight, a
+    PreflightError naming each problem; else its warnings, and the cloud's guidance."""
+    return (*_preflight(paths, request, plan, job_id), *cloud_guidance(plan, request.cwd, paths))
+
+
 def _preflight(paths: Paths, request: SubmitRequest, plan: configs.LaunchPlan, job_id: str) -> tuple[str, ...]:
     """The pre-flight of a cloud launch: PreflightError naming each problem, else its warnings."""
     if not request.preflight:
@@ -171,20 +176,27 @@ def dry_run(paths: Paths, request: SubmitRequest) -> DryRun:
     """Plan a submit and run its checks (the pre-flight, also for a local job), changing nothing anywhere."""
     plan = _plan(request)
     job_id = job_id_from_name(request.name) if request.name else new_job_id(plan.command)
-    _launch_options(plan, request)  # the option checks of a submit, as every other check
+    launch_options(plan, request)  # the option checks of a submit, as every other check
     job_config = staged = None
     if plan.cloud != facts.LOCAL_CLOUD:
         staging = staged_config(paths, job_id).parent
         job_config = configs.cloud_job_config(plan, job_id=job_id, staging_dir=staging, stage=False)
         if plan.kind == "task":
             staged = {"path": str(staging / plan.config_path.name), "settings": dict(plan.config)}
+    found = dry_run_checks(paths, request, plan, job_config)
+    return DryRun(job_id, request, plan, job_config, staged, request.preflight, found.problems, found.warnings)
+
+
+def dry_run_checks(
+    paths: Paths, request: SubmitRequest, plan: configs.LaunchPlan, job_config: dict[str, Any] | None
+) -> preflight.Preflight:
+    """The checks of a dry run of ``plan`` (a submit's, a sweep's first child's): its pre-flight, also for a
+    local job, unless ``--no-preflight``; what it found, and the cloud's guidance among the warnings."""
     if not request.preflight:
         found = preflight.Preflight((), ("pre-flight checks skipped (--no-preflight)",))
     else:
         found = preflight.preflight(plan, job_config, cwd=request.cwd)
-    guidance = tuple(cloud_guidance(plan, request.cwd, paths))
-    return DryRun(job_id, request, plan, job_config, staged, request.preflight, found.problems,
-                  (*found.warnings, *guidance))  # fmt: skip
+    return preflight.Preflight(found.problems, (*found.warnings, *cloud_guidance(plan, request.cwd, paths)))
 
 
 def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: str, options: dict[str, Any]) -> JobView:
@@ -211,7 +223,7 @@ def _submit_to_cloud(paths: Paths, request: SubmitRequest, plan: Any, job_id: st
     return view_of(stored)
 
 
-def _launch_options(plan: configs.LaunchPlan, request: SubmitRequest) -> dict[str, Any]:
+def launch_options(plan: configs.LaunchPlan, request: SubmitRequest) -> dict[str, Any]:
     """``--autostop``/``--down`` as the launcher's options for ``up``; exit 2 where the job cannot take its
     options: those or ``--after``/``--parallel`` (local jobs only)."""
     if plan.cloud != facts.LOCAL_CLOUD and (request.after or request.parallel is not None):

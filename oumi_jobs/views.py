@@ -8,13 +8,16 @@ never asks a cloud).
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from oumi_jobs.cloud import adapter, facts
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.cloud.model import CloudJob
 from oumi_jobs.costs import cost_so_far
-from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError
+from oumi_jobs.errors import CloudUnreachableError, ClusterNotFoundError, OumiJobsError
 from oumi_jobs.failures import Failure, failure_on_read
 from oumi_jobs.progress import Progress
 from oumi_jobs.states import State, launch_state, recorded_state
@@ -98,6 +101,30 @@ def live_cloud_view(
         detail = f"cluster {record.cluster} no longer reports job {record.launcher_job_id}"
         return JobView(record, State.UNKNOWN, None, detail, now_iso(), external, missing=True)
     return JobView(record, job.state, job.status, None, now_iso(), external, cloud_end=_ended(job))
+
+
+def live_cloud_views(records: Sequence[JobRecord], *, timeout_s: float) -> dict[str, JobView]:
+    """Each of ``records`` asked of its cloud alone (:func:`live_cloud_view`), all at once, all within
+    ``timeout_s``: the views that came back in time, by job id (a cloud that raised leaves its job out)."""
+    found: dict[str, JobView] = {}
+    lock = threading.Lock()
+
+    def ask(record: JobRecord) -> None:
+        try:
+            view = live_cloud_view(record, timeout_s=timeout_s)
+        except OumiJobsError:
+            return
+        with lock:
+            found[record.job_id] = view
+
+    threads = [threading.Thread(target=ask, args=(r,), daemon=True, name="oumi-jobs ask alone") for r in records]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout_s
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    with lock:
+        return dict(found)
 
 
 def _ended(job: CloudJob) -> str | None:

@@ -26,6 +26,7 @@ class Behaviour:
     cancel_hangs: bool = False
     cancelled: list[str] = field(default_factory=list)  # launcher ids cancel_job was called for
     clusters: dict[str, list[JobStatus]] = field(default_factory=dict)
+    unlisted: set[str] = field(default_factory=set)  # ids get_jobs leaves out and get_job finds (Slurm's ended)
 
 
 BEHAVIOUR: dict[str, Behaviour] = {}
@@ -60,7 +61,8 @@ class FakeCluster(BaseCluster):
         return next((j for j in jobs if j.id == job_id), None)
 
     def get_jobs(self) -> list[JobStatus]:
-        return list(_act(self._cloud).clusters.get(self._name, []))
+        behaviour = _act(self._cloud)
+        return [j for j in behaviour.clusters.get(self._name, []) if j.id not in behaviour.unlisted]
 
     def cancel_job(self, job_id: str) -> JobStatus:
         behaviour = _act(self._cloud)

@@ -202,6 +202,21 @@ def test_check_and_dry_run_documents(paths, job_config, tmp_path):
     json.dumps(document)  # plain data
 
 
+SWEEP_DRY_RUN_KEYS = {
+    "schema_version", "dry_run", "sweep_id", "name", "config_path", "cloud", "cluster", "kind", "command", "size",
+    "parallel", "preflight", "ok", "problems", "warnings", "children",
+}  # fmt: skip
+SWEEP_DRY_RUN_CHILD_KEYS = {
+    "job_id", "overrides", "config_path", "workdir", "argv", "env", "job_config", "staged_config", "after",
+}  # fmt: skip
+
+
+def test_sweep_dry_run_document(cli, job_config):
+    doc = cli.json("sweep", str(job_config("true", envs={"A": 1})), "--set", "envs.A=1,2", "--dry-run")
+    assert set(doc) == SWEEP_DRY_RUN_KEYS and doc["schema_version"] == SCHEMA_VERSION and doc["dry_run"] is True
+    assert [set(child) for child in doc["children"]] == [SWEEP_DRY_RUN_CHILD_KEYS] * 2
+
+
 UI_KEYS = {"schema_version", "url", "expires_at", "expires_in_s", "address", "pid", "restarted", "opened"}
 LOGIN_CODE_KEYS = {"schema_version", "code", "expires_at", "expires_in_s"}
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -199,6 +202,42 @@ def test_list_json_prints_the_lean_documents(paths: Paths, cli: Cli) -> None:
     assert isinstance(printed, list)
     general = [job_document(view) for view in list_jobs_report(paths, local_only=True).views]
     assert _without_as_of(printed) == _without_as_of(general)
+
+
+# What `list --json` over finished local jobs has no use for: the other commands, the views of jobs and how
+# they are read (cancellation, failures, progress from files), the warm server's client, the launcher's
+# adapter, rich.  Importing them cost it more than its query (bench/bench_local.py).
+_NOT_LEAN = (
+    "oumi_jobs.cli.jobs_cli", "oumi_jobs.cli.cancel_cli", "oumi_jobs.cli.sweeps_cli", "oumi_jobs.cli.live",
+    "oumi_jobs.cli.render", "oumi_jobs.cancel", "oumi_jobs.status", "oumi_jobs.views", "oumi_jobs.failures",
+    "oumi_jobs.progress.reading", "oumi_jobs.server", "oumi_jobs.client", "oumi_jobs.cloud.oumi_adapter",
+    "oumi_jobs.submitting", "oumi_jobs.render.base", "rich", "oumi", "sky",
+)  # fmt: skip
+_MODULES_AFTER = """
+import json, sys
+from oumi_jobs.cli.app import main
+try:
+    main()
+finally:
+    sys.stderr.write("@@" + json.dumps(sorted(sys.modules)) + "\\n")
+"""
+
+
+def test_list_json_of_finished_local_jobs_imports_only_what_it_uses(paths: Paths) -> None:
+    ended = {"end_time": _at(1), "started_at": _at(50), "pid": 4242}
+    for i, code in enumerate((0, 3, 0)):
+        add_record(paths, make_record(f"done-{i}", submit_time=_at(10 - i), exit_code=code, **ended))
+    lean_texts(list_job_documents(paths, local_only=True))  # their progress read once, and kept
+    done = subprocess.run(
+        [sys.executable, "-c", _MODULES_AFTER, "list", "--json"],
+        env=os.environ, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [doc["job_id"] for doc in json.loads(done.stdout)] == ["done-2", "done-1", "done-0"]
+    modules = json.loads(done.stderr.rpartition("@@")[2])
+    assert "oumi_jobs.listing" in modules and "oumi_jobs.store.listing" in modules  # the check sees imports
+    loaded = sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in _NOT_LEAN))
+    assert loaded == []
 
 
 def test_a_sweep_document_read_the_lean_way_is_the_general_one(paths: Paths, cli: Cli) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from oumi_jobs.cli import live
+from oumi_jobs.cli import cloud_progress
 
 from .helpers import on_a_terminal, submit_id
 
@@ -53,10 +53,10 @@ def test_cloud_progress_shows_no_spinner_with_no_color(monkeypatch):
             return "answer"
 
         monkeypatch.setenv("NO_COLOR", "1")
-        assert live.with_cloud_progress(work, live=True) == "answer"
+        assert cloud_progress.with_cloud_progress(work, live=True) == "answer"
         monkeypatch.delenv("NO_COLOR")
-        assert live.with_cloud_progress(work, live=True) == "answer"
-        assert live.with_cloud_progress(work, live=False) == "answer"  # what --json and pipes get
+        assert cloud_progress.with_cloud_progress(work, live=True) == "answer"
+        assert cloud_progress.with_cloud_progress(work, live=False) == "answer"  # what --json and pipes get
         plain = type(watchers[2])
         assert type(watchers[0]) is plain  # no spinner to tell which clouds are still asked: plain notices only
         assert type(watchers[1]) is not plain  # on the same terminal without NO_COLOR: the spinner

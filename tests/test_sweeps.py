@@ -12,8 +12,10 @@ import pytest
 
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.store.registry import Registry
+from oumi_jobs.store.sweeps import SweepRecord
+from oumi_jobs.timestamps import now_iso
 
-from .helpers import hermetic, train_config, wait_until
+from .helpers import hermetic, make_record, train_config, wait_until
 from .test_queues import intervals, max_overlap
 from .test_server_rest import rest_server  # noqa: F401 (the fixture)
 
@@ -113,6 +115,7 @@ def test_zip_and_values_file_pair_values_and_a_task_child_gets_oumi_overrides(cl
         (["--set", "envs.LR=1,,2"], "empty value"),
         (["--set", "envs.LR"], "PATH=V1"),
         ([], "--set PATH"),
+        (["--set", "envs.LR=1,2", "--autostop", "30m"], "local clusters are not stopped"),  # as submit's
     ],
 )
 def test_each_refusal_exits_2_with_one_line_and_registers_nothing(cli, paths, job_config, args, words):
@@ -238,3 +241,96 @@ def test_a_sweep_whose_running_child_lost_its_supervisor_is_restarted_by_status(
     waited = cli("wait", sweep_id, "--json", "--timeout", "60")  # reading the sweep restarts its chain
     states = [c["state"] for c in json.loads(waited.stdout)]
     assert states[1:] == ["succeeded", "succeeded"] and states[0] in ("lost", "succeeded"), states
+
+
+# -- a cloud sweep takes submit's options, through submit's code (tests/file_cloud.py: a cloud in a file) ------
+INFER = "model:\n  model_name: gpt2\ngeneration:\n  max_new_tokens: 8\n"
+
+
+def test_a_cloud_sweep_dry_run_shows_each_child_and_changes_nothing(paths, cli, file_cloud, tmp_path):
+    config = tmp_path / "infer.yaml"
+    config.write_text(INFER)
+    args = ("sweep", str(config), "--set", "generation.max_new_tokens=16,32", "--cloud", "oj-file", "--cluster",
+            "fd", "--gpus", "A100:8", "--name", "dry", "--dry-run")  # fmt: skip
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["dry_run"] is True and doc["sweep_id"] == "sw-dry" and doc["size"] == 2 and doc["ok"] is True
+    assert (doc["cloud"], doc["cluster"], doc["kind"], doc["command"], doc["preflight"]) == (
+        "oj-file", "fd", "task", "infer", True,
+    )  # fmt: skip
+    assert [c["job_id"] for c in doc["children"]] == ["dry-0000", "dry-0001"]
+    for child, tokens in zip(doc["children"], (16, 32), strict=True):
+        assert child["overrides"] == {"generation.max_new_tokens": tokens}
+        assert child["staged_config"]["settings"]["generation"]["max_new_tokens"] == tokens
+        assert child["job_config"]["resources"] == {"cloud": "oj-file", "accelerators": "A100:8"}
+        assert child["job_config"]["name"] == child["job_id"] and child["argv"] is None
+    human = cli(*args)
+    assert human.exit_code == 0 and "nothing was registered" in human.stderr
+    assert "dry-0001  generation.max_new_tokens=32" in human.stdout and "accelerators: A100:8" in human.stdout
+    unnamed = cli.json("sweep", str(config), "--set", "generation.max_new_tokens=16", "--cloud", "oj-file", "--dry-run")
+    assert unnamed["cluster"] is None and unnamed["parallel"] == 4  # each child's up names its own cluster
+    assert registered(paths) == (0, 0) and file_cloud.read()["clusters"] == {}
+    assert not (paths.state_dir / "launch").exists() and not (paths.state_dir / "sweeps").exists()
+
+
+def test_a_local_sweep_dry_run_shows_each_childs_command_line(paths, cli, job_config):
+    config = job_config("echo $LR", envs={"LR": 0})
+    doc = cli.json("sweep", str(config), "--set", "envs.LR=1,2", "--dry-run")
+    assert [c["env"]["LR"] for c in doc["children"]] == ["1", "2"] and doc["cloud"] == "local"
+    assert doc["children"][0]["argv"] == ["/bin/bash", "-c", "echo $LR\n"] and doc["parallel"] is None
+    assert registered(paths) == (0, 0)
+
+
+def test_a_cloud_sweep_refused_by_its_preflight_exits_2_and_registers_nothing(paths, cli, file_cloud, tmp_path):
+    config = tmp_path / "infer.yaml"
+    config.write_text(INFER.replace("max_new_tokens: 8", "max_new_tokens: 8\n  bogus_knob: 1"))
+    result = cli("sweep", str(config), "--set", "generation.max_new_tokens=16,32", "--cloud", "oj-file")
+    assert result.exit_code == 2, result.stderr
+    assert (
+        "generation.bogus_knob: not a setting of oumi" in result.stderr
+        and "pre-flight found 1 problem" in result.stderr
+    )
+    assert result.stdout == "" and registered(paths) == (0, 0) and file_cloud.read()["clusters"] == {}
+    assert not (paths.state_dir / "launch").exists() and not (paths.state_dir / "sweeps").exists()
+
+
+def test_a_cloud_sweeps_children_are_launched_with_autostop_and_down(paths, cli, file_cloud, job_config):
+    config = job_config("python train.py", envs={"N": 0})
+    result = cli("sweep", "-q", str(config), "--set", "envs.N=1,2", "--cloud", "oj-file", "--cluster", "fa",
+                 "--autostop", "90m", "--down", "--no-preflight")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "pre-flight checks skipped (--no-preflight)" in result.stderr
+    sweep_id = result.stdout.strip()
+    launched = wait_until(lambda: len(file_cloud.read()["up_kwargs"]) == 2 and file_cloud.read(), timeout=180)
+    assert launched["up_kwargs"] == [{"idle_minutes_to_autostop": 90, "down": True}] * 2
+    wait_until(lambda: cli.json("status", sweep_id)["counts"] == {"running": 2}, timeout=60)
+    assert cli("cancel", sweep_id).exit_code == 0
+
+
+@pytest.fixture
+def clouds():
+    from . import fake_clouds  # imports oumi.launcher (once per test process)
+
+    fake_clouds.BEHAVIOUR.clear()
+    yield fake_clouds
+    fake_clouds.BEHAVIOUR.clear()
+
+
+def test_a_child_its_clouds_listing_left_out_is_asked_alone_not_called_unknown(paths, cli, clouds):
+    """As Slurm's queue drops a job that just ended while its accounting still has it: the child is asked of
+    its cloud alone, as status asks, before it is called unknown; by status SWEEP, sweeps and list."""
+    running = clouds.job("1", "RUNNING", clouds.JobState.RUNNING, "c1")
+    ended = clouds.job("2", "COMPLETED", clouds.JobState.SUCCEEDED, "c1", done=True)
+    clouds.BEHAVIOUR["oj-fake"] = clouds.Behaviour(clusters={"c1": [running, ended]}, unlisted={"2", "3"})
+    launched = {"supervisor_pid": 999_999, "supervisor_start_time": 1.0, "cluster": "c1", "sweep_id": "sw-race"}
+    children = [make_record(f"race-000{i}", cloud="oj-fake", launcher_job_id=str(i + 1), **launched) for i in range(3)]
+    with Registry.open(paths) as registry:
+        registry.add_sweep(SweepRecord("sw-race", "race", "/c.yaml", "oj-fake", "c1", 3, 4, now_iso()), children)
+    status = cli.json("status", "sw-race")
+    states = {child["job_id"]: child["state"] for child in status["children"]}
+    assert states == {"race-0000": "running", "race-0001": "succeeded", "race-0002": "unknown"}  # 3: gone indeed
+    assert status["counts"] == {"running": 1, "succeeded": 1, "unknown": 1}
+    assert cli.json("sweeps")[0]["counts"] == status["counts"]
+    listed = {doc["job_id"]: doc["state"] for doc in cli.json("list")}
+    assert listed == states

@@ -1,8 +1,9 @@
 """The ``oumi-jobs`` command line's root: it composes the commands of each area and maps errors to exit codes.
 
-Each area's commands live in their own module (jobs, cancel, clusters and
-cost, registry, server) and follow one rule: parse, make one call into the
-core, render through one :class:`~oumi_jobs.cli.output.Output`.  Every error
+Each area's commands live in their own module (jobs, list, cancel, clusters
+and cost, registry, server, sweeps, events), named in :data:`COMMANDS` and
+imported when their command runs, and follow one rule: parse, make one call
+into the core, render through one :class:`~oumi_jobs.cli.output.Output`.  Every error
 the core raises is turned into one line on stderr and its exit code here, in
 :class:`_Group.invoke`; the exit codes of outcomes come from
 :mod:`oumi_jobs.exits` and travel in each command's
@@ -11,38 +12,114 @@ the core raises is turned into one line on stderr and its exit code here, in
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
+from collections.abc import Iterator, Mapping, MutableMapping
+from functools import partial
 from typing import Annotated, Any
 
 import click
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from oumi_jobs import __version__
-from oumi_jobs.cli import (
-    cancel_cli,
-    clusters_cli,
-    events_cli,
-    jobs_cli,
-    notify_cli,
-    output,
-    registry_cli,
-    retry_cli,
-    sweeps_cli,
-    ui_cli,
-)
+from oumi_jobs.cli import output
 from oumi_jobs.cli.context import paths_of
-from oumi_jobs.cli.server_cli import server_app
+from oumi_jobs.cloud import adapter
+from oumi_jobs.cloud.adapter import CloudAdapter
 from oumi_jobs.errors import ExitCode, OumiJobsError
-from oumi_jobs.server import forwarding
+from oumi_jobs.paths import Paths
 
 DEBUG_ENV = "OUMI_JOBS_DEBUG"
 
 
+# Every command, in the order of `--help` (as it has always been): where its function, or its group's
+# Typer, lives.  A command's module is imported when that command is asked for (`--help` asks for all):
+# importing every area's module and building each of its commands' options would cost `list --json` more
+# than its query (bench/bench_local.py), so this table is the one place the root names its areas' modules
+# as text instead of importing them.
+COMMANDS: dict[str, str] = {
+    "submit": "jobs_cli:submit",
+    "check": "jobs_cli:check",
+    "status": "jobs_cli:status",
+    "wait": "jobs_cli:wait",
+    "list": "list_cli:list_",
+    "logs": "jobs_cli:logs",
+    "prune": "registry_cli:prune",
+    "import-registry": "registry_cli:import_registry",
+    "cancel": "cancel_cli:cancel",
+    "cancel-status": "cancel_cli:cancel_status",
+    "cancellations": "cancel_cli:cancellations",
+    "plot": "jobs_cli:plot",
+    "events": "events_cli:events",
+    "retry": "retry_cli:retry",
+    "notifications": "notify_cli:notifications",
+    "clusters": "clusters_cli:clusters_",
+    "stop": "clusters_cli:stop",
+    "down": "clusters_cli:down",
+    "cost": "clusters_cli:cost",
+    "sweep": "sweeps_cli:sweep",
+    "sweeps": "sweeps_cli:sweeps",
+    "compare": "sweeps_cli:compare",
+    "ui": "ui_cli:ui",
+    "server": "server_cli:server_app",
+    "registry": "registry_cli:registry_app",
+    "notify": "notify_cli:notify_app",
+}
+
+
+def load_command(name: str, where: str) -> click.Command:
+    """The click command of ``where`` (``module:function`` or ``module:typer_app`` under ``oumi_jobs.cli``),
+    built as the root used to build each of its commands: under a parent of the root's settings."""
+    module, _, attribute = where.partition(":")
+    target = getattr(importlib.import_module(f"oumi_jobs.cli.{module}"), attribute)
+    parent = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False)
+    if isinstance(target, typer.Typer):
+        parent.add_typer(target, name=name)
+    else:
+        parent.command(name)(target)
+    return typer.main.get_group(parent).commands[name]
+
+
+class _LazyCommands(MutableMapping[str, click.Command]):
+    """The root's commands by name, each built the first time it is looked up."""
+
+    def __init__(self, table: Mapping[str, str]) -> None:
+        self._table = dict(table)
+        self._built: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._built:
+            self._built[name] = load_command(name, self._table[name])
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._built[name] = command
+        self._table.setdefault(name, "")
+
+    def __delitem__(self, name: str) -> None:
+        del self._table[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._table
+
+
 class _Group(TyperGroup):
-    """Maps core errors to one line and an exit code, in one place."""
+    """The root: its commands built when asked for; maps core errors to one line and an exit code, in one place."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = _LazyCommands(COMMANDS)
 
     def invoke(self, ctx: click.Context) -> Any:
 
@@ -102,35 +179,16 @@ def _root(
     4 conflict, 5 cloud unreachable, 6 cancelled but processes survived, 7 `wait` timed out.
     """
     if ctx.invoked_subcommand != "server":
-        # Cloud calls go to the warm server (started on the first one); local commands never make any.
-        forwarding.install(paths_of(ctx), on_start=output.hint)
+        # Cloud calls go to the warm server (started on the first one); local commands never make any, nor
+        # import its client.
+        adapter.use_lazily(partial(_forwarding, paths_of(ctx)))
 
 
-# The order of `--help`, as it has always been.
-app.add_typer(server_app, name="server")
-app.command()(jobs_cli.submit)
-app.command()(jobs_cli.check)
-app.command()(jobs_cli.status)
-app.command()(jobs_cli.wait)
-app.command("list")(jobs_cli.list_)
-app.command()(jobs_cli.logs)
-app.command()(registry_cli.prune)
-app.command("import-registry")(registry_cli.import_registry)
-app.add_typer(registry_cli.registry_app, name="registry")
-app.command()(cancel_cli.cancel)
-app.command("cancel-status")(cancel_cli.cancel_status)
-app.command()(cancel_cli.cancellations)
-app.command()(jobs_cli.plot)
-app.command()(events_cli.events)
-app.command()(retry_cli.retry)
-app.command()(notify_cli.notifications)
-app.add_typer(notify_cli.notify_app, name="notify")
-app.command("clusters")(clusters_cli.clusters_)
-app.command()(clusters_cli.stop)
-app.command()(clusters_cli.down)
-app.command()(clusters_cli.cost)
-sweeps_cli.register(app)
-app.command()(ui_cli.ui)
+def _forwarding(paths: Paths) -> CloudAdapter | None:
+    # lazy import: the warm server's client (http, ssl, its lifecycle) only once a command asks a cloud
+    from oumi_jobs.server import forwarding
+
+    return forwarding.adapter_for(paths, on_start=output.hint)
 
 
 def main() -> None:

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from oumi_jobs import clusters
-from oumi_jobs.cli import live, output, render_clusters
+from oumi_jobs.cli import output, render_clusters
+from oumi_jobs.cli.cloud_progress import with_cloud_progress
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.options import CloudTimeoutOpt, JsonOpt
 from oumi_jobs.cli.output import Output
@@ -30,7 +31,7 @@ def clusters_(
     """The clusters of the clouds with jobs here: state, our jobs there, price, autostop."""
 
     out = Output.from_flags(as_json=as_json)
-    found = live.with_cloud_progress(
+    found = with_cloud_progress(
         lambda watcher: clusters.list_clusters(
             paths_of(ctx), cloud=cloud, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout, watcher=watcher
         ),
@@ -112,7 +113,7 @@ def cost(
     """Estimated cost of the cloud jobs launched here: each cluster's price times the time its job ran."""
 
     out = Output.from_flags(as_json=as_json)
-    report = live.with_cloud_progress(
+    report = with_cloud_progress(
         lambda watcher: cost_report(paths_of(ctx), since=since, by=by, cloud_timeout_s=cloud_timeout, watcher=watcher),
         live=out.live,
     )

@@ -1,4 +1,5 @@
-"""The job commands: ``submit``, ``check``, ``status``, ``wait``, ``list``, ``logs`` and ``plot``.
+"""The job commands: ``submit``, ``check``, ``status``, ``wait``, ``logs`` and ``plot`` (``list`` is in
+:mod:`oumi_jobs.cli.list_cli`).
 
 Each parses its options, makes one call into the core and renders what it
 returns through one :class:`~oumi_jobs.cli.output.Output` made from its flags.
@@ -6,14 +7,12 @@ returns through one :class:`~oumi_jobs.cli.output.Output` made from its flags.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from oumi_jobs import bounds, listing, plots, preflight, submitting, waiting
+from oumi_jobs import plots, preflight, submitting, waiting
 from oumi_jobs.cli import live, render, sweeps_cli
 from oumi_jobs.cli.context import paths_of
 from oumi_jobs.cli.options import (
@@ -29,9 +28,17 @@ from oumi_jobs.cli.options import (
     WatchOpt,
     count,
     job_ref,
-    with_policy,
 )
 from oumi_jobs.cli.output import Mode, Output
+from oumi_jobs.cli.submit_options import (
+    AutostopOpt,
+    DownOpt,
+    DryRunOpt,
+    GpusOpt,
+    NodesOpt,
+    NoPreflightOpt,
+    with_policy,
+)
 from oumi_jobs.cloud.adapter import DEFAULT_CLOUD_TIMEOUT_S
 from oumi_jobs.errors import UsageError
 from oumi_jobs.exits import job_exit_code, wait_exit_code
@@ -40,9 +47,7 @@ from oumi_jobs.logs import log_path, read_log
 from oumi_jobs.policy import MAX_RETRIES, JobPolicy
 from oumi_jobs.render.base import job_document
 from oumi_jobs.render.jobs import check_outcome, dry_run_outcome, log_document, plot_document
-from oumi_jobs.render.listing import lean_texts
-from oumi_jobs.render.outcome import Encoded, Outcome, asked_cloud_exit
-from oumi_jobs.states import parse_states
+from oumi_jobs.render.outcome import Outcome
 from oumi_jobs.status import get_status, status_by_identity
 from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.sweeps import service as sweeps
@@ -74,27 +79,13 @@ def submit(
             callback=count("--parallel", 1, MAX_PARALLEL),
         ),
     ] = None,
-    gpus: Annotated[
-        Optional[str], typer.Option("--gpus", help="Accelerators per node of a cloud job, TYPE[:COUNT] (e.g. A100:8).")
-    ] = None,
-    nodes: Annotated[
-        Optional[int],
-        typer.Option("--nodes", help="Nodes of a cloud job.", callback=count("--nodes", 1, bounds.MAX_NODES)),
-    ] = None,
-    autostop: Annotated[
-        Optional[str],
-        typer.Option("--autostop", help="Stop the cluster after it has been idle this long, e.g. 30m (SkyPilot)."),
-    ] = None,
-    down: Annotated[
-        bool, typer.Option("--down", help="Tear the cluster down when it goes idle after the job (SkyPilot).")
-    ] = False,
+    gpus: GpusOpt = None,
+    nodes: NodesOpt = None,
+    autostop: AutostopOpt = None,
+    down: DownOpt = False,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job to its end; exit with its outcome.")] = False,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print what would run and run the checks; register and start nothing.")
-    ] = False,
-    no_preflight: Annotated[
-        bool, typer.Option("--no-preflight", help="Launch a cloud job without the blocking pre-flight checks.")
-    ] = False,
+    dry_run: DryRunOpt = False,
+    no_preflight: NoPreflightOpt = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
     policy: JobPolicy | None = None,
@@ -217,56 +208,6 @@ def wait(
         exit_code=wait_exit_code(result),
     )
     raise typer.Exit(out.outcome(outcome))
-
-
-def list_(
-    ctx: typer.Context,
-    cloud: Annotated[Optional[str], typer.Option("--cloud", help="Only jobs of this cloud.")] = None,
-    cluster: Annotated[
-        Optional[str], typer.Option("--cluster", help="Only this cluster's jobs, in queue order.")
-    ] = None,
-    state: Annotated[list[str], typer.Option("--state", help="Only jobs in this state (repeatable).")] = [],  # noqa: B006
-    since: Annotated[
-        Optional[str], typer.Option("--since", help="Only jobs submitted since an age (2h, 7d) or a date.")
-    ] = None,
-    limit: Annotated[
-        Optional[int], typer.Option("--limit", help="At most this many jobs.", callback=count("--limit"))
-    ] = None,
-    local_only: Annotated[bool, typer.Option("--local-only", help="Query no cloud.")] = False,
-    all_clouds: Annotated[
-        bool, typer.Option("--all-clouds", help="Ask every enabled cloud, to find jobs launched elsewhere too.")
-    ] = False,
-    sweep: Annotated[
-        Optional[str], typer.Option("--sweep", help="Only this sweep's children (id or prefix), in order.")
-    ] = None,
-    cloud_timeout: CloudTimeoutOpt = DEFAULT_CLOUD_TIMEOUT_S,
-    as_json: JsonOpt = False,
-) -> None:
-    """All registered jobs, newest first, with their live states; clouds are asked in parallel."""
-
-    out = Output.from_flags(as_json=as_json)
-    filters = dict(
-        cloud=cloud, cluster=cluster, states=parse_states(state), since=since, limit=limit,
-        local_only=local_only, all_clouds=all_clouds, cloud_timeout_s=cloud_timeout, sweep=sweep,
-    )  # fmt: skip
-    # --json needs only the documents, so it reads them the lean way: finished
-    # local jobs come out of SQLite as JSON (bench/bench_local.py times it).
-    report: listing.JobList | listing.JobDocuments
-    human: Callable[[], object] | None = None
-    if out.mode is Mode.JSON:
-        report = live.with_cloud_progress(
-            lambda watcher: listing.list_job_documents(paths_of(ctx), watcher=watcher, **filters), live=False
-        )
-        document: Encoded | None = Encoded(lean_texts(report))
-    else:
-        report = live.with_cloud_progress(
-            lambda watcher: listing.list_jobs_report(paths_of(ctx), watcher=watcher, **filters), live=out.live
-        )
-        document, human = None, partial(render.print_jobs, report.views)
-    outcome = Outcome(document, unreachable=report.unreachable, exit_code=asked_cloud_exit(report.unreachable, cloud))
-    # With --all-clouds a person gets every cloud's answer as a table, the reasons in its rows.
-    human_notes = partial(render.print_clouds, report.clouds) if all_clouds else None
-    raise typer.Exit(out.outcome(outcome, human=human, human_notes=human_notes))
 
 
 def logs(

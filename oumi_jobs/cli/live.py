@@ -1,5 +1,6 @@
 """Live displays for people at a terminal: views refreshed in place, spinners
-and progress while a job, a cancellation or the clouds are followed.
+and progress while a job or a cancellation is followed (the clouds' spinner is
+:mod:`oumi_jobs.cli.cloud_progress`).
 
 Everything here falls back to plain lines (or nothing) when stdout is not a
 terminal, or ``NO_COLOR`` is set (SPEC principle 4: no colour and no spinners);
@@ -8,14 +9,12 @@ terminal, or ``NO_COLOR`` is set (SPEC principle 4: no colour and no spinners);
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from oumi_jobs.cli.output import console, print_line, print_stderr
+from oumi_jobs.cli.output import animated, console, print_line
 from oumi_jobs.cli.render import STATE_STYLES, job_panel, plot_text, progress_line, styled_state
 from oumi_jobs.cli.render_cancel import cancellation_panel, print_cancellation
-from oumi_jobs.cloud.survey import CloudWatcher
 from oumi_jobs.plots import Plot
 from oumi_jobs.progress import Progress
 from oumi_jobs.states import State
@@ -24,18 +23,9 @@ from oumi_jobs.views import JobView
 from oumi_jobs.waiting import WaitResult
 
 if TYPE_CHECKING:  # rich is imported only when something is shown to a person
-    from rich.console import Console
+    pass
 
 T = TypeVar("T")
-
-
-def animated(out: Console) -> bool:
-    """Whether ``out`` may show displays refreshed in place: a terminal, and no ``NO_COLOR``.
-
-    rich drops colour for ``NO_COLOR`` itself but would still spin and redraw;
-    no-color.org: set to anything but the empty string.
-    """
-    return out.is_terminal and not os.environ.get("NO_COLOR")
 
 
 def watch(views: Iterator[JobView]) -> JobView:
@@ -247,64 +237,3 @@ def run_with_progress(work: Callable[[], T], poll: Callable[[], CancellationReco
 
     with Live(console=out, get_renderable=panel, refresh_per_second=10, transient=True):
         return work()
-
-
-def with_cloud_progress(work: Callable[[CloudWatcher], T], *, live: bool) -> T:
-    """Run ``work(watcher)``; on a terminal, a spinner names the clouds that have not answered yet.
-
-    Notices (SkyPilot about to start its API server) reach stderr in every mode, before the wait they explain.
-    """
-    if not live:
-        return work(_Notices())  # --json: not even rich is imported
-    out = console(stderr=True)
-    if not animated(out):
-        return work(_Notices())
-    from rich.status import Status
-
-    with Status("loading oumi.launcher (about 12 s)...", console=out) as status:
-        return work(_CloudSpinner(status))
-
-
-class _Notices:
-    """A :class:`~oumi_jobs.cloud.survey.CloudWatcher` that shows nothing but the notices, as plain lines."""
-
-    def asking(self, clouds: list[str]) -> None:
-        pass
-
-    def answered(self, answer: Any) -> None:
-        pass
-
-    def notice(self, message: str) -> None:
-        print_stderr(f"oumi-jobs: note: {message}")
-
-
-class _CloudSpinner:
-    """A :class:`~oumi_jobs.cloud.survey.CloudWatcher` that shows the clouds still being asked."""
-
-    def __init__(self, status: Any) -> None:
-        import threading
-
-        self._status = status
-        self._waiting: list[str] = []
-        self._total = 0
-        self._lock = threading.Lock()
-
-    def asking(self, clouds: list[str]) -> None:
-        with self._lock:
-            self._waiting, self._total = list(clouds), len(clouds)
-            self._show()
-
-    def notice(self, message: str) -> None:
-        print_stderr(f"oumi-jobs: note: {message}")  # rich shows it above the spinner
-
-    def answered(self, answer: Any) -> None:
-        with self._lock:
-            if answer.cloud in self._waiting:
-                self._waiting.remove(answer.cloud)
-            self._show()
-
-    def _show(self) -> None:
-        answered = self._total - len(self._waiting)
-        self._status.update(
-            f"asking clouds ({answered}/{self._total} answered), waiting for: {', '.join(self._waiting)}"
-        )

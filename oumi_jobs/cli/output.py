@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterable, Iterator
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from oumi_jobs.render.base import json_array
 from oumi_jobs.render.outcome import Encoded, EncodedDocument, Outcome
 
 if TYPE_CHECKING:
@@ -188,8 +187,19 @@ def print_json_texts(texts: list[str]) -> None:
     if sys.stdout.isatty():
         print_json([json.loads(text) for text in texts])
         return
-    sys.stdout.write(json_array(texts) + "\n")
+    # Written piece by piece through the stream's buffer: megabytes of documents are never joined, nor encoded,
+    # as one string (list --json over 10,000 jobs).
+    sys.stdout.write("[")
+    sys.stdout.writelines(_separated(texts))
+    sys.stdout.write("]\n")
     sys.stdout.flush()
+
+
+def _separated(texts: list[str]) -> Iterator[str]:
+    for index, text in enumerate(texts):
+        if index:
+            yield ","
+        yield text
 
 
 def print_json_text(text: str) -> None:
@@ -237,3 +247,12 @@ def console(*, stderr: bool = False) -> Console:
     # Piped into grep or a file, lines should not be cut at 80 columns.
     width = None if stream.isatty() or os.environ.get("COLUMNS") else 240
     return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
+
+
+def animated(out: Console) -> bool:
+    """Whether ``out`` may show displays refreshed in place: a terminal, and no ``NO_COLOR``.
+
+    rich drops colour for ``NO_COLOR`` itself but would still spin and redraw;
+    no-color.org: set to anything but the empty string.
+    """
+    return out.is_terminal and not os.environ.get("NO_COLOR")

@@ -11,8 +11,16 @@ import typer
 
 from oumi_jobs.cli import output, render, render_cancel
 from oumi_jobs.cli.context import paths_of
-from oumi_jobs.cli.options import with_policy
 from oumi_jobs.cli.output import Output
+from oumi_jobs.cli.submit_options import (
+    AutostopOpt,
+    DownOpt,
+    DryRunOpt,
+    GpusOpt,
+    NodesOpt,
+    NoPreflightOpt,
+    with_policy,
+)
 from oumi_jobs.exits import sweep_cancel_exit_code
 from oumi_jobs.policy import JobPolicy
 from oumi_jobs.render.outcome import EncodedDocument
@@ -21,11 +29,13 @@ from oumi_jobs.render.sweeps import (
     sweep_cancel_document,
     sweep_document,
     sweep_document_text,
+    sweep_dry_run_outcome,
     sweep_summary_document,
 )
+from oumi_jobs.submitting import SubmitRequest
 from oumi_jobs.sweeps import service
 from oumi_jobs.sweeps.compare import CompareRow, compare_sweep
-from oumi_jobs.sweeps.service import SweepCancel, SweepDocuments, SweepStatus, SweepSummary
+from oumi_jobs.sweeps.service import SweepCancel, SweepDocuments, SweepDryRun, SweepStatus, SweepSummary
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 ListOpt = list[str]
@@ -54,8 +64,12 @@ def sweep(
     parallel: Annotated[
         Optional[int], typer.Option("--parallel", help="Local: children run at once (default 1); cloud: launches.")
     ] = None,
-    gpus: Annotated[Optional[str], typer.Option("--gpus", help="Accelerators per node of a cloud job.")] = None,
-    nodes: Annotated[Optional[int], typer.Option("--nodes", help="Nodes of a cloud job.")] = None,
+    gpus: GpusOpt = None,
+    nodes: NodesOpt = None,
+    autostop: AutostopOpt = None,
+    down: DownOpt = False,
+    dry_run: DryRunOpt = False,
+    no_preflight: NoPreflightOpt = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print only the sweep id.")] = False,
     as_json: JsonOpt = False,
     policy: JobPolicy | None = None,
@@ -63,12 +77,20 @@ def sweep(
     """Many jobs from one config: every combination of the --set values (or --zip, or --values FILE)."""
 
     out = Output.from_flags(as_json=as_json, quiet=quiet)
-    request = service.SweepRequest(
-        config=str(config), sets=tuple(set_), zip_values=zip_values, values_file=values, cloud=cloud,
-        cluster=cluster, name=name, command=command, env=tuple(env), workdir=workdir, after=tuple(after),
-        parallel=parallel, gpus=gpus, nodes=nodes, policy=policy or JobPolicy(),
+    child = SubmitRequest(
+        config=str(config), cloud=cloud, cluster=cluster, name=name, command=command, env=tuple(env),
+        workdir=workdir, after=tuple(after), gpus=gpus, nodes=nodes, autostop=autostop, down=down,
+        preflight=not no_preflight, policy=policy or JobPolicy(),
     )  # fmt: skip
+    request = service.SweepRequest(
+        child, sets=tuple(set_), zip_values=zip_values, values_file=values, parallel=parallel
+    )
+    if dry_run:
+        dry = service.dry_run_sweep(paths_of(ctx), request)
+        raise typer.Exit(out.outcome(sweep_dry_run_outcome(dry), human=lambda: print_sweep_dry_run(dry)))
     status = service.create_sweep(paths_of(ctx), request)
+    for warning in status.warnings:
+        out.warn(warning)
     out.value(status.sweep.sweep_id)
     out.hint(f"submitted {status.sweep.size} jobs; follow them with: oumi-jobs status {status.sweep.sweep_id}")
     out.result(sweep_document(status))
@@ -94,13 +116,6 @@ def compare(
 
     rows = compare_sweep(paths_of(ctx), sweep_ref, metric=metric, highest=highest)
     Output.from_flags(as_json=as_json).result([compare_document(r) for r in rows], human=lambda: print_compare(rows))
-
-
-def register(app: typer.Typer) -> None:
-    """Add the sweep commands to the root app."""
-    app.command()(sweep)
-    app.command()(sweeps)
-    app.command()(compare)
 
 
 # -- what the job commands do with a sweep id (called from cli/app.py) ---------------------------------
@@ -130,6 +145,28 @@ def print_sweep(status: SweepStatus) -> None:
     output.print_line(f"{sweep.sweep_id}  {sweep.size} jobs of {sweep.config_path} on {sweep.cloud}")
     output.print_line(f"  {_counts(status.counts)}{'  (done)' if status.done else ''}")
     render.print_jobs(status.children)
+
+
+def print_sweep_dry_run(dry: SweepDryRun) -> None:
+    """What would run: each child's values and command line (local) or staged config (a cloud); a cloud
+    sweep's first child's job config as YAML, as ``submit --dry-run`` shows it."""
+    import shlex
+
+    import yaml
+
+    base = dry.base
+    where = f"{base.cloud} (cluster {dry.cluster or 'named by the cloud'})"
+    output.print_line(f"# sweep {dry.sweep_id}: {len(dry.children)} jobs of {base.config_path} on {where}")
+    for child in dry.children:
+        values = " ".join(f"{path}={value}" for path, value in child.overrides.items())
+        ran = f"argv: {shlex.join(child.plan.argv)}" if child.job_config is None else ""
+        staged = f"config: {child.staged[0]}" if child.staged is not None else ""
+        output.print_line("  ".join(part for part in (child.record.job_id, values, ran, staged) if part))
+    first = dry.children[0]
+    if first.job_config is not None:
+        output.print_line(f"# job config for {first.record.job_id}")
+        output.print_line(yaml.safe_dump(first.job_config, sort_keys=False).rstrip())
+    output.hint("dry run: nothing was registered, started or provisioned")
 
 
 def print_sweeps(summaries: list[SweepSummary]) -> None:

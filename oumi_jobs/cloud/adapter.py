@@ -8,7 +8,8 @@ name and message kept), or raises
 goes in and comes out is plain data (:mod:`oumi_jobs.cloud.model`), so an
 implementation may live in another process: one that forwards each call to a
 long-running server, which keeps ``oumi.launcher`` imported, can be put in
-place with :func:`use` without any service changing.
+place with :func:`use` without any service changing, or with :func:`use_lazily`, made by the first call
+that needs one (a command that touches only local jobs then never imports the forwarding client).
 
 The default is :class:`~oumi_jobs.cloud.oumi_adapter.OumiAdapter`, which runs
 ``oumi.launcher`` in this process (imported on the first call that needs it).
@@ -17,7 +18,7 @@ The default is :class:`~oumi_jobs.cloud.oumi_adapter.OumiAdapter`, which runs
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from oumi_jobs.cloud.model import (
@@ -30,7 +31,6 @@ from oumi_jobs.cloud.model import (
     LogLines,
     Tree,
 )
-from oumi_jobs.cloud.oumi_adapter import OumiAdapter
 
 DEFAULT_CLOUD_TIMEOUT_S = 30.0
 
@@ -121,18 +121,46 @@ class CloudAdapter(Protocol):
 
 
 _lock = threading.Lock()
-_current: CloudAdapter = OumiAdapter()  # cheap: oumi is imported on the first call, not here
+_current: CloudAdapter | None = None  # made by the first call that needs one
+_pending: Callable[[], CloudAdapter | None] | None = None  # what use_lazily put in place, not made yet
+
+
+def in_process() -> CloudAdapter:
+    """A new adapter that runs ``oumi.launcher`` in this process (imported by its first call, not here)."""
+    # lazy import: the launcher adapter's module (its checks, its config schema) only once a cloud is asked
+    from oumi_jobs.cloud.oumi_adapter import OumiAdapter
+
+    return OumiAdapter()
+
+
+def _resolved() -> CloudAdapter:
+    """The adapter in place, made now if it is not yet (the caller holds ``_lock``)."""
+    global _current, _pending
+    if _pending is not None:
+        make, _pending = _pending, None
+        _current = make() or _current
+    if _current is None:
+        _current = in_process()
+    return _current
 
 
 def current() -> CloudAdapter:
     """The adapter every service calls."""
     with _lock:
-        return _current
+        return _resolved()
 
 
 def use(adapter: CloudAdapter) -> CloudAdapter:
     """Make ``adapter`` the one every service calls from now on, in this process; returns the one it replaces."""
     global _current
     with _lock:
-        previous, _current = _current, adapter
+        previous, _current = _resolved(), adapter
     return previous
+
+
+def use_lazily(make: Callable[[], CloudAdapter | None]) -> None:
+    """Make what ``make`` returns the adapter every service calls, made by the first call that needs one;
+    where it returns None, the one in place before stays."""
+    global _pending
+    with _lock:
+        _pending = make

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from oumi_jobs.configs import LaunchPlan
 from oumi_jobs.exits import problems_exit_code
 from oumi_jobs.plots import Plot
-from oumi_jobs.preflight import ConfigCheck
+from oumi_jobs.preflight import ConfigCheck, PreflightProblem
 from oumi_jobs.render.base import SCHEMA_VERSION
 from oumi_jobs.render.outcome import Outcome
 from oumi_jobs.submitting import DryRun
@@ -29,7 +31,6 @@ def check_document(check: ConfigCheck) -> dict[str, Any]:
 def dry_run_document(dry: DryRun) -> dict[str, Any]:
     """``submit --dry-run``: what would run, where, and what the checks found (``problems``: exit 2)."""
     plan = dry.plan
-    local = dry.job_config is None
     return {
         "schema_version": SCHEMA_VERSION,
         "dry_run": True,
@@ -39,17 +40,35 @@ def dry_run_document(dry: DryRun) -> dict[str, Any]:
         "cluster": plan.cluster,
         "kind": plan.kind,
         "command": plan.command,
+        **what_runs(plan, dry.job_config, dry.staged_config),
+        "after": list(dry.request.after),
+        **checks_document(dry.checked, dry.problems, dry.warnings),
+    }
+
+
+def what_runs(
+    plan: LaunchPlan, job_config: dict[str, Any] | None, staged_config: dict[str, Any] | None
+) -> dict[str, Any]:
+    """What a dry run shows would run: a local job's command line, directory and added environment; a cloud
+    job's job config, and the copy of its config staged beside it (``{path, settings}``), if any."""
+    local = job_config is None
+    return {
         "config_path": str(plan.config_path),
         "workdir": str(plan.workdir) if local else None,
         "argv": list(plan.argv) if local else None,
         "env": dict(plan.env_overrides) if local else None,
-        "job_config": dry.job_config,
-        "staged_config": dry.staged_config,
-        "after": list(dry.request.after),
-        "preflight": dry.checked,
-        "ok": not dry.problems,
-        "problems": [{"check": p.check, "path": p.path, "problem": p.problem} for p in dry.problems],
-        "warnings": list(dry.warnings),
+        "job_config": job_config,
+        "staged_config": staged_config,
+    }
+
+
+def checks_document(checked: bool, problems: Sequence[PreflightProblem], warnings: Sequence[str]) -> dict[str, Any]:
+    """What a dry run's checks found: whether the pre-flight ran, ``ok``, each problem (exit 2) and warning."""
+    return {
+        "preflight": checked,
+        "ok": not problems,
+        "problems": [{"check": p.check, "path": p.path, "problem": p.problem} for p in problems],
+        "warnings": list(warnings),
     }
 
 

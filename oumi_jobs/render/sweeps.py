@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from oumi_jobs.exits import problems_exit_code
 from oumi_jobs.render.base import SCHEMA_VERSION, encode_json, job_document, json_array
 from oumi_jobs.render.cancel import bulk_document
+from oumi_jobs.render.jobs import checks_document, what_runs
+from oumi_jobs.render.outcome import Outcome
 from oumi_jobs.store.sweeps import SweepRecord
 from oumi_jobs.sweeps.compare import CompareRow
-from oumi_jobs.sweeps.service import SweepCancel, SweepDocuments, SweepStatus, SweepSummary
+from oumi_jobs.sweeps.plan import ChildPlan
+from oumi_jobs.sweeps.service import SweepCancel, SweepDocuments, SweepDryRun, SweepStatus, SweepSummary
 from oumi_jobs.views import JobView
 
 
@@ -46,6 +50,47 @@ def sweep_document_text(documents: SweepDocuments) -> str:
     head = _head(documents.sweep) | {"counts": documents.counts, "done": documents.done}
     children = [encode_json(job_document(c)) if isinstance(c, JobView) else c.text for c in documents.children]
     return encode_json(head)[:-1] + ',"children":' + json_array(children) + "}"
+
+
+def sweep_dry_run_document(dry: SweepDryRun) -> dict[str, Any]:
+    """``sweep --dry-run``: the sweep as it would be registered, what each child would run, and what the
+    checks of the first child found (``problems``: exit 2), as ``submit --dry-run`` shows one job."""
+    base = dry.base
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "dry_run": True,
+        "sweep_id": dry.sweep_id,
+        "name": dry.name,
+        "config_path": str(base.config_path),
+        "cloud": base.cloud,
+        "cluster": dry.cluster,
+        "kind": base.kind,
+        "command": base.command,
+        "size": len(dry.children),
+        "parallel": dry.parallel,
+        **checks_document(dry.checked, dry.problems, dry.warnings),
+        "children": [_child_dry_run(child) for child in dry.children],
+    }
+
+
+def _child_dry_run(child: ChildPlan) -> dict[str, Any]:
+    staged = {"path": str(child.staged[0]), "settings": dict(child.staged[1])} if child.staged else None
+    return {
+        "job_id": child.record.job_id,
+        "overrides": dict(child.overrides),
+        **what_runs(child.plan, child.job_config, staged),
+        "after": list(child.record.depends_on),
+    }
+
+
+def sweep_dry_run_outcome(dry: SweepDryRun) -> Outcome:
+    """``sweep --dry-run``: its document, its warnings, a line per problem, and exit 2 when there are any."""
+    return Outcome(
+        sweep_dry_run_document(dry),
+        warnings=tuple(dry.warnings),
+        errors=tuple(f"{problem.check}: {problem.line()}" for problem in dry.problems),
+        exit_code=problems_exit_code(dry.problems),
+    )
 
 
 def sweep_summary_document(summary: SweepSummary) -> dict[str, Any]:

@@ -49,12 +49,17 @@ def server_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 def install(paths: Paths, on_start: Callable[[str], None] | None = None) -> bool:
     """Make this process's cloud calls go to the server, unless ``OUMI_JOBS_SERVER=off``; whether it did."""
+    forwarding = adapter_for(paths, on_start)
+    if forwarding is not None:
+        adapter.use(forwarding)
+    return forwarding is not None
+
+
+def adapter_for(paths: Paths, on_start: Callable[[str], None] | None = None) -> CloudAdapter | None:
+    """An adapter that forwards each call to this environment's server; None with ``OUMI_JOBS_SERVER=off``."""
     if not server_enabled():
-        return False
-    adapter.use(
-        ForwardingAdapter(lambda: lifecycle.connect(paths, on_start=on_start), lambda: lifecycle.existing(paths))
-    )
-    return True
+        return None
+    return ForwardingAdapter(lambda: lifecycle.connect(paths, on_start=on_start), lambda: lifecycle.existing(paths))
 
 
 class ForwardingAdapter:

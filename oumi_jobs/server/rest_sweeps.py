@@ -37,6 +37,7 @@ from oumi_jobs.server.schemas import (
     SubmitBody,
     errors,
 )
+from oumi_jobs.submitting import SubmitRequest
 from oumi_jobs.sweeps import service
 from oumi_jobs.sweeps.expand import MAX_CHILDREN
 
@@ -123,12 +124,14 @@ def sweep_request(body: SweepBody) -> service.SweepRequest:
         cwd = Path(body.config).parent
     else:
         raise UsageError(f"the config path {body.config!r} is relative: give cwd, the absolute directory it is in")
-    return service.SweepRequest(
-        config=body.config, sets=tuple(body.sets), zip_values=body.zip, values_file=body.values, cloud=body.cloud,
-        cluster=body.cluster, name=body.name, command=body.command, env=tuple(body.env), workdir=body.workdir,
-        after=tuple(body.after), parallel=body.parallel, gpus=body.gpus, nodes=body.nodes, cwd=cwd,
-        policy=policy_of(body),
+    child = SubmitRequest(
+        config=body.config, cloud=body.cloud, cluster=body.cluster, name=body.name, command=body.command,
+        env=tuple(body.env), workdir=body.workdir, after=tuple(body.after), gpus=body.gpus, nodes=body.nodes,
+        cwd=cwd, policy=policy_of(body),
     )  # fmt: skip
+    return service.SweepRequest(
+        child, sets=tuple(body.sets), zip_values=body.zip, values_file=body.values, parallel=body.parallel
+    )
 
 
 def _write_routes(routes: APIRouter, paths: Paths) -> None:

@@ -35,6 +35,7 @@ _TRAIN_OUTPUT_DEFAULT = "output"
 class ChildPlan:
     """One child: its record, and the config file it needs written before it starts (path, settings)."""
 
+    plan: configs.LaunchPlan  # what it runs: the sweep's plan with its values
     record: JobRecord
     overrides: expand.Overrides
     staged: tuple[Path, Mapping[str, Any]] | None
@@ -97,7 +98,7 @@ def plan_child(ctx: SweepContext, job_id: str, overrides: expand.Overrides) -> C
         job_config = configs.cloud_job_config(
             plan, job_id=job_id, staging_dir=staged_config(ctx.paths, job_id).parent, stage=False
         )
-    return ChildPlan(_record(ctx, plan, job_id, overrides), dict(overrides), staged, job_config)
+    return ChildPlan(plan, _record(ctx, plan, job_id, overrides), dict(overrides), staged, job_config)
 
 
 def _output(values: Mapping[str, Any], key: str | None, base: configs.LaunchPlan) -> str | None:

@@ -14,10 +14,11 @@ import os
 import shutil
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from oumi_jobs import bounds, configs, listing
+from oumi_jobs import bounds, configs, listing, submitting
 from oumi_jobs.cancel.service import BulkOutcome, CancelOptions, cancel_jobs
 from oumi_jobs.cloud import facts
 from oumi_jobs.cloud import schema as oumi_schema
@@ -26,14 +27,15 @@ from oumi_jobs.cloud.model import Tree
 from oumi_jobs.errors import AmbiguousJobError, ConflictError, JobNotFoundError, UsageError
 from oumi_jobs.events import log_event
 from oumi_jobs.ids import job_id_from_name, new_job_id
-from oumi_jobs.local.launching import staged_config
+from oumi_jobs.local.launching import staged_config, write_launch_options
 from oumi_jobs.local.procs import is_alive
 from oumi_jobs.paths import Paths, ensure_private_dir
-from oumi_jobs.policy import JobPolicy
-from oumi_jobs.states import recorded_state
+from oumi_jobs.preflight import PreflightProblem
+from oumi_jobs.states import State, recorded_state
 from oumi_jobs.store.queues import MAX_PARALLEL
 from oumi_jobs.store.registry import JobRecord, Registry
 from oumi_jobs.store.sweeps import SweepRecord
+from oumi_jobs.submitting import SubmitRequest
 from oumi_jobs.sweeps import expand, handoff
 from oumi_jobs.sweeps.plan import ChildPlan, SweepContext, plan_child, sweep_dir
 from oumi_jobs.timestamps import now_iso
@@ -46,22 +48,17 @@ DEFAULT_CLOUD_PARALLEL = 4
 
 @dataclass(frozen=True)
 class SweepRequest:
-    config: str
+    """``sweep``: what every child is submitted with, as a submit's request (``child``), and the grid.
+
+    ``child.name`` is the sweep's (its children are ``NAME-0000``, ...); its ``parallel`` is a single job's
+    and stays None: ``parallel`` here is how many children run (local) or launch (a cloud) at once.
+    """
+
+    child: SubmitRequest
     sets: Sequence[str] = ()
     zip_values: bool = False
     values_file: str | None = None
-    cloud: str | None = None
-    cluster: str | None = None
-    name: str | None = None
-    command: str | None = None
-    env: Sequence[str] = ()
-    workdir: str | None = None
-    after: Sequence[str] = ()
     parallel: int | None = None
-    gpus: str | None = None
-    nodes: int | None = None
-    cwd: Path = field(default_factory=Path.cwd)
-    policy: JobPolicy = field(default_factory=JobPolicy)  # every child's retries, guards, notifications
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,7 @@ class SweepStatus:
 
     sweep: SweepRecord
     children: list[JobView]
+    warnings: tuple[str, ...] = ()  # a new cloud sweep's: its pre-flight's, and the cloud's guidance
 
     @property
     def counts(self) -> dict[str, int]:
@@ -98,8 +96,23 @@ class SweepDocuments:
 
 
 @dataclass(frozen=True)
+class SweepDryRun:
+    """``sweep --dry-run``: the sweep and each child as they would be, what the checks found, nothing done."""
+
+    sweep_id: str  # the id it would get (a --name's; a new one is different each time)
+    name: str
+    base: configs.LaunchPlan
+    cluster: str | None
+    parallel: int | None  # None: a local cluster's own, as kept
+    children: list[ChildPlan]
+    checked: bool  # whether the pre-flight ran (not with --no-preflight)
+    problems: tuple[PreflightProblem, ...]
+    warnings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SweepSummary:
-    """A sweep in the ``sweeps`` listing: its counts by state, read without asking any cloud."""
+    """A sweep in the ``sweeps`` listing: its counts by state (a cloud's children asked of their cloud)."""
 
     sweep: SweepRecord
     counts: dict[str, int]
@@ -138,52 +151,101 @@ def create_sweep(paths: Paths, request: SweepRequest) -> SweepStatus:
     """Check everything, register the sweep and all its children in one transaction, and start the first ones.
 
     Every refusal (bad options, a path the config does not have, an empty or
-    oversized expansion, an id taken) comes before anything is written.
+    oversized expansion, an id taken, a cloud sweep's pre-flight) comes before anything is written.  A cloud
+    sweep's pre-flight is a submit's, of its first child (the checks of credentials, ssh and files are the
+    same for every child; the config check sees that child's values).
     """
-    base = _base_plan(request)
-    combos = expand.expand(
-        request.sets,
-        zip_values=request.zip_values,
-        values_file=(request.cwd / request.values_file) if request.values_file else None,
-    )
-    expand.check_paths(combos, base.config, job_config=base.kind == "job", tree=_settings_tree(paths, base))
-    name = job_id_from_name(request.name) if request.name else new_job_id(base.command)
-    sweep_id = SWEEP_PREFIX + name
-    submit_time = now_iso()
+    draft = _draft(paths, request)
+    warnings: tuple[str, ...] = ()
+    if draft.base.cloud != facts.LOCAL_CLOUD:
+        (first,) = _children(paths, request, draft, (), count=1)
+        warnings = submitting.check_cloud_launch(paths, request.child, first.plan, first.record.job_id)
     with Registry.open(paths) as registry:
-        depends_on = _dependencies(registry, request.after)
-        ctx = SweepContext(paths, base, sweep_id, submit_time, request.env, request.workdir, request.cwd, depends_on,
-                           request.policy.encode())  # fmt: skip
-        children = [plan_child(ctx, f"{name}-{index:04d}", combo) for index, combo in enumerate(combos)]
-        local = base.cloud == facts.LOCAL_CLOUD
-        cluster = (base.cluster or facts.DEFAULT_LOCAL_CLUSTER) if local else base.cluster
-        parallel = request.parallel or (registry.parallel_of(str(cluster)) if local else DEFAULT_CLOUD_PARALLEL)
-        sweep = SweepRecord(sweep_id, name, str(base.config_path), base.cloud, cluster, len(children), parallel,
-                            submit_time)  # fmt: skip
-        registry.check_sweep_ids(sweep_id, [child.record.job_id for child in children])  # before any file
-        _stage(paths, sweep_id, children)
+        depends_on = _dependencies(registry, request.child.after)
+        children = _children(paths, request, draft, depends_on)
+        local = draft.base.cloud == facts.LOCAL_CLOUD
+        parallel = request.parallel or (registry.parallel_of(str(draft.cluster)) if local else DEFAULT_CLOUD_PARALLEL)
+        sweep = SweepRecord(draft.sweep_id, draft.name, str(draft.base.config_path), draft.base.cloud, draft.cluster,
+                            len(children), parallel, draft.submit_time)  # fmt: skip
+        registry.check_sweep_ids(draft.sweep_id, [child.record.job_id for child in children])  # before any file
+        _stage(paths, draft.sweep_id, children, draft.options)
         try:
             registry.add_sweep(sweep, [child.record for child in children])
         except ConflictError:
             raise  # a sweep of the same name registered meanwhile: its files, not ours
         except BaseException:
-            _unstage(paths, sweep_id, children)
+            _unstage(paths, draft.sweep_id, children)
             raise
         if local and request.parallel is not None:
-            registry.set_parallel(str(cluster), request.parallel)
-    log_event(paths, "sweep", sweep_id=sweep_id, size=len(children), cloud=base.cloud, config=str(base.config_path))
-    _start_first(paths, sweep_id, min(parallel, len(children)))
-    return sweep_status(paths, sweep_id)
+            registry.set_parallel(str(draft.cluster), request.parallel)
+    log_event(paths, "sweep", sweep_id=draft.sweep_id, size=len(children), cloud=draft.base.cloud,
+              config=str(draft.base.config_path))  # fmt: skip
+    _start_first(paths, draft.sweep_id, min(parallel, len(children)))
+    return dataclasses.replace(sweep_status(paths, draft.sweep_id), warnings=warnings)
+
+
+def dry_run_sweep(paths: Paths, request: SweepRequest) -> SweepDryRun:
+    """What ``sweep`` would do, and nothing done: every child as it would run, and the checks of a dry run of
+    the first (as ``submit --dry-run``'s: the pre-flight, also of a local sweep, unless ``--no-preflight``).
+    The registry is not even opened: ``--after`` is shown as given, and a local sweep's ``parallel`` without
+    ``--parallel`` is its cluster's (null)."""
+    draft = _draft(paths, request)
+    local = draft.base.cloud == facts.LOCAL_CLOUD
+    children = _children(paths, request, draft, tuple(request.child.after))
+    found = submitting.dry_run_checks(paths, request.child, children[0].plan, children[0].job_config)
+    parallel = request.parallel or (None if local else DEFAULT_CLOUD_PARALLEL)
+    return SweepDryRun(draft.sweep_id, draft.name, draft.base, draft.cluster, parallel, children,
+                       request.child.preflight, found.problems, found.warnings)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A sweep planned and checked, before its children are: its plan, values, id and the launch's options."""
+
+    base: configs.LaunchPlan
+    combos: list[expand.Overrides]
+    name: str
+    sweep_id: str
+    submit_time: str
+    cluster: str | None  # a local sweep's always
+    options: dict[str, Any]  # a cloud child's options for launcher.up (--autostop, --down)
+
+
+def _draft(paths: Paths, request: SweepRequest) -> _Draft:
+    base = _base_plan(request)
+    options = submitting.launch_options(base, request.child)  # as a submit's: exit 2 before any check
+    combos = expand.expand(
+        request.sets,
+        zip_values=request.zip_values,
+        values_file=(request.child.cwd / request.values_file) if request.values_file else None,
+    )
+    expand.check_paths(combos, base.config, job_config=base.kind == "job", tree=_settings_tree(paths, base))
+    name = job_id_from_name(request.child.name) if request.child.name else new_job_id(base.command)
+    local = base.cloud == facts.LOCAL_CLOUD
+    cluster = (base.cluster or facts.DEFAULT_LOCAL_CLUSTER) if local else base.cluster
+    return _Draft(base, list(combos), name, SWEEP_PREFIX + name, now_iso(), cluster, options)
+
+
+def _children(
+    paths: Paths, request: SweepRequest, draft: _Draft, depends_on: tuple[str, ...], *, count: int | None = None
+) -> list[ChildPlan]:
+    """The plans of the sweep's children (the first ``count`` of them), in order."""
+    child = request.child
+    ctx = SweepContext(paths, draft.base, draft.sweep_id, draft.submit_time, child.env, child.workdir, child.cwd,
+                       depends_on, child.policy.encode())  # fmt: skip
+    combos = draft.combos[:count] if count is not None else draft.combos
+    return [plan_child(ctx, f"{draft.name}-{index:04d}", combo) for index, combo in enumerate(combos)]
 
 
 def _base_plan(request: SweepRequest) -> configs.LaunchPlan:
     if request.parallel is not None:
         bounds.check_count("--parallel", request.parallel, low=1, high=MAX_PARALLEL)
+    child = request.child
     base = configs.plan_launch(
-        request.config, cwd=request.cwd, cloud=request.cloud, cluster=request.cluster, command=request.command,
-        workdir=request.workdir, env=request.env, gpus=request.gpus, nodes=request.nodes,
+        child.config, cwd=child.cwd, cloud=child.cloud, cluster=child.cluster, command=child.command,
+        workdir=child.workdir, env=child.env, gpus=child.gpus, nodes=child.nodes,
     )  # fmt: skip
-    if base.cloud != facts.LOCAL_CLOUD and request.after:
+    if base.cloud != facts.LOCAL_CLOUD and child.after:
         raise UsageError("--after is for local sweeps")
     return base
 
@@ -206,8 +268,9 @@ def _dependencies(registry: Registry, refs: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(resolved))
 
 
-def _stage(paths: Paths, sweep_id: str, children: Sequence[ChildPlan]) -> None:
-    """Write the files the children read: staged configs, and a cloud child's job config for the launcher."""
+def _stage(paths: Paths, sweep_id: str, children: Sequence[ChildPlan], options: dict[str, Any]) -> None:
+    """Write the files the children read: staged configs, and a cloud child's job config and options for
+    the launcher."""
     import yaml
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -218,6 +281,7 @@ def _stage(paths: Paths, sweep_id: str, children: Sequence[ChildPlan]) -> None:
             launch = staged_config(paths, child.record.job_id)
             ensure_private_dir(launch.parent)
             _write_private(launch, yaml.dump(child.job_config, Dumper=dumper, sort_keys=False))
+            write_launch_options(paths, child.record.job_id, options)
         if child.staged is not None:
             path, settings = child.staged
             _write_private(path, yaml.dump(dict(settings), Dumper=dumper, sort_keys=False))
@@ -302,14 +366,22 @@ def restart_stalled(paths: Paths, sweep: SweepRecord) -> list[str]:
     return started
 
 
-def list_sweeps(paths: Paths) -> list[SweepSummary]:
-    """Every sweep, newest first, with its children's counts by state as this machine sees them."""
-    summaries = []
+def list_sweeps(paths: Paths, *, cloud_timeout_s: float = DEFAULT_CLOUD_TIMEOUT_S) -> list[SweepSummary]:
+    """Every sweep, newest first, with its children's counts by state as this machine sees them; a sweep
+    with launched cloud children, whose state only their cloud knows, asks it as ``status SWEEP`` does."""
     with Registry.open(paths) as registry:
-        for sweep in registry.sweeps():
-            states = [recorded_state(r)[0] for r in registry.jobs(sweep=sweep.sweep_id, with_argv=False)]
-            counts = dict(Counter(state.value for state in states))
-            summaries.append(SweepSummary(sweep, counts, all(state.done for state in states)))
+        sweeps = registry.sweeps()
+        children = {sweep.sweep_id: registry.jobs(sweep=sweep.sweep_id, with_argv=False) for sweep in sweeps}
+    summaries = []
+    for sweep in sweeps:
+        states = [recorded_state(r)[0] for r in children[sweep.sweep_id]]
+        if sweep.cloud != facts.LOCAL_CLOUD and State.UNKNOWN in states:
+            report = listing.list_jobs_report(
+                paths, sweep=sweep.sweep_id, local_only=False, cloud_timeout_s=cloud_timeout_s, with_progress=False
+            )
+            states = [view.state for view in report.views]
+        counts = dict(Counter(state.value for state in states))
+        summaries.append(SweepSummary(sweep, counts, all(state.done for state in states)))
     return summaries
 
 
