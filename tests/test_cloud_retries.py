@@ -41,3 +41,20 @@ def test_a_server_watching_jobs_is_never_idle() -> None:
     assert activity.idle_for() == 0.0 and activity.watched == 2
     activity.watching(0)  # the idle time starts when the last watched job is done
     assert 0.0 <= activity.idle_for() < 5.0
+
+
+def test_a_cloud_job_over_its_budget_is_stopped_by_the_servers_watch(server_on, cli, file_cloud, tmp_path) -> None:
+    """A price of $3600 an hour is a dollar a second: past its $4 the server's watch cancels the job, which reads
+    failed, over_budget; nobody runs `status` until then."""
+    file_cloud.configure(cost_per_hour=3600.0)  # runs until cancelled
+    config = tmp_path / "job.yaml"
+    config.write_text("run: python train.py\n")
+    submitted = cli("submit", "--json", str(config), "--cloud", "oj-file", "--cluster", "fc-cost", "--max-cost", "4")
+    assert submitted.exit_code == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["job_id"]
+    wait_until(lambda: file_cloud.read()["cancelled"] == ["1"], timeout=120)
+    [event] = [e for e in cli.json("events", job_id) if e["kind"] == "guard"]
+    assert (event["guard"], event["limit"], event["action"]) == ("max_cost", 4.0, "stop") and event["observed"] >= 4
+    final = wait_until(lambda: (d := cli.json("status", job_id))["done"] and d, timeout=60)
+    assert final["state"] == "failed" and final["failure"]["class"] == "over_budget", final
+    assert final["cost_per_hour"] == 3600.0
