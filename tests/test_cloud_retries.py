@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from .helpers import end_servers_of, wait_until
+from .helpers import end_servers_of, submit_id, wait_until
 
 
 def test_a_cloud_job_that_fails_once_is_retried_by_the_server(server_on, cli, file_cloud, tmp_path) -> None:
@@ -58,3 +58,25 @@ def test_a_cloud_job_over_its_budget_is_stopped_by_the_servers_watch(server_on, 
     final = wait_until(lambda: (d := cli.json("status", job_id))["done"] and d, timeout=60)
     assert final["state"] == "failed" and final["failure"]["class"] == "over_budget", final
     assert final["cost_per_hour"] == 3600.0
+
+
+def test_a_cloud_jobs_guard_retry_stops_the_attempt_and_the_server_launches_the_next(
+    server_on, cli, file_cloud, tmp_path
+) -> None:
+    """Attempt 1 runs past its 3 s and its guard's `retry` cancels it; `over_time` is not in --retry-on, the
+    server launches attempt 2 anyway, which succeeds."""
+    file_cloud.configure()  # runs until cancelled
+    config = tmp_path / "job.yaml"
+    config.write_text("run: python train.py\n")
+    job_id = submit_id(cli, str(config), "--cloud", "oj-file", "--cluster", "fc-guard", "--max-duration", "3s",
+                       "--guard-action", "retry", "--retries", "1", "--retry-on", "unknown", "--retry-delay", "0.5s")  # fmt: skip
+    wait_until(lambda: file_cloud.read()["cancelled"] == ["1"], timeout=120)
+    file_cloud.update(run_s=1.0)  # the next launch ends well within its limit
+    done = wait_until(lambda: (d := cli.json("status", job_id))["attempt"] == 2 and d["done"] and d, timeout=120)
+    assert done["state"] == "succeeded" and done["launcher_job_id"] == "2", done
+    first = done["attempts"][0]
+    assert first["state"] == "failed" and first["failure"]["class"] == "over_time", first
+    events = cli.json("events", job_id)
+    assert [(e["guard"], e["action"]) for e in events if e["kind"] == "guard"] == [("max_duration", "retry")]
+    [retrying] = [e for e in events if e["kind"] == "retrying"]
+    assert (retrying["failure_class"], retrying["next_attempt"], retrying["by_guard"]) == ("over_time", 2, True)
