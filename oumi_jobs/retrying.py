@@ -16,6 +16,11 @@ Who starts the next attempt:
   started by the warm server's watcher (``server/watcher.py``) or by
   ``retry JOB``.
 
+A guard whose action is ``retry`` stops the attempt with a cancel of its own;
+that attempt is retried whatever its class while attempts are left, the guard's
+cancel not counting as anyone's (``by_guard`` of :func:`not_retried_because`
+and :func:`schedule`).
+
 The delay doubles with each attempt (``--retry-delay`` first, then twice
 that, and so on), capped at :data:`MAX_RETRY_DELAY_S` or ``--retry-delay``,
 whichever is longer.
