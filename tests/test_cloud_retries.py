@@ -80,3 +80,18 @@ def test_a_cloud_jobs_guard_retry_stops_the_attempt_and_the_server_launches_the_
     assert [(e["guard"], e["action"]) for e in events if e["kind"] == "guard"] == [("max_duration", "retry")]
     [retrying] = [e for e in events if e["kind"] == "retrying"]
     assert (retrying["failure_class"], retrying["next_attempt"], retrying["by_guard"]) == ("over_time", 2, True)
+
+
+def test_a_nan_in_a_cloud_jobs_log_stops_it_as_diverged(server_on, cli, file_cloud, tmp_path) -> None:
+    """The trainer prints a NaN gradient norm (its loss logged as 0.0): the server's watch reads it in the job's
+    log stream and stops the job, which reads failed, diverged."""
+    log = "{'loss': 1.25, 'grad_norm': 3.5, 'epoch': 0.1}\n{'loss': 0.0, 'grad_norm': nan, 'epoch': 0.2}\n"
+    file_cloud.configure(log_text=log)  # runs until cancelled
+    config = tmp_path / "job.yaml"
+    config.write_text("run: python train.py\n")
+    job_id = submit_id(cli, str(config), "--cloud", "oj-file", "--cluster", "fc-nan", "--nan-guard")
+    wait_until(lambda: file_cloud.read()["cancelled"] == ["1"], timeout=120)
+    [event] = [e for e in cli.json("events", job_id) if e["kind"] == "guard"]
+    assert (event["guard"], event["observed"], event["action"]) == ("nan", "grad_norm=nan in the log", "stop")
+    final = wait_until(lambda: (d := cli.json("status", job_id))["done"] and d, timeout=60)
+    assert final["state"] == "failed" and final["failure"]["class"] == "diverged", final
