@@ -134,12 +134,19 @@ def _look(paths: Paths, record: JobRecord, live: _LiveStates, held: CloudGuards)
     view = live.view(record)
     if not view.done:
         if view.state is State.RUNNING:
-            held.look(paths, record)
+            _guard_look(paths, record, held)
         return True
     if _retried(paths, record, view):
         return True
     points.seen_ended(paths, view, attempt=record.attempt)  # nobody may ever run `status` on it
     return False
+
+
+def _guard_look(paths: Paths, record: JobRecord, held: CloudGuards) -> None:
+    try:
+        held.look(paths, record)
+    except Exception as exc:  # whatever a job logged, the watch of every job goes on: the next round looks again
+        log.warning("watching the guards of job %s: %r", record.job_id, exc)
 
 
 def _retried(paths: Paths, record: JobRecord, view: JobView) -> bool:
