@@ -100,7 +100,7 @@ class PolicyTexts:
 def parse_policy(texts: PolicyTexts) -> JobPolicy:
     """Check every value and build the policy; a bad one is a :class:`UsageError` naming its option."""
     stall_auto = texts.stall_after is not None and texts.stall_after.strip().lower() == "auto"
-    return JobPolicy(
+    policy = JobPolicy(
         retries=0 if texts.retries is None else bounds.check_count("--retries", texts.retries, high=MAX_RETRIES),
         retry_on=DEFAULT_RETRY_ON if texts.retry_on is None else _classes(texts.retry_on),
         retry_delay_s=(
@@ -114,6 +114,11 @@ def parse_policy(texts: PolicyTexts) -> JobPolicy:
         guard_action=_guard_action(texts.guard_action),
         notify=tuple(_url(url) for url in texts.notify),
     )
+    if policy.guard_action == "retry" and policy.retries == 0:
+        # A guard's retry starts the next attempt: with no attempt left it could only stop, which the user
+        # did not ask for.  Refused rather than granting a retry nobody counted on.
+        raise UsageError("--guard-action retry needs --retries N: the attempts a guard may start")
+    return policy
 
 
 def _classes(value: str | Sequence[str]) -> tuple[str, ...]:

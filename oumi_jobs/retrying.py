@@ -16,6 +16,11 @@ Who starts the next attempt:
   started by the warm server's watcher (``server/watcher.py``) or by
   ``retry JOB``.
 
+A guard whose action is ``retry`` stops the attempt with a cancel of its own;
+that attempt is retried whatever its class while attempts are left, the guard's
+cancel not counting as anyone's (``by_guard`` of :func:`not_retried_because`
+and :func:`schedule`).
+
 The delay doubles with each attempt (``--retry-delay`` first, then twice
 that, and so on), capped at :data:`MAX_RETRY_DELAY_S` or ``--retry-delay``,
 whichever is longer.
@@ -55,16 +60,19 @@ def retry_delay_s(policy: JobPolicy, attempt: int) -> float:
     return min(grown, max(policy.retry_delay_s, MAX_RETRY_DELAY_S))
 
 
-def not_retried_because(record: JobRecord, failure: Failure | None) -> str | None:
-    """Why the attempt that just ended with ``failure`` is not retried under the job's policy (None: it is)."""
+def not_retried_because(record: JobRecord, failure: Failure | None, *, by_guard: bool = False) -> str | None:
+    """Why the attempt that just ended with ``failure`` is not retried under the job's policy (None: it is).
+
+    ``by_guard``: a guard whose action is ``retry`` stopped it: it is retried whatever its class while attempts
+    are left, and the cancel that guard made to stop it is not someone's cancel."""
     policy = JobPolicy.decode(record.policy)
     if failure is None:
         return "it did not fail"
-    if record.cancel_requested:
+    if record.cancel_requested and not by_guard:
         return "it was cancelled"
     if record.attempt >= policy.max_attempts:
         return f"no retries left (attempt {record.attempt}/{policy.max_attempts})"
-    if not policy.retries_on(failure.failure_class):
+    if not by_guard and not policy.retries_on(failure.failure_class):
         return f"{failure.failure_class} is not among the classes retried ({', '.join(policy.retry_on) or 'none'})"
     if repeats_last_failure(record, failure):
         return f"it failed the same way twice ({failure.failure_class}: {failure.evidence}); retrying again would too"
@@ -112,22 +120,24 @@ def schedule(
     *,
     delay_s: float,
     by_hand: bool = False,
+    by_guard: bool = False,
     claimed_by: tuple[int, float | None] | None = None,
 ) -> bool:
     """Make the job wait ``delay_s`` for its next attempt, keeping ``ended``; a ``retrying`` event says so.
-    False when the job moved on meanwhile (a cancel, an exit record, another attempt)."""
+    False when the job moved on meanwhile (a cancel, an exit record, another attempt).  ``by_guard``: a guard's
+    ``retry`` stopped the attempt; its own cancel does not hold the retry back."""
     attempt = ended.attempt + 1
     stdout, stderr = log_paths(record, attempt)
     retry_at = to_iso(now() + timedelta(seconds=delay_s))
     if not registry.next_attempt(
-        record.job_id, ended, retry_at=retry_at, stdout_path=stdout, stderr_path=stderr, by_hand=by_hand,
+        record.job_id, ended, retry_at=retry_at, stdout_path=stdout, stderr_path=stderr, by_hand=by_hand or by_guard,
         forget_launch=not record.is_local, claimed_by=claimed_by,
     ):  # fmt: skip
         return False
     timeline.record(
         registry, record.job_id, "retrying", attempt=ended.attempt,
         failure_class=failure.failure_class if failure else None, delay_s=round(delay_s, 3),
-        next_attempt=attempt, by_hand=by_hand,
+        next_attempt=attempt, by_hand=by_hand, **({"by_guard": True} if by_guard else {}),
     )  # fmt: skip
     return True
 

@@ -100,7 +100,15 @@ def live_cloud_view(
     if job is None:
         detail = f"cluster {record.cluster} no longer reports job {record.launcher_job_id}"
         return JobView(record, State.UNKNOWN, None, detail, now_iso(), external, missing=True)
-    return JobView(record, job.state, job.status, None, now_iso(), external, cloud_end=_ended(job))
+    return JobView(record, cloud_state(record, job), job.status, None, now_iso(), external, cloud_end=_ended(job))
+
+
+def cloud_state(record: JobRecord, job: CloudJob) -> State:
+    """The state of a cloud job as its cloud reports it, except that one its guard stopped reads ``failed``
+    (its cloud only knows it was cancelled; the guard's failure is kept on the job: ``keep_guard_failure``)."""
+    if job.state is State.CANCELLED and record.failure and not record.is_local:
+        return State.FAILED
+    return job.state
 
 
 def live_cloud_views(records: Sequence[JobRecord], *, timeout_s: float) -> dict[str, JobView]:
@@ -134,7 +142,7 @@ def _ended(job: CloudJob) -> str | None:
 def cloud_job_view(record: JobRecord, job: CloudJob | None, error: str | None, as_of: str) -> JobView:
     external = record.source == EXTERNAL
     if job is not None:
-        return JobView(record, job.state, job.status, None, as_of, external, cloud_end=_ended(job))
+        return JobView(record, cloud_state(record, job), job.status, None, as_of, external, cloud_end=_ended(job))
     if error is not None:
         return JobView(record, State.UNKNOWN, None, error, as_of, external)
     if not record.launcher_job_id:

@@ -11,7 +11,7 @@ for ``run_s`` seconds (forever if null), then ``final_status``.  A long
 ``cancel_job`` raise it.  ``up_kwargs`` records the launcher options each
 ``up`` got, ``actions`` each ``[stop|down, cluster]`` (a down removes the
 cluster, a stop marks it ``stopped``); ``cost_per_hour`` is the price every
-job reports (null: none). ``get_delay_s`` and
+job reports (null: none); ``log_text`` is every job's log (default: one line). ``get_delay_s`` and
 ``cancel_delay_s`` slow its answers.
 """
 
@@ -127,8 +127,8 @@ class FileCluster(BaseCluster):
 
     def get_logs_stream(self, cluster_name: str, job_id: str | None = None) -> io.TextIOBase:
         with state() as data:
-            follow = data.get("log_follow")
-        return _FollowedLog() if follow else io.StringIO("a line of the job's log\n")
+            follow, text = data.get("log_follow"), data.get("log_text")
+        return _FollowedLog() if follow else io.StringIO(text or "a line of the job's log\n")
 
 
 class _FollowedLog(io.TextIOBase):

@@ -139,13 +139,32 @@ def test_alert_only_records_and_the_job_succeeds(cli, paths, job_config) -> None
     assert "guards" in shown and "max_duration (alert)" in shown and "limit 2" in shown
 
 
-def test_retry_stops_the_job_and_its_event_says_no_retry_was_started(cli, paths, job_config) -> None:
-    """Until attempts exist, a guard's retry acts as its stop; the event keeps the action asked for."""
-    job_id = submit_id(cli, str(job_config("sleep 60")), "--max-duration", "2s", "--guard-action", "retry")
-    final = wait_done(cli, job_id, timeout=60)
-    assert final["state"] == "failed" and final["failure"]["class"] == "over_time", final
-    [event] = _guard_events(cli, job_id)
-    assert event["action"] == "retry" and "stopped" in event["retry"]
+def test_retry_stops_the_attempt_and_the_next_one_runs_though_its_class_is_not_retried(
+    cli, paths, job_config, tmp_path
+) -> None:
+    """Attempt 1 sleeps past its 2 s limit and is stopped by the guard; attempt 2 exits 0.  `over_time` is not
+    in --retry-on: the guard's retry starts the next attempt anyway, and its own cancel does not count as one."""
+    count = tmp_path / "count"
+    run = f"n=$(( $(cat {count} 2>/dev/null || echo 0) + 1 )); echo $n > {count}; [ $n -ge 2 ] || sleep 60"
+    job_id = submit_id(cli, str(job_config(run)), "--max-duration", "2s", "--guard-action", "retry",
+                       "--retries", "1", "--retry-on", "exit_code", "--retry-delay", "0.2s")  # fmt: skip
+    final = wait_until(lambda: (d := cli.json("status", job_id))["done"] and d, timeout=90)
+    assert final["state"] == "succeeded" and final["attempt"] == 2, final
+    first = final["attempts"][0]
+    assert first["state"] == "failed" and first["failure"]["class"] == "over_time", first
+    events = cli.json("events", job_id)
+    [guard] = [e for e in events if e["kind"] == "guard"]
+    assert (guard["action"], guard["attempt"]) == ("retry", 1) and "retry" not in guard
+    [retrying] = [e for e in events if e["kind"] == "retrying"]
+    assert (retrying["failure_class"], retrying["next_attempt"], retrying["by_guard"]) == ("over_time", 2, True)
+    [cancel] = [c for c in cli.json("cancellations") if c["job_id"] == job_id]
+    assert cancel["reason"].startswith("guard: over_time:") and cancel["status"] == "completed", cancel
+
+
+def test_retry_as_a_guard_action_needs_retries(cli, paths, job_config) -> None:
+    result = cli("submit", str(job_config("true")), "--max-duration", "2s", "--guard-action", "retry")
+    assert result.exit_code == 2 and "--guard-action retry needs --retries N" in result.stderr
+    assert cli.json("list") == []
 
 
 def test_a_guard_does_not_take_over_a_cancel_under_way(cli, paths, job_config) -> None:

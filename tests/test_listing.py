@@ -264,3 +264,26 @@ def test_a_sweep_document_read_the_lean_way_is_the_general_one(paths: Paths, cli
     assert isinstance(printed, dict)
     _without_as_of(printed["children"])
     assert printed == general
+
+
+def test_a_cloud_job_its_guard_cancelled_reads_failed_with_its_guard_on_every_path(paths: Paths, clouds) -> None:
+    """Its cloud says cancelled; the guard's failure kept on the job (keep_guard_failure) makes it failed, with that
+    failure, in ``status``, the listing of views and the listing of documents alike.  A cancelled job without a
+    kept failure stays cancelled."""
+    from oumi_jobs.guards import Firing
+
+    firing = Firing("max_duration", 12.0, 10.0, "it ran for 12 s, past its limit of 10 s")
+    cancelled = [clouds.job(i, "CANCELLED", clouds.JobState.CANCELLED, "c1", done=True) for i in ("5", "6")]
+    clouds.BEHAVIOUR["oj-fake"] = clouds.Behaviour(clusters={"c1": cancelled})
+    add_record(paths, make_record("guarded", cloud="oj-fake", cluster="c1", launcher_job_id="5", submit_time=_at(2)))
+    add_record(paths, make_record("by-hand", cloud="oj-fake", cluster="c1", launcher_job_id="6", submit_time=_at(1)))
+    with Registry.open(paths) as registry:
+        assert registry.keep_guard_failure("guarded", 1, encode_failure(firing.failure()) or "")
+        registry.update("by-hand", cancel_requested=True)
+        assert not registry.keep_guard_failure("by-hand", 1, "{}")  # someone's cancel came first
+    general = {view.job_id: job_document(view) for view in list_jobs_report(paths, local_only=False).views}
+    lean = [json.loads(text) for text in lean_texts(list_job_documents(paths, local_only=False))]
+    status = job_document(read_status(paths, "guarded", with_progress=False))
+    for doc in (general["guarded"], next(d for d in lean if d["job_id"] == "guarded"), status):
+        assert (doc["state"], doc["failure"]["class"], doc["status"]) == ("failed", "over_time", "CANCELLED"), doc
+    assert (general["by-hand"]["state"], general["by-hand"]["failure"]) == ("cancelled", None)

@@ -325,3 +325,20 @@ def test_a_cancelled_job_is_notified_cancelled(cli, notify_env, job_config, rece
     [record] = settled(cli, job_id, 1)
     assert (record["event"], record["status"]) == ("cancelled", "sent")
     assert receiver.events("/cancel") == ["cancelled"]
+
+
+def test_a_cloud_jobs_end_is_notified_by_the_servers_watch_without_any_status(
+    server_on, cli, notify_env, file_cloud, receiver, tmp_path
+):
+    """Nobody reads the job: the warm server watches it because it has a URL, and notifies its end."""
+    file_cloud.configure(run_s=1.0, final_status="FAILED")
+    config = tmp_path / "job.yaml"
+    config.write_text("run: python train.py\n")
+    job_id = submit_id(cli, str(config), "--cloud", "oj-file", "--cluster", "fc-notify",
+                       "--notify", receiver.url("/cloud"))  # fmt: skip
+    wait_until(lambda: receiver.events("/cloud") == ["failed"], timeout=120)
+    [posted] = receiver.posts
+    body = posted.json()
+    assert body["job"]["job_id"] == job_id and body["job"]["state"] == "failed" and body["event"] == "failed"
+    [note] = settled(cli, job_id, 1)
+    assert (note["event"], note["status"]) == ("failed", "sent")

@@ -260,3 +260,34 @@ def test_a_sweep_runs_its_children_as_slurm_jobs_and_a_cancelled_one_leaves_none
     assert {c["final_state"] for c in json.loads(result.stdout)["cancellations"]} == {"cancelled"}
     queued = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%i %T"], capture_output=True, text=True)
     assert not [line for line in queued.stdout.splitlines() if "RUNNING" in line or "PENDING" in line], queued.stdout
+
+
+def test_a_slurm_job_past_its_max_duration_is_stopped_by_the_servers_watch(
+    slurm, server_on, cli, tmp_path, monkeypatch
+):
+    """Nobody runs `status` while it runs: the warm server watches the job, cancels it past its 10 s and it reads
+    failed, over_time, with the guard's event; Slurm has no job of it left."""
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "slurm-job.yaml"
+    config.write_text("run: sleep 300\nresources:\n  cloud: slurm\n")
+    job_id = submit_id(cli, str(config), "--cluster", CLUSTER, "--max-duration", "10s")
+
+    def guarded() -> list[dict]:
+        return [e for e in cli.json("events", job_id) if e["kind"] == "guard"]
+
+    [event] = wait_until(guarded, timeout=240, interval=2)  # the events are the registry's: no cloud is asked
+    assert (event["guard"], event["limit"], event["action"], event["attempt"]) == ("max_duration", 10.0, "stop", 1)
+    final = wait_until(lambda: (d := status(cli, job_id))["done"] and d, timeout=120, interval=1)
+    assert final["state"] == "failed" and final["failure"]["class"] == "over_time", final
+    assert final["status"].startswith("CANCELLED")  # what Slurm says; the guard's failure says why
+
+    def cancelled() -> dict | None:
+        [cancel] = [c for c in cli.json("cancellations") if c["job_id"] == job_id]
+        return cancel if cancel["status"] != "in_progress" else None  # verified in the server's thread
+
+    cancel = wait_until(cancelled, timeout=60, interval=1)
+    assert cancel["reason"].startswith("guard: over_time:") and cancel["status"] == "completed", cancel
+    queued = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout.split()
+    assert final["launcher_job_id"] not in queued
+    listed = next(d for d in cli.json("list", "--cloud-timeout", "60") if d["job_id"] == job_id)
+    assert (listed["state"], listed["failure"]["class"]) == ("failed", "over_time")  # the listing agrees

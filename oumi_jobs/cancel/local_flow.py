@@ -63,7 +63,10 @@ def _started_or_ended(job: JobRecord) -> bool:
 
 
 def _reaped(job: JobRecord) -> bool:
-    return job.has_exit_record or view_of(job).state is State.LOST
+    # A job waiting for its next attempt with no cancel standing was stopped by its guard's `retry`: the
+    # attempt this cancellation ended is over, and the job goes on.
+    waiting = job.retry_at is not None and not job.cancel_requested
+    return job.has_exit_record or waiting or view_of(job).state is State.LOST
 
 
 class LocalFlow:

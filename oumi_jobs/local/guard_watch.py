@@ -18,10 +18,11 @@ the progress does not hold, read as cheaply:
 A log that grows while the step stays is not activity by itself (a hung
 NCCL collective can print warnings for hours): only the signs above reset the
 stall clock.  A guard that fires is recorded once per attempt as a ``guard``
-event; ``stop`` (and ``retry``, until attempts exist) then cancels the job
-through the cancellation service, in a process of its own
-(:mod:`oumi_jobs.cancel.by_guard`), and the supervisor records the guard's
-failure class; ``alert`` only records.
+event; ``stop`` then cancels the job through the cancellation service, in a
+process of its own (:mod:`oumi_jobs.cancel.by_guard`), and the supervisor
+records the guard's failure class; ``retry`` stops it the same way, and the
+supervisor's attempt loop starts the next attempt (from its checkpoint) while
+attempts are left; ``alert`` only records.
 """
 
 from __future__ import annotations
@@ -193,8 +194,6 @@ class GuardWatch:
             return True
         action = self.policy.guard_action
         detail = {"guard": firing.guard, "observed": firing.observed, "limit": firing.limit, "action": action}
-        if action == "retry":
-            detail["retry"] = "not available here yet: the job is stopped"
         try:
             with Registry.open(self.paths) as registry:
                 now_record = registry.get(self.record.job_id)

@@ -192,8 +192,9 @@ def _run_job(paths: Paths, record: JobRecord, slot_fd: int) -> JobRecord | None:
     returncode, descendants = _wait_recording_descendants(paths, record.job_id, process, look)
     _quietly(look)  # an attempt quicker than a look
     stopped_by = guard_watch.ended(watch)
+    by_guard = stopped_by is not None and watch is not None and watch.retry_requested
     pids = (process.pid, *descendants)
-    retried = _record_end(paths, record, returncode, pids, contained.cgroup, metrics_start, stopped_by)
+    retried = _record_end(paths, record, returncode, pids, contained.cgroup, metrics_start, stopped_by, by_guard)
     guard_watch.finish(watch)  # a guard's cancel waits for the exit record
     contained.outlive_orphans()  # before the next attempt, too: it must not meet this one's orphans
     return retried
@@ -240,9 +241,11 @@ def _record_end(
     cgroup: Path | None,
     metrics_start: str,
     stopped_by: Firing | None = None,
+    by_guard: bool = False,
 ) -> JobRecord | None:
-    """Write the attempt's end: the job's exit record, or, where its policy retries it, the attempt kept and
-    the job waiting for the next one (returned; None when the job ended)."""
+    """Write the attempt's end: the job's exit record, or, where its policy (or its guard's ``retry``:
+    ``by_guard``) retries it, the attempt kept and the job waiting for the next one (returned; None when the
+    job ended)."""
     ended = now_iso()  # kept, with the rest, should the registry refuse the record for a while
     # Where its lines end, before it is seen ended: a later run in its folder appends after them.
     metrics = starts.with_attempt(metrics_start, record.attempt, starts.measure(job_output_dir(record)), end=True)
@@ -256,12 +259,12 @@ def _record_end(
 
     def write(registry: Registry) -> None:
         now_record = registry.get(record.job_id) or record
-        if retrying.not_retried_because(now_record, failure) is None:
+        if retrying.not_retried_because(now_record, failure, by_guard=by_guard) is None:
             policy_delay = retrying.retry_delay_s(JobPolicy.decode(now_record.policy), now_record.attempt)
             kept = retrying.ended_attempt(
                 now_record, State.FAILED, failure, exit_code=code, exit_signal=signum, end_time=ended
             )
-            if retrying.schedule(registry, now_record, kept, failure, delay_s=policy_delay):
+            if retrying.schedule(registry, now_record, kept, failure, delay_s=policy_delay, by_guard=by_guard):
                 waiting.append(registry.get(record.job_id) or now_record)
                 return
         registry.record_exit(

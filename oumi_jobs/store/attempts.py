@@ -91,16 +91,52 @@ class AttemptStore(Database):
         rows = self._execute(f"{_SELECT} WHERE job_id = ? ORDER BY attempt", (job_id,)).fetchall()
         return [_attempt(row) for row in rows]
 
-    def jobs_to_watch(self) -> list[tuple[str, bool]]:
+    def jobs_to_watch(self, *, every_cloud_job: bool = False) -> list[tuple[str, bool]]:
         """``(job id, is local)`` of the jobs the warm server watches, oldest first: cloud jobs not cancelled
-        that have retries left or wait for their next attempt, and local jobs waiting for theirs (whose
-        supervisor may have died)."""
+        that have retries left, wait for their next attempt or have a guard; cloud jobs whose end is to be
+        notified (URLs of their own, or any with ``every_cloud_job``: config.toml has default URLs) until
+        that end is recorded; and local jobs waiting for their next attempt (whose supervisor may have died)."""
         rows = self._execute(
-            "SELECT job_id, cloud = 'local' FROM jobs WHERE end_time IS NULL AND cancel_requested = 0 AND "
-            "(retry_at IS NOT NULL OR (cloud != 'local' AND COALESCE(json_extract(policy, '$.retries'), 0) + 1 "
-            "> attempt)) ORDER BY submit_time"
+            f"SELECT job_id, cloud = 'local' FROM jobs WHERE end_time IS NULL AND ("
+            f"(cancel_requested = 0 AND (retry_at IS NOT NULL OR (cloud != 'local' AND ({_RETRIES_LEFT} OR "
+            f"{_GUARDED})))) OR (cloud != 'local' AND source != 'external' AND (:every OR {_NOTIFIES}) AND "
+            f"NOT {_END_NOTIFIED})) ORDER BY submit_time",
+            {"every": int(every_cloud_job)},
         ).fetchall()
         return [(row[0], bool(row[1])) for row in rows]
+
+    def keep_guard_failure(self, job_id: str, attempt: int, failure: str) -> bool:
+        """A cloud job's guard is about to stop it: keep the guard's failure on the job, so that once its cloud
+        reports it cancelled it reads failed, with that failure (a cloud job has no exit record to hold it).
+        False when someone's cancel came first or the attempt moved on: it then ends as that cancel asked."""
+        cursor = self._execute(
+            "UPDATE jobs SET failure = ? WHERE job_id = ? AND attempt = ? AND cancel_requested = 0 "
+            "AND end_time IS NULL",
+            (failure, job_id, attempt),
+        )
+        return cursor.rowcount == 1
+
+    def release_guard_cancel(self, job_id: str, attempt: int) -> None:
+        """A guard's ``retry`` cancelled the attempt: that cancel stands for nobody's wish to end the job, so its
+        flag is cleared and the attempt is retried as a failure (the guard's, kept on the job)."""
+        self._execute(
+            "UPDATE jobs SET cancel_requested = 0 WHERE job_id = ? AND attempt = ? AND failure IS NOT NULL",
+            (job_id, attempt),
+        )
+
+
+_RETRIES_LEFT = "COALESCE(json_extract(policy, '$.retries'), 0) + 1 > attempt"
+# JobPolicy.guarded, read from the policy column.
+_GUARDED = (
+    "(json_extract(policy, '$.stall_after_s') IS NOT NULL OR COALESCE(json_extract(policy, '$.stall_auto'), 0) "
+    "OR json_extract(policy, '$.max_duration_s') IS NOT NULL OR json_extract(policy, '$.max_cost') IS NOT NULL "
+    "OR COALESCE(json_extract(policy, '$.nan_guard'), 0))"
+)
+_NOTIFIES = "COALESCE(json_array_length(policy, '$.notify'), 0) > 0"
+_END_NOTIFIED = (
+    "EXISTS (SELECT 1 FROM notifications n WHERE n.job_id = jobs.job_id AND n.attempt = jobs.attempt "
+    "AND n.event IN ('succeeded', 'failed', 'cancelled', 'lost'))"
+)
 
 
 def _attempt(row: Sequence[object]) -> AttemptRecord:
