@@ -26,11 +26,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import psutil
+from bench_local import fill_registry
 
 RECORDS = 10_000
 CURVE_STEPS = 10_000
@@ -50,46 +50,6 @@ def oumi_jobs(env: Mapping[str, str], *args: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"bench: oumi-jobs {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
     return done.stdout
-
-
-def fill_registry(env: Mapping[str, str], count: int) -> None:
-    """``count`` finished local jobs, inserted in one transaction."""
-    from oumi_jobs.local.procs import boot_id
-    from oumi_jobs.paths import Paths
-    from oumi_jobs.store.registry import JobRecord, Registry
-    from oumi_jobs.timestamps import to_iso
-
-    paths = Paths.from_env(env)
-    start = datetime.now(timezone.utc) - timedelta(days=3)
-    records = []
-    for i in range(count):
-        job_id, submitted = f"job-bench-{i:06d}", start + timedelta(seconds=10 * i)
-        log_dir = paths.job_log_dir(job_id)
-        records.append(
-            JobRecord(
-                job_id=job_id,
-                cloud="local",
-                submit_time=to_iso(submitted),
-                command="job",
-                config_path=f"/tmp/bench/job{i}.yaml",
-                source="submit",
-                argv=("/bin/bash", "-c", "echo hi"),
-                workdir="/tmp",
-                stdout_path=str(log_dir / "stdout.log"),
-                stderr_path=str(log_dir / "stderr.log"),
-                supervisor_pid=100_000 + i,
-                supervisor_start_time=submitted.timestamp(),
-                pid=200_000 + i,
-                pgid=200_000 + i,
-                process_start_time=submitted.timestamp() + 0.05,
-                boot_id=boot_id(),
-                started_at=to_iso(submitted + timedelta(milliseconds=50)),
-                exit_code=0,
-                end_time=to_iso(submitted + timedelta(seconds=1)),
-            )  # fmt: skip
-        )
-    with Registry.open(paths) as registry:
-        registry.add_many_if_absent(records)
 
 
 def submit(env: Mapping[str, str], folder: Path, name: str, run: str, *extra: str) -> str:
