@@ -77,8 +77,10 @@ def server_on(paths: Paths, monkeypatch: pytest.MonkeyPatch) -> Iterator[Paths]:
     """Cloud calls go to this test's own warm server (started on the first one), as for a user."""
     from oumi_jobs.cloud import adapter
 
-    monkeypatch.setenv("OUMI_JOBS_SERVER", "on")
+    # Taken while the server is still off: a command of an earlier test leaves its forwarding adapter pending
+    # (made by the first cloud call), and made now, with the server on, it would forward to that test's home.
     in_process = adapter.current()
+    monkeypatch.setenv("OUMI_JOBS_SERVER", "on")
     yield paths
     adapter.use(in_process)  # the in-process CLI put a forwarding adapter in place
 
