@@ -107,9 +107,15 @@ def check_outcome(check: ConfigCheck) -> Outcome:
 
 def dry_run_outcome(dry: DryRun) -> Outcome:
     """``submit --dry-run``: its document, its warnings, a line per problem, and exit 2 when there are any."""
+    return checked_outcome(dry_run_document(dry), dry.warnings, dry.problems)
+
+
+def checked_outcome(document: dict[str, Any], warnings: Sequence[str], problems: Sequence[PreflightProblem]) -> Outcome:
+    """A dry run's outcome (``submit`` or ``sweep``): the document, the warnings, a line per problem the checks
+    found, and exit 2 when there are any."""
     return Outcome(
-        dry_run_document(dry),
-        warnings=tuple(dry.warnings),
-        errors=tuple(f"{problem.check}: {problem.line()}" for problem in dry.problems),
-        exit_code=problems_exit_code(dry.problems),
+        document,
+        warnings=tuple(warnings),
+        errors=tuple(f"{problem.check}: {problem.line()}" for problem in problems),
+        exit_code=problems_exit_code(problems),
     )

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from oumi_jobs.exits import problems_exit_code
 from oumi_jobs.render.base import SCHEMA_VERSION, encode_json, job_document, json_array
 from oumi_jobs.render.cancel import bulk_document
-from oumi_jobs.render.jobs import checks_document, what_runs
+from oumi_jobs.render.jobs import checked_outcome, checks_document, what_runs
 from oumi_jobs.render.outcome import Outcome
 from oumi_jobs.store.sweeps import SweepRecord
 from oumi_jobs.sweeps.compare import CompareRow
@@ -85,12 +84,7 @@ def _child_dry_run(child: ChildPlan) -> dict[str, Any]:
 
 def sweep_dry_run_outcome(dry: SweepDryRun) -> Outcome:
     """``sweep --dry-run``: its document, its warnings, a line per problem, and exit 2 when there are any."""
-    return Outcome(
-        sweep_dry_run_document(dry),
-        warnings=tuple(dry.warnings),
-        errors=tuple(f"{problem.check}: {problem.line()}" for problem in dry.problems),
-        exit_code=problems_exit_code(dry.problems),
-    )
+    return checked_outcome(sweep_dry_run_document(dry), dry.warnings, dry.problems)
 
 
 def sweep_summary_document(summary: SweepSummary) -> dict[str, Any]:
