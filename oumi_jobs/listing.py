@@ -164,14 +164,17 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
             cloud=query.cloud, cluster=query.cluster, since=query.since, newest_first=newest_first,
             as_of=as_of, schema_version=SCHEMA_VERSION, sweep=sweep, with_progress=query.with_progress,
         )  # fmt: skip
+        # The jobs the store gave no document of, read as records (none, in a registry of finished local jobs).
         others = registry.jobs(
             cloud=query.cloud, since=query.since, cluster=query.cluster, with_argv=False,
             newest_first=newest_first, finished_local=False, sweep=sweep,
-        )  # fmt: skip
+        ) if any(row[2] is None for row in rows) else []  # fmt: skip
         views, answers = _live_views(registry, others, query, as_of)
         listed, unkept = _in_order(rows, views, query)
         if query.with_progress and unkept:
             listed = _with_kept_progress(paths, registry, listed, unkept, as_of)
+        if query.with_progress:
+            _keep_documents(registry, [row[0] for row in rows if row[2] is not None and not row[4]])
     if query.with_progress and views:
         progressed = iter(_with_progress(paths, [item for item in listed if not isinstance(item, LeanDocument)]))
         listed = [item if isinstance(item, LeanDocument) else next(progressed) for item in listed]
@@ -197,12 +200,12 @@ def _in_order(
     listed: list[LeanDocument | JobView]
     if not views and not query.states:  # only finished local jobs, all wanted (a big registry, usually)
         listed = [
-            LeanDocument(job_id, _STATES[state or ""], text) for job_id, state, text, _ in rows if text is not None
+            LeanDocument(job_id, _STATES[state or ""], text) for job_id, state, text, _, _ in rows if text is not None
         ]
     else:
         by_id = {view.job_id: view for view in views if not view.external}
         listed = []
-        for job_id, state, document, _ in rows:
+        for job_id, state, document, _, _ in rows:
             if document is not None:
                 if query.wants(found := _STATES[state or ""]):  # a document always comes with its state
                     listed.append(LeanDocument(job_id, found, document))
@@ -211,7 +214,7 @@ def _in_order(
         listed += [view for view in views if view.external]
     if query.limit is not None:
         listed = listed[: query.limit]
-    unkept = {job_id for job_id, _, text, kept in rows if text is not None and not kept}
+    unkept = {job_id for job_id, _, text, kept, _ in rows if text is not None and not kept}
     if unkept:
         unkept.intersection_update(item.job_id for item in listed if isinstance(item, LeanDocument))
     return listed, unkept
@@ -236,6 +239,16 @@ def _with_kept_progress(
         item._replace(text=built.get(item.job_id, item.text)) if isinstance(item, LeanDocument) else item
         for item in listed
     ]
+
+
+def _keep_documents(registry: Registry, built: list[str]) -> None:
+    """Keep the documents this listing built, for the next one; a registry this user cannot write, or one
+    busy for longer than its timeout, keeps none, and the next listing builds them again."""
+    if built:
+        try:
+            registry.keep_documents(built, schema_version=SCHEMA_VERSION)
+        except OumiJobsError:
+            pass
 
 
 def _as_view(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -148,6 +149,15 @@ def test_lean_and_general_paths_give_identical_documents(paths: Paths, filters: 
     assert _without_as_of(lean) == _without_as_of(general)
     if not filters:
         assert len(lean) == 21
+    # The first lean listing kept the finished jobs' documents; the second reads them from the registry.
+    kept = [json.loads(text) for text in lean_texts(list_job_documents(paths, local_only=True, **filters))]
+    assert _without_as_of(kept) == lean
+    with Registry.open(paths) as registry:
+        selected = {k: v for k, v in filters.items() if k in ("cloud", "cluster")}  # as the listing's SQL selects
+        rows = registry.listing(as_of="t", schema_version=1, **selected)
+    kept_ids = {row[0] for row in rows if row[4]}
+    assert all(row[2] is not None for row in rows if row[4])  # only finished local jobs' documents are kept
+    assert {doc["job_id"] for doc in lean if doc["end_time"] and doc["cloud"] == "local"} <= kept_ids
 
 
 def test_progress_is_kept_in_the_registry_and_projected_from_there(paths: Paths) -> None:
@@ -180,7 +190,7 @@ def test_status_of_a_finished_job_keeps_its_progress_for_the_listing(paths: Path
 def test_finished_local_jobs_come_out_of_the_store_as_json(paths: Paths) -> None:
     _fill(paths)
     with Registry.open(paths) as registry:
-        rows = {job_id: (state, doc) for job_id, state, doc, _ in registry.listing(as_of="t", schema_version=1)}
+        rows = {row[0]: (row[1], row[2]) for row in registry.listing(as_of="t", schema_version=1)}
     assert rows["ok"][0] == "succeeded" and json.loads(rows["ok"][1])["status"] == "exited 0"
     assert json.loads(rows["killed"][1])["status"] == "killed by SIGKILL"
     assert json.loads(rows["odd-signal"][1])["status"] == "killed by signal 77"
@@ -194,6 +204,58 @@ def test_finished_local_jobs_come_out_of_the_store_as_json(paths: Paths) -> None
     assert json.loads(rows["exit-3"][1])["failure"] is None  # ended before triage was stored
     for unfinished in ("starting", "interrupted", "launching", "launched", "cloud-failed"):
         assert rows[unfinished] == (None, None), unfinished
+
+
+def _kept(paths: Paths) -> dict[str, bool]:
+    """Whether each listed job's document was read from those the registry keeps."""
+    with Registry.open(paths) as registry:
+        return {row[0]: bool(row[4]) for row in registry.listing(as_of="t", schema_version=1)}
+
+
+def _lean(paths: Paths) -> dict[str, dict[str, Any]]:
+    texts = lean_texts(list_job_documents(paths, local_only=True))
+    return {doc["job_id"]: doc for doc in _without_as_of([json.loads(text) for text in texts])}
+
+
+def test_a_kept_document_is_dropped_whoever_changes_what_it_is_built_from(paths: Paths) -> None:
+    """The registry's own triggers drop a kept document when its row, its attempts or its dependencies change,
+    here by another connection (another process, an older release) that knows nothing of kept documents."""
+    _fill(paths)
+    _lean(paths)
+    assert all(kept for job_id, kept in _kept(paths).items() if job_id.startswith(("ok", "exit-3", "killed")))
+    changes = {
+        "ok": "UPDATE jobs SET name = 'renamed' WHERE job_id = 'ok'",
+        "exit-3": "INSERT INTO attempts (job_id, attempt, state) VALUES ('exit-3', 1, 'failed')",
+        "killed": "INSERT INTO job_dependencies (job_id, depends_on) VALUES ('killed', 'ok')",
+        "never-ran": "DELETE FROM job_dependencies WHERE job_id = 'never-ran' AND depends_on = 'ok'",
+    }
+    with sqlite3.connect(paths.registry_file) as db:
+        db.executescript(";".join(changes.values()) + ";UPDATE jobs SET attempt = 2 WHERE job_id = 'exit-3'")
+    kept = _kept(paths)
+    assert [job_id for job_id in changes if kept[job_id]] == [] and kept["oom"] and kept["odd-text"]
+    docs = _lean(paths)
+    assert docs["ok"]["name"] == "renamed" and docs["killed"]["depends_on"] == ["ok"]
+    assert docs["never-ran"]["depends_on"] == ["exit-3"] and docs["exit-3"]["attempt"] == 2
+    assert [a["attempt"] for a in docs["exit-3"]["attempts"]] == [1, 2]
+    general = {view.job_id: job_document(view) for view in list_jobs_report(paths, local_only=True).views}
+    assert docs == {job_id: doc for job_id, doc in zip(general, _without_as_of(list(general.values())), strict=True)}
+    assert all(_kept(paths)[job_id] for job_id in changes)  # kept again by that listing
+    with sqlite3.connect(paths.registry_file) as db:
+        db.execute("DELETE FROM jobs WHERE job_id = 'ok'")
+        assert db.execute("SELECT count(*) FROM job_documents WHERE for_job_id = 'ok'").fetchone() == (0,)
+        db.execute("UPDATE attempts SET state = 'lost' WHERE job_id = 'exit-3'")
+    assert not _kept(paths)["exit-3"] and _lean(paths)["exit-3"]["attempts"][0]["state"] == "lost"
+
+
+def test_a_kept_document_of_another_shape_or_another_job_is_not_used(paths: Paths) -> None:
+    """A document kept by another release's projection, or under a row id another job has now, is built again."""
+    _fill(paths)
+    first = _lean(paths)
+    with sqlite3.connect(paths.registry_file) as db:
+        db.execute("UPDATE job_documents SET head = '{\"forged\":1', shape = 'other' WHERE for_job_id = 'ok'")
+        db.execute("UPDATE job_documents SET head = '{\"forged\":2', for_job_id = 'x' WHERE for_job_id = 'oom'")
+    assert not any(_kept(paths)[job_id] for job_id in ("ok", "oom"))
+    assert _lean(paths) == first
 
 
 def test_list_json_prints_the_lean_documents(paths: Paths, cli: Cli) -> None:

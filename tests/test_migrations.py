@@ -37,6 +37,15 @@ TABLES = {
         "sent_at", "created_at", "next_try_at", "document", "owner_pid", "owner_start_time", "owner_boot_id",
     ],
     "attempts": ["job_id", *ATTEMPT_COLUMNS],
+    "job_documents": ["job_rowid", "for_job_id", "shape", "state", "head", "tail"],
+}  # fmt: skip
+# The triggers that drop a kept job document when what it is built from changes.
+TRIGGERS = {
+    f"job_documents_{what}"
+    for what in (
+        "job_updated", "job_deleted", "attempt_added", "attempt_changed", "attempt_deleted",
+        "dependency_added", "dependency_changed", "dependency_deleted",
+    )
 }  # fmt: skip
 # Named indexes -> (table, columns); SQLite's own indexes of primary keys aside.
 INDEXES = {
@@ -92,6 +101,10 @@ ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("0009_metrics_start", "jobs", {
         "job_id": "measured-job", "cloud": "local", "submit_time": T1, "pid": 4245,
         "metrics_start": '{"1":{"metrics_rank0000.jsonl":[7,120,1]}}',
+    }),
+    ("0014_job_documents", "job_documents", {
+        "job_rowid": 1, "for_job_id": "done-job", "shape": "1:0", "state": "succeeded", "head": '{"a":1',
+        "tail": '"b":2}',
     }),
 ]  # fmt: skip
 
@@ -186,6 +199,11 @@ def test_an_empty_file_gets_the_whole_schema(tmp_path: Path, fresh_schema: dict[
     assert named == INDEXES
     assert schema["job_dependencies"]["foreign_keys"] == [("jobs", "job_id", "job_id", "CASCADE")]
     assert schema == fresh_schema  # opening twice builds the same thing
+    db = _connect(paths.registry_file)
+    try:
+        assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")} == TRIGGERS
+    finally:
+        db.close()
 
 
 @pytest.mark.parametrize("k", range(1, len(MIGRATIONS) + 1), ids=lambda k: f"at-{MIGRATIONS[k - 1][0]}")

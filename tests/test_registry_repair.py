@@ -101,6 +101,7 @@ def test_recover_salvages_every_readable_row_and_names_what_was_lost(paths, cli,
     wait_done(cli, after)
     _wait_for_supervisors(paths, first, after)  # none may write the file between its damage and its recovery
     _fill(paths)
+    listed = cli.json("list", "--local-only")  # keeps each finished job's document: derived, not recovered
     with Registry.open(paths) as registry:
         before = {r.job_id: r for r in registry.jobs()}
     _damage_the_page_holding(paths, "filler-01000")
@@ -128,6 +129,9 @@ def test_recover_salvages_every_readable_row_and_names_what_was_lost(paths, cli,
     assert cli.json("cancel-status", first)["status"] == "completed"  # cancellations and their steps too
     assert after_recovery[after].depends_on == (first,)
     assert cli("status", "filler-01000").exit_code == 3
+    assert "job_documents" not in {t["table"] for t in doc["tables"]}
+    relisted = {d["job_id"]: d | {"as_of": None} for d in cli.json("list", "--local-only")}
+    assert [d | {"as_of": None} for d in listed if d["job_id"] in relisted] == list(relisted.values())
     assert cli.json("registry", "check")["ok"] is True
     assert (paths.registry_file.stat().st_mode & 0o777) == 0o600
 

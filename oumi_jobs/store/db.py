@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from oumi_jobs.errors import RegistryError
 from oumi_jobs.paths import FILE_MODE, Paths
-from oumi_jobs.store.migrations import MIGRATIONS
+from oumi_jobs.store.migrations import MIGRATIONS, statements
 from oumi_jobs.timestamps import now_iso
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -157,9 +157,8 @@ class Database:
             for name, sql in MIGRATIONS:
                 if name in applied:
                     continue
-                for statement in sql.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+                for statement in statements(sql):
+                    self._db.execute(statement)
                 self._db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, now_iso()))
 
     def close(self) -> None:

@@ -21,7 +21,8 @@ tests/test_listing.py checks that both paths give identical documents:
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 
 from oumi_jobs.costs import COST_DECIMALS
 from oumi_jobs.store.db import Database
@@ -71,9 +72,9 @@ _ATTEMPTS = (
     f"'[]'), '$[#]', {_CURRENT_ATTEMPT}) ELSE json_array({_CURRENT_ATTEMPT}) END"
 )
 _MAX_ATTEMPTS = "max(COALESCE(json_extract(policy, '$.retries'), 0) + 1, attempt)"
-# The keys in render.base.job_document's order; :schema_version and :as_of are bound.
-_DOCUMENT = f"""json_object(
-    'schema_version', :schema_version, 'job_id', NULLIF(job_id, ''), 'name', name,
+# The keys in render.base.job_document's order, those before "as_of" and those after it; :schema_version,
+# :as_of and :with_progress are bound.
+_HEAD_KEYS = f"""'schema_version', :schema_version, 'job_id', NULLIF(job_id, ''), 'name', name,
     'state', {_STATE}, 'status', {_STATUS}, 'done', json('true'),
     'cloud', cloud, 'cluster', cluster, 'launcher_job_id', launcher_job_id, 'command', command,
     'config_path', config_path, 'model_name', model_name, 'output_dir', output_dir,
@@ -84,15 +85,45 @@ _DOCUMENT = f"""json_object(
     'depends_on', {_DEPENDS_ON}, 'detail', end_detail,
     'stdout_path', stdout_path, 'stderr_path', stderr_path,
     'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR},
-    'sweep_id', sweep_id, 'overrides', json(overrides), 'as_of', :as_of,
-    'attempt', attempt, 'max_attempts', {_MAX_ATTEMPTS}, 'attempts', {_ATTEMPTS},
+    'sweep_id', sweep_id, 'overrides', json(overrides)"""
+_TAIL_KEYS = f"""'attempt', attempt, 'max_attempts', {_MAX_ATTEMPTS}, 'attempts', {_ATTEMPTS},
     'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END,
-    'progress', CASE WHEN :with_progress THEN json(final_progress) END)"""
+    'progress', CASE WHEN :with_progress THEN json(final_progress) END"""
+_DOCUMENT = f"json_object({_HEAD_KEYS}, 'as_of', :as_of, {_TAIL_KEYS})"
 
-# One listed row: (job_id, state, document, progress kept) for a finished local job, (job_id, None, None, 0)
-# for any other.  A finished job whose progress is not kept yet (never read since it ended) has its progress
-# read from its files, kept (:meth:`ListingStore.keep_final_progress`), and its document built again.
-ListedRow = tuple[str, str | None, str | None, int]
+# A finished local job's document never changes but for its "as_of", so the registry keeps it (the table
+# job_documents): its text before "as_of" (head, without the closing brace) and after it (tail, without the
+# opening one), which a listing joins around its own "as_of" for a third of what building it costs.  The
+# registry's triggers drop a kept document whenever its job's row, attempts or dependencies change, whoever
+# changes them; a document of another shape (another release's projection or schema version) is not used.
+_KEPT = "d.head || ',\"as_of\":' || json_quote(:as_of) || ',' || d.tail"
+_KEPT_JOIN = (
+    "LEFT JOIN job_documents d ON d.job_rowid = jobs.rowid AND d.for_job_id = jobs.job_id "
+    "AND d.shape = :shape AND :with_progress"
+)
+
+
+def _keep_sql(chosen: str) -> str:
+    """Keep the documents of the finished local jobs ``chosen`` selects, built from their rows as they are;
+    only those whose progress is kept, so that a kept document is one the listing need read nothing else of."""
+    return (
+        "INSERT OR REPLACE INTO job_documents (job_rowid, for_job_id, shape, state, head, tail) "
+        "SELECT r, job_id, :shape, state, substr(head, 1, length(head) - 1), substr(tail, 2) FROM ("
+        f"SELECT rowid AS r, job_id, {_STATE} AS state, json_object({_HEAD_KEYS}) AS head, "
+        f"json_object({_TAIL_KEYS}) AS tail FROM jobs WHERE {FINISHED_LOCAL} AND final_progress IS NOT NULL AND {chosen})"
+    )
+
+
+def _shape(schema_version: int) -> str:
+    """What a kept document was built by: this projection, of this schema version."""
+    return f"{schema_version}:{zlib.crc32(_DOCUMENT.encode()):08x}"
+
+
+# One listed row: (job_id, state, document, progress kept, document kept) for a finished local job,
+# (job_id, None, None, 0, 0) for any other.  A finished job whose progress is not kept yet (never read since it
+# ended) has its progress read from its files, kept (:meth:`ListingStore.keep_final_progress`), and its
+# document built again; a document built rather than read from the registry is kept (:meth:`keep_documents`).
+ListedRow = tuple[str, str | None, str | None, int, int]
 
 
 class ListingStore(Database):
@@ -111,13 +142,14 @@ class ListingStore(Database):
         """Every job the filters select, in listing order; finished local jobs come with their document."""
         where, params = job_filter(cloud=cloud, cluster=cluster, since=since, sweep=sweep)
         order = "DESC" if newest_first else "ASC"
+        # A kept document is a finished local job's, with its progress kept: the rest of its row is not read.
         sql = (
-            f"SELECT job_id, CASE WHEN {FINISHED_LOCAL} THEN {_STATE} END, "
-            f"CASE WHEN {FINISHED_LOCAL} THEN {_DOCUMENT} END, "
-            f"{FINISHED_LOCAL} AND final_progress IS NOT NULL "
-            f"FROM jobs {where} ORDER BY submit_time {order}, rowid {order}"
+            f"SELECT job_id, CASE WHEN d.head IS NOT NULL THEN d.state WHEN {FINISHED_LOCAL} THEN {_STATE} END, "
+            f"CASE WHEN d.head IS NOT NULL THEN {_KEPT} WHEN {FINISHED_LOCAL} THEN {_DOCUMENT} END, "
+            f"d.head IS NOT NULL OR ({FINISHED_LOCAL} AND final_progress IS NOT NULL), d.head IS NOT NULL "
+            f"FROM jobs {_KEPT_JOIN} {where} ORDER BY submit_time {order}, jobs.rowid {order}"
         )
-        bound = {**params, "as_of": as_of, "schema_version": schema_version, "with_progress": with_progress}
+        bound = {**params, **_bound(as_of, schema_version, with_progress)}
         with self._guard():
             cursor = self._db.cursor()
             cursor.row_factory = None
@@ -126,18 +158,26 @@ class ListingStore(Database):
 
     def documents(self, job_ids: Sequence[str], *, as_of: str, schema_version: int) -> dict[str, str]:
         """The documents of these finished local jobs, with their progress, by id (others are left out)."""
-        bound = {"as_of": as_of, "schema_version": schema_version, "with_progress": True}
+        bound = _bound(as_of, schema_version, True)
         found: dict[str, str] = {}
         with self._guard():
             cursor = self._db.cursor()
             cursor.row_factory = None
-            for start in range(0, len(job_ids), _BATCH):
-                chunk = list(job_ids[start : start + _BATCH])
-                marks = ",".join(f":j{i}" for i in range(len(chunk)))
-                sql = f"SELECT job_id, {_DOCUMENT} FROM jobs WHERE {FINISHED_LOCAL} AND job_id IN ({marks})"
-                chosen = {f"j{i}": job_id for i, job_id in enumerate(chunk)}
-                found.update(cursor.execute(sql, {**bound, **chosen}).fetchall())
+            for chosen, ids in _chunks(job_ids):
+                sql = (
+                    f"SELECT job_id, CASE WHEN d.head IS NOT NULL THEN {_KEPT} ELSE {_DOCUMENT} END "
+                    f"FROM jobs {_KEPT_JOIN} WHERE {FINISHED_LOCAL} AND {chosen}"
+                )
+                found.update(cursor.execute(sql, {**bound, **ids}).fetchall())
         return found
+
+    def keep_documents(self, job_ids: Sequence[str], *, schema_version: int) -> None:
+        """Keep the documents of these finished local jobs (others are left out), in one transaction: built
+        from their rows as they are in it, so a job changed since it was listed is kept as it is now."""
+        bound = {"shape": _shape(schema_version), "schema_version": schema_version, "with_progress": True}
+        with self._transaction() as db:
+            for chosen, ids in _chunks(job_ids):
+                db.execute(_keep_sql(chosen), {**bound, **ids})
 
     def keep_final_progress(self, kept: Iterable[tuple[str, str, str]]) -> None:
         """Keep finished jobs' progress, each ``(job id, submit time, progress as JSON text)``, in one
@@ -149,5 +189,22 @@ class ListingStore(Database):
             )
 
 
+def _bound(as_of: str, schema_version: int, with_progress: bool) -> dict[str, object]:
+    return {
+        "as_of": as_of, "schema_version": schema_version, "with_progress": with_progress,
+        "shape": _shape(schema_version),
+    }  # fmt: skip
+
+
 # Ids bound per statement: SQLite's default limit on variables is 32,766 (999 before 3.32).
 _BATCH = 500
+
+
+def _chunks(job_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """``job_id IN (...)`` for at most _BATCH ids at a time, and its bound ids."""
+    for start in range(0, len(job_ids), _BATCH):
+        chunk = job_ids[start : start + _BATCH]
+        yield (
+            f"jobs.job_id IN ({','.join(f':j{i}' for i in range(len(chunk)))})",
+            {f"j{i}": job_id for i, job_id in enumerate(chunk)},
+        )

@@ -12,6 +12,9 @@ have applied it as it was.  Change the schema by appending a new one
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+
 MIGRATIONS: list[tuple[str, str]] = [
     (
         "0001_jobs",
@@ -234,4 +237,61 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX notifications_pending ON notifications (status, job_id);
         """,
     ),
+    # Each finished local job's JSON document, kept for the listing (store/listing.py), "as_of" left out.
+    # A cache: the triggers drop a job's document whenever anything it is built from changes, so no
+    # code that writes a job has to remember it; a registry recovered from damage starts without one.
+    (
+        "0014_job_documents",
+        """
+        CREATE TABLE job_documents (
+            job_rowid INTEGER PRIMARY KEY,
+            for_job_id TEXT NOT NULL,
+            shape TEXT NOT NULL,
+            state TEXT NOT NULL,
+            head TEXT NOT NULL,
+            tail TEXT NOT NULL
+        );
+        CREATE TRIGGER job_documents_job_updated AFTER UPDATE ON jobs BEGIN
+            DELETE FROM job_documents WHERE job_rowid = OLD.rowid;
+        END;
+        CREATE TRIGGER job_documents_job_deleted AFTER DELETE ON jobs BEGIN
+            DELETE FROM job_documents WHERE job_rowid = OLD.rowid;
+        END;
+        CREATE TRIGGER job_documents_attempt_added AFTER INSERT ON attempts BEGIN
+            DELETE FROM job_documents WHERE job_rowid IN (SELECT rowid FROM jobs WHERE job_id = NEW.job_id);
+        END;
+        CREATE TRIGGER job_documents_attempt_changed AFTER UPDATE ON attempts BEGIN
+            DELETE FROM job_documents WHERE job_rowid IN (SELECT rowid FROM jobs WHERE job_id IN (OLD.job_id, NEW.job_id));
+        END;
+        CREATE TRIGGER job_documents_attempt_deleted AFTER DELETE ON attempts BEGIN
+            DELETE FROM job_documents WHERE job_rowid IN (SELECT rowid FROM jobs WHERE job_id = OLD.job_id);
+        END;
+        CREATE TRIGGER job_documents_dependency_added AFTER INSERT ON job_dependencies BEGIN
+            DELETE FROM job_documents WHERE job_rowid IN (SELECT rowid FROM jobs WHERE job_id = NEW.job_id);
+        END;
+        CREATE TRIGGER job_documents_dependency_changed AFTER UPDATE ON job_dependencies BEGIN
+            DELETE FROM job_documents WHERE job_rowid IN (SELECT rowid FROM jobs WHERE job_id IN (OLD.job_id, NEW.job_id));
+        END;
+        CREATE TRIGGER job_documents_dependency_deleted AFTER DELETE ON job_dependencies BEGIN
+            DELETE FROM job_documents WHERE job_rowid IN (SELECT rowid FROM jobs WHERE job_id = OLD.job_id);
+        END;
+        """,
+    ),
 ]
+
+# Tables derived from the others, which a recovery does not copy (it rebuilds them as they are used).
+DERIVED_TABLES = frozenset({"job_documents"})
+
+
+def statements(sql: str) -> Iterator[str]:
+    """The statements of a migration, one by one: split at each ``;`` that ends one (a trigger's body has
+    several), as SQLite itself tells."""
+    pending = ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \n;"):
+        yield pending

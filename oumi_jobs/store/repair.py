@@ -18,7 +18,7 @@ from typing import Any
 
 from oumi_jobs.errors import RegistryError
 from oumi_jobs.store.db import SQLITE_HEADER, raw_file_access
-from oumi_jobs.store.migrations import MIGRATIONS
+from oumi_jobs.store.migrations import DERIVED_TABLES, MIGRATIONS, statements
 from oumi_jobs.timestamps import now_iso
 
 # A scan that fails skips ahead over the damaged rowids, by doubling steps, at most this many times.
@@ -171,9 +171,8 @@ def create_registry_file(target: Path) -> sqlite3.Connection:
         db.execute("BEGIN IMMEDIATE")
         db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
         for name, sql in MIGRATIONS:  # as Database._migrate applies them, all at once
-            for statement in sql.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in statements(sql):
+                db.execute(statement)
             db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, now_iso()))
         db.execute("COMMIT")
     except BaseException:
@@ -246,7 +245,7 @@ def salvage(source: Path, new: sqlite3.Connection) -> tuple[TableSalvage, ...]:
     transaction; columns an older ``source`` lacks get their defaults.
     """
     tables = [r[0] for r in new.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY rowid")]
-    tables = [t for t in tables if t != "_migrations"]
+    tables = [t for t in tables if t != "_migrations" and t not in DERIVED_TABLES]
     try:
         header = _header(source)
     except OSError as exc:
