@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import click
 import typer
 import typer.main
+from click.utils import make_default_short_help
 from typer.core import TyperGroup
 
 from oumi_jobs import __version__
@@ -69,6 +70,39 @@ COMMANDS: dict[str, str] = {
     "registry": "registry_cli:registry_app",
     "notify": "notify_cli:notify_app",
 }
+
+
+# What `oumi-jobs --help` says of each command: its help up to the first blank line.  Listing the commands
+# from here imports none of their modules (building every command cost --help more than the rest of it);
+# tests/test_cli_help.py checks each line against its command's own help.
+SUMMARIES: dict[str, str] = {
+    "submit": 'Start a job. Prints its id.',
+    "check": "Check a config with oumi's own config classes: exit 0 when clean, 2 with a line per problem.",
+    "status": 'Live state of one job, by id or by its cloud identity (jobs launched elsewhere too).',
+    "wait": 'Wait until every job is done. Exit 0 if all succeeded, 1 if any failed or was lost, else 4 if any was cancelled, else 7 if --timeout passed first.',
+    "list": 'All registered jobs, newest first, with their live states; clouds are asked in parallel.',
+    "logs": "Print a job's output (by id, or by its cloud identity: jobs launched elsewhere too).",
+    "prune": 'Remove old registry entries of finished jobs (safe from cron).',
+    "import-registry": 'Import the JSON registry of the Oumi job server (its `status` keys are dropped).',
+    "cancel": 'Cancel jobs: graceful signal to the whole process tree, then SIGKILL; verified before reported.',
+    "cancel-status": 'The latest cancellation of a job, step by step.',
+    "cancellations": 'History of cancellations, newest first.',
+    "plot": "Plot jobs' metrics (loss, learning_rate, ...) over their steps, in the terminal or as an image.",
+    "events": "A job's timeline: submitted, each attempt's start and end, guards, retries, cancellations, notifications.",
+    "retry": 'Start the next attempt of an ended job (any ended state), with the same id; exit 4 while it is not done.',
+    "notifications": 'Notification deliveries, newest first (URLs shown with their credentials redacted).',
+    "clusters": 'The clusters of the clouds with jobs here: state, our jobs there, price, autostop.',
+    "stop": 'Stop a cluster (launcher.stop): refused while our jobs run there, unless --cancel-jobs.',
+    "down": 'Tear a cluster down (launcher.down): refused while our jobs run there, unless --cancel-jobs.',
+    "cost": "Estimated cost of the cloud jobs launched here: each cluster's price times the time its job ran.",
+    "sweep": 'Many jobs from one config: every combination of the --set values (or --zip, or --values FILE).',
+    "sweeps": 'The sweeps, newest first: id, name, size, counts by state.',
+    "compare": 'One row per child: its overrides, state, and the last and best value of --metric, best first.',
+    "ui": 'Open the dashboard: the server listens on 127.0.0.1, and a login link that works once, for 5 minutes.',
+    "server": 'The warm per-user server: keeps oumi.launcher imported so cloud commands take milliseconds, and serves the REST API.',
+    "registry": 'Check the registry; recover a damaged one (never done automatically).',
+    "notify": 'Notifications: send a test event to a URL.',
+}  # fmt: skip
 
 
 def load_command(name: str, where: str) -> click.Command:
@@ -120,6 +154,13 @@ class _Group(TyperGroup):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commands = _LazyCommands(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and what each does, as click lists them, from :data:`SUMMARIES`: none is built."""
+        limit = formatter.width - 6 - max(len(name) for name in self.commands)
+        rows = [(name, make_default_short_help(SUMMARIES[name], limit).strip()) for name in self.commands]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
 
