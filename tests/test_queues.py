@@ -96,13 +96,16 @@ def test_killed_supervisor_and_job_free_the_slot(paths, cli, job_config, tmp_pat
 
 
 def test_chain_that_succeeds_runs_in_order(cli, job_config, tmp_path):
-    timeline = tmp_path / "timeline"
-    train = submit_id(cli, str(timed_job(job_config, timeline, "train", 0.3)), "--cluster", "a")
+    timeline, gate = tmp_path / "timeline", tmp_path / "gate"
+    # The head waits for the gate: the chain is still waiting when its tail is read, however slow the machine.
+    held = f'until [ -e "{gate}" ]; do sleep 0.05; done'
+    train = submit_id(cli, str(timed_job(job_config, timeline, "train", 0.3, held)), "--cluster", "a")
     evaluate = submit_id(cli, str(timed_job(job_config, timeline, "eval", 0.1)), "--cluster", "b", "--after", train)
     infer = submit_id(cli, str(timed_job(job_config, timeline, "infer", 0.1)), "--cluster", "c", "--after", evaluate)
     waiting = cli.json("status", infer)
     assert waiting["state"] == "pending" and f"waiting for {evaluate}" in waiting["detail"]
     assert waiting["depends_on"] == [evaluate]
+    gate.touch()
     assert wait_done(cli, infer)["state"] == "succeeded"
     spans = intervals(timeline)
     assert spans["train"][1] <= spans["eval"][0] and spans["eval"][1] <= spans["infer"][0]
