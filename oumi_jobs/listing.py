@@ -173,8 +173,7 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
         listed, unkept = _in_order(rows, views, query)
         if query.with_progress and unkept:
             listed = _with_kept_progress(paths, registry, listed, unkept, as_of)
-        if query.with_progress:
-            _keep_documents(registry, [row[0] for row in rows if row[2] is not None and not row[4]])
+        _keep_documents(registry, [row[0] for row in rows if row[2] is not None and not row[4]])
     if query.with_progress and views:
         progressed = iter(_with_progress(paths, [item for item in listed if not isinstance(item, LeanDocument)]))
         listed = [item if isinstance(item, LeanDocument) else next(progressed) for item in listed]

@@ -322,6 +322,11 @@ def test_a_sweep_document_read_the_lean_way_is_the_general_one(paths: Paths, cli
     assert [c["job_id"] for c in lean["children"]] == ["sw-lean-0", "sw-lean-1", "sw-lean-2", "sw-lean-3"]
     assert [lean["counts"][state] for state in ("succeeded", "failed", "cancelled")] == [1, 1, 1]
     assert lean["children"][1]["failure"] == json.loads(_OOM)
+    lean_texts(list_job_documents(paths, local_only=True))  # keeps the finished children's progress and documents
+    assert [_kept(paths)[f"sw-lean-{i}"] for i in range(4)] == [True, True, True, False]
+    kept = json.loads(sweep_document_text(sweep_documents(paths, "sw-lean")))
+    _without_as_of(kept["children"])
+    assert kept == general  # each child's progress null, as a sweep's document has it
     printed = cli.json("status", "sw-lean")
     assert isinstance(printed, dict)
     _without_as_of(printed["children"])

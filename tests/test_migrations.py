@@ -37,7 +37,7 @@ TABLES = {
         "sent_at", "created_at", "next_try_at", "document", "owner_pid", "owner_start_time", "owner_boot_id",
     ],
     "attempts": ["job_id", *ATTEMPT_COLUMNS],
-    "job_documents": ["job_rowid", "for_job_id", "shape", "state", "head", "tail"],
+    "job_documents": ["job_rowid", "for_job_id", "shape", "state", "head", "tail", "progress"],
 }  # fmt: skip
 # The triggers that drop a kept job document when what it is built from changes.
 TRIGGERS = {
@@ -104,7 +104,7 @@ ROWS: list[tuple[str, str, dict[str, Any]]] = [
     }),
     ("0014_job_documents", "job_documents", {
         "job_rowid": 1, "for_job_id": "done-job", "shape": "1:0", "state": "succeeded", "head": '{"a":1',
-        "tail": '"b":2}',
+        "tail": '"b":2', "progress": "null",
     }),
 ]  # fmt: skip
 

@@ -87,30 +87,34 @@ _HEAD_KEYS = f"""'schema_version', :schema_version, 'job_id', NULLIF(job_id, '')
     'cost_per_hour', cost_per_hour, 'cost_so_far', {_COST_SO_FAR},
     'sweep_id', sweep_id, 'overrides', json(overrides)"""
 _TAIL_KEYS = f"""'attempt', attempt, 'max_attempts', {_MAX_ATTEMPTS}, 'attempts', {_ATTEMPTS},
-    'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END,
-    'progress', CASE WHEN :with_progress THEN json(final_progress) END"""
-_DOCUMENT = f"json_object({_HEAD_KEYS}, 'as_of', :as_of, {_TAIL_KEYS})"
-
-# A finished local job's document never changes but for its "as_of", so the registry keeps it (the table
-# job_documents): its text before "as_of" (head, without the closing brace) and after it (tail, without the
-# opening one), which a listing joins around its own "as_of" for a third of what building it costs.  The
-# registry's triggers drop a kept document whenever its job's row, attempts or dependencies change, whoever
-# changes them; a document of another shape (another release's projection or schema version) is not used.
-_KEPT = "d.head || ',\"as_of\":' || json_quote(:as_of) || ',' || d.tail"
-_KEPT_JOIN = (
-    "LEFT JOIN job_documents d ON d.job_rowid = jobs.rowid AND d.for_job_id = jobs.job_id "
-    "AND d.shape = :shape AND :with_progress"
+    'failure', CASE WHEN {_STATE} = 'failed' THEN json(failure) END"""
+_DOCUMENT = (
+    f"json_object({_HEAD_KEYS}, 'as_of', :as_of, {_TAIL_KEYS}, "
+    "'progress', CASE WHEN :with_progress THEN json(final_progress) END)"
 )
+
+# A finished local job's document never changes but for its "as_of" (and its "progress", null when not asked
+# for), so the registry keeps it (the table job_documents) in three texts: before "as_of" (head, without the
+# closing brace), after it up to "progress" (tail, without either brace), and the progress.  A listing joins
+# them around its own "as_of" for a third of what building the document costs.  The registry's triggers drop
+# a kept document whenever its job's row, attempts or dependencies change, whoever changes them; a document
+# of another shape (another release's projection or schema version) is not used.
+_KEPT = (
+    "d.head || ',\"as_of\":' || json_quote(:as_of) || ',' || d.tail || ',\"progress\":' "
+    "|| CASE WHEN :with_progress THEN d.progress ELSE 'null' END || '}'"
+)
+_KEPT_JOIN = "LEFT JOIN job_documents d ON d.job_rowid = jobs.rowid AND d.for_job_id = jobs.job_id AND d.shape = :shape"
 
 
 def _keep_sql(chosen: str) -> str:
     """Keep the documents of the finished local jobs ``chosen`` selects, built from their rows as they are;
     only those whose progress is kept, so that a kept document is one the listing need read nothing else of."""
     return (
-        "INSERT OR REPLACE INTO job_documents (job_rowid, for_job_id, shape, state, head, tail) "
-        "SELECT r, job_id, :shape, state, substr(head, 1, length(head) - 1), substr(tail, 2) FROM ("
-        f"SELECT rowid AS r, job_id, {_STATE} AS state, json_object({_HEAD_KEYS}) AS head, "
-        f"json_object({_TAIL_KEYS}) AS tail FROM jobs WHERE {FINISHED_LOCAL} AND final_progress IS NOT NULL AND {chosen})"
+        "INSERT OR REPLACE INTO job_documents (job_rowid, for_job_id, shape, state, head, tail, progress) "
+        "SELECT r, job_id, :shape, state, substr(head, 1, length(head) - 1), substr(tail, 2, length(tail) - 2), "
+        f"progress FROM (SELECT rowid AS r, job_id, {_STATE} AS state, json_object({_HEAD_KEYS}) AS head, "
+        f"json_object({_TAIL_KEYS}) AS tail, json(final_progress) AS progress FROM jobs "
+        f"WHERE {FINISHED_LOCAL} AND final_progress IS NOT NULL AND {chosen})"
     )
 
 
@@ -174,7 +178,7 @@ class ListingStore(Database):
     def keep_documents(self, job_ids: Sequence[str], *, schema_version: int) -> None:
         """Keep the documents of these finished local jobs (others are left out), in one transaction: built
         from their rows as they are in it, so a job changed since it was listed is kept as it is now."""
-        bound = {"shape": _shape(schema_version), "schema_version": schema_version, "with_progress": True}
+        bound = {"shape": _shape(schema_version), "schema_version": schema_version}
         with self._transaction() as db:
             for chosen, ids in _chunks(job_ids):
                 db.execute(_keep_sql(chosen), {**bound, **ids})

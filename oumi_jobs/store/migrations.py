@@ -249,7 +249,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             shape TEXT NOT NULL,
             state TEXT NOT NULL,
             head TEXT NOT NULL,
-            tail TEXT NOT NULL
+            tail TEXT NOT NULL,
+            progress TEXT NOT NULL
         );
         CREATE TRIGGER job_documents_job_updated AFTER UPDATE ON jobs BEGIN
             DELETE FROM job_documents WHERE job_rowid = OLD.rowid;
