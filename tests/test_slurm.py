@@ -233,7 +233,10 @@ def test_a_sweep_runs_its_children_as_slurm_jobs_and_a_cancelled_one_leaves_none
     monkeypatch.chdir(tmp_path)
     swept = _sweep(cli, tmp_path, "echo value-$N", "--parallel", "2", "--name", "slurm-ok")
     waited = cli("wait", swept["sweep_id"], "--cloud-timeout", "60", "--timeout", "600")
-    assert waited.exit_code == 0, waited.stderr
+    if waited.exit_code != 0:  # name each child's state, status and detail
+        children = cli.json("status", swept["sweep_id"], "--cloud-timeout", "60")["children"]
+        read = [(c["job_id"], c["state"], c["status"], c["detail"], c["failure"]) for c in children]
+        raise AssertionError(f"wait exited {waited.exit_code}: {waited.stdout} {waited.stderr} {read}")
     # A sweep's status lists its cluster's jobs: a job that has just ended may be missing from that listing,
     # and is then asked of the cluster alone, as `wait` asked it, instead of being read `unknown`.
     done = cli.json("status", swept["sweep_id"], "--cloud-timeout", "60")
