@@ -171,9 +171,13 @@ def list_job_documents(paths: Paths, **filters: Any) -> JobDocuments:
         ) if any(row[2] is None for row in rows) else []  # fmt: skip
         views, answers = _live_views(registry, others, query, as_of)
         listed, unkept = _in_order(rows, views, query)
-        if query.with_progress and unkept:
-            listed = _with_kept_progress(paths, registry, listed, unkept, as_of)
-        _keep_documents(registry, [row[0] for row in rows if row[2] is not None and not row[4]])
+        reading = unkept if query.with_progress else set()  # finished jobs whose progress is read and kept now
+        if reading:
+            listed = _with_kept_progress(paths, registry, listed, reading, as_of)
+        # Only a document whose progress is kept is kept (store/listing.py): asking for the others would take
+        # the registry's write lock on every listing to write nothing.
+        built = [row[0] for row in rows if row[2] is not None and not row[4] and (row[3] or row[0] in reading)]
+        _keep_documents(registry, built)
     if query.with_progress and views:
         progressed = iter(_with_progress(paths, [item for item in listed if not isinstance(item, LeanDocument)]))
         listed = [item if isinstance(item, LeanDocument) else next(progressed) for item in listed]

@@ -118,9 +118,12 @@ def _keep_sql(chosen: str) -> str:
     )
 
 
+# What a kept document was built by: this projection (and, in _shape, its schema version).
+_PROJECTION = f"{zlib.crc32(_DOCUMENT.encode()):08x}"
+
+
 def _shape(schema_version: int) -> str:
-    """What a kept document was built by: this projection, of this schema version."""
-    return f"{schema_version}:{zlib.crc32(_DOCUMENT.encode()):08x}"
+    return f"{schema_version}:{_PROJECTION}"
 
 
 # One listed row: (job_id, state, document, progress kept, document kept) for a finished local job,
